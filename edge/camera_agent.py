@@ -1,0 +1,178 @@
+"""The edge agent: one camera, on-device analysis, MQTT out. Never sends an image.
+
+Entrance role: frames → motion gate → face pipeline (detect, align, quality gate, embed) →
+face tracker → a few best embeddings per track → ``FaceTrack`` messages. The camera reader runs
+in its own thread and keeps only the newest frame, so slow analysis drops frames instead of
+building a backlog; a heartbeat reports frame rate, rejections and reconnects.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from edge.face_pipeline import FacePipeline
+from edge.face_tracker import FaceTracker, Track
+from edge.motion_gate import MotionGate
+from edge.video_source import VideoSource, VideoSourceError
+from storesense import messages as m
+from storesense.config import CameraConfig, StoreConfig
+from storesense.mqtt_client import connect, make_client
+from storesense.topics import Topics
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_S = 5.0
+
+
+class CameraAgent:
+    def __init__(
+        self,
+        cfg: StoreConfig,
+        camera: CameraConfig,
+        *,
+        home: Path | None = None,
+        realtime: bool = True,
+    ) -> None:
+        if camera.role != "entrance":
+            raise NotImplementedError(
+                f"camera {camera.id!r}: the {camera.role!r} role is not built yet (entrance only)"
+            )
+        self.cfg = cfg
+        self.camera = camera
+        self.realtime = realtime
+        self.topics = Topics(cfg.store_id)
+        self.pipeline = FacePipeline(detector=camera.detector, quality=cfg.quality)
+        self.tracker = FaceTracker()
+        self.motion = MotionGate()
+        self.counters: Counter[str] = Counter()
+        self._stop = threading.Event()
+        self._frames = 0
+        self._fps = 0.0
+        self._reconnects = 0
+        offline = self._status(online=False).to_bytes()
+        self.client = make_client(
+            f"storesense-edge-{camera.id}",
+            cfg.mqtt,
+            will=(self.topics.edge_status(camera.id), offline),
+        )
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    # -- main loop -------------------------------------------------------------------------
+    def run(self) -> None:
+        connect(self.client, self.cfg.mqtt)
+        self._publish(
+            self.topics.edge_status(self.camera.id), self._status(online=True), retain=True
+        )
+        try:
+            while not self._stop.is_set():
+                try:
+                    self._stream()
+                except VideoSourceError as exc:
+                    self.counters["source_errors"] += 1
+                    log.error("camera %s: %s", self.camera.id, exc)
+                    self._stop.wait(5.0)
+                if not self.camera.loop and not self._is_live():
+                    break  # a file that ended: nothing more will come
+        finally:
+            self._flush_tracks(time.monotonic(), everything=True)
+            self._publish(
+                self.topics.edge_status(self.camera.id), self._status(online=False), retain=True
+            )
+            self.client.disconnect()
+            self.client.loop_stop()
+
+    def _is_live(self) -> bool:
+        src = self.camera.source
+        return isinstance(src, int) or "://" in str(src)
+
+    def _stream(self) -> None:
+        last_beat = time.monotonic()
+        window_start, window_frames = last_beat, 0
+        with VideoSource(
+            self.camera.source, fps=self.camera.fps, loop=self.camera.loop, realtime=self.realtime
+        ) as source:
+            for frame in source:
+                if self._stop.is_set():
+                    break
+                self._frames += 1
+                window_frames += 1
+                self.process_frame(frame.image_bgr, frame.t_capture)
+                self._reconnects = source.stats.reconnects
+                now = time.monotonic()
+                if now - last_beat >= HEARTBEAT_S:
+                    self._fps = window_frames / (now - window_start)
+                    window_start, window_frames, last_beat = now, 0, now
+                    self._publish(
+                        self.topics.edge_status(self.camera.id),
+                        self._status(online=True),
+                        retain=True,
+                    )
+
+    def process_frame(self, image_bgr: np.ndarray, t_capture: float) -> None:
+        """Analyse one frame (t_capture on the monotonic clock) and publish what is due."""
+        if not self.motion.changed(image_bgr) and not self.tracker.active():
+            self.counters["frames_skipped_still"] += 1
+            self._flush_tracks(t_capture)
+            return
+        observations = self.pipeline.process_bgr(image_bgr)
+        self.tracker.update(t_capture, observations)
+        self._flush_tracks(t_capture)
+
+    # -- publishing ------------------------------------------------------------------------
+    def _flush_tracks(self, t: float, *, everything: bool = False) -> None:
+        for track, final in self.tracker.due_for_publication(t, flush_all=everything):
+            self._publish(self.topics.faces(self.camera.id), self._face_track(track, final))
+
+    def _face_track(self, track: Track, final: bool) -> m.FaceTrack:
+        samples = [
+            m.EmbeddingSample(
+                vector=s.embedding,
+                quality=s.quality.score,
+                face_px=s.quality.face_px,
+                sharpness=s.quality.sharpness,
+                frontalness=s.quality.frontalness,
+                t=_wall(s.t),
+            )
+            for s in track.best_samples()
+        ]
+        self.counters["face_tracks_published"] += 1
+        return m.FaceTrack(
+            camera_id=self.camera.id,
+            track_id=track.track_id,
+            update=track.publications - 1,
+            final=final,
+            first_usable_at=_wall(track.first_usable_t or track.first_seen_t),
+            samples=samples,
+        )
+
+    def _publish(self, topic: str, msg: m._Message, *, retain: bool = False) -> None:
+        info = self.client.publish(topic, msg.to_bytes(), qos=1, retain=retain)
+        if info.rc not in (0, 4):  # 4 = not connected: paho queues it and sends on reconnect
+            self.counters["publish_errors"] += 1
+            log.warning("camera %s: publish to %s failed (rc=%s)", self.camera.id, topic, info.rc)
+
+    def _status(self, *, online: bool) -> m.EdgeStatus:
+        rejections = {k: int(v) for k, v in self.pipeline.rejections.items()}
+        return m.EdgeStatus(
+            camera_id=self.camera.id,
+            role=self.camera.role,
+            online=online,
+            fps=round(self._fps, 2),
+            frames=self._frames,
+            queue_depth=len(self.client._out_messages),  # QoS 1 messages not yet acknowledged
+            reconnects=self._reconnects,
+            rejections=rejections,
+        )
+
+
+def _wall(t_monotonic: float) -> float:
+    """Monotonic capture time → epoch seconds, for latency measured across machines."""
+    return time.time() - (time.monotonic() - t_monotonic)

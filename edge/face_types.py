@@ -1,0 +1,53 @@
+"""Value objects that pass between the face stages (detect → align → gate → embed).
+
+Kept in their own module so the tracker, the publisher, enrolment and evaluation can share them
+without importing the model code (and its heavy native libraries).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+EMBEDDING_DIM = 128
+
+
+@dataclass(frozen=True, slots=True)
+class DetectedFace:
+    """One face found by a detector, in the pixel coordinates of the frame it was found in."""
+
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2
+    score: float
+    # Detector keypoints (BlazeFace: 6 points; dlib HOG: none). Only used to seed alignment.
+    keypoints: np.ndarray | None = None
+
+    @property
+    def width(self) -> float:
+        return self.box[2] - self.box[0]
+
+    @property
+    def height(self) -> float:
+        return self.box[3] - self.box[1]
+
+
+@dataclass(frozen=True, slots=True)
+class FaceQuality:
+    """Why a face is (or is not) good enough to publish; ``score`` in [0, 1] weights hub votes."""
+
+    score: float
+    face_px: float  # inter-ocular distance in pixels of the original frame
+    sharpness: float  # variance of the Laplacian on the aligned chip
+    frontalness: float  # 1 = frontal, 0 = profile
+    passed: bool
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FaceObservation:
+    """A detected, aligned face; ``embedding`` is None if the gate rejected it before embedding."""
+
+    face: DetectedFace
+    landmarks: np.ndarray  # (5, 2) float32, dlib 5-point order, frame pixels
+    quality: FaceQuality
+    embedding: np.ndarray | None = field(default=None)

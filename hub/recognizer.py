@@ -1,0 +1,109 @@
+"""Turns face-track messages into at most one decision per track: a customer, or unknown.
+
+Keeps one quality-weighted vote per (camera, track); the edge sends a track's first few good
+embeddings early and an improved set later, so a decision usually comes from the first message
+and a hard case waits for more evidence. A track that goes quiet is closed as unknown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hub.gallery import GalleryMatrix
+from hub.matcher import OpenSetPolicy, TemplateIndex, TrackVote
+from storesense.config import RecognitionConfig
+from storesense.messages import FaceTrack
+
+
+@dataclass(frozen=True)
+class TrackOutcome:
+    camera_id: str
+    track_id: str
+    customer_id: str | None  # None: an unknown visitor
+    first_usable_at: float
+    best_distance: float | None
+    votes: int
+
+
+@dataclass
+class _OpenTrack:
+    vote: TrackVote
+    camera_id: str
+    first_usable_at: float
+    last_message_at: float
+    seen_samples: set[float] = field(default_factory=set)
+
+
+class Recognizer:
+    def __init__(self, cfg: RecognitionConfig) -> None:
+        self.cfg = cfg
+        self.policy = OpenSetPolicy(
+            threshold=cfg.threshold,
+            margin=cfg.margin,
+            min_votes=cfg.min_votes,
+            min_vote_share=cfg.min_vote_share,
+        )
+        self.index = TemplateIndex(np.empty(0, np.int64), np.empty((0, 128), np.float32))
+        self.customer_ids: list[str] = []
+        self._open: dict[str, _OpenTrack] = {}
+        self._decided: dict[str, float] = {}  # track_id -> decided at (late updates ignored)
+
+    def load(self, gm: GalleryMatrix) -> None:
+        """Swap in a new gallery; tracks in flight keep their votes (labels may shift: reset)."""
+        self.index = TemplateIndex(gm.labels, gm.matrix)
+        self.customer_ids = list(gm.customer_ids)
+        self._open.clear()
+
+    def observe(self, msg: FaceTrack, now: float) -> TrackOutcome | None:
+        if msg.track_id in self._decided:
+            return None
+        track = self._open.get(msg.track_id)
+        if track is None:
+            track = _OpenTrack(TrackVote(self.policy), msg.camera_id, msg.first_usable_at, now)
+            self._open[msg.track_id] = track
+        track.last_message_at = now
+        # An update repeats the best samples it already sent; vote each capture once.
+        fresh = [s for s in msg.samples if s.t not in track.seen_samples]
+        if fresh:
+            hits = self.index.search(np.stack([s.vector for s in fresh]))
+            for sample, hit in zip(fresh, hits, strict=True):
+                track.seen_samples.add(sample.t)
+                track.vote.add(hit, sample.quality)
+        decision = track.vote.decide(finished=msg.final)
+        if decision.status == "pending":
+            return None
+        return self._close(msg.track_id, track, decision, now)
+
+    def sweep(self, now: float) -> list[TrackOutcome]:
+        """Close tracks whose edge went quiet (lost final message, camera died)."""
+        stale = [
+            tid
+            for tid, t in self._open.items()
+            if now - t.last_message_at > self.cfg.track_timeout_s
+        ]
+        out = []
+        for tid in stale:
+            track = self._open[tid]
+            out.append(self._close(tid, track, track.vote.decide(finished=True), now))
+        cutoff = now - 3600
+        self._decided = {k: v for k, v in self._decided.items() if v >= cutoff}
+        return out
+
+    def _close(self, track_id: str, track: _OpenTrack, decision, now: float) -> TrackOutcome:
+        self._open.pop(track_id, None)
+        self._decided[track_id] = now
+        customer = (
+            self.customer_ids[decision.label]
+            if decision.status == "match" and decision.label is not None
+            else None
+        )
+        return TrackOutcome(
+            camera_id=track.camera_id,
+            track_id=track_id,
+            customer_id=customer,
+            first_usable_at=track.first_usable_at,
+            best_distance=decision.best_distance,
+            votes=decision.votes,
+        )

@@ -1,0 +1,237 @@
+"""The hub daemon: MQTT in, one worker thread, SQLite, MQTT out.
+
+paho callbacks only decode-free enqueue (and count); the single worker thread owns the database
+connection and the matcher, so no lock guards them. Messages are acknowledged to the broker
+(manual ack) only after their effect has committed: a hub crash re-delivers, never loses.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+from hub import alerts, db
+from hub.gallery import Gallery
+from hub.outbox import Outbox
+from hub.recognizer import Recognizer, TrackOutcome
+from hub.template_crypto import TemplateCipher, load_or_create_key
+from storesense import messages as m
+from storesense.config import StoreConfig
+from storesense.mqtt_client import connect, make_client
+from storesense.paths import hub_db_path, template_key_path
+from storesense.topics import Topics
+
+log = logging.getLogger(__name__)
+
+TICK_S = 0.25
+
+
+@dataclass
+class HubStats:
+    received: Counter[str] = field(default_factory=Counter)
+    rejected: Counter[str] = field(default_factory=Counter)
+    duplicates: int = 0
+    alerts: int = 0
+    unknown_visitors: int = 0
+
+
+@dataclass(frozen=True)
+class _Inbound:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+
+
+class HubService:
+    def __init__(self, cfg: StoreConfig, home: Path, *, client_id: str = "storesense-hub") -> None:
+        self.cfg = cfg
+        self.home = home
+        self.topics = Topics(cfg.store_id)
+        self.stats = HubStats()
+        self.conn = db.open_db(hub_db_path(home))
+        self.gallery = Gallery(
+            self.conn, TemplateCipher(load_or_create_key(template_key_path(home)))
+        )
+        self.recognizer = Recognizer(cfg.recognition)
+        self._gallery_version = -1
+        self._reload_gallery()
+        offline = m.HubStatus(online=False).to_bytes()
+        self.client = make_client(
+            client_id, cfg.mqtt, manual_ack=True, will=(self.topics.hub_status, offline)
+        )
+        self.outbox = Outbox(self.conn, self.client)
+        self.client.on_message = self._on_message
+        self.client.on_connect = self._on_connect
+        self.client.on_publish = lambda c, u, mid, rc, p: self.outbox.on_publish(mid)
+        self._inbox: queue.Queue[_Inbound | None] = queue.Queue()
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> HubService:
+        connect(self.client, self.cfg.mqtt)
+        self._worker = threading.Thread(target=self._run, name="hub-worker", daemon=True)
+        self._worker.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._inbox.put(None)
+        if self._worker is not None:
+            self._worker.join(timeout=10)
+        self.client.publish(self.topics.hub_status, m.HubStatus(online=False).to_bytes(), 1, True)
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.conn.close()
+
+    def __enter__(self) -> HubService:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- paho thread -----------------------------------------------------------------------
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            return
+        for topic in (self.topics.all_faces, self.topics.all_claims, self.topics.all_edge_status):
+            client.subscribe(topic, qos=1)
+        log.info("hub connected to MQTT, subscribed under %s", self.topics.base)
+
+    def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
+        self._inbox.put(_Inbound(msg.topic, bytes(msg.payload), msg.mid, msg.qos))
+
+    # -- worker thread ---------------------------------------------------------------------
+    def _run(self) -> None:
+        self._publish_status(online=True)
+        next_tick = 0.0
+        while not self._stop.is_set():
+            try:
+                item = self._inbox.get(timeout=TICK_S)
+            except queue.Empty:
+                item = None
+            if item is not None:
+                try:
+                    self._handle(item)
+                except Exception:
+                    self.stats.rejected["internal_error"] += 1
+                    log.exception("hub failed on a message from %s", item.topic)
+                if item.qos > 0:
+                    self.client.ack(item.mid, item.qos)
+            now = time.time()
+            if now >= next_tick:
+                next_tick = now + TICK_S
+                self._tick(now)
+            self.outbox.flush()
+
+    def _tick(self, now: float) -> None:
+        self._reload_gallery()
+        self._sweep_tracks(now)
+        if alerts.expire_due(self.conn, self.topics, now):
+            log.info("expired unclaimed alerts")
+
+    def _reload_gallery(self) -> None:
+        version = self.gallery.version()
+        if version != self._gallery_version:
+            gm = self.gallery.load_matrix()
+            self.recognizer.load(gm)
+            self._gallery_version = gm.version
+            log.info(
+                "gallery v%d: %d customers, %d templates",
+                gm.version,
+                len(gm.customer_ids),
+                len(gm.labels),
+            )
+
+    def _reject(self, reason: str, topic: str, detail: str) -> None:
+        self.stats.rejected[reason] += 1
+        log.warning("rejected message on %s (%s): %s", topic, reason, detail)
+
+    def _handle(self, item: _Inbound) -> None:
+        kind = self.topics.segment(item.topic, 0)
+        try:
+            if kind == "edge" and self.topics.segment(item.topic, 2) == "faces":
+                msg = m.decode(item.payload, m.FaceTrack)
+                if msg.camera_id != self.topics.segment(item.topic, 1):
+                    raise m.PayloadError("topic_mismatch", "camera_id differs from the topic")
+                self.stats.received["face_track"] += 1
+                self._handle_face(msg)
+            elif kind == "claims":
+                msg = m.decode(item.payload, m.ClaimRequest)
+                if msg.staff_id != self.topics.segment(item.topic, 1):
+                    raise m.PayloadError("topic_mismatch", "staff_id differs from the topic")
+                self.stats.received["claim_request"] += 1
+                result = alerts.handle_claim(self.conn, self.topics, msg, time.time())
+                if result is None:
+                    self.stats.duplicates += 1
+            elif kind == "edge" and self.topics.segment(item.topic, 2) == "status":
+                m.decode(item.payload, m.EdgeStatus)
+                self.stats.received["edge_status"] += 1
+        except m.PayloadError as exc:
+            self._reject(exc.reason, item.topic, exc.detail)
+
+    def _handle_face(self, msg: m.FaceTrack) -> None:
+        """Dedupe, vote, and commit the message id together with whatever it decided."""
+        seen = self.conn.execute(
+            "SELECT 1 FROM seen_messages WHERE msg_id=?", (msg.msg_id,)
+        ).fetchone()
+        if seen:
+            self.stats.duplicates += 1
+            return
+        now = time.time()
+        outcome = self.recognizer.observe(msg, now)
+        with db.write(self.conn):
+            alerts.remember_message(self.conn, msg.msg_id, now)
+            if outcome is not None:
+                self._apply_outcome(outcome, now)
+
+    def _sweep_tracks(self, now: float) -> None:
+        outcomes = self.recognizer.sweep(now)
+        if outcomes:
+            with db.write(self.conn):
+                for outcome in outcomes:
+                    self._apply_outcome(outcome, now)
+
+    def _apply_outcome(self, outcome: TrackOutcome, now: float) -> None:
+        """Inside a write transaction: record an unknown visitor or a customer match."""
+        if outcome.customer_id is None:
+            self.conn.execute(
+                "INSERT OR IGNORE INTO unknown_visitors(track_id, camera_id, seen_at, "
+                "best_distance) VALUES (?,?,?,?)",
+                (outcome.track_id, outcome.camera_id, now, outcome.best_distance),
+            )
+            self.stats.unknown_visitors += 1
+            return
+        result = alerts.record_match(
+            self.conn,
+            self.topics,
+            customer_id=outcome.customer_id,
+            camera_id=outcome.camera_id,
+            first_usable_at=outcome.first_usable_at,
+            now=now,
+            cooldown_s=self.cfg.visits.cooldown_s,
+            alert_ttl_s=self.cfg.visits.alert_ttl_s,
+        )
+        if result.alert_id is not None:
+            self.stats.alerts += 1
+            log.info(
+                "alert %s: customer %s at %s",
+                result.alert_id,
+                outcome.customer_id,
+                outcome.camera_id,
+            )
+
+    def _publish_status(self, *, online: bool) -> None:
+        customers, _ = self.gallery.counts()
+        status = m.HubStatus(
+            online=online, gallery_size=customers, rejected=dict(self.stats.rejected)
+        )
+        self.client.publish(self.topics.hub_status, status.to_bytes(), qos=1, retain=True)

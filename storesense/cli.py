@@ -1,0 +1,202 @@
+"""``storesense`` — one console script, one subcommand per job.
+
+Heavy imports (dlib, OpenCV, TFLite) happen inside the subcommand that needs them, so
+``storesense --help`` and config checks are instant on a Pi.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from storesense.config import ConfigError, StoreConfig, load_config
+from storesense.paths import resolve_home
+
+log = logging.getLogger("storesense")
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed as one line, exit code 2."""
+
+
+def _config(args: argparse.Namespace, home: Path) -> StoreConfig:
+    path = args.config or os.environ.get("STORESENSE_CONFIG") or str(home / "store.yaml")
+    if not Path(path).exists():
+        raise CliError(
+            f"no store config at {path}: pass --config FILE (see config/store.example.yaml)"
+        )
+    return load_config(path)
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+
+
+def cmd_hub_run(args: argparse.Namespace, home: Path) -> int:
+    from hub.service import HubService
+
+    cfg = _config(args, home)
+    with HubService(cfg, home):
+        log.info("hub running for store %s (home %s); Ctrl-C stops", cfg.store_id, home)
+        _wait_for_signal()
+    return 0
+
+
+def cmd_edge_run(args: argparse.Namespace, home: Path) -> int:
+    from edge.camera_agent import CameraAgent
+
+    cfg = _config(args, home)
+    agent = CameraAgent(cfg, cfg.camera(args.camera), home=home)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: agent.request_stop())
+    agent.run()
+    return 0
+
+
+def cmd_enroll(args: argparse.Namespace, home: Path) -> int:
+    from edge.face_pipeline import FacePipeline
+
+    from hub import db
+    from hub.gallery import EnrolmentRefused, Gallery
+    from hub.template_crypto import TemplateCipher, load_or_create_key
+    from storesense.enrolment import enrol_customer
+    from storesense.paths import hub_db_path, template_key_path
+
+    quality = _config(args, home).quality if args.config else None
+    conn = db.open_db(hub_db_path(home))
+    gallery = Gallery(conn, TemplateCipher(load_or_create_key(template_key_path(home))))
+    try:
+        verdicts = enrol_customer(
+            gallery,
+            FacePipeline(quality=quality),
+            customer_id=args.customer,
+            name=args.name,
+            consent_ref=args.consent,
+            images=[Path(p) for p in args.images],
+            actor=os.environ.get("USER", "cli"),
+        )
+    except EnrolmentRefused as exc:
+        raise CliError(f"enrolment refused: {exc}") from None
+    for v in verdicts:
+        print(f"{'ok  ' if v.accepted else 'skip'} {v.path}: {v.reason}")
+    print(f"enrolled {args.customer} with {sum(v.accepted for v in verdicts)} template(s)")
+    return 0
+
+
+def cmd_erase(args: argparse.Namespace, home: Path) -> int:
+    from hub import db
+    from hub.gallery import Gallery
+    from hub.template_crypto import TemplateCipher, load_or_create_key
+    from storesense.paths import hub_db_path, template_key_path
+
+    conn = db.open_db(hub_db_path(home))
+    gallery = Gallery(conn, TemplateCipher(load_or_create_key(template_key_path(home))))
+    if not gallery.erase(args.customer, actor=os.environ.get("USER", "cli"), reason=args.reason):
+        raise CliError(f"no customer {args.customer!r} in the gallery")
+    print(f"erased {args.customer}: profile and all face templates deleted")
+    return 0
+
+
+def cmd_eval_faces(args: argparse.Namespace, home: Path) -> int:
+    from hub.face_eval import run_face_eval
+
+    summary = run_face_eval(Path(args.enroll), Path(args.probe), Path(args.out))
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, home: Path) -> int:
+    from storesense.demo import run_demo
+
+    summary = run_demo(
+        home=home, seconds=args.seconds, out_dir=Path(args.out), headless=args.headless
+    )
+    return 0 if summary["alerts"] else 1
+
+
+def cmd_config_check(args: argparse.Namespace, home: Path) -> int:
+    cfg = load_config(args.file)
+    print(f"{args.file}: ok (store {cfg.store_id}, {len(cfg.cameras)} cameras)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="storesense", description=__doc__.splitlines()[0])
+    p.add_argument("--home", help="state folder (default $STORESENSE_HOME or the user data dir)")
+    p.add_argument("--config", help="store YAML (default $STORESENSE_CONFIG or HOME/store.yaml)")
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    hub = sub.add_parser("hub", help="the in-store hub").add_subparsers(
+        dest="action", required=True
+    )
+    hub.add_parser("run", help="run the hub daemon").set_defaults(func=cmd_hub_run)
+
+    edge = sub.add_parser("edge", help="a camera's edge agent").add_subparsers(
+        dest="action", required=True
+    )
+    er = edge.add_parser("run", help="run the agent for one configured camera")
+    er.add_argument("--camera", required=True, help="camera id from the store config")
+    er.set_defaults(func=cmd_edge_run)
+
+    en = sub.add_parser("enroll", help="enrol a consenting customer from photos")
+    en.add_argument("--customer", required=True)
+    en.add_argument("--name", required=True)
+    en.add_argument("--consent", help="reference of the signed consent (required)")
+    en.add_argument("images", nargs="+")
+    en.set_defaults(func=cmd_enroll)
+
+    es = sub.add_parser("erase", help="erase a customer's profile and face templates")
+    es.add_argument("--customer", required=True)
+    es.add_argument("--reason", default="erasure request")
+    es.set_defaults(func=cmd_erase)
+
+    ev = sub.add_parser("eval", help="evaluate on labelled data").add_subparsers(
+        dest="action", required=True
+    )
+    ef = ev.add_parser("faces", help="open-set identification on DIR/<identity>/<images>")
+    ef.add_argument("--enroll", required=True)
+    ef.add_argument("--probe", required=True)
+    ef.add_argument("--out", required=True)
+    ef.set_defaults(func=cmd_eval_faces)
+
+    de = sub.add_parser("demo", help="broker + hub + door camera + 3 phones on a bundled clip")
+    de.add_argument("--headless", action="store_true", help="no live narration")
+    de.add_argument("--seconds", type=float, default=20.0)
+    de.add_argument("--out", default="demo-out")
+    de.set_defaults(func=cmd_demo)
+
+    cc = sub.add_parser("config", help="configuration tools").add_subparsers(
+        dest="action", required=True
+    )
+    ck = cc.add_parser("check", help="validate a store YAML")
+    ck.add_argument("file")
+    ck.set_defaults(func=cmd_config_check)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        home = resolve_home(args.home)
+        return int(args.func(args, home))
+    except (CliError, ConfigError) as exc:
+        print(f"storesense: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,220 @@
+"""Every MQTT payload Storesense sends, version 1. The edge and the hub both import this module.
+
+Rules every schema here follows (see docs/mqtt.md for the topic of each):
+- JSON objects with ``"v": 1``; a consumer rejects other versions instead of guessing.
+- ``msg_id`` is unique per message; QoS 1 is at-least-once, so consumers drop repeats by it.
+- No face images ever: entrance cameras send 128-d embeddings (base64 little-endian float32)
+  plus the quality metadata the hub needs to weigh them.
+- Unknown fields are rejected: a typo on one side must not silently lose data on the other.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_serializer,
+    field_validator,
+)
+
+SCHEMA_VERSION = 1
+EMBEDDING_DIM = 128
+MAX_PAYLOAD_BYTES = 64 * 1024
+
+Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
+MsgId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+
+
+class PayloadError(ValueError):
+    """A payload that cannot be accepted; ``reason`` is a short counter key for metrics/logs."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def new_msg_id() -> str:
+    return uuid.uuid4().hex
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v: Literal[1] = SCHEMA_VERSION
+    msg_id: MsgId = Field(default_factory=new_msg_id)
+    sent_at: float = Field(default_factory=time.time, description="sender's wall clock, epoch s")
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+
+class EmbeddingSample(BaseModel):
+    """One quality-passing face of a track, as the hub needs it for a weighted vote."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    vector: np.ndarray
+    quality: float = Field(ge=0, le=1)
+    face_px: float = Field(ge=0)
+    sharpness: float = Field(ge=0)
+    frontalness: float = Field(ge=0, le=1)
+    t: float = Field(description="capture time, epoch s")
+
+    @field_validator("vector", mode="before")
+    @classmethod
+    def _decode(cls, value: Any) -> np.ndarray:
+        if isinstance(value, np.ndarray):
+            arr = value.astype("<f4", copy=False).reshape(-1)
+        elif isinstance(value, str):
+            try:
+                raw = base64.b64decode(value, validate=True)
+            except ValueError:
+                raise ValueError("vector is not valid base64") from None
+            if len(raw) != EMBEDDING_DIM * 4:
+                raise ValueError(f"vector has {len(raw) // 4} floats, expected {EMBEDDING_DIM}")
+            arr = np.frombuffer(raw, dtype="<f4")
+        else:
+            raise ValueError("vector must be base64 of little-endian float32")
+        if arr.shape != (EMBEDDING_DIM,):
+            raise ValueError(f"vector has {arr.size} floats, expected {EMBEDDING_DIM}")
+        if not np.isfinite(arr).all():
+            raise ValueError("vector contains NaN or infinity")
+        return arr.astype(np.float32)
+
+    @field_serializer("vector")
+    def _encode(self, vector: np.ndarray) -> str:
+        return base64.b64encode(vector.astype("<f4").tobytes()).decode()
+
+
+class FaceTrack(_Message):
+    """edge → hub: the best embeddings of one face track so far (first early, then on improve)."""
+
+    kind: Literal["face_track"] = "face_track"
+    camera_id: Ident
+    track_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+    update: int = Field(ge=0, description="0 for the first message of the track, then 1, 2, …")
+    final: bool = Field(description="the track ended; the hub decides now or calls it unknown")
+    first_usable_at: float = Field(description="epoch s of the track's first usable face frame")
+    samples: list[EmbeddingSample] = Field(min_length=0, max_length=10)
+
+
+class EdgeStatus(_Message):
+    """edge → hub, retained (also the last-will with online=false): node health."""
+
+    kind: Literal["edge_status"] = "edge_status"
+    camera_id: Ident
+    role: Literal["entrance", "floor"]
+    online: bool
+    fps: float = Field(0.0, ge=0)
+    frames: int = Field(0, ge=0)
+    queue_depth: int = Field(0, ge=0)
+    reconnects: int = Field(0, ge=0)
+    rejections: dict[str, int] = Field(default_factory=dict)
+
+
+AlertState = Literal["open", "claimed", "done", "expired"]
+
+
+class Alert(_Message):
+    """hub → phones, retained per alert: the whole current state, so a late subscriber resyncs.
+
+    ``seq`` grows with every alert state change in the store; a phone keeps the highest it saw.
+    """
+
+    kind: Literal["alert"] = "alert"
+    alert_id: Ident
+    seq: int = Field(ge=1)
+    state: AlertState
+    customer_id: Ident
+    customer_name: str
+    greeting: str
+    tier: str | None = None
+    camera_id: Ident
+    arrived_at: float
+    expires_at: float
+    claimed_by: Ident | None = None
+    claimed_at: float | None = None
+
+
+ClaimAction = Literal["claim", "done"]
+
+
+class ClaimRequest(_Message):
+    """phone → hub: a salesperson accepts an alert (or ends the service)."""
+
+    kind: Literal["claim_request"] = "claim_request"
+    alert_id: Ident
+    staff_id: Ident
+    action: ClaimAction = "claim"
+
+
+ClaimOutcome = Literal[
+    "won", "already_yours", "taken", "expired", "done", "unknown_alert", "not_yours"
+]
+
+
+class ClaimResult(_Message):
+    """hub → the asking phone only: what became of its request, in words it can show."""
+
+    kind: Literal["claim_result"] = "claim_result"
+    request_id: MsgId
+    alert_id: Ident
+    staff_id: Ident
+    outcome: ClaimOutcome
+    claimed_by: Ident | None = None
+    message: str
+
+
+class HubStatus(_Message):
+    """hub → everyone, retained (last-will online=false)."""
+
+    kind: Literal["hub_status"] = "hub_status"
+    online: bool
+    gallery_size: int = Field(0, ge=0)
+    rejected: dict[str, int] = Field(default_factory=dict)
+
+
+Message = FaceTrack | EdgeStatus | Alert | ClaimRequest | ClaimResult | HubStatus
+_BY_KIND: dict[str, type[_Message]] = {
+    "face_track": FaceTrack,
+    "edge_status": EdgeStatus,
+    "alert": Alert,
+    "claim_request": ClaimRequest,
+    "claim_result": ClaimResult,
+    "hub_status": HubStatus,
+}
+
+
+def decode(payload: bytes, expected: type[_Message] | None = None) -> Any:
+    """Bytes off the wire → a validated message, or ``PayloadError`` with a countable reason."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise PayloadError("too_large", f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
+    try:
+        data = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PayloadError("bad_json", str(exc)) from None
+    if not isinstance(data, dict):
+        raise PayloadError("bad_schema", "payload is not a JSON object")
+    if data.get("v") != SCHEMA_VERSION:
+        raise PayloadError("bad_version", f"schema version {data.get('v')!r}, expected 1")
+    cls = _BY_KIND.get(str(data.get("kind")))
+    if cls is None:
+        raise PayloadError("bad_schema", f"unknown kind {data.get('kind')!r}")
+    if expected is not None and cls is not expected:
+        raise PayloadError("bad_schema", f"kind {data.get('kind')!r} not allowed on this topic")
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise PayloadError("bad_schema", f"{where}: {first['msg']}") from None

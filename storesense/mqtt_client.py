@@ -1,0 +1,76 @@
+"""paho-mqtt client construction shared by the edge agent, the hub and the demo phones.
+
+Everything speaks MQTT 3.1.1 (the embedded amqtt broker and Mosquitto both do) with persistent
+sessions where losing a message matters, so a reconnect resumes QoS 1 deliveries.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+
+import paho.mqtt.client as mqtt
+
+from storesense.config import MqttConfig
+
+log = logging.getLogger(__name__)
+
+
+class MqttConnectError(RuntimeError):
+    """The broker could not be reached or refused us; the message says which and where."""
+
+
+def make_client(
+    client_id: str,
+    cfg: MqttConfig,
+    *,
+    persistent: bool = True,
+    manual_ack: bool = False,
+    will: tuple[str, bytes] | None = None,
+) -> mqtt.Client:
+    client = mqtt.Client(
+        callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        clean_session=not persistent,
+        protocol=mqtt.MQTTv311,
+        manual_ack=manual_ack,
+    )
+    if cfg.username:
+        client.username_pw_set(cfg.username, cfg.password)
+    if cfg.tls_ca:
+        client.tls_set(ca_certs=str(cfg.tls_ca), tls_version=ssl.PROTOCOL_TLS_CLIENT)
+    if will is not None:
+        client.will_set(will[0], will[1], qos=1, retain=True)
+    client.reconnect_delay_set(min_delay=1, max_delay=30)
+    # Never drop queued QoS 1 publishes while the broker is away (paho's default caps at 0=∞).
+    client.max_queued_messages_set(0)
+    return client
+
+
+def connect(client: mqtt.Client, cfg: MqttConfig, *, timeout_s: float = 10.0) -> None:
+    """Connect, start the network thread and wait for CONNACK, with a clear error on failure."""
+    connected = threading.Event()
+    failure: list[str] = []
+    previous = client.on_connect
+
+    def on_connect(c, userdata, flags, reason_code, properties):
+        if reason_code.is_failure:
+            failure.append(str(reason_code))
+        connected.set()
+        if previous is not None:
+            previous(c, userdata, flags, reason_code, properties)
+
+    client.on_connect = on_connect
+    try:
+        client.connect(cfg.host, cfg.port, keepalive=cfg.keepalive_s)
+    except OSError as exc:
+        raise MqttConnectError(f"cannot reach MQTT broker {cfg.host}:{cfg.port}: {exc}") from None
+    client.loop_start()
+    if not connected.wait(timeout_s):
+        client.loop_stop()
+        raise MqttConnectError(f"no answer from MQTT broker {cfg.host}:{cfg.port} in {timeout_s}s")
+    client.on_connect = previous
+    if failure:
+        client.loop_stop()
+        raise MqttConnectError(f"MQTT broker {cfg.host}:{cfg.port} refused us: {failure[0]}")

@@ -1,0 +1,66 @@
+"""The only place MQTT topic strings are built or parsed (docs/mqtt.md documents each one).
+
+Tree: ``storesense/v1/<store>/…``. The rest of the program asks this module for a topic and
+never formats one itself, so a rename here is a rename everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ROOT = "storesense/v1"
+
+
+@dataclass(frozen=True)
+class Topics:
+    store_id: str
+
+    @property
+    def base(self) -> str:
+        return f"{ROOT}/{self.store_id}"
+
+    # edge → hub
+    def faces(self, camera_id: str) -> str:
+        return f"{self.base}/edge/{camera_id}/faces"
+
+    def edge_status(self, camera_id: str) -> str:
+        return f"{self.base}/edge/{camera_id}/status"
+
+    @property
+    def all_faces(self) -> str:
+        return f"{self.base}/edge/+/faces"
+
+    @property
+    def all_edge_status(self) -> str:
+        return f"{self.base}/edge/+/status"
+
+    # hub → phones
+    def alert(self, alert_id: str) -> str:
+        return f"{self.base}/alerts/{alert_id}"
+
+    @property
+    def all_alerts(self) -> str:
+        return f"{self.base}/alerts/+"
+
+    def claim_result(self, staff_id: str) -> str:
+        return f"{self.base}/staff/{staff_id}/result"
+
+    # phones → hub
+    def claims(self, staff_id: str) -> str:
+        return f"{self.base}/claims/{staff_id}"
+
+    @property
+    def all_claims(self) -> str:
+        return f"{self.base}/claims/+"
+
+    @property
+    def hub_status(self) -> str:
+        return f"{self.base}/hub/status"
+
+    def segment(self, topic: str, index_from_base: int) -> str | None:
+        """The n-th level after ``storesense/v1/<store>/``; None if the topic is not ours."""
+        prefix = self.base + "/"
+        if not topic.startswith(prefix):
+            return None
+        parts = topic[len(prefix) :].split("/")
+        return parts[index_from_base] if index_from_base < len(parts) else None

@@ -1,0 +1,173 @@
+import threading
+import time
+from pathlib import Path
+
+from hub import alerts, db
+from hub.gallery import Gallery
+from storesense import messages as m
+from storesense.topics import Topics
+from tests.hub.conftest import unit
+
+TOPICS = Topics("s1")
+
+
+def _open_alert(conn, customer_id: str = "c1", now: float | None = None, ttl: float = 60.0) -> str:
+    now = time.time() if now is None else now
+    with db.write(conn):
+        out = alerts.record_match(
+            conn,
+            TOPICS,
+            customer_id=customer_id,
+            camera_id="door-1",
+            first_usable_at=now,
+            now=now,
+            cooldown_s=600,
+            alert_ttl_s=ttl,
+        )
+    assert out.alert_id is not None
+    return out.alert_id
+
+
+def _outbox(conn, topic_part: str) -> list:
+    rows = conn.execute("SELECT topic, payload FROM outbox ORDER BY outbox_id").fetchall()
+    return [m.decode(bytes(r["payload"])) for r in rows if topic_part in r["topic"]]
+
+
+def test_twenty_concurrent_claimers_exactly_one_wins(gallery: Gallery, db_path: Path) -> None:
+    gallery.enrol("c1", "Ada Lovelace", "consent-1", [(unit(1), 0.9, "t")])
+    alert_id = _open_alert(gallery.conn)
+    barrier = threading.Barrier(20)
+    results: dict[str, m.ClaimResult] = {}
+
+    def claimer(i: int) -> None:
+        conn = db.connect(db_path)  # each claimer is its own connection, as separate processes
+        req = m.ClaimRequest(alert_id=alert_id, staff_id=f"staff{i}")
+        barrier.wait()
+        res = alerts.handle_claim(conn, TOPICS, req, time.time())
+        assert res is not None
+        results[req.staff_id] = res
+        conn.close()
+
+    threads = [threading.Thread(target=claimer, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    winners = [s for s, r in results.items() if r.outcome == "won"]
+    assert len(winners) == 1
+    losers = {s: r for s, r in results.items() if s != winners[0]}
+    assert len(losers) == 19
+    assert all(r.outcome == "taken" and r.claimed_by == winners[0] for r in losers.values())
+    assert all(f"Already claimed by {winners[0]}" in r.message for r in losers.values())
+    row = gallery.conn.execute("SELECT state, claimed_by, claim_attempts FROM alerts").fetchone()
+    assert (row["state"], row["claimed_by"], row["claim_attempts"]) == ("claimed", winners[0], 20)
+    # every claimer got its own answer, and the new state went out once, retained, to all
+    assert len(_outbox(gallery.conn, "/staff/")) == 20
+    states = [a.state for a in _outbox(gallery.conn, "/alerts/")]
+    assert states == ["open", "claimed"]
+
+
+def test_repeat_claim_by_winner_is_idempotent_and_late_claim_told(gallery: Gallery) -> None:
+    gallery.enrol("c1", "Ada", "consent-1", [(unit(1), 0.9, "t")])
+    conn = gallery.conn
+    alert_id = _open_alert(conn)
+    first = alerts.handle_claim(
+        conn, TOPICS, m.ClaimRequest(alert_id=alert_id, staff_id="alice"), time.time()
+    )
+    again = alerts.handle_claim(
+        conn, TOPICS, m.ClaimRequest(alert_id=alert_id, staff_id="alice"), time.time()
+    )
+    late = alerts.handle_claim(
+        conn, TOPICS, m.ClaimRequest(alert_id=alert_id, staff_id="bob"), time.time()
+    )
+    assert (first.outcome, again.outcome, late.outcome) == ("won", "already_yours", "taken")
+    assert late.message == "Already claimed by alice."
+
+
+def test_duplicate_request_id_has_one_effect(gallery: Gallery) -> None:
+    gallery.enrol("c1", "Ada", "consent-1", [(unit(1), 0.9, "t")])
+    alert_id = _open_alert(gallery.conn)
+    req = m.ClaimRequest(alert_id=alert_id, staff_id="alice")
+    assert alerts.handle_claim(gallery.conn, TOPICS, req, time.time()).outcome == "won"
+    assert alerts.handle_claim(gallery.conn, TOPICS, req, time.time()) is None
+    assert len(_outbox(gallery.conn, "/staff/")) == 1
+
+
+def test_unclaimed_alerts_expire_and_late_claims_hear_it(gallery: Gallery) -> None:
+    gallery.enrol("c1", "Ada", "consent-1", [(unit(1), 0.9, "t")])
+    conn = gallery.conn
+    t0 = time.time()
+    alert_id = _open_alert(conn, now=t0, ttl=5)
+    assert alerts.expire_due(conn, TOPICS, t0 + 1) == 0
+    assert alerts.expire_due(conn, TOPICS, t0 + 6) == 1
+    res = alerts.handle_claim(
+        conn, TOPICS, m.ClaimRequest(alert_id=alert_id, staff_id="bob"), t0 + 7
+    )
+    assert res.outcome == "expired"
+    assert [a.state for a in _outbox(conn, "/alerts/")] == ["open", "expired"]
+
+
+def test_claim_past_expiry_before_the_sweep_is_refused(gallery: Gallery) -> None:
+    gallery.enrol("c1", "Ada", "consent-1", [(unit(1), 0.9, "t")])
+    t0 = time.time()
+    alert_id = _open_alert(gallery.conn, now=t0, ttl=5)
+    res = alerts.handle_claim(
+        gallery.conn, TOPICS, m.ClaimRequest(alert_id=alert_id, staff_id="bob"), t0 + 9
+    )
+    assert res.outcome == "expired"
+
+
+def test_done_only_by_the_claimer(gallery: Gallery) -> None:
+    gallery.enrol("c1", "Ada", "consent-1", [(unit(1), 0.9, "t")])
+    conn = gallery.conn
+    alert_id = _open_alert(conn)
+    now = time.time()
+    alerts.handle_claim(conn, TOPICS, m.ClaimRequest(alert_id=alert_id, staff_id="alice"), now)
+    other = alerts.handle_claim(
+        conn, TOPICS, m.ClaimRequest(alert_id=alert_id, staff_id="bob", action="done"), now
+    )
+    mine = alerts.handle_claim(
+        conn, TOPICS, m.ClaimRequest(alert_id=alert_id, staff_id="alice", action="done"), now
+    )
+    assert (other.outcome, mine.outcome) == ("not_yours", "done")
+    assert conn.execute("SELECT state FROM alerts").fetchone()[0] == "done"
+
+
+def test_one_alert_per_visit_second_camera_joins(gallery: Gallery) -> None:
+    conn = gallery.conn
+    now = time.time()
+    with db.write(conn):
+        first = alerts.record_match(
+            conn,
+            TOPICS,
+            customer_id="c1",
+            camera_id="door-1",
+            first_usable_at=now,
+            now=now,
+            cooldown_s=600,
+            alert_ttl_s=60,
+        )
+        second = alerts.record_match(
+            conn,
+            TOPICS,
+            customer_id="c1",
+            camera_id="door-2",
+            first_usable_at=now,
+            now=now + 5,
+            cooldown_s=600,
+            alert_ttl_s=60,
+        )
+        after = alerts.record_match(
+            conn,
+            TOPICS,
+            customer_id="c1",
+            camera_id="door-1",
+            first_usable_at=now,
+            now=now + 700,
+            cooldown_s=600,
+            alert_ttl_s=60,
+        )
+    assert first.alert_id and second.alert_id is None and second.visit_id == first.visit_id
+    assert after.alert_id and after.visit_id != first.visit_id  # cooldown over: a new visit
+    cams = conn.execute("SELECT cameras FROM visits WHERE visit_id=?", (first.visit_id,)).fetchone()
+    assert cams[0] == '["door-1", "door-2"]'

@@ -1,0 +1,90 @@
+import base64
+import json
+
+import numpy as np
+import pytest
+
+from storesense import messages as m
+
+
+def _face_track(**overrides) -> dict:
+    vec = np.linspace(-0.2, 0.2, 128, dtype=np.float32)
+    sample = {
+        "vector": base64.b64encode(vec.astype("<f4").tobytes()).decode(),
+        "quality": 0.9,
+        "face_px": 40.0,
+        "sharpness": 120.0,
+        "frontalness": 0.95,
+        "t": 1.0,
+    }
+    msg = {
+        "v": 1,
+        "kind": "face_track",
+        "msg_id": "a" * 32,
+        "sent_at": 1.0,
+        "camera_id": "door-1",
+        "track_id": "b" * 32,
+        "update": 0,
+        "final": False,
+        "first_usable_at": 1.0,
+        "samples": [sample],
+    }
+    msg.update(overrides)
+    return msg
+
+
+def test_round_trip_keeps_the_embedding_exactly() -> None:
+    vec = np.random.default_rng(1).normal(size=128).astype(np.float32)
+    sample = m.EmbeddingSample(
+        vector=vec, quality=0.8, face_px=30, sharpness=90, frontalness=0.9, t=2
+    )
+    msg = m.FaceTrack(
+        camera_id="door-1",
+        track_id="c" * 32,
+        update=0,
+        final=False,
+        first_usable_at=2.0,
+        samples=[sample],
+    )
+    back = m.decode(msg.to_bytes(), m.FaceTrack)
+    assert back.msg_id == msg.msg_id
+    np.testing.assert_array_equal(back.samples[0].vector, vec)
+    assert len(msg.to_bytes()) < 1500  # 128 floats travel as base64, not as a JSON float list
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"{not json", "bad_json"),
+        (b"\xff\xfe", "bad_json"),
+        (b"[1, 2]", "bad_schema"),
+        (json.dumps(_face_track(v=2)).encode(), "bad_version"),
+        (json.dumps({**_face_track(), "kind": "nope"}).encode(), "bad_schema"),
+        (json.dumps({**_face_track(), "extra": 1}).encode(), "bad_schema"),
+        (b"x" * (m.MAX_PAYLOAD_BYTES + 1), "too_large"),
+    ],
+)
+def test_malformed_payloads_get_a_countable_reason(payload: bytes, reason: str) -> None:
+    with pytest.raises(m.PayloadError) as err:
+        m.decode(payload, m.FaceTrack)
+    assert err.value.reason == reason
+
+
+def test_wrong_vector_length_and_nan_are_refused() -> None:
+    short = _face_track()
+    short["samples"][0]["vector"] = base64.b64encode(np.zeros(127, "<f4").tobytes()).decode()
+    with pytest.raises(m.PayloadError, match="127 floats"):
+        m.decode(json.dumps(short).encode(), m.FaceTrack)
+    nan = _face_track()
+    vec = np.zeros(128, "<f4")
+    vec[5] = np.nan
+    nan["samples"][0]["vector"] = base64.b64encode(vec.tobytes()).decode()
+    with pytest.raises(m.PayloadError, match="NaN"):
+        m.decode(json.dumps(nan).encode(), m.FaceTrack)
+
+
+def test_a_message_of_another_kind_is_refused_on_a_typed_topic() -> None:
+    claim = m.ClaimRequest(alert_id="a1", staff_id="alice").to_bytes()
+    with pytest.raises(m.PayloadError, match="not allowed"):
+        m.decode(claim, m.FaceTrack)
+    assert m.decode(claim, m.ClaimRequest).staff_id == "alice"
