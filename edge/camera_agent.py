@@ -72,26 +72,20 @@ class CameraAgent:
             self.topics.edge_status(self.camera.id), self._status(online=True), retain=True
         )
         try:
-            while not self._stop.is_set():
-                try:
-                    self._stream()
-                except VideoSourceError as exc:
-                    self.counters["source_errors"] += 1
-                    log.error("camera %s: %s", self.camera.id, exc)
-                    self._stop.wait(5.0)
-                if not self.camera.loop and not self._is_live():
-                    break  # a file that ended: nothing more will come
+            # Live sources reconnect inside VideoSource and end only on stop; files end at EOF
+            # (or loop there). VideoSourceError means a file that cannot be opened at all.
+            self._stream()
+        except VideoSourceError as exc:
+            self.counters["source_errors"] += 1
+            log.error("camera %s: %s", self.camera.id, exc)
         finally:
             self._flush_tracks(time.monotonic(), everything=True)
             self._publish(
                 self.topics.edge_status(self.camera.id), self._status(online=False), retain=True
             )
+            self._drain(timeout_s=5.0)
             self.client.disconnect()
             self.client.loop_stop()
-
-    def _is_live(self) -> bool:
-        src = self.camera.source
-        return isinstance(src, int) or "://" in str(src)
 
     def _stream(self) -> None:
         last_beat = time.monotonic()
@@ -167,10 +161,27 @@ class CameraAgent:
             online=online,
             fps=round(self._fps, 2),
             frames=self._frames,
-            queue_depth=len(self.client._out_messages),  # QoS 1 messages not yet acknowledged
+            queue_depth=self._queue_depth(),
             reconnects=self._reconnects,
             rejections=rejections,
         )
+
+    def _drain(self, timeout_s: float) -> None:
+        """Give in-flight QoS 1 messages a chance to be acknowledged before disconnecting."""
+        deadline = time.monotonic() + timeout_s
+        while self._queue_depth() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if self._queue_depth():
+            log.warning(
+                "camera %s: %d messages unacknowledged at shutdown",
+                self.camera.id,
+                self._queue_depth(),
+            )
+
+    def _queue_depth(self) -> int:
+        """QoS 1 messages paho holds unacknowledged (queued while the broker is away)."""
+        client = getattr(self, "client", None)  # the last-will status is built before it
+        return len(client._out_messages) if client is not None else 0
 
 
 def _wall(t_monotonic: float) -> float:

@@ -1,0 +1,246 @@
+"""The hub daemon over a real broker: Mosquitto on 127.0.0.1:1883 and the embedded amqtt one."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hub.gallery import Gallery
+from hub.service import HubService
+from hub.template_crypto import TemplateCipher, load_or_create_key
+from storesense import messages as m
+from storesense.config import StoreConfig, parse_config
+from storesense.embedded_broker import EmbeddedBroker
+from storesense.mqtt_client import connect, make_client
+from storesense.paths import template_key_path
+from storesense.sim_phone import Phone
+from tests.hub.conftest import unit
+
+MOSQUITTO = ("127.0.0.1", 1883)
+
+
+def _mosquitto_up() -> bool:
+    try:
+        socket.create_connection(MOSQUITTO, timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(params=["mosquitto", "embedded"])
+def broker_port(request: pytest.FixtureRequest) -> Iterator[int]:
+    if request.param == "mosquitto":
+        if not _mosquitto_up():
+            pytest.fail("Mosquitto is not listening on 127.0.0.1:1883 (.ci/run starts it)")
+        yield MOSQUITTO[1]
+    else:
+        with EmbeddedBroker() as broker:
+            yield broker.port
+
+
+@pytest.fixture
+def cfg(broker_port: int) -> StoreConfig:
+    store = f"t{uuid.uuid4().hex[:10]}"  # isolates tests sharing one Mosquitto
+    return parse_config(
+        f"store_id: {store}\nmqtt: {{port: {broker_port}}}\n"
+        "recognition: {threshold: 0.45, margin: 0.05, min_votes: 2, min_vote_share: 0.6}\n"
+        "visits: {cooldown_s: 600, alert_ttl_s: 60}\n"
+    )
+
+
+@pytest.fixture
+def hub(cfg: StoreConfig, tmp_path: Path) -> Iterator[HubService]:
+    home = tmp_path / "home"
+    home.mkdir()
+    service = HubService(cfg, home, client_id=f"hub-{cfg.store_id}")
+    gallery = Gallery(service.conn, TemplateCipher(load_or_create_key(template_key_path(home))))
+    gallery.enrol("c1", "Ada Lovelace", "consent-ref-1", [(unit(1), 0.9, "t")])
+    gallery.enrol("c2", "Grace Hopper", "consent-ref-2", [(unit(2), 0.9, "t")])
+    service.start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def camera(cfg: StoreConfig) -> Iterator:
+    client = make_client(f"cam-{cfg.store_id}", cfg.mqtt)
+    connect(client, cfg.mqtt)
+    yield client
+    client.disconnect()
+    client.loop_stop()
+
+
+def _track(
+    customer_vec: np.ndarray,
+    *,
+    n: int = 3,
+    final: bool = False,
+    camera_id: str = "door-1",
+    track_id: str | None = None,
+    noise: float = 0.02,
+) -> m.FaceTrack:
+    rng = np.random.default_rng(0)
+    now = time.time()
+    samples = []
+    for i in range(n):
+        v = customer_vec + rng.normal(scale=noise / np.sqrt(128), size=128).astype(np.float32)
+        samples.append(
+            m.EmbeddingSample(
+                vector=v, quality=0.9, face_px=40, sharpness=100, frontalness=0.95, t=now + i * 0.1
+            )
+        )
+    return m.FaceTrack(
+        camera_id=camera_id,
+        track_id=track_id or uuid.uuid4().hex,
+        update=0,
+        final=final,
+        first_usable_at=now,
+        samples=samples,
+    )
+
+
+def _publish(client, topic: str, payload: bytes) -> None:
+    client.publish(topic, payload, qos=1).wait_for_publish(5)
+
+
+def _wait(predicate, timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+def _alert_count(hub: HubService) -> int:
+    return hub.conn.execute("SELECT count(*) FROM alerts").fetchone()[0]
+
+
+def test_enrolled_face_track_alerts_every_phone(hub: HubService, camera, cfg: StoreConfig) -> None:
+    phones = [Phone(s, hub.topics, cfg.mqtt).start() for s in ("alice", "bob", "carol")]
+    try:
+        _publish(camera, hub.topics.faces("door-1"), _track(unit(1)).to_bytes())
+        for p in phones:
+            assert p.wait_for(lambda ph: len(ph.open_alerts()) == 1), p.staff_id
+        alert = phones[0].open_alerts()[0]
+        assert (alert.customer_id, alert.customer_name) == ("c1", "Ada Lovelace")
+        assert alert.greeting == "Ada has just walked in"
+    finally:
+        for p in phones:
+            p.stop()
+
+
+def test_stranger_track_is_an_unknown_visitor_not_an_alert(hub: HubService, camera) -> None:
+    _publish(camera, hub.topics.faces("door-1"), _track(unit(99), final=True).to_bytes())
+    assert _wait(lambda: hub.stats.unknown_visitors == 1)
+    assert _alert_count(hub) == 0
+
+
+def test_duplicate_messages_make_one_alert(hub: HubService, camera) -> None:
+    payload = _track(unit(1)).to_bytes()
+    for _ in range(3):
+        _publish(camera, hub.topics.faces("door-1"), payload)
+    # a second track of the same visit (another camera) joins the visit: still one alert
+    _publish(camera, hub.topics.faces("door-2"), _track(unit(1), camera_id="door-2").to_bytes())
+    assert _wait(lambda: hub.stats.duplicates >= 2 and hub.stats.received["face_track"] >= 4)
+    time.sleep(0.3)
+    assert _alert_count(hub) == 1
+    cams = hub.conn.execute("SELECT cameras FROM visits").fetchone()[0]
+    assert json.loads(cams) == ["door-1", "door-2"]
+
+
+def test_malformed_payloads_are_counted_and_the_hub_keeps_running(hub: HubService, camera) -> None:
+    topic = hub.topics.faces("door-1")
+    good = json.loads(_track(unit(1)).to_bytes())
+    wrong_version = {**good, "v": 2}
+    short = json.loads(_track(unit(1)).to_bytes())
+    short["samples"][0]["vector"] = short["samples"][0]["vector"][:40]
+    nan_vec = np.zeros(128, "<f4")
+    nan_vec[3] = np.nan
+    with_nan = json.loads(_track(unit(1)).to_bytes())
+    import base64
+
+    with_nan["samples"][0]["vector"] = base64.b64encode(nan_vec.tobytes()).decode()
+    spoofed = json.loads(_track(unit(1), camera_id="door-9").to_bytes())
+    for payload in (
+        b"{oops",
+        b"\x00\xff",
+        json.dumps(wrong_version).encode(),
+        json.dumps(short).encode(),
+        json.dumps(with_nan).encode(),
+        json.dumps(spoofed).encode(),
+        b"[]",
+    ):
+        _publish(camera, topic, payload)
+    _publish(camera, hub.topics.claims("alice"), b'{"v": 1, "kind": "claim_request"}')
+    assert _wait(lambda: sum(hub.stats.rejected.values()) == 8)
+    assert hub.stats.rejected["bad_json"] == 2
+    assert hub.stats.rejected["bad_version"] == 1
+    assert hub.stats.rejected["bad_schema"] == 4  # short vector, NaN, a list, incomplete claim
+    assert hub.stats.rejected["topic_mismatch"] == 1
+    # …and a good message afterwards still works
+    _publish(camera, topic, json.dumps(good).encode())
+    assert _wait(lambda: _alert_count(hub) == 1)
+
+
+def test_twenty_phones_race_over_mqtt_one_wins_all_told(hub: HubService, camera, cfg) -> None:
+    phones = [Phone(f"staff{i:02d}", hub.topics, cfg.mqtt).start() for i in range(20)]
+    try:
+        _publish(camera, hub.topics.faces("door-1"), _track(unit(2)).to_bytes())
+        for p in phones:
+            assert p.wait_for(lambda ph: len(ph.open_alerts()) == 1)
+        alert_id = phones[0].open_alerts()[0].alert_id
+        go = threading.Barrier(20)
+
+        def press(p: Phone) -> None:
+            go.wait()
+            p.claim(alert_id)
+
+        threads = [threading.Thread(target=press, args=(p,)) for p in phones]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for p in phones:
+            assert p.wait_for(lambda ph: len(ph.results) == 1 and not ph.open_alerts()), p.staff_id
+        outcomes = [p.results[0].outcome for p in phones]
+        assert outcomes.count("won") == 1
+        assert outcomes.count("taken") == 19
+        winner = next(p.staff_id for p in phones if p.results[0].outcome == "won")
+        assert all(p.alerts[alert_id].alert.claimed_by == winner for p in phones)
+        # the winner pressing again is idempotent
+        phones[0 if phones[0].staff_id == winner else 1]
+        again = next(p for p in phones if p.staff_id == winner)
+        again.claim(alert_id)
+        assert again.wait_for(lambda ph: len(ph.results) == 2)
+        assert again.results[1].outcome == "already_yours"
+    finally:
+        for p in phones:
+            p.stop()
+
+
+def test_a_phone_connecting_late_sees_the_current_state(hub: HubService, camera, cfg) -> None:
+    alice = Phone("alice", hub.topics, cfg.mqtt).start()
+    try:
+        _publish(camera, hub.topics.faces("door-1"), _track(unit(1)).to_bytes())
+        assert alice.wait_for(lambda ph: len(ph.open_alerts()) == 1)
+        alert_id = alice.open_alerts()[0].alert_id
+        alice.claim(alert_id)
+        assert alice.wait_for(lambda ph: not ph.open_alerts())
+    finally:
+        alice.stop()
+    late = Phone("dave", hub.topics, cfg.mqtt).start()
+    try:
+        assert late.wait_for(lambda ph: alert_id in ph.alerts)
+        assert late.alerts[alert_id].alert.state == "claimed"
+        assert late.open_alerts() == []
+    finally:
+        late.stop()
