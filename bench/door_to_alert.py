@@ -24,12 +24,18 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=120.0)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        summary = run_demo(home=Path(tmp) / "home", seconds=args.seconds,
-                           out_dir=Path(tmp) / "out", headless=True)
+        summary = run_demo(
+            home=Path(tmp) / "home", seconds=args.seconds, out_dir=Path(tmp) / "out", headless=True
+        )
     lat = np.array([a["latency_ms"] for a in summary["alerts"] if a["latency_ms"] is not None])
     hub = np.array([a["hub_latency_ms"] for a in summary["alerts"]])
-    vanish = np.array([a["claim_to_all_phones_closed_ms"] for a in summary["alerts"]
-                       if a["claim_to_all_phones_closed_ms"] is not None])
+    vanish = np.array(
+        [
+            a["claim_to_all_phones_closed_ms"]
+            for a in summary["alerts"]
+            if a["claim_to_all_phones_closed_ms"] is not None
+        ]
+    )
     report = {
         "arrivals": summary["arrivals"],
         "alerts": len(summary["alerts"]),
@@ -43,8 +49,9 @@ def main() -> None:
 def _pct(a: np.ndarray) -> dict[str, float] | None:
     if a.size == 0:
         return None
-    return {k: round(float(np.percentile(a, q)), 1)
-            for k, q in (("p50", 50), ("p95", 95), ("max", 100))} | {"n": int(a.size)}
+    return {
+        k: round(float(np.percentile(a, q)), 1) for k, q in (("p50", 50), ("p95", 95), ("max", 100))
+    } | {"n": int(a.size)}
 
 
 if __name__ == "__main__":

@@ -55,7 +55,9 @@ class VisitConfig(_Strict):
 
 class QualityConfig(_Strict):
     min_face_px: float = Field(18.0, gt=0, description="inter-ocular distance in frame pixels")
-    min_sharpness: float = Field(40.0, ge=0, description="Laplacian variance of the chip")
+    min_sharpness: float = Field(
+        40.0, ge=0, description="Laplacian variance of the contrast-normalised 64 px chip"
+    )
     min_frontalness: float = Field(0.55, ge=0, le=1)
 
 
