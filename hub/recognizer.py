@@ -33,7 +33,7 @@ class _OpenTrack:
     camera_id: str
     first_usable_at: float
     last_message_at: float
-    seen_samples: set[float] = field(default_factory=set)
+    samples: dict[float, tuple[np.ndarray, float]] = field(default_factory=dict)  # t -> (v, q)
 
 
 class Recognizer:
@@ -51,10 +51,22 @@ class Recognizer:
         self._decided: dict[str, float] = {}  # track_id -> decided at (late updates ignored)
 
     def load(self, gm: GalleryMatrix) -> None:
-        """Swap in a new gallery; tracks in flight keep their votes (labels may shift: reset)."""
+        """Swap in a new gallery and re-vote the tracks in flight against it.
+
+        Labels are positions in the new customer list, so old votes cannot be kept; the
+        samples can, and a customer enrolled (or erased) mid-visit counts at once.
+        """
         self.index = TemplateIndex(gm.labels, gm.matrix)
         self.customer_ids = list(gm.customer_ids)
-        self._open.clear()
+        for track in self._open.values():
+            track.vote = TrackVote(self.policy)
+            self._vote(track, list(track.samples.values()))
+
+    def _vote(self, track: _OpenTrack, samples: list[tuple[np.ndarray, float]]) -> None:
+        if samples:
+            hits = self.index.search(np.stack([v for v, _ in samples]))
+            for (_, quality), hit in zip(samples, hits, strict=True):
+                track.vote.add(hit, quality)
 
     def observe(self, msg: FaceTrack, now: float) -> TrackOutcome | None:
         if msg.track_id in self._decided:
@@ -65,12 +77,10 @@ class Recognizer:
             self._open[msg.track_id] = track
         track.last_message_at = now
         # An update repeats the best samples it already sent; vote each capture once.
-        fresh = [s for s in msg.samples if s.t not in track.seen_samples]
-        if fresh:
-            hits = self.index.search(np.stack([s.vector for s in fresh]))
-            for sample, hit in zip(fresh, hits, strict=True):
-                track.seen_samples.add(sample.t)
-                track.vote.add(hit, sample.quality)
+        fresh = [s for s in msg.samples if s.t not in track.samples]
+        for s in fresh:
+            track.samples[s.t] = (s.vector, s.quality)
+        self._vote(track, [(s.vector, s.quality) for s in fresh])
         decision = track.vote.decide(finished=msg.final)
         if decision.status == "pending":
             return None

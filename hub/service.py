@@ -186,6 +186,7 @@ class HubService:
         if seen:
             self.stats.duplicates += 1
             return
+        self._reload_gallery()  # one SELECT: an enrolment counts from its next message on
         now = time.time()
         outcome = self.recognizer.observe(msg, now)
         with db.write(self.conn):
