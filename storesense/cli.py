@@ -64,7 +64,6 @@ def cmd_edge_run(args: argparse.Namespace, home: Path) -> int:
 
 def cmd_enroll(args: argparse.Namespace, home: Path) -> int:
     from edge.face_pipeline import FacePipeline
-
     from hub import db
     from hub.gallery import EnrolmentRefused, Gallery
     from hub.template_crypto import TemplateCipher, load_or_create_key
@@ -107,7 +106,7 @@ def cmd_erase(args: argparse.Namespace, home: Path) -> int:
 
 
 def cmd_eval_faces(args: argparse.Namespace, home: Path) -> int:
-    from hub.face_eval import run_face_eval
+    from storesense.face_eval import run_face_eval
 
     summary = run_face_eval(Path(args.enroll), Path(args.probe), Path(args.out))
     print(json.dumps(summary, indent=2))
