@@ -211,3 +211,35 @@ def expire_due(conn: sqlite3.Connection, topics: Topics, now: float) -> int:
             )
         ]
         return sum(_expire(conn, topics, alert_id, now) for alert_id in due)
+
+
+def housekeeping(
+    conn: sqlite3.Connection,
+    topics: Topics,
+    now: float,
+    *,
+    retain_closed_s: float = 3600.0,
+    keep_ids_s: float = 7 * 86400.0,
+) -> int:
+    """Clear the retained message of long-closed alerts and forget old message ids.
+
+    A closed alert stays retained for an hour so phones that were offline learn its fate;
+    after that an empty retained payload removes it from the broker. Returns alerts cleared.
+    """
+    with db.write(conn):
+        old = [
+            r[0]
+            for r in conn.execute(
+                "SELECT alert_id FROM alerts WHERE state IN ('claimed','done','expired') "
+                "AND retained_cleared=0 AND coalesce(closed_at, claimed_at) <= ?",
+                (now - retain_closed_s,),
+            )
+        ]
+        for alert_id in old:
+            _enqueue(conn, topics.alert(alert_id), b"", now, retain=True)
+            conn.execute("UPDATE alerts SET retained_cleared=1 WHERE alert_id=?", (alert_id,))
+        conn.execute("DELETE FROM seen_messages WHERE received_at < ?", (now - keep_ids_s,))
+        conn.execute(
+            "DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ?", (now - keep_ids_s,)
+        )
+    return len(old)

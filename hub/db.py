@@ -59,7 +59,8 @@ CREATE TABLE IF NOT EXISTS alerts (
     claimed_by     TEXT,
     claimed_at     REAL,
     closed_at      REAL,
-    claim_attempts INTEGER NOT NULL DEFAULT 0
+    claim_attempts INTEGER NOT NULL DEFAULT 0,
+    retained_cleared INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS alerts_state ON alerts(state, expires_at);
 

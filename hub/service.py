@@ -31,6 +31,7 @@ from storesense.topics import Topics
 log = logging.getLogger(__name__)
 
 TICK_S = 0.25
+HOUSEKEEPING_S = 300.0
 
 
 @dataclass
@@ -74,6 +75,7 @@ class HubService:
         self._inbox: queue.Queue[_Inbound | None] = queue.Queue()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
+        self._next_housekeeping = 0.0
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> HubService:
@@ -137,6 +139,9 @@ class HubService:
         self._sweep_tracks(now)
         if alerts.expire_due(self.conn, self.topics, now):
             log.info("expired unclaimed alerts")
+        if now >= self._next_housekeeping:
+            self._next_housekeeping = now + HOUSEKEEPING_S
+            alerts.housekeeping(self.conn, self.topics, now)
 
     def _reload_gallery(self) -> None:
         version = self.gallery.version()

@@ -21,8 +21,8 @@ from hub.matcher import OpenSetPolicy
 from storesense.face_eval import build_index, embed_images, lfw_split
 
 DEFAULT_LFW = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces" / "lfw-dev"
-THRESHOLDS = [round(t, 2) for t in np.arange(0.30, 0.61, 0.025)]
-MARGINS = [0.0, 0.03, 0.05, 0.08]
+THRESHOLDS = [round(t, 2) for t in np.arange(0.30, 0.605, 0.02)]
+MARGINS = [0.0, 0.05, 0.08, 0.10, 0.12]
 
 
 def evaluate(lfw: Path) -> dict:

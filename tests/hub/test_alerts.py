@@ -171,3 +171,24 @@ def test_one_alert_per_visit_second_camera_joins(gallery: Gallery) -> None:
     assert after.alert_id and after.visit_id != first.visit_id  # cooldown over: a new visit
     cams = conn.execute("SELECT cameras FROM visits WHERE visit_id=?", (first.visit_id,)).fetchone()
     assert cams[0] == '["door-1", "door-2"]'
+
+
+def test_housekeeping_clears_long_closed_alerts_and_old_ids(gallery: Gallery) -> None:
+    conn = gallery.conn
+    t0 = time.time()
+    alert_id = _open_alert(conn, now=t0, ttl=5)
+    alerts.expire_due(conn, TOPICS, t0 + 6)
+    with db.write(conn):
+        alerts.remember_message(conn, "f" * 32, t0)
+    assert alerts.housekeeping(conn, TOPICS, t0 + 60) == 0  # closed recently: stays retained
+    assert alerts.housekeeping(conn, TOPICS, t0 + 8 * 86400) == 1
+    last = conn.execute(
+        "SELECT topic, payload, retain FROM outbox ORDER BY outbox_id DESC"
+    ).fetchone()
+    assert (last["topic"], bytes(last["payload"]), last["retain"]) == (
+        TOPICS.alert(alert_id),
+        b"",
+        1,
+    )
+    assert conn.execute("SELECT count(*) FROM seen_messages").fetchone()[0] == 0
+    assert alerts.housekeeping(conn, TOPICS, t0 + 9 * 86400) == 0  # cleared once
