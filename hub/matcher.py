@@ -32,7 +32,10 @@ class SearchHit:
 
 
 class TemplateIndex:
-    """Immutable exact index; build a new one when the gallery changes (cheap: one copy)."""
+    """Exact index; build a new one when the gallery changes (cheap: one copy).
+
+    Not thread-safe: a scratch buffer is reused per query. The hub calls it from one thread.
+    """
 
     def __init__(self, labels: np.ndarray, matrix: np.ndarray) -> None:
         matrix = np.asarray(matrix, dtype=np.float32)
@@ -63,14 +66,18 @@ class TemplateIndex:
             raise ValueError(f"queries must be (Q, {DIM}), got {q.shape}")
         if not np.isfinite(q).all():
             raise ValueError("query contains NaN or infinity")
-        return [self._search_one(row) for row in q]
-
-    def _search_one(self, q: np.ndarray) -> SearchHit:
         if len(self.labels) == 0:
-            return SearchHit(NO_LABEL, float("inf"), NO_LABEL, float("inf"))
+            return [SearchHit(NO_LABEL, float("inf"), NO_LABEL, float("inf")) for _ in q]
+        if len(q) == 1:
+            np.matmul(self._neg2, q[0], out=self._buf)
+            return [self._hit(self._buf, q[0])]
+        # A track's few queries in one matrix product: the gallery is read once, not Q times.
+        partial = q @ self._neg2.T
+        return [self._hit(row, qi) for row, qi in zip(partial, q, strict=True)]
+
+    def _hit(self, d2: np.ndarray, q: np.ndarray) -> SearchHit:
+        """``d2`` holds -2 g·q per template (overwritten); finds best and runner-up customer."""
         qq = float(q @ q)
-        d2 = self._buf
-        np.matmul(self._neg2, q, out=d2)
         np.add(d2, self._sq, out=d2)
         best_row = int(np.argmin(d2))
         label = int(self.labels[best_row])
