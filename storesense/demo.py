@@ -95,6 +95,7 @@ def _enrol_demo_walker(home: Path, clip: Path, pipeline: FacePipeline, db_conn) 
 def run_demo(*, home: Path, seconds: float, out_dir: Path, headless: bool) -> dict[str, Any]:
     console = Console(quiet=headless, highlight=False)
     out_dir.mkdir(parents=True, exist_ok=True)
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
     for stale in home.glob("hub.sqlite3*"):
         stale.unlink()  # every demo run starts from an empty store
     clip = clip_path()
