@@ -4,8 +4,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hub import alerts, db
 from hub.gallery import EnrolmentRefused, Gallery
 from hub.template_crypto import TemplateCipher, TemplateKeyError, load_or_create_key
+from storesense.topics import Topics
 from tests.hub.conftest import unit
 
 
@@ -38,9 +40,26 @@ def test_template_moved_to_another_customer_fails_to_decrypt(
 
 def test_erasure_removes_profile_and_templates_and_is_audited(gallery: Gallery) -> None:
     gallery.enrol("c1", "Ada", "consent-1", [(unit(1), 0.9, "a"), (unit(2), 0.8, "b")])
+    with db.write(gallery.conn) as c:
+        alerts.record_match(
+            c,
+            Topics("s1"),
+            customer_id="c1",
+            camera_id="door-1",
+            first_usable_at=1.0,
+            now=1.0,
+            cooldown_s=60,
+            alert_ttl_s=60,
+        )
     v_before = gallery.version()
     assert gallery.erase("c1", actor="dpo", reason="customer asked")
     assert gallery.counts() == (0, 0)
+    for table in ("alerts", "visits"):
+        assert gallery.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0
+    # the retained alert (it names the customer) is cleared on the broker, no copy kept
+    rows = gallery.conn.execute("SELECT topic, payload, retain FROM outbox").fetchall()
+    assert [(bytes(r["payload"]), r["retain"]) for r in rows] == [(b"", 1)]
+    assert "/alerts/" in rows[0]["topic"]
     assert gallery.version() > v_before
     audit = gallery.conn.execute("SELECT actor, action FROM audit ORDER BY audit_id").fetchall()
     assert [tuple(r) for r in audit] == [("cli", "enrol"), ("dpo", "erase")]
