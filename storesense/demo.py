@@ -20,11 +20,11 @@ from typing import Any
 
 import cv2
 import numpy as np
-from edge.face_pipeline import FacePipeline
 from PIL import Image
 from rich.console import Console
 
 from edge.camera_agent import CameraAgent
+from edge.face_pipeline import FacePipeline
 from hub.gallery import Gallery
 from hub.service import HubService
 from hub.template_crypto import TemplateCipher, load_or_create_key

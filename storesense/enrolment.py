@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.face_pipeline import FaceImageError, FacePipeline
-
 from hub.gallery import EnrolmentRefused, Gallery
 
 
