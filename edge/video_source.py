@@ -20,16 +20,17 @@ import logging
 import math
 import queue
 import random
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal
 
 import cv2
 import numpy as np
+
+from edge.video_capture import Capture, CvCapture, PillowGifCapture, clean_frame, redact
 
 log = logging.getLogger(__name__)
 
@@ -68,88 +69,6 @@ class VideoSourceStats:
         return asdict(self)
 
 
-class _Capture(Protocol):
-    def grab(self) -> bool: ...
-    def pts_s(self) -> float | None: ...
-    def retrieve(self) -> np.ndarray | None: ...
-    def release(self) -> None: ...
-
-
-class _CvCapture:
-    """``cv2.VideoCapture`` behind grab/retrieve so throttled file frames skip colour conversion."""
-
-    def __init__(self, cap: cv2.VideoCapture) -> None:
-        self._cap = cap
-        self.frame_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-
-    def grab(self) -> bool:
-        return bool(self._cap.grab())
-
-    def pts_s(self) -> float | None:
-        ms = self._cap.get(cv2.CAP_PROP_POS_MSEC)
-        return ms / 1000.0 if ms is not None and ms >= 0 else None
-
-    def retrieve(self) -> np.ndarray | None:
-        ok, img = self._cap.retrieve()
-        return img if ok else None
-
-    def release(self) -> None:
-        self._cap.release()
-
-
-class _PillowGifCapture:
-    """GIF decoder for OpenCV builds without an FFmpeg/GIF backend; same BGR uint8 frames."""
-
-    def __init__(self, path: Path) -> None:
-        from PIL import Image  # only needed on the fallback path
-
-        self._im = Image.open(path)
-        self.frame_count = int(getattr(self._im, "n_frames", 1))
-        self._next = 0
-        self._pts = 0.0
-        self._cur_pts: float | None = None
-
-    def grab(self) -> bool:
-        if self._next >= self.frame_count:
-            return False
-        try:
-            self._im.seek(self._next)
-        except (EOFError, OSError):
-            return False
-        self._cur_pts = self._pts
-        self._pts += float(self._im.info.get("duration") or 100) / 1000.0
-        self._next += 1
-        return True
-
-    def pts_s(self) -> float | None:
-        return self._cur_pts
-
-    def retrieve(self) -> np.ndarray | None:
-        rgb = np.asarray(self._im.convert("RGB"))
-        return np.ascontiguousarray(rgb[:, :, ::-1])
-
-    def release(self) -> None:
-        self._im.close()
-
-
-def _redact(source: str | int) -> str:
-    """Never log camera passwords (rtsp://user:pass@host)."""
-    return re.sub(r"//([^:/@]+):[^@/]*@", r"//\1:***@", str(source))
-
-
-def _clean(img: np.ndarray | None) -> np.ndarray | None:
-    """Return a HxWx3 uint8 BGR image, or None for frames a detector must not see."""
-    if not isinstance(img, np.ndarray) or img.size == 0 or img.dtype != np.uint8:
-        return None
-    if img.ndim == 2:
-        return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
-    if img.ndim == 3 and img.shape[2] == 4:
-        return cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
-    if img.ndim == 3 and img.shape[2] == 3:
-        return img
-    return None
-
-
 class VideoSource:
     """Iterate over :class:`Frame` objects from any configured camera source.
 
@@ -175,7 +94,7 @@ class VideoSource:
         if fps is not None and fps <= 0:
             raise ValueError("fps must be > 0 or None")
         self.source = source
-        self.name = _redact(source)
+        self.name = redact(source)
         self.fps = fps
         self.loop = loop
         self.realtime = realtime
@@ -192,7 +111,7 @@ class VideoSource:
         self._last_slot = -1
         self._index = 0
         self.is_live = self._classify(source)
-        self._cap: _Capture | None = None
+        self._cap: Capture | None = None
         if not self.is_live:
             self._path = Path(str(source).removeprefix("file://"))
             if not self._path.is_file():
@@ -213,24 +132,24 @@ class VideoSource:
         s = str(source)
         return s.isdigit() or ("://" in s and not s.startswith("file://")) or s.startswith("/dev/")
 
-    def _open_file(self) -> _Capture:
+    def _open_file(self) -> Capture:
         is_gif = self._path.suffix.lower() == ".gif"
         if self.backend != "pillow":
             cap = cv2.VideoCapture(str(self._path))
             if cap.isOpened():
                 self.backend_name = f"opencv-{cap.getBackendName()}"
-                return _CvCapture(cap)
+                return CvCapture(cap)
             cap.release()
         if is_gif and self.backend != "opencv":
             try:
-                pil = _PillowGifCapture(self._path)
+                pil = PillowGifCapture(self._path)
             except Exception as exc:  # Pillow raises several types for bad files
                 raise VideoSourceError(f"cannot decode GIF {self._path}: {exc}") from None
             self.backend_name = "pillow"
             return pil
         raise VideoSourceError(f"OpenCV cannot open video file {self._path} (unsupported/corrupt)")
 
-    def _open_live(self) -> _Capture | None:
+    def _open_live(self) -> Capture | None:
         src = self.source
         if isinstance(src, str) and src.isdigit():
             src = int(src)
@@ -246,7 +165,7 @@ class VideoSource:
             cap.release()
             return None
         self.backend_name = f"opencv-{cap.getBackendName()}"
-        return _CvCapture(cap)
+        return CvCapture(cap)
 
     def _count(self, name: str, n: int = 1) -> None:
         with self._lock:
@@ -310,7 +229,7 @@ class VideoSource:
                 elif -ahead > (1.0 / self.fps if self.fps else step):
                     self._count("frames_dropped")  # behind like a camera would be: skip
                     continue
-            img = _clean(cap.retrieve())
+            img = clean_frame(cap.retrieve())
             if img is None:
                 self._count("corrupt_frames")
                 log.warning("%s: corrupt/empty frame %d skipped", self.name, index)
@@ -396,7 +315,7 @@ class VideoSource:
     def _reader_loop(self, gen: int, reconnect: bool) -> None:
         """Own one capture at a time; on any loss back off, reopen and keep going."""
         attempt = 0
-        cap: _Capture | None = None
+        cap: Capture | None = None
         corrupt_in_row = 0
 
         def live() -> bool:
@@ -436,7 +355,7 @@ class VideoSource:
                 self._count("frames_read")
                 index = self._index
                 self._index += 1
-                clean = _clean(img)
+                clean = clean_frame(img)
                 if clean is None:
                     self._count("corrupt_frames")
                     corrupt_in_row += 1
