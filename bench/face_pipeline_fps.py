@@ -1,16 +1,36 @@
-"""Pipeline frames/s at 640x480: ours vs a face_recognition-style baseline, same frames.
+"""Entrance frames/s at 640x480: the agent's lazy path vs a face_recognition-style baseline.
 
 Run:  . .venv/bin/activate && python bench/face_pipeline_fps.py [--repeat 2] [--data DIR]
 
-Frames: the 41 walking-GIF frames (480x270 scaled to 640x360, padded to 640x480) and the
-labelled deepface photos scaled to fit and padded to 640x480. Baseline = what
-``face_recognition`` does by default: dlib HOG upsample=1 on the whole frame, 5-point
-landmarks and a ResNet descriptor for every face found. Ours = ``FacePipeline()`` defaults
-(BlazeFace full-range + fallbacks, quality gate, embed only faces that pass).
+Why sequences: the agent embeds only the faces a track will keep (``FaceTracker.update_lazily``),
+so its cost depends on how faces persist over time; a bag of stills cannot measure it.
 
-Recall: walking frames have no labels, so the reference is the baseline's HOG faces (a HOG
-face counts as found when its centre lies in one of our boxes); each deepface photo holds one
-labelled face, counted found when any face is detected.
+Sets (all frames scaled to fit and padded to 640x480, processed in order, timestamps from
+the source frame rate, decoding outside the timer):
+
+* ``walking``: the 41 frames of the walking GIF (~12 fps).
+* ``intel``: ``video/intel/one-by-one-person-detection.mp4`` (1394 frames, 10 fps, 768x432;
+  visitors walk up to the camera one at a time).
+* ``deepface`` stills: 58 labelled photos, one face each. Not a sequence — each image is its
+  own visit, so lazy and eager embed the same faces there; reported per image, separately.
+
+Methods, all in one run on the same frames:
+
+* ``baseline``: what ``face_recognition`` does by default — dlib HOG upsample=1 on the whole
+  frame, 5-point landmarks and a ResNet descriptor for every face found.
+* ``eager``: ``FacePipeline.process_rgb`` + ``FaceTracker.update`` — the agent before this
+  change (BlazeFace + fallbacks, gate, embed every face that passes).
+* ``lazy``: ``FacePipeline.analyse_rgb`` + ``FaceTracker.update_lazily(embed=pipeline.embed)``
+  + ``due_for_publication`` — the agent's ``process_frame`` now (minus the motion gate, which
+  would only skip still frames and which the baseline does not have).
+
+Detection recall: the walking/intel frames have no face labels, so the reference is the
+baseline's HOG faces (a HOG face counts as found when its centre lies in one of our boxes);
+a deepface photo counts as found when any face is detected. Identity recall: tracks that got
+published embeddings (and how many tracks got at least ``min_embeddings``), with the baseline's
+faces run through the same tracker (eagerly) for comparison. ``short`` = tracks that had at
+least ``min_embeddings`` gate-passed faces but got fewer embeddings (must be 0); ``best-q`` =
+mean quality score of the samples in each track's final message (lazy must not trail eager).
 """
 
 from __future__ import annotations
@@ -19,6 +39,8 @@ import argparse
 import os
 import platform
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -28,10 +50,12 @@ from PIL import Image
 from edge.face_detect import DlibHogDetector
 from edge.face_embed import FaceEmbedder
 from edge.face_pipeline import FacePipeline, load_rgb
-from edge.face_types import DetectedFace
+from edge.face_tracker import FaceTracker, Track, TrackUpdate
+from edge.face_types import DetectedFace, FaceObservation, FaceQuality
 
 W, H = 640, 480
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+INTEL = "video/intel/one-by-one-person-detection.mp4"
 
 
 def data_dir(arg: str | None) -> Path:
@@ -45,6 +69,20 @@ def walking_frames(data: Path) -> list[np.ndarray]:
         gif.seek(i)
         frames.append(np.asarray(gif.convert("RGB")))  # palette/RGBA frames -> RGB
     return frames
+
+
+def video_frames(path: Path, limit: int | None = None) -> tuple[list[np.ndarray], float]:
+    """RGB frames of a video file, in order, and its frame rate."""
+    cap = cv2.VideoCapture(str(path))
+    fps = cap.get(cv2.CAP_PROP_FPS) or 10.0
+    frames: list[np.ndarray] = []
+    while limit is None or len(frames) < limit:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        frames.append(fit_640x480(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
+    cap.release()
+    return frames, fps
 
 
 def fit_640x480(rgb: np.ndarray) -> np.ndarray:
@@ -69,85 +107,169 @@ class Baseline:
         emb = FaceEmbedder()
         self._shape, self._net, self._dlib = emb._shape, emb._net, dlib
 
-    def __call__(self, rgb: np.ndarray) -> list[tuple[DetectedFace, np.ndarray]]:
+    def __call__(self, rgb: np.ndarray) -> list[FaceObservation]:
+        """Every HOG face, embedded; quality is not assessed (recorded as a passing 1.0)."""
         out = []
         for f in self.det.detect(rgb):
             x1, y1, x2, y2 = (int(v) for v in f.box)
             shape = self._shape(rgb, self._dlib.rectangle(x1, y1, x2 - 1, y2 - 1))
-            out.append((f, np.asarray(self._net.compute_face_descriptor(rgb, shape))))
+            emb = np.asarray(self._net.compute_face_descriptor(rgb, shape), np.float32)
+            lm = np.array([(p.x, p.y) for p in shape.parts()], np.float32)
+            out.append(FaceObservation(f, lm, _UNGATED, emb))
         return out
+
+
+_UNGATED = FaceQuality(score=1.0, face_px=0.0, sharpness=0.0, frontalness=1.0, passed=True)
+
+
+@dataclass
+class Run:
+    """What one method did on one set: time, detections, embeddings, tracks, messages."""
+
+    seconds: float = float("inf")
+    faces: list[list[DetectedFace]] = field(default_factory=list)
+    embedded: int = 0
+    passed: int = 0
+    tracks_published: int = 0
+    tracks_min: int = 0  # tracks with >= min_embeddings samples
+    tracks_short: int = 0  # had >= min_embeddings gate-passed faces but fewer embeddings
+    messages: int = 0
+    best_q: list[float] = field(default_factory=list)  # per track: mean quality of final best-k
+
+    def record(self, due: list[tuple[Track, bool]], published: set[str]) -> None:
+        """Count messages; on a track's final message, note the quality of what it sent."""
+        self.messages += len(due)
+        published.update(tr.track_id for tr, _ in due)
+        self.best_q += [float(np.mean([s.score for s in tr.best_samples()])) for tr, f in due if f]
+
+
+Step = Callable[[FaceTracker, np.ndarray, float], list[TrackUpdate]]
+
+
+def run_sequence(step: Step, frames: list[np.ndarray], fps: float, repeat: int) -> Run:
+    """Time ``step`` over ``frames`` in order with a fresh tracker per pass (best pass kept)."""
+    best = Run()
+    for _ in range(repeat):
+        tracker = FaceTracker()
+        run = Run(seconds=0.0)
+        passed: dict[str, int] = {}
+        embedded: dict[str, int] = {}
+        published: set[str] = set()
+        for i, rgb in enumerate(frames):
+            t = i / fps
+            t0 = time.perf_counter()
+            ups = step(tracker, rgb, t)
+            due = tracker.due_for_publication(t)
+            run.seconds += time.perf_counter() - t0
+            run.faces.append([u.observation.face for u in ups])
+            run.record(due, published)
+            for u in ups:
+                tid = u.track.track_id
+                passed[tid] = passed.get(tid, 0) + u.observation.quality.passed
+                embedded[tid] = u.track.n_usable
+                run.passed += u.observation.quality.passed
+                run.embedded += u.observation.embedding is not None
+        due = tracker.due_for_publication(len(frames) / fps, flush_all=True)
+        run.record(due, published)
+        for tr, _ in due:
+            embedded[tr.track_id] = tr.n_usable
+        run.tracks_published = len(published)
+        n_min = tracker.min_embeddings
+        run.tracks_min = sum(embedded[tid] >= n_min for tid in published)
+        run.tracks_short = sum(
+            passed.get(tid, 0) >= n_min and embedded.get(tid, 0) < n_min for tid in passed
+        )
+        if run.seconds < best.seconds:
+            best = run
+    return best
+
+
+def hog_recall(faces: list[list[DetectedFace]], ref: list[list[DetectedFace]]) -> tuple[int, int]:
+    """(baseline faces whose centre lies in one of our boxes, baseline faces)."""
+    hit = sum(
+        any(
+            b.box[0] <= (r.box[0] + r.box[2]) / 2 <= b.box[2]
+            and b.box[1] <= (r.box[1] + r.box[3]) / 2 <= b.box[3]
+            for b in bs
+        )
+        for bs, rs in zip(faces, ref, strict=True)
+        for r in rs
+    )
+    return hit, sum(map(len, ref))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data")
     ap.add_argument("--repeat", type=int, default=2, help="timing passes (best is reported)")
+    ap.add_argument("--intel-frames", type=int, help="only the first N frames of the mp4")
     args = ap.parse_args()
     data = data_dir(args.data)
-    walk = [fit_640x480(f) for f in walking_frames(data)]
-    deep_paths = sorted((data / "faces/deepface").glob("img*.jpg"))
-    deep = [fit_640x480(load_rgb(p)) for p in deep_paths]
-    sets = {"walking": walk, "deepface": deep}
+    intel, intel_fps = video_frames(data / INTEL, args.intel_frames)
+    sequences = {
+        "walking": ([fit_640x480(f) for f in walking_frames(data)], 12.0),
+        "intel": (intel, intel_fps),
+    }
+    deep = [fit_640x480(load_rgb(p)) for p in sorted((data / "faces/deepface").glob("img*.jpg"))]
 
-    base, ours = Baseline(), FacePipeline()
-    # Same pipeline with the ResNet stubbed out: what detection + alignment + gate cost, i.e.
-    # the frame rate when embedding is left to the best few frames of each track.
-    no_resnet = FacePipeline()
-    no_resnet.embedder.embed_chip = lambda chip: np.zeros(128, np.float32)  # type: ignore[method-assign]
-    print(f"# {platform.machine()}, {os.cpu_count()} cores; frames {W}x{H}; best of {args.repeat}")
+    base = Baseline()
+    eager_p, lazy_p = FacePipeline(), FacePipeline()
+
+    def baseline(tr: FaceTracker, rgb: np.ndarray, t: float) -> list[TrackUpdate]:
+        return tr.update(t, base(rgb))  # the tracker is for the identity count; ~0.1 ms
+
+    def eager(tr: FaceTracker, rgb: np.ndarray, t: float) -> list[TrackUpdate]:
+        return tr.update(t, eager_p.process_rgb(rgb))
+
+    def lazy(tr: FaceTracker, rgb: np.ndarray, t: float) -> list[TrackUpdate]:
+        return tr.update_lazily(t, lazy_p.analyse_rgb(rgb), lazy_p.embed)
+
+    methods: dict[str, Step] = {"baseline": baseline, "eager": eager, "lazy": lazy}
+    for fn in methods.values():  # warm up models and the XNNPACK delegate
+        fn(FaceTracker(), sequences["walking"][0][0], 0.0)
+    load = os.getloadavg()[0]
     print(
-        f"{'set':9s} {'method':9s} {'frames':>6s} {'ms/frame':>9s} {'fps':>6s} "
-        f"{'faces':>6s} {'embedded':>8s} {'recall':>14s}"
+        f"# {platform.machine()}, {os.cpu_count()} cores, load {load:.1f}; frames {W}x{H}; "
+        f"best of {args.repeat}; tracker defaults (k=3, min_embeddings=2)"
     )
-    total: dict[str, float] = {}
-    n_frames = 0
-    for name, frames in sets.items():
-        n_frames += len(frames)
-        res: dict[str, list] = {}
-        runs = [("baseline", base), ("ours", ours.process_rgb)]
-        runs.append(("no-resnet", no_resnet.process_rgb))
-        for label, fn in runs:
-            fn(frames[0])
-            best = float("inf")
-            for _ in range(args.repeat):
-                t = time.perf_counter()
-                out = [fn(f) for f in frames]
-                best = min(best, time.perf_counter() - t)
-            res[label] = out
-            total[label] = total.get(label, 0.0) + best
-            ms = best * 1000 / len(frames)
-            faces = sum(map(len, out))
-            if label == "baseline":
-                embedded = faces
-            else:
-                embedded = sum(o.embedding is not None for obs in out for o in obs)
-            if name == "walking":
-                ref = [[f for f, _ in fr] for fr in res["baseline"]]
-                boxes = [
-                    [f for f, _ in fr] if label == "baseline" else [o.face for o in fr]
-                    for fr in out
-                ]
-                hit = sum(
-                    any(
-                        b.box[0] <= (r.box[0] + r.box[2]) / 2 <= b.box[2]
-                        and b.box[1] <= (r.box[1] + r.box[3]) / 2 <= b.box[3]
-                        for b in bs
-                    )
-                    for bs, rs in zip(boxes, ref, strict=True)
-                    for r in rs
-                )
-                recall = f"{hit}/{sum(map(len, ref))} HOG faces"
-            else:
-                recall = f"{sum(bool(fr) for fr in out)}/{len(frames)} photos"
+    print(
+        f"{'set':9s} {'method':8s} {'frames':>6s} {'ms/frame':>9s} {'fps':>6s} {'x':>5s} "
+        f"{'faces':>6s} {'recall':>12s} {'passed':>6s} {'embedded':>8s} "
+        f"{'tracks':>6s} {'>=min':>5s} {'short':>5s} {'msgs':>5s} {'best-q':>6s}"
+    )
+    for name, (frames, fps) in sequences.items():
+        runs = {label: run_sequence(fn, frames, fps, args.repeat) for label, fn in methods.items()}
+        ref = runs["baseline"].faces
+        for label, r in runs.items():
+            ms = r.seconds * 1000 / len(frames)
+            hit, n_ref = hog_recall(r.faces, ref)
             print(
-                f"{name:9s} {label:9s} {len(frames):6d} {ms:9.1f} {1000 / ms:6.1f} "
-                f"{faces:6d} {embedded:8d} {recall:>14s}"
+                f"{name:9s} {label:8s} {len(frames):6d} {ms:9.1f} {1000 / ms:6.1f} "
+                f"{runs['baseline'].seconds / r.seconds:5.1f} {sum(map(len, r.faces)):6d} "
+                f"{f'{hit}/{n_ref}':>12s} {r.passed:6d} {r.embedded:8d} "
+                f"{r.tracks_published:6d} {r.tracks_min:5d} {r.tracks_short:5d} {r.messages:5d} "
+                f"{np.mean(r.best_q) if r.best_q else float('nan'):6.3f}"
             )
-    fb = n_frames / total["baseline"]
-    for label, secs in total.items():
-        fps = n_frames / secs
-        print(f"all       {label:9s} {n_frames:6d} {1000 / fps:9.1f} {fps:6.1f}  x{fps / fb:.1f}")
-    print(f"ours: rejections {dict(ours.rejections)}, fallback runs {ours.fallback_runs}")
+
+    # Stills: one visit per image, so there is nothing for the tracker to skip.
+    still: dict[str, tuple[float, int, int]] = {}
+    for label, fn in (("baseline", base), ("eager", eager_p.process_rgb)):
+        best, found, embedded = float("inf"), 0, 0
+        for _ in range(args.repeat):
+            t0 = time.perf_counter()
+            out = [fn(f) for f in deep]
+            best = min(best, time.perf_counter() - t0)
+            found = sum(bool(o) for o in out)
+            embedded = sum(x.embedding is not None for o in out for x in o)
+        still[label] = (best, found, embedded)
+    for label, (secs, found, embedded) in still.items():
+        ms = secs * 1000 / len(deep)
+        print(
+            f"{'deepface':9s} {label:8s} {len(deep):6d} {ms:9.1f} {1000 / ms:6.1f} "
+            f"{still['baseline'][0] / secs:5.1f} {found:6d} {f'{found}/{len(deep)} img':>12s} "
+            f"{'':6s} {embedded:8d}   (stills, per image; not a sequence)"
+        )
+    print(f"lazy: rejections {dict(lazy_p.rejections)}, fallback runs {lazy_p.fallback_runs}")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """The edge agent: one camera, on-device analysis, MQTT out. Never sends an image.
 
-Entrance role: frames → motion gate → face pipeline (detect, align, quality gate, embed) →
-face tracker → a few best embeddings per track → ``FaceTrack`` messages. The camera reader runs
-in its own thread and keeps only the newest frame, so slow analysis drops frames instead of
-building a backlog; a heartbeat reports frame rate, rejections and reconnects.
+Entrance role: frames → motion gate → face pipeline (detect, align, quality gate) → face
+tracker → embed only the faces a track will keep → a few best embeddings per track →
+``FaceTrack`` messages. The camera reader runs in its own thread and keeps only the newest
+frame, so slow analysis drops frames instead of building a backlog; a heartbeat reports frame
+rate, rejections and reconnects.
 """
 
 from __future__ import annotations
@@ -47,8 +48,8 @@ class CameraAgent:
         self.camera = camera
         self.realtime = realtime
         self.topics = Topics(cfg.store_id)
-        self.pipeline = FacePipeline(detector=camera.detector, quality=cfg.quality)
-        self.tracker = FaceTracker()
+        self.pipeline = FacePipeline(detector=camera.detector, quality=cfg.quality, roi=camera.roi)
+        self.tracker = FaceTracker(k=camera.best_per_track)
         self.motion = MotionGate()
         self.counters: Counter[str] = Counter()
         self._stop = threading.Event()
@@ -116,8 +117,13 @@ class CameraAgent:
             self.counters["frames_skipped_still"] += 1
             self._flush_tracks(t_capture)
             return
-        observations = self.pipeline.process_bgr(image_bgr)
-        self.tracker.update(t_capture, observations)
+        # Lazy embedding: the ResNet (~55 ms/face, most of the frame budget) runs only for the
+        # faces their track will keep among its best samples; the rest stop after the gate.
+        observations = self.pipeline.analyse_bgr(image_bgr)
+        for up in self.tracker.update_lazily(t_capture, observations, self.pipeline.embed):
+            if up.observation.quality.passed:
+                key = "embeddings_computed" if up.usable else "embeddings_skipped"
+                self.counters[key] += 1
         self._flush_tracks(t_capture)
 
     # -- publishing ------------------------------------------------------------------------

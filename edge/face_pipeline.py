@@ -6,6 +6,11 @@ embedding use the full-resolution frame because their cost is per face and they 
 pixel of a small face. The quality gate sits before the ResNet so rejected faces cost only
 the ~1 ms landmark step.
 
+Two ways in: ``process_*`` embeds every face that passes the gate (enrolment, evaluation:
+each image counts). ``analyse_*`` stops after the gate and keeps the aligned chip, and
+``embed`` finishes one observation on demand: the edge agent publishes only a few best
+samples per track, so it asks the tracker which faces are worth the ~55 ms ResNet first.
+
 Colour order: OpenCV delivers BGR, dlib and the BlazeFace models want RGB. ``process_bgr``
 converts exactly once; everything below it is RGB.
 """
@@ -13,6 +18,7 @@ converts exactly once; everything below it is RGB.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
@@ -107,6 +113,18 @@ class FacePipeline:
 
     def process_bgr(self, frame_bgr: np.ndarray) -> list[FaceObservation]:
         """For OpenCV frames: the single BGR→RGB conversion happens here."""
+        return [self.embed(o) if o.needs_embedding else o for o in self.analyse_bgr(frame_bgr)]
+
+    def process_rgb(self, rgb: np.ndarray) -> list[FaceObservation]:
+        """For RGB frames (Pillow, GIF decoders, picamera2 RGB888 formats)."""
+        return [self.embed(o) if o.needs_embedding else o for o in self.analyse_rgb(rgb)]
+
+    def analyse_bgr(self, frame_bgr: np.ndarray) -> list[FaceObservation]:
+        """Like ``process_bgr`` but without the ResNet: gate-passed faces keep their chip.
+
+        The lazy path of the edge agent: ``FaceTracker`` decides which of these deserve an
+        embedding, ``embed`` computes it. The one BGR→RGB conversion happens here.
+        """
         frame = np.asarray(frame_bgr)
         if frame.size == 0 or frame.ndim < 2 or min(frame.shape[:2]) < 8:
             return []
@@ -114,15 +132,29 @@ class FacePipeline:
             frame = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
         elif frame.ndim == 3 and frame.shape[2] == 4:
             frame = cv2.cvtColor(frame, cv2.COLOR_BGRA2RGB)
-        return self.process_rgb(frame)
+        return self.analyse_rgb(frame)
 
-    def process_rgb(self, rgb: np.ndarray) -> list[FaceObservation]:
-        """For RGB frames (Pillow, GIF decoders, picamera2 RGB888 formats)."""
+    def analyse_rgb(self, rgb: np.ndarray) -> list[FaceObservation]:
+        """Detect, align and gate an RGB frame; no embedding (see ``analyse_bgr``)."""
         rgb = np.asarray(rgb)
         if rgb.size == 0 or rgb.ndim < 2 or min(rgb.shape[:2]) < 8:
             return []
         rgb = as_rgb_uint8(rgb)
         return [self._observe(rgb, face, src) for face, src in self.detect_tagged(rgb)]
+
+    def embed(self, obs: FaceObservation) -> FaceObservation:
+        """``obs`` with its 128-d embedding computed from the kept chip (the ~55 ms step).
+
+        Returns a new observation (they are frozen) without the chip, which has served its
+        purpose; an observation that is already embedded is returned unchanged. Raises
+        ``ValueError`` for a gate-rejected face: it has no chip because embedding it would
+        only feed the hub a bad vote.
+        """
+        if obs.embedding is not None:
+            return obs
+        if obs.chip is None or not obs.quality.passed:
+            raise ValueError("only a gate-passed observation from analyse_* can be embedded")
+        return replace(obs, embedding=self.embedder.embed_chip(obs.chip), chip=None)
 
     def observations_from_image_file(self, path: str | Path) -> list[FaceObservation]:
         """Enrolment / evaluation entry: decode a file (raises ``FaceImageError``) and process."""
@@ -193,7 +225,7 @@ class FacePipeline:
             chip = self.embedder.chip(rgb, landmarks)
             quality = self.gate.assess(landmarks, chip)
             if quality.passed:
-                return FaceObservation(face, landmarks, quality, self.embedder.embed_chip(chip))
+                return FaceObservation(face, landmarks, quality, None, chip)
         self.rejections.update(quality.reasons)
         return FaceObservation(face, landmarks, quality, None)
 

@@ -45,9 +45,24 @@ class FaceQuality:
 
 @dataclass(frozen=True, slots=True)
 class FaceObservation:
-    """A detected, aligned face; ``embedding`` is None if the gate rejected it before embedding."""
+    """A detected, aligned face; ``embedding`` is None if the gate rejected it before embedding.
+
+    On the lazy path (``FacePipeline.analyse_*``) a face that passed the gate also has no
+    embedding yet: it carries its aligned ``chip`` instead, so the ResNet (~55 ms per face on
+    a 2-core x86, the dominant cost) runs later only if the tracker will keep the sample
+    (``FacePipeline.embed``). The chip is the exact ResNet input, so an embedding computed later
+    is identical to one computed at once; the frame itself need not be kept.
+    """
 
     face: DetectedFace
     landmarks: np.ndarray  # (5, 2) float32, dlib 5-point order, frame pixels
     quality: FaceQuality
     embedding: np.ndarray | None = field(default=None)
+    # 150x150x3 RGB aligned chip, set only on gate-passed, not-yet-embedded observations
+    # (~66 kB each, so it is dropped once the embedding exists).
+    chip: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def needs_embedding(self) -> bool:
+        """Passed the gate but not embedded yet: ``FacePipeline.embed`` can finish it."""
+        return self.quality.passed and self.embedding is None and self.chip is not None

@@ -69,6 +69,18 @@ class CameraConfig(_Strict):
     detector: Literal["blazeface-short", "blazeface-full", "dlib-hog"] = "blazeface-full"
     loop: bool = Field(False, description="restart a video file at its end (demo, soak)")
     best_per_track: int = Field(3, ge=1, le=10)
+    roi: tuple[int, int, int, int] | None = Field(
+        None, description="x1, y1, x2, y2 in frame pixels: only the doorway is searched"
+    )
+
+    @field_validator("roi")
+    @classmethod
+    def _roi_is_a_box(
+        cls, roi: tuple[int, int, int, int] | None
+    ) -> tuple[int, int, int, int] | None:
+        if roi is not None and not (0 <= roi[0] < roi[2] and 0 <= roi[1] < roi[3]):
+            raise ValueError("roi must be x1, y1, x2, y2 with 0 <= x1 < x2 and 0 <= y1 < y2")
+        return roi
 
 
 class HubConfig(_Strict):

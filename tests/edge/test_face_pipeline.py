@@ -115,3 +115,15 @@ def test_empty_and_tiny_frames(pipeline: FacePipeline) -> None:
 
 def test_module_exports() -> None:
     assert fp.FacePipeline is FacePipeline
+
+
+def test_lazy_embedding_equals_eager(shared_data: Path) -> None:
+    """The agent's analyse → embed path gives the very embedding enrolment computes."""
+    pipeline = FacePipeline()
+    rgb = load_rgb(shared_data / "faces" / "orl" / "s3" / "1.pgm")
+    eager = pipeline.process_rgb(rgb)
+    lazy = pipeline.analyse_rgb(rgb)
+    assert len(eager) == len(lazy) == 1
+    assert lazy[0].embedding is None and lazy[0].needs_embedding
+    embedded = pipeline.embed(lazy[0])
+    np.testing.assert_array_equal(embedded.embedding, eager[0].embedding)

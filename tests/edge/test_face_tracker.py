@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -167,3 +170,135 @@ def test_finished_tracks_and_unusable_tracks_not_published() -> None:
     tr.update(2.0, [obs(100, passed=False)])
     assert tr.due_for_publication(0.0, flush_all=True) == []  # nothing the hub could use
     assert not tr.active()
+
+
+# ---------------------------------------------------------------- lazy embedding (agent path)
+
+
+def lazy_embed(
+    ident_of: Callable[[FaceObservation], np.ndarray],
+) -> tuple[Callable[[FaceObservation], FaceObservation], list[FaceObservation]]:
+    """A stand-in for ``FacePipeline.embed`` that records every (expensive) call."""
+    calls: list[FaceObservation] = []
+
+    def embed(o: FaceObservation) -> FaceObservation:
+        assert o.embedding is None and o.quality.passed, "only gate-passed faces are embedded"
+        calls.append(o)
+        return replace(o, embedding=jitter(ident_of(o)))
+
+    return embed, calls
+
+
+def test_associate_without_embeddings_links_by_iou_and_adds_no_sample() -> None:
+    tr = FaceTracker()
+    first = tr.associate(0.0, [obs(100)])[0]
+    assert first.is_new and not first.usable and not first.kept
+    nxt = tr.associate(0.1, [obs(108)])[0]
+    assert nxt.track is first.track and not nxt.is_new
+    assert first.track.n_frames == 2 and first.track.best_samples() == []
+    assert first.track.box == (108, 100, 168, 160)  # the motion model moved on
+    assert tr.associate(0.2, [obs(400)])[0].is_new
+
+
+def test_two_people_crossing_without_embeddings_kept_apart_by_motion() -> None:
+    """No embedding ever: the constant-velocity prediction decides while the boxes overlap."""
+    tr = FaceTracker()
+    track_of: dict[str, set[str]] = {"a": set(), "b": set()}
+    for i in range(25):
+        xa, xb = 20 + 16 * i, 404 - 16 * i  # meet around i = 12 (IoU up to ~0.7 there)
+        ups = tr.associate(i / 8, [obs(xb, 112), obs(xa, 100)])
+        track_of["b"].add(ups[0].track.track_id)
+        track_of["a"].add(ups[1].track.track_id)
+    assert len(track_of["a"]) == 1 and len(track_of["b"]) == 1
+    assert track_of["a"] != track_of["b"]
+
+
+def test_lazy_crossing_embeds_few_and_keeps_identities() -> None:
+    a, b = identity(), identity()
+    embed, calls = lazy_embed(lambda o: a if o.face.box[1] == 100 else b)
+    tr = FaceTracker(min_embeddings=2, k=3)
+    track_of: dict[str, set[str]] = {"a": set(), "b": set()}
+    for i in range(25):
+        xa, xb = 20 + 16 * i, 404 - 16 * i
+        ups = tr.update_lazily(i / 8, [obs(xb, 112), obs(xa, 100)], embed)
+        track_of["b"].add(ups[0].track.track_id)
+        track_of["a"].add(ups[1].track.track_id)
+    assert len(track_of["a"]) == 1 and len(track_of["b"]) == 1
+    assert track_of["a"] != track_of["b"]
+    assert len(calls) == 6  # constant quality: k=3 per track, then nothing beats the k-th
+    for track in tr.tracks:  # every sample of a track is its own person's
+        ref = a if track.track_id in track_of["a"] else b
+        assert all(np.linalg.norm(s.embedding - ref) < 0.6 for s in track.best_samples())
+
+
+def test_wants_embedding_margin_over_kth_best() -> None:
+    track = Track(first_seen_t=0.0, box=(0, 0, 60, 60), k=3)
+    for i, q in enumerate([0.8, 0.7, 0.6]):
+        assert track.wants_embedding(q, i * 1.0, margin=0.05)  # room in best-k
+        track.add(i * 1.0, obs(0, emb=identity(), q=q))
+    assert not track.wants_embedding(0.64, 10.0, margin=0.05)  # within noise of the k-th
+    assert not track.wants_embedding(0.65, 10.0, margin=0.05)
+    assert track.wants_embedding(0.66, 10.0, margin=0.05)
+    assert track.wants_embedding(0.61, 10.0, margin=0.0)
+
+
+def test_wants_embedding_budget_after_min_embeddings() -> None:
+    track = Track(first_seen_t=0.0, box=(0, 0, 60, 60), k=5)
+    kw = {"min_embeddings": 2, "min_interval_s": 0.25}
+    # the first min_embeddings are never rationed: the greeting waits for them
+    assert track.wants_embedding(0.5, 0.0, **kw)
+    track.add(0.0, obs(0, emb=identity(), q=0.5))
+    assert track.wants_embedding(0.5, 0.01, **kw)
+    track.add(0.01, obs(0, emb=identity(), q=0.5))
+    # then at most one per 0.25 s, even with room in best-k and a much better face
+    assert not track.wants_embedding(0.99, 0.2, **kw)
+    assert track.wants_embedding(0.99, 0.26, **kw)
+    track.add(0.26, obs(0, emb=identity(), q=0.99))
+    assert not track.wants_embedding(0.99, 0.5, **kw)
+    assert track.wants_embedding(0.99, 0.51, **kw)
+
+
+def test_lazy_walker_publishes_like_eager_with_far_fewer_embeddings() -> None:
+    """Same messages as test_first_publication_after_min_embeddings_then_no_spam."""
+    a = identity()
+    embed, calls = lazy_embed(lambda o: a)
+    tr = FaceTracker(min_embeddings=2, update_after_s=3.0, k=3)
+    messages: list[tuple[float, bool, int]] = []
+    for i in range(40):  # 5 s at 8 fps, quality slowly improving
+        t = i / 8
+        ups = tr.update_lazily(t, [obs(100 + i, q=0.5 + i / 100)], embed)
+        assert len(ups) == 1 and (ups[0].observation.embedding is not None) == ups[0].kept
+        messages += [(t, final, len(track.best)) for track, final in tr.due_for_publication(t)]
+    assert [m[0] for m in messages] == pytest.approx([1 / 8, 1 / 8 + 3.0])
+    assert [m[2] for m in messages] == [2, 3]
+    assert len(calls) <= 2 + 5 / 0.25  # the budget, against 40 on the eager path
+    (track,) = tr.tracks
+    assert [round(s, 2) for s, _, _ in track.best] == [0.89, 0.87, 0.85]  # still the best
+    [(done, final)] = tr.due_for_publication(39 / 8 + 1.1)
+    assert final and done.publications == 3
+
+
+def test_lazy_never_embeds_gated_out_faces() -> None:
+    embed, calls = lazy_embed(lambda o: identity())
+    tr = FaceTracker()
+    for i in range(10):
+        (up,) = tr.update_lazily(i / 8, [obs(100 + i, passed=False)], embed)
+        assert not up.usable and not up.kept
+    assert calls == [] and tr.due_for_publication(5.0, flush_all=True) == []
+
+
+def test_lazy_refound_face_rejoins_its_track_by_embedding() -> None:
+    """Like test_lost_and_refound_within_max_age: the new-track embedding links it back."""
+    a = identity()
+    embed, calls = lazy_embed(lambda o: a)
+    tr = FaceTracker(max_age_s=1.0)
+    for i in range(5):
+        track = tr.update_lazily(i * 0.1, [obs(100 + 5 * i)], embed)[0].track
+    n = len(calls)
+    up = tr.update_lazily(1.0, [obs(190)], embed)[0]  # no overlap after 0.6 s unseen
+    assert not up.is_new and up.track is track and len(calls) == n + 1
+    # another person appearing near the (again unseen) track is embedded and kept apart
+    b = identity()
+    embed_b, calls_b = lazy_embed(lambda o: b)
+    other = tr.update_lazily(1.5, [obs(100)], embed_b)[0]
+    assert other.is_new and other.track is not track and len(calls_b) == 1

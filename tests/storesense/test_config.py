@@ -54,3 +54,10 @@ def test_unknown_camera_lookup_is_a_clear_error() -> None:
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_roi_must_be_a_box() -> None:
+    cam = "store_id: s1\ncameras:\n  - {{id: c1, role: entrance, source: 0, roi: {roi}}}\n"
+    with pytest.raises(ConfigError, match="roi must be"):
+        parse_config(cam.format(roi="[50, 0, 10, 10]"))
+    assert parse_config(cam.format(roi="[0, 0, 10, 10]")).cameras[0].roi == (0, 0, 10, 10)
