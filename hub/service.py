@@ -173,6 +173,10 @@ class HubService:
                 msg = m.decode(item.payload, m.ClaimRequest)
                 if msg.staff_id != self.topics.segment(item.topic, 1):
                     raise m.PayloadError("topic_mismatch", "staff_id differs from the topic")
+                if self.cfg.staff and msg.staff_id not in self.cfg.staff:
+                    raise m.PayloadError(
+                        "unknown_staff", f"{msg.staff_id!r} is not on the staff list"
+                    )
                 self.stats.received["claim_request"] += 1
                 result = alerts.handle_claim(self.conn, self.topics, msg, time.time())
                 if result is None:

@@ -83,21 +83,17 @@ class CameraConfig(_Strict):
         return roi
 
 
-class HubConfig(_Strict):
-    http_port: int = Field(8080, ge=1, le=65535)
-    keep_raw_images: bool = Field(False, description="biometric minimisation: off by default")
-
-
 class StoreConfig(_Strict):
     store_id: Ident
     name: str = ""
     mqtt: MqttConfig = MqttConfig()
-    hub: HubConfig = HubConfig()
     recognition: RecognitionConfig = RecognitionConfig()
     visits: VisitConfig = VisitConfig()
     quality: QualityConfig = QualityConfig()
     cameras: list[CameraConfig] = []
-    staff: list[Ident] = []
+    staff: list[Ident] = Field(
+        default_factory=list, description="staff ids allowed to claim; empty = anyone"
+    )
 
     @field_validator("cameras")
     @classmethod

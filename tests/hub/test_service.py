@@ -244,3 +244,16 @@ def test_a_phone_connecting_late_sees_the_current_state(hub: HubService, camera,
         assert late.open_alerts() == []
     finally:
         late.stop()
+
+
+def test_claims_from_someone_not_on_the_staff_list_are_rejected(tmp_path: Path) -> None:
+    with EmbeddedBroker() as broker:
+        cfg = parse_config(f"store_id: s1\nmqtt: {{port: {broker.port}}}\nstaff: [alice]\n")
+        with HubService(cfg, tmp_path) as hub:
+            intruder = Phone("mallory", hub.topics, cfg.mqtt).start()
+            try:
+                intruder.claim("a" * 32)
+                assert _wait(lambda: hub.stats.rejected["unknown_staff"] == 1)
+                assert intruder.results == []
+            finally:
+                intruder.stop()
