@@ -20,10 +20,11 @@ import numpy as np
 from edge.face_pipeline import FacePipeline
 from edge.face_tracker import FaceTracker, Track
 from edge.motion_gate import MotionGate
+from edge.outbox import EdgeOutbox
 from edge.video_source import VideoSource, VideoSourceError
 from storesense import messages as m
 from storesense.config import CameraConfig, StoreConfig
-from storesense.mqtt_client import connect, make_client
+from storesense.mqtt_client import connect_in_background, make_client
 from storesense.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ class CameraAgent:
         cfg: StoreConfig,
         camera: CameraConfig,
         *,
-        home: Path | None = None,
+        home: Path,
         realtime: bool = True,
     ) -> None:
         if camera.role != "entrance":
@@ -62,13 +63,15 @@ class CameraAgent:
             cfg.mqtt,
             will=(self.topics.edge_status(camera.id), offline),
         )
+        self.outbox = EdgeOutbox(home / f"edge-{camera.id}-outbox.sqlite3", self.client)
+        self.client.on_publish = lambda c, u, mid, rc, props: self.outbox.on_publish(mid)
 
     def request_stop(self) -> None:
         self._stop.set()
 
     # -- main loop -------------------------------------------------------------------------
     def run(self) -> None:
-        connect(self.client, self.cfg.mqtt)
+        connect_in_background(self.client, self.cfg.mqtt)  # the outbox holds what can't go yet
         self._publish(
             self.topics.edge_status(self.camera.id), self._status(online=True), retain=True
         )
@@ -87,6 +90,7 @@ class CameraAgent:
             self._drain(timeout_s=5.0)
             self.client.disconnect()
             self.client.loop_stop()
+            self.outbox.close()
 
     def _stream(self) -> None:
         last_beat = time.monotonic()
@@ -128,6 +132,7 @@ class CameraAgent:
 
     # -- publishing ------------------------------------------------------------------------
     def _flush_tracks(self, t: float, *, everything: bool = False) -> None:
+        self.outbox.pump()
         for track, final in self.tracker.due_for_publication(t, flush_all=everything):
             self._publish(self.topics.faces(self.camera.id), self._face_track(track, final))
 
@@ -154,10 +159,7 @@ class CameraAgent:
         )
 
     def _publish(self, topic: str, msg: m._Message, *, retain: bool = False) -> None:
-        info = self.client.publish(topic, msg.to_bytes(), qos=1, retain=retain)
-        if info.rc not in (0, 4):  # 4 = not connected: paho queues it and sends on reconnect
-            self.counters["publish_errors"] += 1
-            log.warning("camera %s: publish to %s failed (rc=%s)", self.camera.id, topic, info.rc)
+        self.outbox.send(topic, msg.to_bytes(), retain=retain)
 
     def _status(self, *, online: bool) -> m.EdgeStatus:
         rejections = {k: int(v) for k, v in self.pipeline.rejections.items()}
@@ -173,21 +175,24 @@ class CameraAgent:
         )
 
     def _drain(self, timeout_s: float) -> None:
-        """Give in-flight QoS 1 messages a chance to be acknowledged before disconnecting."""
+        """Give the outbox a chance to empty before disconnecting; the rest waits on disk."""
         deadline = time.monotonic() + timeout_s
-        while self._queue_depth() and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
+            self.outbox.pump()
+            if not self.outbox.depth():
+                break
             time.sleep(0.02)
-        if self._queue_depth():
+        if self.outbox.depth():
             log.warning(
-                "camera %s: %d messages unacknowledged at shutdown",
+                "camera %s: %d messages left in the outbox for the next start",
                 self.camera.id,
-                self._queue_depth(),
+                self.outbox.depth(),
             )
 
     def _queue_depth(self) -> int:
-        """QoS 1 messages paho holds unacknowledged (queued while the broker is away)."""
-        client = getattr(self, "client", None)  # the last-will status is built before it
-        return len(client._out_messages) if client is not None else 0
+        """Messages on disk not yet acknowledged by the broker."""
+        outbox = getattr(self, "outbox", None)  # the last-will status is built before it
+        return outbox.depth() if outbox is not None else 0
 
 
 def _wall(t_monotonic: float) -> float:

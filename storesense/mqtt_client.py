@@ -74,3 +74,13 @@ def connect(client: mqtt.Client, cfg: MqttConfig, *, timeout_s: float = 10.0) ->
     if failure:
         client.loop_stop()
         raise MqttConnectError(f"MQTT broker {cfg.host}:{cfg.port} refused us: {failure[0]}")
+
+
+def connect_in_background(client: mqtt.Client, cfg: MqttConfig) -> None:
+    """Start connecting and return at once; paho keeps retrying while the broker is away.
+
+    For nodes that must work through a broker outage (cameras): their messages wait in the
+    store-and-forward outbox instead of the process failing at start-up.
+    """
+    client.connect_async(cfg.host, cfg.port, keepalive=cfg.keepalive_s)
+    client.loop_start()

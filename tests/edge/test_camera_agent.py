@@ -25,7 +25,7 @@ CLIP = (
 )
 
 
-def test_agent_publishes_few_embedding_messages_per_track_and_no_images() -> None:
+def test_agent_publishes_few_embedding_messages_per_track_and_no_images(tmp_path: Path) -> None:
     store = f"t{uuid.uuid4().hex[:10]}"
     cfg = parse_config(
         f"store_id: {store}\nmqtt: {{port: 1883}}\n"
@@ -44,7 +44,7 @@ def test_agent_publishes_few_embedding_messages_per_track_and_no_images() -> Non
     connect(listener, cfg.mqtt)
     listener.subscribe(f"{topics.base}/#", qos=1)
     time.sleep(0.2)
-    agent = CameraAgent(cfg, cfg.camera("door-1"), realtime=False)
+    agent = CameraAgent(cfg, cfg.camera("door-1"), home=tmp_path, realtime=False)
     agent.run()
     time.sleep(0.5)
     listener.disconnect()
@@ -69,4 +69,4 @@ def test_agent_publishes_few_embedding_messages_per_track_and_no_images() -> Non
 def test_a_floor_camera_is_refused_clearly_for_now() -> None:
     cfg = parse_config("store_id: s1\ncameras:\n  - {id: f1, role: floor, source: 0}\n")
     with pytest.raises(NotImplementedError, match="entrance only"):
-        CameraAgent(cfg, cfg.camera("f1"))
+        CameraAgent(cfg, cfg.camera("f1"), home=Path("/nonexistent"))

@@ -1,0 +1,129 @@
+"""Store-and-forward for the edge: every message is on disk until the broker acknowledged it.
+
+paho already queues QoS 1 messages in memory while the broker is away; that is lost when the
+agent restarts (power cut, watchdog, upgrade). This outbox is a small SQLite file on the
+device: a message is written before it is handed to paho and deleted on PUBACK, so after a
+restart the rows still there are sent again, oldest first (the hub drops repeats by
+``msg_id``). It is bounded: past ``max_rows`` the oldest rows are dropped and counted, so a
+week-long outage cannot fill the SD card. A full or broken disk is counted and logged, and
+the message still goes out through paho's memory queue: the outbox can only add safety.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    row_id  INTEGER PRIMARY KEY,
+    topic   TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    retain  INTEGER NOT NULL,
+    queued_at REAL NOT NULL
+);
+"""
+
+
+class EdgeOutbox:
+    """Owned by the agent's thread; only ``on_publish`` is called from paho's thread."""
+
+    def __init__(self, path: Path, client: mqtt.Client, *, max_rows: int = 5000) -> None:
+        self.client = client
+        self.max_rows = max_rows
+        self.counters: Counter[str] = Counter()
+        self._in_flight: dict[int, int] = {}  # paho mid -> row_id (None-row messages omitted)
+        self._acked: set[int] = set()
+        self._lock = threading.Lock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.executescript(SCHEMA)
+        self._resend_backlog()
+
+    def on_publish(self, mid: int) -> None:
+        with self._lock:
+            self._acked.add(mid)
+
+    def send(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        row_id = self._store(topic, payload, retain)
+        self._publish(row_id, topic, payload, retain)
+
+    def pump(self) -> None:
+        """Forget acknowledged rows. Call from the agent loop (cheap when nothing happened)."""
+        with self._lock:
+            acked = [m for m in self._acked if m in self._in_flight]
+            self._acked.difference_update(acked)
+        rows = [self._in_flight.pop(m) for m in acked]
+        if rows:
+            try:
+                self.conn.executemany("DELETE FROM outbox WHERE row_id=?", [(r,) for r in rows])
+            except sqlite3.Error as exc:
+                self._disk_error("delete", exc)
+
+    def depth(self) -> int:
+        """Messages written but not yet acknowledged by the broker."""
+        try:
+            return int(self.conn.execute("SELECT count(*) FROM outbox").fetchone()[0])
+        except sqlite3.Error:
+            return len(self._in_flight)
+
+    def close(self) -> None:
+        self.pump()
+        self.conn.close()
+
+    # -- internals --------------------------------------------------------------------------
+    def _store(self, topic: str, payload: bytes, retain: bool) -> int | None:
+        try:
+            cur = self.conn.execute(
+                "INSERT INTO outbox(topic, payload, retain, queued_at) VALUES (?,?,?,?)",
+                (topic, payload, int(retain), time.time()),
+            )
+            self._enforce_bound()
+            return int(cur.lastrowid)
+        except sqlite3.Error as exc:
+            self._disk_error("write", exc)
+            return None
+
+    def _enforce_bound(self) -> None:
+        over = self.conn.execute("SELECT count(*) FROM outbox").fetchone()[0] - self.max_rows
+        if over > 0:
+            self.conn.execute(
+                "DELETE FROM outbox WHERE row_id IN "
+                "(SELECT row_id FROM outbox ORDER BY row_id LIMIT ?)",
+                (over,),
+            )
+            self.counters["dropped_oldest"] += over
+            log.warning("edge outbox full (%d rows): dropped the %d oldest", self.max_rows, over)
+
+    def _publish(self, row_id: int | None, topic: str, payload: bytes, retain: bool) -> None:
+        info = self.client.publish(topic, payload, qos=1, retain=retain)
+        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+            self.counters["publish_errors"] += 1
+            log.warning("publish to %s failed (rc=%s); kept in the outbox", topic, info.rc)
+            return
+        if row_id is not None:
+            self._in_flight[info.mid] = row_id
+
+    def _resend_backlog(self) -> None:
+        rows = self.conn.execute(
+            "SELECT row_id, topic, payload, retain FROM outbox ORDER BY row_id"
+        ).fetchall()
+        if rows:
+            log.info("edge outbox: re-sending %d messages left from the last run", len(rows))
+            self.counters["resent_after_restart"] += len(rows)
+        for row_id, topic, payload, retain in rows:
+            self._publish(row_id, topic, bytes(payload), bool(retain))
+
+    def _disk_error(self, what: str, exc: sqlite3.Error) -> None:
+        self.counters[f"disk_{what}_errors"] += 1
+        log.error("edge outbox %s failed (%s): message goes out from memory only", what, exc)
