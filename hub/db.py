@@ -97,6 +97,20 @@ CREATE TABLE IF NOT EXISTS audit (
     detail      TEXT NOT NULL DEFAULT ''
 );
 
+-- Last heartbeat of every camera; ``state`` is 'up', 'offline' (it said goodbye, or its last
+-- will fired) or 'down' (silent for too long).
+CREATE TABLE IF NOT EXISTS nodes (
+    camera_id      TEXT PRIMARY KEY,
+    role           TEXT NOT NULL,
+    state          TEXT NOT NULL,
+    fps            REAL NOT NULL,
+    frames         INTEGER NOT NULL,
+    queue_depth    INTEGER NOT NULL,
+    reconnects     INTEGER NOT NULL,
+    rejections     TEXT NOT NULL,
+    last_heartbeat_at REAL NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 

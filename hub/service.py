@@ -17,7 +17,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
-from hub import alerts, db
+from hub import alerts, db, node_health
 from hub.gallery import Gallery
 from hub.outbox import Outbox
 from hub.recognizer import Recognizer, TrackOutcome
@@ -139,6 +139,7 @@ class HubService:
         self._sweep_tracks(now)
         if alerts.expire_due(self.conn, self.topics, now):
             log.info("expired unclaimed alerts")
+        node_health.mark_silent(self.conn, self.topics, now)
         if now >= self._next_housekeeping:
             self._next_housekeeping = now + HOUSEKEEPING_S
             alerts.housekeeping(self.conn, self.topics, now)
@@ -182,8 +183,11 @@ class HubService:
                 if result is None:
                     self.stats.duplicates += 1
             elif kind == "edge" and self.topics.segment(item.topic, 2) == "status":
-                m.decode(item.payload, m.EdgeStatus)
+                msg = m.decode(item.payload, m.EdgeStatus)
+                if msg.camera_id != self.topics.segment(item.topic, 1):
+                    raise m.PayloadError("topic_mismatch", "camera_id differs from the topic")
                 self.stats.received["edge_status"] += 1
+                node_health.record_heartbeat(self.conn, self.topics, msg, time.time())
         except m.PayloadError as exc:
             self._reject(exc.reason, item.topic, exc.detail)
 

@@ -122,6 +122,48 @@ def cmd_demo(args: argparse.Namespace, home: Path) -> int:
     return 0 if summary["alerts"] else 1
 
 
+def cmd_status(args: argparse.Namespace, home: Path) -> int:
+    import json as _json
+    import time
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from hub import db
+    from hub.node_health import node_rows
+    from storesense.paths import hub_db_path
+
+    if not hub_db_path(home).exists():
+        raise CliError(f"no hub database in {home}: run this on the hub (or pass --home)")
+    table = Table(
+        "camera",
+        "role",
+        "state",
+        "last heartbeat",
+        "fps",
+        "frames",
+        "queue",
+        "reconnects",
+        "rejected faces",
+    )
+    now = time.time()
+    for r in node_rows(db.open_db(hub_db_path(home))):
+        rejected = sum(_json.loads(r["rejections"]).values())
+        table.add_row(
+            r["camera_id"],
+            r["role"],
+            r["state"],
+            f"{now - r['last_heartbeat_at']:.0f} s ago",
+            f"{r['fps']:.1f}",
+            str(r["frames"]),
+            str(r["queue_depth"]),
+            str(r["reconnects"]),
+            str(rejected),
+        )
+    Console().print(table)
+    return 0
+
+
 def cmd_config_check(args: argparse.Namespace, home: Path) -> int:
     cfg = load_config(args.file)
     print(f"{args.file}: ok (store {cfg.store_id}, {len(cfg.cameras)} cameras)")
@@ -173,6 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--seconds", type=float, default=20.0)
     de.add_argument("--out", default="demo-out")
     de.set_defaults(func=cmd_demo)
+
+    sub.add_parser(
+        "status", help="each camera's last heartbeat, frame rate and queue depth"
+    ).set_defaults(func=cmd_status)
 
     cc = sub.add_parser("config", help="configuration tools").add_subparsers(
         dest="action", required=True

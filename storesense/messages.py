@@ -184,7 +184,14 @@ class HubStatus(_Message):
     rejected: dict[str, int] = Field(default_factory=dict)
 
 
-Message = FaceTrack | EdgeStatus | Alert | ClaimRequest | ClaimResult | HubStatus
+class NodeHealth(_Message):
+    """hub → ops, retained: every camera's health as the hub sees it."""
+
+    kind: Literal["node_health"] = "node_health"
+    nodes: dict[str, Literal["up", "offline", "down"]]
+
+
+Message = FaceTrack | EdgeStatus | Alert | ClaimRequest | ClaimResult | HubStatus | NodeHealth
 _BY_KIND: dict[str, type[_Message]] = {
     "face_track": FaceTrack,
     "edge_status": EdgeStatus,
@@ -192,6 +199,7 @@ _BY_KIND: dict[str, type[_Message]] = {
     "claim_request": ClaimRequest,
     "claim_result": ClaimResult,
     "hub_status": HubStatus,
+    "node_health": NodeHealth,
 }
 
 

@@ -57,6 +57,10 @@ class Topics:
     def hub_status(self) -> str:
         return f"{self.base}/hub/status"
 
+    @property
+    def node_health(self) -> str:
+        return f"{self.base}/hub/nodes"
+
     def segment(self, topic: str, index_from_base: int) -> str | None:
         """The n-th level after ``storesense/v1/<store>/``; None if the topic is not ours."""
         prefix = self.base + "/"

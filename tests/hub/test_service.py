@@ -257,3 +257,49 @@ def test_claims_from_someone_not_on_the_staff_list_are_rejected(tmp_path: Path) 
                 assert intruder.results == []
             finally:
                 intruder.stop()
+
+
+def test_heartbeats_are_recorded_and_a_silent_camera_is_marked_down(tmp_path: Path, capsys) -> None:
+    from hub import db, node_health
+    from storesense.cli import main
+
+    with EmbeddedBroker() as broker:
+        cfg = parse_config(f"store_id: s1\nmqtt: {{port: {broker.port}}}\n")
+        with HubService(cfg, tmp_path) as hub:
+            cam = make_client("cam-door-1", cfg.mqtt)
+            connect(cam, cfg.mqtt)
+            status = m.EdgeStatus(
+                camera_id="door-1",
+                role="entrance",
+                online=True,
+                fps=7.5,
+                frames=300,
+                queue_depth=2,
+                reconnects=1,
+                rejections={"blurry": 4},
+            )
+            _publish(cam, hub.topics.edge_status("door-1"), status.to_bytes())
+            spoof = m.EdgeStatus(camera_id="door-2", role="entrance", online=True)
+            _publish(cam, hub.topics.edge_status("door-1"), spoof.to_bytes())
+            assert _wait(
+                lambda: (
+                    hub.stats.received["edge_status"] == 1
+                    and hub.stats.rejected["topic_mismatch"] == 1
+                )
+            )
+            cam.disconnect()
+            cam.loop_stop()
+            row = hub.conn.execute("SELECT * FROM nodes").fetchone()
+            assert (row["camera_id"], row["state"], row["fps"], row["queue_depth"]) == (
+                "door-1",
+                "up",
+                7.5,
+                2,
+            )
+        # hub stopped; the camera has been silent: a later sweep marks it down
+        conn = db.open_db(tmp_path / "hub.sqlite3")
+        assert node_health.mark_silent(conn, hub.topics, time.time() + 60) == ["door-1"]
+        assert node_health.mark_silent(conn, hub.topics, time.time() + 90) == []  # once
+    assert main(["--home", str(tmp_path), "status"]) == 0
+    out = capsys.readouterr().out
+    assert "door-1" in out and "down" in out and "7.5" in out
