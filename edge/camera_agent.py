@@ -16,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import paho.mqtt.client as mqtt
 
 from edge.face_pipeline import FacePipeline
 from edge.face_tracker import FaceTracker, Track
@@ -72,9 +73,7 @@ class CameraAgent:
     # -- main loop -------------------------------------------------------------------------
     def run(self) -> None:
         connect_in_background(self.client, self.cfg.mqtt)  # the outbox holds what can't go yet
-        self._publish(
-            self.topics.edge_status(self.camera.id), self._status(online=True), retain=True
-        )
+        self._publish_status(online=True)
         try:
             # Live sources reconnect inside VideoSource and end only on stop; files end at EOF
             # (or loop there). VideoSourceError means a file that cannot be opened at all.
@@ -84,10 +83,10 @@ class CameraAgent:
             log.error("camera %s: %s", self.camera.id, exc)
         finally:
             self._flush_tracks(time.monotonic(), everything=True)
-            self._publish(
-                self.topics.edge_status(self.camera.id), self._status(online=False), retain=True
-            )
+            goodbye = self._publish_status(online=False)
             self._drain(timeout_s=5.0)
+            if self.client.is_connected():
+                goodbye.wait_for_publish(timeout=2.0)
             self.client.disconnect()
             self.client.loop_stop()
             self.outbox.close()
@@ -109,11 +108,7 @@ class CameraAgent:
                 if now - last_beat >= HEARTBEAT_S:
                     self._fps = window_frames / (now - window_start)
                     window_start, window_frames, last_beat = now, 0, now
-                    self._publish(
-                        self.topics.edge_status(self.camera.id),
-                        self._status(online=True),
-                        retain=True,
-                    )
+                    self._publish_status(online=True)
 
     def process_frame(self, image_bgr: np.ndarray, t_capture: float) -> None:
         """Analyse one frame (t_capture on the monotonic clock) and publish what is due."""
@@ -158,8 +153,16 @@ class CameraAgent:
             samples=samples,
         )
 
-    def _publish(self, topic: str, msg: m._Message, *, retain: bool = False) -> None:
-        self.outbox.send(topic, msg.to_bytes(), retain=retain)
+    def _publish(self, topic: str, msg: m._Message) -> None:
+        self.outbox.send(topic, msg.to_bytes())
+
+    def _publish_status(self, *, online: bool) -> mqtt.MQTTMessageInfo:
+        """Heartbeats skip the disk outbox: a stale one is worthless after an outage, and hours
+        of them must not push face events out of the bounded outbox."""
+        status = self._status(online=online)
+        self.client.publish(
+            self.topics.edge_status(self.camera.id), status.to_bytes(), qos=1, retain=True
+        )
 
     def _status(self, *, online: bool) -> m.EdgeStatus:
         rejections = {k: int(v) for k, v in self.pipeline.rejections.items()}
