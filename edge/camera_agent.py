@@ -157,10 +157,11 @@ class CameraAgent:
         self.outbox.send(topic, msg.to_bytes())
 
     def _publish_status(self, *, online: bool) -> mqtt.MQTTMessageInfo:
-        """Heartbeats skip the disk outbox: a stale one is worthless after an outage, and hours
-        of them must not push face events out of the bounded outbox."""
+        """Heartbeats skip the disk outbox: a stale one is worthless after an outage, and
+        hours of them must not push face events out of the bounded outbox.
+        """
         status = self._status(online=online)
-        self.client.publish(
+        return self.client.publish(
             self.topics.edge_status(self.camera.id), status.to_bytes(), qos=1, retain=True
         )
 
