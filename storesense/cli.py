@@ -164,6 +164,28 @@ def cmd_status(args: argparse.Namespace, home: Path) -> int:
     return 0
 
 
+def cmd_broker_config(args: argparse.Namespace, home: Path) -> int:
+    from storesense.broker_config import BrokerConfigError, write_broker_config
+
+    cfg = _config(args, home)
+    try:
+        bundle = write_broker_config(
+            cfg,
+            Path(args.out),
+            listen_host=args.listen,
+            tls_port=args.port,
+            hub_host_names=args.host,
+            force=args.force,
+        )
+    except BrokerConfigError as exc:
+        raise CliError(str(exc)) from None
+    print(
+        f"wrote {bundle.conf} (TLS on {args.listen}:{args.port}), CA {bundle.ca_cert}, "
+        f"{len(bundle.accounts)} accounts; per-device credentials in {bundle.out_dir}/credentials"
+    )
+    return 0
+
+
 def cmd_config_check(args: argparse.Namespace, home: Path) -> int:
     cfg = load_config(args.file)
     print(f"{args.file}: ok (store {cfg.store_id}, {len(cfg.cameras)} cameras)")
@@ -219,6 +241,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "status", help="each camera's last heartbeat, frame rate and queue depth"
     ).set_defaults(func=cmd_status)
+
+    bc = sub.add_parser("broker-config", help="TLS Mosquitto config, accounts and ACLs")
+    bc.add_argument("--out", required=True)
+    bc.add_argument("--listen", default="0.0.0.0")
+    bc.add_argument("--port", type=int, default=8883)
+    bc.add_argument("--host", action="append", default=[], help="hub name/IP for the cert")
+    bc.add_argument("--force", action="store_true", help="replace an existing folder")
+    bc.set_defaults(func=cmd_broker_config)
 
     cc = sub.add_parser("config", help="configuration tools").add_subparsers(
         dest="action", required=True

@@ -6,10 +6,6 @@ hub restarted after a crash serves a consistent claim state.
 
 from __future__ import annotations
 
-import getpass
-import shutil
-import signal
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -29,52 +25,27 @@ from storesense.mqtt_client import connect_in_background, make_client
 from storesense.paths import template_key_path
 from storesense.sim_phone import Phone
 from tests.hub.conftest import unit
+from tests.mosquitto_proc import MosquittoProcess, require_mosquitto
 
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 N_CUSTOMERS = 12
 
 
-class Broker:
-    """A private Mosquitto with persistence, so queued QoS 1 messages survive a restart."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.port = free_port()
-        self.conf = tmp / "mosquitto.conf"
-        (tmp / "persist").mkdir()
-        self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
-            f"persistence_location {tmp / 'persist'}/\nautosave_interval 1\n"
-            f"log_dest file {tmp / 'mosquitto.log'}\n"
-            # as root Mosquitto would switch to its own user, who cannot write in tmp_path
-            f"user {getpass.getuser()}\n"
-        )
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)])
-        deadline = time.monotonic() + 5
-        import socket
-
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("mosquitto did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.send_signal(signal.SIGTERM)  # Mosquitto saves its persistence file on exit
-            self.proc.wait(timeout=10)
-            self.proc = None
+def _persistent_broker(tmp: Path) -> MosquittoProcess:
+    """Persistence on, so queued QoS 1 messages survive a restart."""
+    port = free_port()
+    (tmp / "persist").mkdir()
+    conf = tmp / "mosquitto.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+        f"persistence_location {tmp / 'persist'}/\nautosave_interval 1\n"
+    )
+    return MosquittoProcess(conf, port)
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    if not Path(MOSQUITTO).exists():
-        pytest.skip("mosquitto is not installed (.ci/run installs it)")
-    b = Broker(tmp_path)
+def broker(tmp_path: Path) -> Iterator[MosquittoProcess]:
+    require_mosquitto()
+    b = _persistent_broker(tmp_path)
     b.start()
     yield b
     b.stop()
@@ -130,7 +101,7 @@ def _alerts(service: HubService) -> list[str]:
 
 
 def test_broker_restart_mid_stream_loses_and_duplicates_nothing(
-    broker: Broker, tmp_path: Path
+    broker: MosquittoProcess, tmp_path: Path
 ) -> None:
     cfg = _config(broker.port)
     home = tmp_path / "hub"
@@ -168,7 +139,7 @@ def test_broker_restart_mid_stream_loses_and_duplicates_nothing(
         hub.stop()
 
 
-def test_hub_killed_mid_claim_restarts_consistent(broker: Broker, tmp_path: Path) -> None:
+def test_hub_killed_mid_claim_restarts_consistent(broker: MosquittoProcess, tmp_path: Path) -> None:
     cfg = _config(broker.port)
     home = tmp_path / "hub"
     home.mkdir()

@@ -1,0 +1,47 @@
+"""A private Mosquitto process for tests that must stop, restart or configure the broker."""
+
+from __future__ import annotations
+
+import getpass
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+
+def require_mosquitto() -> None:
+    if not Path(MOSQUITTO).exists():
+        pytest.skip("mosquitto is not installed (.ci/run installs it)")
+
+
+class MosquittoProcess:
+    def __init__(self, conf: Path, port: int) -> None:
+        self.conf = conf
+        self.port = port
+        # as root Mosquitto would switch to its own user, who cannot read files in tmp_path
+        with conf.open("a") as fh:
+            fh.write(f"\nuser {getpass.getuser()}\n")
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> MosquittoProcess:
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"mosquitto did not start with {self.conf}")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGTERM)  # Mosquitto saves its persistence file on exit
+            self.proc.wait(timeout=10)
+            self.proc = None
