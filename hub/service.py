@@ -89,7 +89,11 @@ class HubService:
         self._inbox.put(None)
         if self._worker is not None:
             self._worker.join(timeout=10)
-        self.client.publish(self.topics.hub_status, m.HubStatus(online=False).to_bytes(), 1, True)
+        bye = self.client.publish(
+            self.topics.hub_status, m.HubStatus(online=False).to_bytes(), qos=1, retain=True
+        )
+        if self.client.is_connected():
+            bye.wait_for_publish(timeout=2.0)  # a clean disconnect does not fire the last will
         self.client.disconnect()
         self.client.loop_stop()
         self.conn.close()
