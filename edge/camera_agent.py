@@ -24,6 +24,7 @@ from edge.motion_gate import MotionGate
 from edge.outbox import EdgeOutbox
 from edge.video_source import VideoSource, VideoSourceError
 from storesense import messages as m
+from storesense import service_notify
 from storesense.config import CameraConfig, StoreConfig
 from storesense.mqtt_client import connect_in_background, make_client
 from storesense.topics import Topics
@@ -31,6 +32,8 @@ from storesense.topics import Topics
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 5.0
+PROGRESS_GRACE_S = 60.0  # no frame and no reconnect attempt for this long = hung: stop pinging
+RECONNECT_BACKOFF_MAX_S = 20.0  # keeps reconnect attempts (progress) well inside the grace
 
 
 class CameraAgent:
@@ -58,6 +61,7 @@ class CameraAgent:
         self._frames = 0
         self._fps = 0.0
         self._reconnects = 0
+        self._source: VideoSource | None = None
         offline = self._status(online=False).to_bytes()
         self.client = make_client(
             f"storesense-edge-{camera.id}",
@@ -69,11 +73,53 @@ class CameraAgent:
 
     def request_stop(self) -> None:
         self._stop.set()
+        service_notify.stopping()
+
+    def _progress_marker(self) -> tuple[int, int]:
+        """Changes while the agent is doing its job: frames analysed, or camera retries."""
+        src = self._source
+        retries = (
+            0
+            if src is None
+            else (
+                src.stats.open_failures
+                + src.stats.read_failures
+                + src.stats.stalls
+                + src.stats.reconnects
+            )
+        )
+        return self._frames, retries
+
+    def _watchdog_loop(self, interval_s: float) -> None:
+        """systemd watchdog: ping while frames flow or the camera is being retried.
+
+        A camera that is down for hours is not a hung agent (VideoSource keeps retrying, which
+        counts as progress); an analysis step stuck for a minute is, and systemd restarts us.
+        """
+        marker, changed_at = self._progress_marker(), time.monotonic()
+        while not self._stop.wait(interval_s):
+            now_marker = self._progress_marker()
+            if now_marker != marker:
+                marker, changed_at = now_marker, time.monotonic()
+            if time.monotonic() - changed_at < PROGRESS_GRACE_S:
+                service_notify.watchdog()
+            else:
+                log.error(
+                    "camera %s: no progress for %.0f s; letting the watchdog restart us",
+                    self.camera.id,
+                    PROGRESS_GRACE_S,
+                )
 
     # -- main loop -------------------------------------------------------------------------
     def run(self) -> None:
         connect_in_background(self.client, self.cfg.mqtt)  # the outbox holds what can't go yet
         self._publish_status(online=True)
+        service_notify.ready()  # not waiting for the broker: the outbox covers an outage
+        wd = service_notify.watchdog_interval_s()
+        if wd is not None:
+            threading.Thread(
+                target=self._watchdog_loop, args=(wd,), daemon=True, name="edge-watchdog"
+            ).start()
         try:
             # Live sources reconnect inside VideoSource and end only on stop; files end at EOF
             # (or loop there). VideoSourceError means a file that cannot be opened at all.
@@ -90,13 +136,19 @@ class CameraAgent:
             self.client.disconnect()
             self.client.loop_stop()
             self.outbox.close()
+            self._stop.set()  # ends the watchdog thread
 
     def _stream(self) -> None:
         last_beat = time.monotonic()
         window_start, window_frames = last_beat, 0
         with VideoSource(
-            self.camera.source, fps=self.camera.fps, loop=self.camera.loop, realtime=self.realtime
+            self.camera.source,
+            fps=self.camera.fps,
+            loop=self.camera.loop,
+            realtime=self.realtime,
+            max_backoff_s=RECONNECT_BACKOFF_MAX_S,
         ) as source:
+            self._source = source
             for frame in source:
                 if self._stop.is_set():
                     break

@@ -23,6 +23,7 @@ from hub.outbox import Outbox
 from hub.recognizer import Recognizer, TrackOutcome
 from hub.template_crypto import TemplateCipher, load_or_create_key
 from storesense import messages as m
+from storesense import service_notify
 from storesense.config import StoreConfig
 from storesense.mqtt_client import connect, make_client
 from storesense.paths import hub_db_path, template_key_path
@@ -119,7 +120,13 @@ class HubService:
     def _run(self) -> None:
         self._publish_status(online=True)
         next_tick = 0.0
+        # Pinged from this thread, not the main one: a hung worker must stop the pings.
+        wd_interval = service_notify.watchdog_interval_s()
+        next_wd = 0.0
         while not self._stop.is_set():
+            if wd_interval is not None and time.monotonic() >= next_wd:
+                service_notify.watchdog()
+                next_wd = time.monotonic() + wd_interval
             try:
                 item = self._inbox.get(timeout=TICK_S)
             except queue.Empty:

@@ -15,6 +15,7 @@ import sys
 import threading
 from pathlib import Path
 
+from storesense import service_notify
 from storesense.config import ConfigError, StoreConfig, load_config
 from storesense.paths import resolve_home
 
@@ -39,6 +40,7 @@ def _wait_for_signal() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     stop.wait()
+    service_notify.stopping()
 
 
 def cmd_hub_run(args: argparse.Namespace, home: Path) -> int:
@@ -46,6 +48,7 @@ def cmd_hub_run(args: argparse.Namespace, home: Path) -> int:
 
     cfg = _config(args, home)
     with HubService(cfg, home):
+        service_notify.ready()  # Type=notify: systemd waits for this
         log.info("hub running for store %s (home %s); Ctrl-C stops", cfg.store_id, home)
         _wait_for_signal()
     return 0

@@ -70,3 +70,30 @@ def test_a_floor_camera_is_refused_clearly_for_now() -> None:
     cfg = parse_config("store_id: s1\ncameras:\n  - {id: f1, role: floor, source: 0}\n")
     with pytest.raises(NotImplementedError, match="entrance only"):
         CameraAgent(cfg, cfg.camera("f1"), home=Path("/nonexistent"))
+
+
+def test_agent_tells_systemd_it_is_ready_and_alive(tmp_path: Path, monkeypatch) -> None:
+    import os
+    import socket
+
+    sock_path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(sock_path))
+    sock.settimeout(0.2)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(sock_path))
+    monkeypatch.setenv("WATCHDOG_USEC", "400000")  # ping every 0.2 s
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
+    cfg = parse_config(
+        f"store_id: t{uuid.uuid4().hex[:10]}\nmqtt: {{port: 1883}}\n"
+        f"cameras:\n  - {{id: door-1, role: entrance, source: '{CLIP}', fps: 12}}\n"
+    )
+    agent = CameraAgent(cfg, cfg.camera("door-1"), home=tmp_path, realtime=True)
+    agent.run()  # plays the 3.4 s clip in real time
+    got = []
+    while True:
+        try:
+            got.append(sock.recv(256).decode())
+        except TimeoutError:
+            break
+    assert got[0] == "READY=1"
+    assert got.count("WATCHDOG=1") >= 5

@@ -1,0 +1,440 @@
+#!/usr/bin/env bash
+# Provision one Storesense node — the hub or one camera's edge device — from a store config.
+#
+#   flash_device.sh --role entrance|floor|hub --store-config FILE [--camera ID]
+#       [--hub-address HOST] [--mqtt-credentials FILE] [--ca-cert FILE] [--root DIR]
+#       [--dry-run] [--force] [--skip-install] [--wheel PATH | --source DIR]
+#
+# What it does (docs/deployment.md has the whole store bring-up):
+#   1. checks everything first and refuses (exit 2, one line on stderr) before changing anything:
+#      unknown role, missing --camera/--hub-address for a camera, a camera that is not in the
+#      config or has another role, credentials made for another device, missing files, and any
+#      existing node file (store.yaml, credentials, CA) that differs unless --force;
+#   2. venv in <root>/opt/storesense/venv with the package from --wheel or --source (default:
+#      this checkout; --skip-install leaves the venv alone, as the tests do);
+#   3. <root>/etc/storesense/store.yaml: the store config with this node's MQTT account, CA and,
+#      for cameras, the hub's address as the MQTT host; root:storesense 0640 because it holds the
+#      MQTT password. mqtt-credentials.yaml (0600, root) and ca.crt (0644) beside it;
+#   4. the `storesense` system user (sysusers.d) and the file ownership above (tmpfiles.d);
+#   5. the units into <root>/etc/systemd/system and enabled: without --root by systemctl
+#      (daemon-reload, enable --now, restart when something changed); with --root by creating
+#      the *.target.wants symlinks, as systemctl would, for an image that boots later.
+#      The nightly report timer is enabled only once `storesense report --help` works.
+# Re-running with the same arguments changes nothing. --dry-run prints every step, changes nothing.
+#
+# With --root and an install, the venv is built with this machine's Python: only valid for a
+# tree of the same architecture and OS (a cross-architecture image needs --skip-install and the
+# install run on the device itself).
+set -euo pipefail
+
+PROG=flash_device.sh
+CHECKOUT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PREFIX=/opt/storesense              # paths as the node sees them (the units hard-code these)
+CONF_DIR=/etc/storesense
+UNIT_DIR=/etc/systemd/system
+
+die() { echo "$PROG: $*" >&2; exit 2; }
+
+usage() {
+    sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
+}
+
+role="" store_config="" camera="" hub_address="" credentials="" ca_cert="" root=""
+dry_run=0 force=0 skip_install=0 wheel="" source_dir=""
+
+need_value() { [[ $# -ge 2 && -n $2 && $2 != --* ]] || die "$1 needs a value"; }
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --role) need_value "$@"; role=$2; shift 2 ;;
+        --store-config) need_value "$@"; store_config=$2; shift 2 ;;
+        --camera) need_value "$@"; camera=$2; shift 2 ;;
+        --hub-address) need_value "$@"; hub_address=$2; shift 2 ;;
+        --mqtt-credentials) need_value "$@"; credentials=$2; shift 2 ;;
+        --ca-cert) need_value "$@"; ca_cert=$2; shift 2 ;;
+        --root) need_value "$@"; root=$2; shift 2 ;;
+        --wheel) need_value "$@"; wheel=$2; shift 2 ;;
+        --source) need_value "$@"; source_dir=$2; shift 2 ;;
+        --dry-run) dry_run=1; shift ;;
+        --force) force=1; shift ;;
+        --skip-install) skip_install=1; shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) die "unknown argument '$1' (see --help)" ;;
+    esac
+done
+
+# ---- 1. checks: nothing below this block may run before all of them pass --------------------
+case $role in
+    hub|entrance|floor) ;;
+    "") die "--role is required: hub, entrance or floor" ;;
+    *) die "--role must be hub, entrance or floor, not '$role'" ;;
+esac
+[[ -n $store_config ]] || die "--store-config FILE is required"
+[[ -f $store_config ]] || die "store config $store_config not found"
+if [[ $role == hub ]]; then
+    [[ -z $camera ]] || die "--camera is for camera roles (entrance, floor), not the hub"
+else
+    [[ -n $camera ]] ||
+        die "--camera ID is required for the $role role (a camera id from the store config)"
+    [[ $camera =~ ^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$ ]] || die "--camera '$camera' is not a camera id"
+    [[ -n $hub_address ]] ||
+        die "--hub-address HOST is required for the $role role (the hub runs the MQTT broker)"
+fi
+if [[ -n $hub_address && ! $hub_address =~ ^[A-Za-z0-9.:-]+$ ]]; then
+    die "--hub-address '$hub_address' is not a host name or IP address"
+fi
+[[ -z $credentials || -f $credentials ]] || die "MQTT credentials $credentials not found"
+[[ -z $ca_cert || -f $ca_cert ]] || die "CA certificate $ca_cert not found"
+[[ -z $wheel || -z $source_dir ]] || die "pass --wheel or --source, not both"
+[[ -z $wheel || -f $wheel ]] || die "wheel $wheel not found"
+[[ -z $source_dir || -f $source_dir/pyproject.toml ]] ||
+    die "--source $source_dir has no pyproject.toml"
+if [[ $skip_install == 0 && -z $wheel && -z $source_dir ]]; then
+    source_dir=$CHECKOUT
+fi
+if [[ -n $root ]]; then
+    [[ -d $root ]] || die "--root $root is not a directory"
+    root=$(cd "$root" && pwd)
+    [[ $root != / ]] || root=""
+fi
+if [[ -z $root && $dry_run == 0 && $EUID -ne 0 ]]; then
+    die "provisioning this machine needs root (or pass --root DIR, or --dry-run)"
+fi
+for unit in storesense-hub.service storesense-edge@.service storesense-report.service \
+    storesense-report.timer; do
+    [[ -f $CHECKOUT/systemd/$unit ]] || die "unit $CHECKOUT/systemd/$unit not found"
+done
+
+venv=$root$PREFIX/venv
+live() { [[ -z $root ]]; }
+
+# A Python that can read YAML: the node's venv, $PYTHON, this checkout's .venv, python3.
+yaml_python() {
+    local py
+    for py in "$venv/bin/python" "${PYTHON:-}" "$CHECKOUT/.venv/bin/python" python3; do
+        [[ -n $py ]] || continue
+        if command -v "$py" >/dev/null 2>&1 && "$py" -c 'import yaml' >/dev/null 2>&1; then
+            echo "$py"
+            return 0
+        fi
+    done
+    return 1
+}
+
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+
+# Renders this node's store.yaml to stdout; refusals are one line on stderr, exit 2. When the
+# storesense package is importable it validates with the real models (input and output).
+render_config() {
+    "$1" - "$store_config" "$role" "$camera" "$hub_address" "$credentials" \
+        "${ca_cert:+$CONF_DIR/ca.crt}" <<'PY'
+import sys
+
+import yaml
+
+prog = "flash_device.sh"
+src, role, camera, hub_address, creds_path, ca_dest = sys.argv[1:7]
+
+
+def refuse(msg):
+    print(f"{prog}: {msg}", file=sys.stderr)
+    sys.exit(2)
+
+
+try:
+    from storesense.config import ConfigError, parse_config
+except ImportError:  # a bare python3-yaml: structural checks only
+    parse_config = None
+
+
+def validate(text, where):
+    if parse_config is not None:
+        try:
+            parse_config(text, where)
+        except ConfigError as exc:
+            refuse("; ".join(str(exc).splitlines()))
+
+
+with open(src, encoding="utf-8") as fh:
+    text = fh.read()
+validate(text, src)
+try:
+    data = yaml.safe_load(text)
+except yaml.YAMLError as exc:
+    refuse(f"{src} is not valid YAML: {' '.join(str(exc).split())}")
+if not isinstance(data, dict):
+    refuse(f"{src}: the top level must be a mapping of keys")
+
+if role != "hub":
+    cams = data.get("cameras") or []
+    mine = [c for c in cams if isinstance(c, dict) and str(c.get("id")) == camera]
+    if not mine:
+        known = ", ".join(str(c.get("id")) for c in cams if isinstance(c, dict)) or "none"
+        refuse(f"camera '{camera}' is not in {src} (known: {known})")
+    if mine[0].get("role") != role:
+        refuse(f"camera '{camera}' is a {mine[0].get('role')} camera in {src}, not {role}")
+
+mqtt = data.get("mqtt") or {}
+if hub_address:
+    mqtt["host"] = hub_address
+if creds_path:
+    with open(creds_path, encoding="utf-8") as fh:
+        try:
+            creds = yaml.safe_load(fh)
+        except yaml.YAMLError:
+            creds = None
+    if not isinstance(creds, dict) or not creds.get("username") or not creds.get("password"):
+        refuse(f"{creds_path} is not an MQTT credentials file (username, password)")
+    account = "hub" if role == "hub" else f"cam-{camera}"
+    if creds["username"] != account:
+        refuse(f"{creds_path} is for MQTT account '{creds['username']}', this node is '{account}'")
+    if creds.get("tls_ca") and not ca_dest:
+        refuse(f"{creds_path} expects a TLS CA: pass --ca-cert FILE (the store's ca.crt)")
+    mqtt["username"] = creds["username"]
+    mqtt["password"] = creds["password"]
+    if creds.get("port"):
+        mqtt["port"] = int(creds["port"])
+if ca_dest:
+    mqtt["tls_ca"] = ca_dest
+data["mqtt"] = mqtt
+
+node = "hub" if role == "hub" else f"{role} camera {camera}"
+out = (
+    f"# Written by scripts/flash_device.sh for the {node}. Holds this node's MQTT password.\n"
+    "# Change the store's source config and re-run the script (--force) instead of editing here.\n"
+    + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+)
+validate(out, f"{src} (as rendered for the {node})")
+sys.stdout.write(out)
+PY
+}
+
+config_rendered=0
+if py=$(yaml_python); then
+    render_config "$py" > "$stage/store.yaml"
+    config_rendered=1
+elif [[ $dry_run == 1 || $skip_install == 1 ]]; then
+    die "no Python with PyYAML to read $store_config: install python3-yaml or set PYTHON"
+fi
+
+# Node files: an existing one that differs is only replaced with --force (idempotent re-runs).
+conflict_check() { # staged target
+    local dest=$root$2
+    if [[ -e $dest ]] && ! cmp -s "$1" "$dest" && [[ $force == 0 ]]; then
+        die "$dest exists and differs from what this run would write: pass --force to replace it"
+    fi
+}
+[[ -z $credentials ]] || cp "$credentials" "$stage/mqtt-credentials.yaml"
+[[ -z $ca_cert ]] || cp "$ca_cert" "$stage/ca.crt"
+node_files=()
+[[ $config_rendered == 0 ]] || node_files+=("store.yaml:0640")
+[[ -z $credentials ]] || node_files+=("mqtt-credentials.yaml:0600")
+[[ -z $ca_cert ]] || node_files+=("ca.crt:0644")
+for entry in "${node_files[@]}"; do
+    conflict_check "$stage/${entry%%:*}" "$CONF_DIR/${entry%%:*}"
+done
+
+# ---- 2.-5. the changes ------------------------------------------------------------------------
+changed=0
+say() { echo "$PROG: $*"; }
+run() { # prints the command; runs it unless --dry-run
+    if [[ $dry_run == 1 ]]; then
+        echo "[dry-run] $(printf '%q ' "$@")"
+    else
+        echo "+ $(printf '%q ' "$@")"
+        "$@"
+    fi
+}
+put_file() { # src target-path mode: write if missing or different, atomically
+    local src=$1 dest=$root$2 mode=$3
+    if [[ -e $dest ]] && cmp -s "$src" "$dest"; then
+        if [[ $(stat -c %a "$dest") != "${mode#0}" ]]; then
+            run chmod "$mode" "$dest"
+        fi
+        say "unchanged: $dest"
+        return 0
+    fi
+    run install -D -m "$mode" "$src" "$dest.flash-tmp"
+    run mv -f "$dest.flash-tmp" "$dest"
+    changed=1
+}
+put_text() { # target-path mode text
+    printf '%s\n' "$3" > "$stage/text"
+    put_file "$stage/text" "$1" "$2"
+}
+
+# What is installed: our packages' files by content, the dependencies by version. pip always
+# reinstalls a source tree, so "pip ran" is not "something changed".
+installed_digest() {
+    [[ -x $venv/bin/python ]] || return 0
+    "$venv/bin/python" -I - <<'PY' 2>/dev/null || true
+import hashlib
+import importlib.metadata as md
+import pathlib
+
+h = hashlib.sha256()
+for dist in sorted(md.distributions(), key=lambda d: d.metadata["Name"].lower()):
+    h.update(f"{dist.metadata['Name']}=={dist.version}\n".encode())
+try:
+    files = md.distribution("storesense").files or []
+except md.PackageNotFoundError:
+    files = []
+for f in sorted(files, key=str):
+    path = pathlib.Path(f.locate())
+    if path.suffix == ".py" and path.is_file():
+        h.update(str(f).encode() + path.read_bytes())
+print(h.hexdigest())
+PY
+}
+
+# 2. venv and package
+if [[ $skip_install == 1 ]]; then
+    say "--skip-install: leaving $venv as it is"
+else
+    if [[ ! -x $venv/bin/python ]]; then
+        base_python=${PYTHON:-python3.11}
+        command -v "$base_python" >/dev/null 2>&1 || base_python=python3
+        "$base_python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null ||
+            die "the venv needs Python 3.11 and $base_python is not: set PYTHON=/path/to/python3.11"
+        run mkdir -p "$(dirname "$venv")"
+        run "$base_python" -m venv "$venv"
+    fi
+    target=$wheel
+    if [[ -z $target ]]; then
+        # Build from a copy: pip builds setuptools projects in-tree (build/, *.egg-info), and
+        # the checkout is not ours to litter (nor, on a read-only mount, writable).
+        target=$stage/src
+        run mkdir -p "$target"
+        run tar -C "$source_dir" --exclude=./.git --exclude=./.venv --exclude=./build \
+            --exclude='*.egg-info' --exclude=__pycache__ -cf "$stage/src.tar" .
+        run tar -C "$target" -xf "$stage/src.tar"
+    fi
+    before=$(installed_digest)
+    run "$venv/bin/python" -m pip install --quiet --upgrade "$target"
+    if [[ $dry_run == 0 && $(installed_digest) != "$before" ]]; then
+        changed=1 # new code: the daemons restart
+        say "installed a new package version or code into $venv"
+    else
+        say "unchanged: the package in $venv"
+    fi
+    if ! live && [[ $dry_run == 0 ]]; then
+        # pip wrote <root>/opt/... into the scripts' shebangs; on the node it is /opt/...
+        for f in "$venv"/bin/*; do
+            if [[ -f $f && ! -L $f ]] && head -c 2 "$f" | grep -q '^#!'; then
+                sed -i "1s|^#!$venv/|#!$PREFIX/venv/|" "$f"
+            fi
+        done
+        sed -i "s|$venv|$PREFIX/venv|g" "$venv"/bin/activate*
+        say "rewrote the venv's script paths from $venv to $PREFIX/venv"
+    fi
+    if [[ $config_rendered == 0 ]]; then # only now is there a Python with PyYAML
+        if py=$(yaml_python); then
+            render_config "$py" > "$stage/store.yaml"
+        else
+            die "no Python with PyYAML even after the install; is $venv complete?"
+        fi
+        conflict_check "$stage/store.yaml" "$CONF_DIR/store.yaml"
+        node_files=("store.yaml:0640" "${node_files[@]}")
+    fi
+fi
+
+# 3. node files
+for entry in "${node_files[@]}"; do
+    put_file "$stage/${entry%%:*}" "$CONF_DIR/${entry%%:*}" "${entry##*:}"
+done
+if [[ -f $CHECKOUT/docs/deployment.md ]]; then # the units' Documentation= link
+    put_file "$CHECKOUT/docs/deployment.md" "$PREFIX/docs/deployment.md" 0644
+fi
+
+# 4. the service account and who may read the node files
+put_text /etc/sysusers.d/storesense.conf 0644 \
+"# Written by scripts/flash_device.sh: the account the Storesense units run as.
+u storesense - \"Storesense services\" -"
+put_text /etc/tmpfiles.d/storesense.conf 0644 \
+"# Written by scripts/flash_device.sh: store.yaml holds the MQTT password; only the services
+# (group storesense) and root may read it. Re-applied at every boot.
+z $CONF_DIR/store.yaml 0640 root storesense -
+z $CONF_DIR/mqtt-credentials.yaml 0600 root root -
+z $CONF_DIR/ca.crt 0644 root root -"
+if live; then
+    run systemd-sysusers /etc/sysusers.d/storesense.conf
+    run systemd-tmpfiles --create /etc/tmpfiles.d/storesense.conf
+elif [[ -f $root/etc/passwd && $EUID -eq 0 ]] && command -v systemd-sysusers >/dev/null 2>&1; then
+    run systemd-sysusers --root="$root"
+    gid=$(awk -F: '$1 == "storesense" { print $3 }' "$root/etc/group" 2>/dev/null || true)
+    if [[ -n $gid && -e $root$CONF_DIR/store.yaml &&
+        $(stat -c %g "$root$CONF_DIR/store.yaml") != "$gid" ]]; then
+        run chgrp "$gid" "$root$CONF_DIR/store.yaml"
+    fi
+else
+    say "note: no OS tree in $root: the storesense user is created at first boot by" \
+        "systemd-sysusers, and store.yaml gets its group from tmpfiles.d at every boot"
+fi
+
+# 5. units
+if [[ $role == hub ]]; then
+    unit_files=(storesense-hub.service storesense-report.service storesense-report.timer)
+    enable=(storesense-hub.service)
+else
+    unit_files=(storesense-edge@.service)
+    enable=("storesense-edge@$camera.service")
+fi
+for unit in "${unit_files[@]}"; do
+    put_file "$CHECKOUT/systemd/$unit" "$UNIT_DIR/$unit" 0644
+done
+
+# The report timer waits for the analytics release that brings `storesense report`.
+if [[ $role == hub ]]; then
+    if [[ -x $venv/bin/python ]] &&
+        "$venv/bin/python" -I -m storesense.cli report --help >/dev/null 2>&1; then
+        enable+=(storesense-report.timer)
+    else
+        say "not enabling storesense-report.timer: this install has no \`storesense report\`" \
+            "yet (it lands with the analytics issue); re-run this script after upgrading"
+    fi
+fi
+
+# A device is exactly one node: units of another role or camera left by an earlier run go.
+stale=()
+for link in "$root$UNIT_DIR"/multi-user.target.wants/storesense-*.service \
+    "$root$UNIT_DIR"/timers.target.wants/storesense-*.timer; do
+    [[ -L $link ]] || continue
+    name=$(basename "$link")
+    [[ " ${enable[*]} " == *" $name "* ]] || stale+=("$name")
+done
+
+wants_dir() { # unit -> the target it is WantedBy
+    case $1 in *.timer) echo timers.target.wants ;; *) echo multi-user.target.wants ;; esac
+}
+if live; then
+    for name in "${stale[@]}"; do run systemctl disable --now "$name"; done
+    run systemctl daemon-reload
+    for unit in "${enable[@]}"; do
+        if [[ $changed == 1 ]]; then
+            run systemctl enable "$unit"
+            run systemctl restart "$unit"
+        else
+            run systemctl enable --now "$unit"
+        fi
+    done
+else
+    for name in "${stale[@]}"; do run rm -f "$root$UNIT_DIR/$(wants_dir "$name")/$name"; done
+    for unit in "${enable[@]}"; do
+        template=${unit/@*./@.}                       # storesense-edge@door-1.service -> @.service
+        link=$root$UNIT_DIR/$(wants_dir "$unit")/$unit
+        if [[ $(readlink "$link" 2>/dev/null) == "$UNIT_DIR/$template" ]]; then
+            say "unchanged: $link"
+        else
+            run mkdir -p "$(dirname "$link")"
+            run ln -sfn "$UNIT_DIR/$template" "$link"
+        fi
+    done
+fi
+
+what="hub"
+[[ $role == hub ]] || what="$role camera $camera (MQTT via $hub_address)"
+if [[ $dry_run == 1 ]]; then
+    say "dry run: nothing was changed; the $what would be provisioned${root:+ in $root}"
+else
+    say "provisioned the $what${root:+ in $root}; enabled: ${enable[*]}"
+fi
