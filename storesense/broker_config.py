@@ -1,23 +1,29 @@
 """``storesense broker-config``: a Mosquitto set-up in which every client is known and confined.
 
-Generates, for one store: a store CA and a broker certificate (``cryptography``), a TLS-only
-``mosquitto.conf`` with anonymous access off, a ``passwd`` file with one account per device
-(hub, each camera, the phone gateway), and an ``acl`` file built from ``storesense.topics`` so
-that each camera may only publish its own topics, only the hub publishes alerts and claim
-results, and nobody but the hub reads embeddings. Per-account credential files go in
-``credentials/`` (0600) for the installer to copy onto each device.
+Generates, for one store: a store CA and a broker certificate (``cryptography``, no openssl
+subprocess), a TLS-only ``mosquitto.conf`` with anonymous access off, a ``passwd`` file with one
+account per device (hub, each camera, the phone gateway) hashed in Mosquitto's own ``$7$``
+format, and an ``acl`` file derived from ``storesense.topics`` so that each camera may only
+publish its own topics, only the hub publishes alerts and claim results, and nobody but the hub
+reads embeddings. Per-account credential files go in ``credentials/`` (0600) for the installer
+to copy onto each device (``scripts/flash_device.sh --mqtt-credentials`` reads them).
+
+docs/broker-security.md has the ACL table and the install / rotation steps.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
+import hmac
 import ipaddress
 import os
+import re
 import secrets
-import shutil
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from cryptography import x509
@@ -30,40 +36,68 @@ from storesense.topics import Topics
 
 HUB = "hub"
 GATEWAY = "phone-gateway"
+CREDENTIALS = "credentials"
+
+# Mosquitto 2.x ``$7$``: PBKDF2-HMAC-SHA512, 12-byte salt, iterations stored in the line.
+# 101 is mosquitto_passwd's own default. The passwords are 192-bit random tokens, so the
+# iteration count adds nothing against guessing; a high one would only slow every CONNECT.
+PW_ITERATIONS = 101
+PW_SALT_BYTES = 12
+
+CA_DAYS = 3650
+BROKER_CERT_DAYS = 825  # the longest lifetime most TLS stacks still accept for a leaf
+
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,62})"
+_HOST_RE = re.compile(rf"^(\*\.)?{_LABEL}(\.{_LABEL})*$")
+
+Access = Literal["read", "write"]  # Mosquitto ACL access keywords
 
 
 class BrokerConfigError(RuntimeError):
-    pass
+    """A refusal the installer can act on (non-empty folder, bad host name, bad port)."""
 
 
 @dataclass
 class BrokerBundle:
+    """What was written: every path, and each account's password (also in ``credentials/``)."""
+
     out_dir: Path
     conf: Path
     ca_cert: Path
+    ca_key: Path
+    broker_cert: Path
+    broker_key: Path
     passwd: Path
     acl: Path
+    credentials_dir: Path
     accounts: dict[str, str] = field(default_factory=dict)  # username -> password
 
     def credentials(self, username: str) -> Path:
-        return self.out_dir / "credentials" / f"{username}.yaml"
+        """The credentials YAML to copy onto the device that uses ``username``."""
+        return self.credentials_dir / f"{username}.yaml"
 
 
 def camera_account(camera_id: str) -> str:
+    """One account per camera, so the ACL can pin a camera to its own topics."""
     return f"cam-{camera_id}"
 
 
-def acl_rules(cfg: StoreConfig) -> dict[str, list[tuple[str, str]]]:
-    """username -> [(read|write|readwrite, topic pattern)], from the one topics module."""
+def acl_rules(cfg: StoreConfig) -> dict[str, list[tuple[Access, str]]]:
+    """username -> [(read|write, topic pattern)], every pattern from ``storesense.topics``.
+
+    Least privilege from who actually publishes and subscribes what (docs/mqtt.md): nobody
+    gets ``readwrite`` on a topic it only needs one way, so a compromised camera or gateway
+    cannot feed the hub forged alerts or read the embeddings of a store's visitors.
+    """
     t = Topics(cfg.store_id)
-    rules: dict[str, list[tuple[str, str]]] = {
+    rules: dict[str, list[tuple[Access, str]]] = {
         HUB: [
             ("read", t.all_faces),  # embeddings: the hub alone
-            ("read", t.all_edge_status),
+            ("read", t.all_edge_status),  # heartbeats and cameras' last wills
             ("read", t.all_claims),
-            ("readwrite", t.all_alerts),
+            ("write", t.all_alerts),
             ("write", t.claim_result("+")),
-            ("readwrite", t.hub_status),
+            ("write", t.hub_status),  # also the hub's last will
             ("write", t.node_health),
         ],
         GATEWAY: [
@@ -76,12 +110,13 @@ def acl_rules(cfg: StoreConfig) -> dict[str, list[tuple[str, str]]]:
     for cam in cfg.cameras:
         rules[camera_account(cam.id)] = [
             ("write", t.faces(cam.id)),
-            ("write", t.edge_status(cam.id)),  # also its last will
+            ("write", t.edge_status(cam.id)),  # also its last will, checked at CONNECT
         ]
     return rules
 
 
-def render_acl(rules: dict[str, list[tuple[str, str]]]) -> str:
+def render_acl(rules: dict[str, list[tuple[Access, str]]]) -> str:
+    """Mosquitto ``acl_file`` text; no rule before the first ``user`` line, so none is global."""
     lines = ["# Generated by `storesense broker-config`; anything not listed is denied."]
     for user, entries in rules.items():
         lines.append(f"\nuser {user}")
@@ -90,11 +125,18 @@ def render_acl(rules: dict[str, list[tuple[str, str]]]) -> str:
 
 
 def render_conf(out: Path, *, listen_host: str, tls_port: int) -> str:
+    """``mosquitto.conf`` for ``mosquitto -c``: one TLS listener, security settings global."""
     return f"""# Generated by `storesense broker-config`. TLS only; every client has an account.
+# Security settings are global on purpose (per_listener_settings false): a listener added
+# later, by hand or by an include, inherits "no anonymous, passwords, ACL" instead of
+# silently starting open. There is no plain listener, not even on loopback: the hub talks
+# TLS to 127.0.0.1 (the broker certificate covers it), so there is nothing to gain from one.
 per_listener_settings false
 allow_anonymous false
 password_file {out / "passwd"}
 acl_file {out / "acl"}
+
+# Persistent sessions and retained alerts / statuses survive a broker restart.
 persistence true
 persistence_location {out / "data"}/
 autosave_interval 60
@@ -106,19 +148,80 @@ certfile {out / "broker.crt"}
 keyfile {out / "broker.key"}
 tls_version tlsv1.2
 require_certificate false
+# The client id is the username: one session per device, and no account can take over (and
+# so disconnect) another's session by connecting with its client id.
+use_username_as_clientid true
 """
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
+def mosquitto_hash(password: str, *, salt: bytes | None = None) -> str:
+    """The ``$7$`` hash Mosquitto 2.x's ``mosquitto_passwd`` writes, made in-process.
+
+    Done here rather than with ``mosquitto_passwd -b`` because ``-b`` puts every password in
+    the process table while it runs, and because the bundle may be generated on a machine
+    without Mosquitto installed. The tests prove the broker accepts these hashes.
+    """
+    salt = secrets.token_bytes(PW_SALT_BYTES) if salt is None else salt
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, PW_ITERATIONS)
+    b64 = base64.b64encode
+    return f"$7${PW_ITERATIONS}${b64(salt).decode()}${b64(digest).decode()}"
 
 
-def _make_pki(out: Path, store_id: str, hosts: list[str]) -> None:
+def verify_mosquitto_hash(password: str, hashed: str) -> bool:
+    """True if ``password`` matches a ``$7$`` line value (for tests and rotation checks)."""
+    try:
+        _, kind, iterations, salt, digest = hashed.split("$")
+        if kind != "7":
+            return False
+        got = hashlib.pbkdf2_hmac(
+            "sha512", password.encode(), base64.b64decode(salt), int(iterations)
+        )
+        return hmac.compare_digest(got, base64.b64decode(digest))
+    except ValueError:
+        return False
+
+
+def _write(path: Path, data: bytes, mode: int) -> None:
+    """Write via a temporary file and rename, with ``mode`` even if ``path`` existed.
+
+    A running broker re-reads ``passwd`` and ``acl`` on SIGHUP; the rename means it never
+    sees a half-written file, and the explicit mode means ``--force`` cannot leave a key
+    world-readable just because an older file at that path was.
+    """
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)
+
+
+def _san(hosts: list[str]) -> list[x509.GeneralName]:
+    names: list[x509.GeneralName] = []
+    for h in hosts:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(h)))
+        except ValueError:
+            names.append(x509.DNSName(h))
+    return names
+
+
+def _make_pki(store_id: str, hosts: list[str]) -> dict[str, bytes]:
+    """Store CA (EC P-256, ~10 y, may sign only leaves) and a server-only broker certificate."""
     now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"Storesense {store_id} CA")])
+    ca_name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Storesense"),
+            x509.NameAttribute(NameOID.COMMON_NAME, f"Storesense store {store_id} CA"),
+        ]
+    )
+    ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
     ca = (
         x509.CertificateBuilder()
         .subject_name(ca_name)
@@ -126,21 +229,16 @@ def _make_pki(out: Path, store_id: str, hosts: list[str]) -> None:
         .public_key(ca_key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=3650))
+        .not_valid_after(now + dt.timedelta(days=CA_DAYS))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            _key_usage("key_cert_sign", "crl_sign"),
             critical=True,
         )
+        .add_extension(ca_ski, critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
-    names: list[x509.GeneralName] = []
-    for h in hosts:
-        try:
-            names.append(x509.IPAddress(ipaddress.ip_address(h)))
-        except ValueError:
-            names.append(x509.DNSName(h))
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
@@ -148,31 +246,53 @@ def _make_pki(out: Path, store_id: str, hosts: list[str]) -> None:
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=825))
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .not_valid_after(now + dt.timedelta(days=BROKER_CERT_DAYS))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            _key_usage("digital_signature"),
+            critical=True,
+        )
+        .add_extension(x509.SubjectAlternativeName(_san(hosts)), critical=False)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
+            critical=False,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     pem = serialization.Encoding.PEM
-    (out / "ca.crt").write_bytes(ca.public_bytes(pem))
-    (out / "broker.crt").write_bytes(cert.public_bytes(pem))
-    no_enc = serialization.NoEncryption()
     pkcs8 = serialization.PrivateFormat.PKCS8
-    _write_private(out / "ca.key", ca_key.private_bytes(pem, pkcs8, no_enc))
-    _write_private(out / "broker.key", key.private_bytes(pem, pkcs8, no_enc))
+    no_enc = serialization.NoEncryption()  # Mosquitto cannot prompt for a passphrase
+    return {
+        "ca.crt": ca.public_bytes(pem),
+        "ca.key": ca_key.private_bytes(pem, pkcs8, no_enc),
+        "broker.crt": cert.public_bytes(pem),
+        "broker.key": key.private_bytes(pem, pkcs8, no_enc),
+    }
 
 
-def _write_passwd(out: Path, accounts: dict[str, str]) -> None:
-    tool = shutil.which("mosquitto_passwd")
-    if tool is None:
+def _check_inputs(
+    out: Path, listen_host: str, tls_port: int, hosts: list[str], force: bool
+) -> None:
+    if out.exists() and not out.is_dir():
+        raise BrokerConfigError(f"{out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not force:
         raise BrokerConfigError(
-            "mosquitto_passwd not found: install the Debian package 'mosquitto' on the hub"
+            f"{out} is not empty: pass --force to overwrite the generated files there "
+            "(this makes a new CA and new passwords for every device)"
         )
-    path = out / "passwd"
-    _write_private(path, b"")
-    for user, password in accounts.items():
-        # -b takes the password on the command line; the file is created 0600 above
-        subprocess.run([tool, "-b", str(path), user, password], check=True, capture_output=True)
+    if any(c.isspace() for c in str(out)):
+        # mosquitto.conf has no quoting: a path with a space would be cut at the space.
+        raise BrokerConfigError(f"{out}: choose an output folder without spaces in its path")
+    if not 1 <= tls_port <= 65535:
+        raise BrokerConfigError(f"TLS port {tls_port} is not between 1 and 65535")
+    for h in [listen_host, *hosts]:
+        try:
+            ipaddress.ip_address(h)
+        except ValueError:
+            if not _HOST_RE.match(h):
+                raise BrokerConfigError(f"{h!r} is not a host name or an IP address") from None
 
 
 def write_broker_config(
@@ -184,24 +304,71 @@ def write_broker_config(
     hub_host_names: list[str] | None = None,
     force: bool = False,
 ) -> BrokerBundle:
-    out = out_dir.resolve()
-    if out.exists() and any(out.iterdir()) and not force:
-        raise BrokerConfigError(f"{out} is not empty: pass --force to replace its contents")
-    (out / "credentials").mkdir(parents=True, exist_ok=True, mode=0o700)
-    (out / "data").mkdir(exist_ok=True)
-    hosts = list(dict.fromkeys((hub_host_names or []) + ["localhost", "127.0.0.1"]))
-    _make_pki(out, cfg.store_id, hosts)
+    """Write the whole bundle into ``out_dir`` (absolute paths in the conf: generate in place).
+
+    Refuses a non-empty ``out_dir`` unless ``force``; with ``force`` it overwrites its own
+    files and removes stale ``credentials/*.yaml`` (of cameras no longer configured), and
+    leaves anything else, including the broker's persistence in ``data/``, alone.
+    """
+    out = Path(out_dir).expanduser().absolute()
+    hosts = list(dict.fromkeys([*(hub_host_names or []), "localhost", "127.0.0.1"]))
+    _check_inputs(out, listen_host, tls_port, hosts, force)
+
+    out.mkdir(parents=True, exist_ok=True)
+    creds_dir = out / CREDENTIALS
+    for sub in (creds_dir, out / "data"):
+        sub.mkdir(exist_ok=True)
+        sub.chmod(0o700)
+    for stale in creds_dir.glob("*.yaml"):
+        stale.unlink()
+
+    for name, data in _make_pki(cfg.store_id, hosts).items():
+        _write(out / name, data, 0o600 if name.endswith(".key") else 0o644)
+
     rules = acl_rules(cfg)
-    accounts = {user: secrets.token_urlsafe(24) for user in rules}
-    _write_passwd(out, accounts)
-    (out / "acl").write_text(render_acl(rules))
-    (out / "mosquitto.conf").write_text(
-        render_conf(out, listen_host=listen_host, tls_port=tls_port)
-    )
+    accounts = {user: secrets.token_urlsafe(24) for user in rules}  # 192 bits each
+    passwd = "".join(f"{u}:{mosquitto_hash(p)}\n" for u, p in accounts.items())
+    _write(out / "passwd", passwd.encode(), 0o600)
+    _write(out / "acl", render_acl(rules).encode(), 0o644)
+    conf = render_conf(out, listen_host=listen_host, tls_port=tls_port)
+    _write(out / "mosquitto.conf", conf.encode(), 0o644)
+
     bundle = BrokerBundle(
-        out, out / "mosquitto.conf", out / "ca.crt", out / "passwd", out / "acl", accounts
+        out_dir=out,
+        conf=out / "mosquitto.conf",
+        ca_cert=out / "ca.crt",
+        ca_key=out / "ca.key",
+        broker_cert=out / "broker.crt",
+        broker_key=out / "broker.key",
+        passwd=out / "passwd",
+        acl=out / "acl",
+        credentials_dir=creds_dir,
+        accounts=accounts,
     )
     for user, password in accounts.items():
-        creds = {"username": user, "password": password, "tls_ca": "ca.crt", "port": tls_port}
-        _write_private(bundle.credentials(user), yaml.safe_dump(creds).encode())
+        # Keys as flash_device.sh reads them; tls_ca is where the CA is on the hub.
+        creds = {
+            "username": user,
+            "password": password,
+            "tls_ca": str(bundle.ca_cert),
+            "port": tls_port,
+        }
+        head = f"# MQTT account {user} for store {cfg.store_id}: a secret, copy it, then delete.\n"
+        _write(bundle.credentials(user), (head + yaml.safe_dump(creds)).encode(), 0o600)
     return bundle
+
+
+def _key_usage(*allowed: str) -> x509.KeyUsage:
+    """A KeyUsage with only ``allowed`` set: the constructor wants all nine flags spelled out."""
+    flags = [
+        "digital_signature",
+        "content_commitment",
+        "key_encipherment",
+        "data_encipherment",
+        "key_agreement",
+        "key_cert_sign",
+        "crl_sign",
+        "encipher_only",
+        "decipher_only",
+    ]
+    return x509.KeyUsage(**{f: f in allowed for f in flags})

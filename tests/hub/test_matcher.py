@@ -109,3 +109,81 @@ def test_stranger_track_is_unknown_when_finished() -> None:
     assert vote.decide(finished=False).status == "pending"
     d = vote.decide(finished=True)
     assert d.status == "unknown" and d.best_distance == pytest.approx(0.7)
+
+
+def test_batches_and_single_queries_agree_and_distances_are_direct() -> None:
+    """More queries than one matrix product takes: chunking must not change any answer."""
+    labels, matrix = _random_gallery(200, 4, seed=3)
+    queries = np.random.default_rng(4).normal(size=(19, 128)).astype(np.float32) * 0.1
+    index = TemplateIndex(labels, matrix)
+    batch = index.search(queries)
+    assert batch == [index.search(q)[0] for q in queries]
+    for q, hit in zip(queries, batch, strict=True):
+        d = np.linalg.norm(matrix.astype(np.float64) - q, axis=1)
+        assert hit.distance == pytest.approx(d.min(), abs=1e-6)
+        assert hit.second_distance == pytest.approx(d[labels != hit.label].min(), abs=1e-6)
+
+
+def test_negative_labels_are_rejected() -> None:
+    with pytest.raises(ValueError, match="labels"):
+        TemplateIndex(np.array([NO_LABEL]), unit(1)[None])
+
+
+def test_policy_from_config_and_validation() -> None:
+    from storesense.config import RecognitionConfig
+
+    cfg = RecognitionConfig()
+    p = OpenSetPolicy.from_config(cfg)
+    assert (p.threshold, p.margin, p.min_votes, p.min_vote_share) == (
+        cfg.threshold,
+        cfg.margin,
+        cfg.min_votes,
+        cfg.min_vote_share,
+    )
+    with pytest.raises(ValueError):
+        OpenSetPolicy(threshold=0.45, margin=-0.1)
+    with pytest.raises(ValueError):
+        OpenSetPolicy(threshold=0.45, margin=0.05, min_votes=0)
+
+
+def test_tied_conflict_never_matches_even_with_a_permissive_share() -> None:
+    vote = TrackVote(OpenSetPolicy(0.45, 0.05, min_votes=2, min_vote_share=0.3))
+    for label in (1, 2, 1, 2):
+        vote.add(SearchHit(label, 0.3, 3 - label, 0.8), 0.9)
+    assert vote.decide(finished=True).status == "unknown"
+
+
+def test_a_second_confident_customer_blocks_the_match() -> None:
+    """Leader holds 3/5 of the weight, but another customer has min_votes accepted frames."""
+    vote = TrackVote(OpenSetPolicy(0.45, 0.05, min_votes=2, min_vote_share=0.5))
+    for label in (1, 1, 1, 2, 2):
+        vote.add(SearchHit(label, 0.3, 3 - label, 0.8), 0.9)
+    d = vote.decide(finished=True)
+    assert d.status == "unknown" and d.label is None
+
+
+def test_a_single_stray_vote_does_not_block_a_clear_majority() -> None:
+    vote = TrackVote(POLICY)
+    for label in (1, 1, 1, 2):
+        vote.add(SearchHit(label, 0.3, 3 - label, 0.8), 0.9)
+    d = vote.decide(finished=False)
+    assert (d.status, d.label, d.votes, d.weight_share) == ("match", 1, 3, pytest.approx(0.75))
+
+
+def test_pending_becomes_match_as_frames_arrive() -> None:
+    vote = TrackVote(POLICY)
+    vote.add(SearchHit(1, 0.60, 2, 0.8), 0.5)  # too far: counts against
+    vote.add(SearchHit(1, 0.35, 2, 0.8), 0.9)
+    assert vote.decide(finished=False).status == "pending"  # 1 vote, share 0.64
+    vote.add(SearchHit(1, 0.33, 2, 0.8), 0.9)
+    d = vote.decide(finished=False)
+    assert (d.status, d.votes) == ("match", 2) and d.weight_share == pytest.approx(1.8 / 2.3)
+
+
+def test_non_finite_or_out_of_range_quality_is_clipped() -> None:
+    vote = TrackVote(POLICY)
+    vote.add(SearchHit(1, 0.3, 2, 0.8), float("nan"))
+    vote.add(SearchHit(1, 0.3, 2, 0.8), 7.0)  # clipped to 1
+    vote.add(SearchHit(1, 0.9, 2, 1.0), 1.0)
+    d = vote.decide(finished=True)
+    assert d.status == "unknown" and d.weight_share == pytest.approx(1.001 / 2.001)
