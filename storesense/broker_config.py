@@ -93,6 +93,7 @@ def acl_rules(cfg: StoreConfig) -> dict[str, list[tuple[Access, str]]]:
     rules: dict[str, list[tuple[Access, str]]] = {
         HUB: [
             ("read", t.all_faces),  # embeddings: the hub alone
+            ("read", t.all_floor),
             ("read", t.all_edge_status),  # heartbeats and cameras' last wills
             ("read", t.all_claims),
             ("write", t.all_alerts),
@@ -109,7 +110,7 @@ def acl_rules(cfg: StoreConfig) -> dict[str, list[tuple[Access, str]]]:
     }
     for cam in cfg.cameras:
         rules[camera_account(cam.id)] = [
-            ("write", t.faces(cam.id)),
+            ("write", t.faces(cam.id) if cam.role == "entrance" else t.floor(cam.id)),
             ("write", t.edge_status(cam.id)),  # also its last will, checked at CONNECT
         ]
     return rules

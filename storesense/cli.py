@@ -15,15 +15,12 @@ import sys
 import threading
 from pathlib import Path
 
-from storesense import service_notify
+from storesense import cli_floor, cli_shop, service_notify
 from storesense.config import ConfigError, StoreConfig, load_config
+from storesense.errors import CliError
 from storesense.paths import resolve_home
 
 log = logging.getLogger("storesense")
-
-
-class CliError(Exception):
-    """A problem the user can fix; printed as one line, exit code 2."""
 
 
 def _config(args: argparse.Namespace, home: Path) -> StoreConfig:
@@ -259,6 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     ck = cc.add_parser("check", help="validate a store YAML")
     ck.add_argument("file")
     ck.set_defaults(func=cmd_config_check)
+
+    cli_floor.register(sub)
+    cli_shop.register(sub)
     return p
 
 

@@ -13,6 +13,9 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from storesense.floor_config import FloorConfig, ZoneConfig
+from storesense.shop_config import AppConfig, LoyaltyConfig
+
 # Calibrated on LFW folds 1-5 so that < 1 % of never-enrolled people are matched; see
 # docs/calibration.md for the data, the procedure and the resulting numbers.
 DEFAULT_MATCH_THRESHOLD = 0.46
@@ -67,6 +70,12 @@ class CameraConfig(_Strict):
     source: str | int = Field(description="camera index, RTSP/HTTP URL, video file or GIF")
     fps: float = Field(8.0, gt=0, le=60, description="frames analysed per second")
     detector: Literal["blazeface-short", "blazeface-full", "dlib-hog"] = "blazeface-full"
+    person_detector: Literal["ssdlite", "hog"] = Field(
+        "ssdlite", description="floor role: the on-device person detector"
+    )
+    calibration: Path | None = Field(
+        None, description="floor role: homography YAML from `storesense calibrate`"
+    )
     loop: bool = Field(False, description="restart a video file at its end (demo, soak)")
     best_per_track: int = Field(3, ge=1, le=10)
     roi: tuple[int, int, int, int] | None = Field(
@@ -91,6 +100,10 @@ class StoreConfig(_Strict):
     visits: VisitConfig = VisitConfig()
     quality: QualityConfig = QualityConfig()
     cameras: list[CameraConfig] = []
+    floor: FloorConfig = FloorConfig()
+    zones: list[ZoneConfig] = []
+    loyalty: LoyaltyConfig = LoyaltyConfig()
+    app: AppConfig = AppConfig()
     staff: list[Ident] = Field(
         default_factory=list, description="staff ids allowed to claim; empty = anyone"
     )

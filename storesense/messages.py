@@ -122,6 +122,44 @@ class EdgeStatus(_Message):
     rejections: dict[str, int] = Field(default_factory=dict)
 
 
+class FloorPosition(BaseModel):
+    """One tracked person's foot point on the store floor, metres (see floor_config)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    track_id: int = Field(ge=0, description="the camera's tracker id; unique per camera run")
+    x: float = Field(allow_inf_nan=False)
+    y: float = Field(allow_inf_nan=False)
+    conf: float = Field(ge=0, le=1, allow_inf_nan=False)
+
+
+class FloorSample(BaseModel):
+    """Everyone the camera saw in one analysed frame."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    t: float = Field(allow_inf_nan=False, description="frame time, epoch s")
+    people: list[FloorPosition] = Field(max_length=200)
+
+
+class FloorPositions(_Message):
+    """edge (floor role) → hub, every ``floor.publish_interval_s``: who is where, no images.
+
+    ``samples`` holds one entry per analysed frame in the interval (``t`` epoch s), so the hub
+    can integrate person-seconds exactly instead of assuming one frame per interval.
+    """
+
+    kind: Literal["floor_positions"] = "floor_positions"
+    camera_id: Ident
+    run_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")] = Field(
+        default_factory=new_msg_id, description="new per agent start: track ids restart"
+    )
+    seq: int = Field(ge=0, description="per run, +1 per message; gaps = lost intervals")
+    interval_start: float
+    interval_s: float = Field(gt=0, le=60)
+    samples: list[FloorSample] = Field(max_length=600)
+
+
 AlertState = Literal["open", "claimed", "done", "expired"]
 
 
@@ -191,9 +229,19 @@ class NodeHealth(_Message):
     nodes: dict[str, Literal["up", "offline", "down"]]
 
 
-Message = FaceTrack | EdgeStatus | Alert | ClaimRequest | ClaimResult | HubStatus | NodeHealth
+Message = (
+    FaceTrack
+    | FloorPositions
+    | EdgeStatus
+    | Alert
+    | ClaimRequest
+    | ClaimResult
+    | HubStatus
+    | NodeHealth
+)
 _BY_KIND: dict[str, type[_Message]] = {
     "face_track": FaceTrack,
+    "floor_positions": FloorPositions,
     "edge_status": EdgeStatus,
     "alert": Alert,
     "claim_request": ClaimRequest,

@@ -34,6 +34,13 @@ class Topics:
     def all_edge_status(self) -> str:
         return f"{self.base}/edge/+/status"
 
+    def floor(self, camera_id: str) -> str:
+        return f"{self.base}/edge/{camera_id}/floor"
+
+    @property
+    def all_floor(self) -> str:
+        return f"{self.base}/edge/+/floor"
+
     # hub → phones
     def alert(self, alert_id: str) -> str:
         return f"{self.base}/alerts/{alert_id}"
