@@ -43,12 +43,30 @@ class EdgeOutbox:
         self._in_flight: dict[int, int] = {}  # paho mid -> row_id (None-row messages omitted)
         self._acked: set[int] = set()
         self._lock = threading.Lock()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.executescript(SCHEMA)
+        try:
+            self.conn = self._open(path)
+        except (OSError, sqlite3.Error) as exc:
+            # A full or read-only SD card must not stop the camera: keep the same bounded
+            # queue in memory (lost on restart, like paho's own) and say so loudly.
+            self._disk_error("open", exc)
+            self.conn = self._open(None)
         self._resend_backlog()
+
+    @staticmethod
+    def _open(path: Path | None) -> sqlite3.Connection:
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            str(path) if path else ":memory:", isolation_level=None, check_same_thread=False
+        )
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(SCHEMA)
+        except sqlite3.Error:
+            conn.close()
+            raise
+        return conn
 
     def on_publish(self, mid: int) -> None:
         with self._lock:
@@ -124,6 +142,6 @@ class EdgeOutbox:
         for row_id, topic, payload, retain in rows:
             self._publish(row_id, topic, bytes(payload), bool(retain))
 
-    def _disk_error(self, what: str, exc: sqlite3.Error) -> None:
+    def _disk_error(self, what: str, exc: Exception) -> None:
         self.counters[f"disk_{what}_errors"] += 1
         log.error("edge outbox %s failed (%s): message goes out from memory only", what, exc)
