@@ -2,9 +2,12 @@
 
 Entrance role: frames → motion gate → face pipeline (detect, align, quality gate) → face
 tracker → embed only the faces a track will keep → a few best embeddings per track →
-``FaceTrack`` messages. The camera reader runs in its own thread and keeps only the newest
-frame, so slow analysis drops frames instead of building a backlog; a heartbeat reports frame
-rate, rejections and reconnects.
+``FaceTrack`` messages. Floor role: frames → person detector → ByteTrack → foot points on the
+floor (homography) → one ``FloorPositions`` per interval (``edge.floor_pipeline``).
+
+The camera reader runs in its own thread and keeps only the newest frame, so slow analysis
+drops frames instead of building a backlog; a heartbeat reports frame rate, rejections and
+reconnects.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import paho.mqtt.client as mqtt
@@ -28,6 +32,9 @@ from storesense import service_notify
 from storesense.config import CameraConfig, StoreConfig
 from storesense.mqtt_client import connect_in_background, make_client
 from storesense.topics import Topics
+
+if TYPE_CHECKING:
+    from edge.floor_pipeline import FloorRole
 
 log = logging.getLogger(__name__)
 
@@ -45,17 +52,24 @@ class CameraAgent:
         home: Path,
         realtime: bool = True,
     ) -> None:
-        if camera.role != "entrance":
-            raise NotImplementedError(
-                f"camera {camera.id!r}: the {camera.role!r} role is not built yet (entrance only)"
-            )
         self.cfg = cfg
         self.camera = camera
         self.realtime = realtime
         self.topics = Topics(cfg.store_id)
-        self.pipeline = FacePipeline(detector=camera.detector, quality=cfg.quality, roi=camera.roi)
-        self.tracker = FaceTracker(k=camera.best_per_track)
-        self.motion = MotionGate()
+        # Floor role (edge/floor_pipeline.py): people → tracks → floor metres, one
+        # FloorPositions per floor.publish_interval_s. No motion gate: a shopper standing
+        # still is exactly the dwell we must count.
+        self.floor: FloorRole | None = None
+        if camera.role == "floor":
+            from edge.floor_pipeline import FloorRole  # loads the person detector
+
+            self.floor = FloorRole(cfg, camera)
+        else:
+            self.pipeline = FacePipeline(
+                detector=camera.detector, quality=cfg.quality, roi=camera.roi
+            )
+            self.tracker = FaceTracker(k=camera.best_per_track)
+            self.motion = MotionGate()
         self.counters: Counter[str] = Counter()
         self._stop = threading.Event()
         self._frames = 0
@@ -164,6 +178,11 @@ class CameraAgent:
 
     def process_frame(self, image_bgr: np.ndarray, t_capture: float) -> None:
         """Analyse one frame (t_capture on the monotonic clock) and publish what is due."""
+        if self.floor is not None:
+            for msg in self.floor.process(image_bgr, t_capture, _wall(t_capture)):
+                self._publish(self.topics.floor(self.camera.id), msg)
+            self.outbox.pump()
+            return
         if not self.motion.changed(image_bgr) and not self.tracker.active():
             self.counters["frames_skipped_still"] += 1
             self._flush_tracks(t_capture)
@@ -180,6 +199,11 @@ class CameraAgent:
     # -- publishing ------------------------------------------------------------------------
     def _flush_tracks(self, t: float, *, everything: bool = False) -> None:
         self.outbox.pump()
+        if self.floor is not None:
+            if everything:  # the last, partial interval on shutdown
+                for msg in self.floor.flush():
+                    self._publish(self.topics.floor(self.camera.id), msg)
+            return
         for track, final in self.tracker.due_for_publication(t, flush_all=everything):
             self._publish(self.topics.faces(self.camera.id), self._face_track(track, final))
 
@@ -218,7 +242,11 @@ class CameraAgent:
         )
 
     def _status(self, *, online: bool) -> m.EdgeStatus:
-        rejections = {k: int(v) for k, v in self.pipeline.rejections.items()}
+        floor = getattr(self, "floor", None)  # the last-will status is built before it
+        if floor is not None:
+            rejections = floor.pipeline.rejection_counts()
+        else:
+            rejections = {k: int(v) for k, v in self.pipeline.rejections.items()}
         return m.EdgeStatus(
             camera_id=self.camera.id,
             role=self.camera.role,

@@ -1,6 +1,8 @@
 """Visits, alerts and claim arbitration: the claim state machine on one table.
 
-open → claimed → done, open → expired. Every transition is one conditional UPDATE inside a
+open → claimed → done, open → expired, open/claimed → rejected ('Not this person': the
+match was wrong; the alert closes and a ``false_matches`` row feeds the threshold review).
+Every transition is one conditional UPDATE inside a
 ``BEGIN IMMEDIATE`` transaction that also writes the messages announcing it to the outbox;
 ``hub.outbox`` publishes them only after the commit, so a phone never hears of a state the
 database does not hold. Everything here is callable from any thread with its own connection.
@@ -9,13 +11,43 @@ database does not hold. Everything here is callable from any thread with its own
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from hub import db
 from storesense.messages import Alert, ClaimRequest, ClaimResult, new_msg_id
+from storesense.shop_config import LoyaltyConfig
 from storesense.topics import Topics
+
+log = logging.getLogger(__name__)
+
+# Kept beside the claim machine because a rejection writes both in one transaction.
+# ``alert_matches`` remembers the evidence behind each alert (which track, how close) so a
+# false-match report can carry it; ``false_matches`` is the log reviewed when tuning the
+# threshold (docs/calibration.md).
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS alert_matches (
+    alert_id      TEXT PRIMARY KEY REFERENCES alerts(alert_id) ON DELETE CASCADE,
+    track_id      TEXT,
+    best_distance REAL,
+    tier          TEXT
+);
+
+CREATE TABLE IF NOT EXISTS false_matches (
+    false_match_id INTEGER PRIMARY KEY,
+    at             REAL NOT NULL,
+    alert_id       TEXT NOT NULL UNIQUE,
+    customer_id    TEXT NOT NULL,
+    camera_id      TEXT NOT NULL,
+    staff_id       TEXT NOT NULL,
+    track_id       TEXT,
+    best_distance  REAL
+);
+CREATE INDEX IF NOT EXISTS false_matches_at ON false_matches(at);
+"""
 
 
 @dataclass(frozen=True)
@@ -44,11 +76,18 @@ def _enqueue(
 
 def alert_message(conn: sqlite3.Connection, alert_id: str) -> Alert:
     row = conn.execute(
-        "SELECT a.*, c.name AS customer_name FROM alerts a "
-        "LEFT JOIN customers c USING (customer_id) WHERE a.alert_id=?",
+        "SELECT a.*, c.name AS customer_name, m.tier FROM alerts a "
+        "LEFT JOIN customers c USING (customer_id) "
+        "LEFT JOIN alert_matches m USING (alert_id) WHERE a.alert_id=?",
         (alert_id,),
     ).fetchone()
     name = row["customer_name"] or "a returning customer"
+    closed_by = None
+    if row["state"] == "rejected":
+        fm = conn.execute(
+            "SELECT staff_id FROM false_matches WHERE alert_id=?", (alert_id,)
+        ).fetchone()
+        closed_by = fm["staff_id"] if fm is not None else None
     return Alert(
         alert_id=row["alert_id"],
         seq=row["seq"],
@@ -56,11 +95,13 @@ def alert_message(conn: sqlite3.Connection, alert_id: str) -> Alert:
         customer_id=row["customer_id"],
         customer_name=name,
         greeting=f"{name.split()[0]} has just walked in",
+        tier=row["tier"],
         camera_id=row["camera_id"],
         arrived_at=row["created_at"],
         expires_at=row["expires_at"],
         claimed_by=row["claimed_by"],
         claimed_at=row["claimed_at"],
+        closed_by=closed_by,
     )
 
 
@@ -79,11 +120,16 @@ def record_match(
     now: float,
     cooldown_s: float,
     alert_ttl_s: float,
+    track_id: str | None = None,
+    best_distance: float | None = None,
+    loyalty: LoyaltyConfig | None = None,
 ) -> MatchOutcome:
     """Inside a write transaction: join the customer's current visit or open a visit + alert.
 
     One alert per visit: a second camera, a repeated message or a re-entry inside the cooldown
-    all join the visit instead of alerting again.
+    all join the visit instead of alerting again. ``track_id``/``best_distance`` are kept
+    with the alert so a later 'Not this person' report carries the evidence; with ``loyalty``
+    the customer's tier goes into the alert (the phones show it on the card).
     """
     row = conn.execute(
         "SELECT visit_id, cameras FROM visits WHERE customer_id=? AND last_seen_at >= ? "
@@ -118,8 +164,28 @@ def record_match(
             first_usable_at,
         ),
     )
+    conn.execute(
+        "INSERT INTO alert_matches(alert_id, track_id, best_distance, tier) VALUES (?,?,?,?)",
+        (alert_id, track_id, best_distance, _tier(conn, customer_id, loyalty, now)),
+    )
     _announce(conn, topics, alert_id, now)
     return MatchOutcome(visit_id, alert_id, new_visit=True)
+
+
+def _tier(
+    conn: sqlite3.Connection, customer_id: str, loyalty: LoyaltyConfig | None, now: float
+) -> str | None:
+    """The customer's loyalty tier from the purchase history; an alert never fails on it."""
+    if loyalty is None:
+        return None
+    from hub.loyalty import loyalty_status  # the POS side; only needed when a tier is wanted
+
+    try:
+        when = datetime.fromtimestamp(now).replace(microsecond=0)
+        return loyalty_status(conn, customer_id, loyalty, when).tier
+    except (sqlite3.Error, ValueError):
+        log.exception("no loyalty tier for %s: alerting without one", customer_id)
+        return None
 
 
 def _result(req: ClaimRequest, outcome: str, claimed_by: str | None, message: str) -> ClaimResult:
@@ -137,7 +203,7 @@ def _result(req: ClaimRequest, outcome: str, claimed_by: str | None, message: st
 def handle_claim(
     conn: sqlite3.Connection, topics: Topics, req: ClaimRequest, now: float
 ) -> ClaimResult | None:
-    """Apply a claim/done request atomically; None if this request id was already handled."""
+    """Apply a claim/done/reject request atomically; None if this id was already handled."""
     with db.write(conn):
         if not remember_message(conn, req.msg_id, now):
             return None
@@ -172,6 +238,8 @@ def _decide(conn: sqlite3.Connection, topics: Topics, req: ClaimRequest, now: fl
     if row is None:
         return _result(req, "unknown_alert", None, "No such alert.")
     state, claimed_by = row["state"], row["claimed_by"]
+    if req.action == "reject":
+        return _reject(conn, topics, req, now, state, claimed_by)
     if req.action == "done":
         if state == "claimed" and claimed_by == req.staff_id:
             conn.execute(
@@ -189,6 +257,50 @@ def _decide(conn: sqlite3.Connection, topics: Topics, req: ClaimRequest, now: fl
     if state == "open":  # open but past its expiry: the expiry sweep has not run yet
         _expire(conn, topics, req.alert_id, now)
     return _result(req, "expired", None, "This alert has expired.")
+
+
+def _reject(
+    conn: sqlite3.Connection,
+    topics: Topics,
+    req: ClaimRequest,
+    now: float,
+    state: str,
+    claimed_by: str | None,
+) -> ClaimResult:
+    """'Not this person': anyone may reject an open alert, only the claimer a claimed one."""
+    if state == "claimed" and claimed_by != req.staff_id:
+        return _result(req, "not_yours", claimed_by, f"Already claimed by {claimed_by}.")
+    if state == "rejected":
+        return _result(req, "rejected", claimed_by, "Already marked as not this person.")
+    if state in ("done", "expired"):
+        return _result(
+            req,
+            "expired" if state == "expired" else "done",
+            claimed_by,
+            f"This alert is already {state}.",
+        )
+    changed = conn.execute(
+        "UPDATE alerts SET state='rejected', closed_at=?, seq=? "
+        "WHERE alert_id=? AND state IN ('open','claimed') AND coalesce(claimed_by, ?) = ?",
+        (now, db.next_counter(conn, "alert_seq"), req.alert_id, req.staff_id, req.staff_id),
+    ).rowcount
+    if not changed:  # unreachable inside BEGIN IMMEDIATE, kept as a guard
+        return _result(req, "not_yours", claimed_by, "The alert changed; try again.")
+    conn.execute(
+        "INSERT INTO false_matches(at, alert_id, customer_id, camera_id, staff_id, track_id, "
+        "best_distance) SELECT ?, a.alert_id, a.customer_id, a.camera_id, ?, m.track_id, "
+        "m.best_distance FROM alerts a LEFT JOIN alert_matches m USING (alert_id) "
+        "WHERE a.alert_id=?",
+        (now, req.staff_id, req.alert_id),
+    )
+    conn.execute(
+        "INSERT INTO audit(at, actor, action, customer_id, detail) "
+        "SELECT ?, ?, 'false_match', customer_id, 'not this person: alert ' || alert_id "
+        "FROM alerts WHERE alert_id=?",
+        (now, req.staff_id, req.alert_id),
+    )
+    _announce(conn, topics, req.alert_id, now)
+    return _result(req, "rejected", None, "Marked as not this person. Thank you.")
 
 
 def _expire(conn: sqlite3.Connection, topics: Topics, alert_id: str, now: float) -> bool:
@@ -230,7 +342,7 @@ def housekeeping(
         old = [
             r[0]
             for r in conn.execute(
-                "SELECT alert_id FROM alerts WHERE state IN ('claimed','done','expired') "
+                "SELECT alert_id FROM alerts WHERE state <> 'open' "
                 "AND retained_cleared=0 AND coalesce(closed_at, claimed_at) <= ?",
                 (now - retain_closed_s,),
             )

@@ -11,7 +11,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+from hub import pos_store
+from hub.occupancy import SCHEMA as FLOOR_SCHEMA
+
+SCHEMA_VERSION = 2  # 2: alerts may be 'rejected' ("not this person"); see _migrate
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -51,7 +54,7 @@ CREATE TABLE IF NOT EXISTS alerts (
     visit_id       TEXT NOT NULL REFERENCES visits(visit_id),
     customer_id    TEXT NOT NULL,
     camera_id      TEXT NOT NULL,
-    state          TEXT NOT NULL CHECK (state IN ('open','claimed','done','expired')),
+    state          TEXT NOT NULL CHECK (state IN ('open','claimed','done','expired','rejected')),
     seq            INTEGER NOT NULL,
     created_at     REAL NOT NULL,
     expires_at     REAL NOT NULL,
@@ -129,11 +132,58 @@ def connect(path: Path | str) -> sqlite3.Connection:
 def open_db(path: Path | str) -> sqlite3.Connection:
     conn = connect(path)
     conn.executescript(SCHEMA)
+    conn.executescript(pos_store.SCHEMA)  # purchases, loyalty birthdays, suggestions
+    conn.executescript(FLOOR_SCHEMA)  # occupancy grid, zone visits, floor camera runs
+    from hub import alerts  # imported here: hub.alerts imports this module
+    from hub.web import schema as web_schema
+
+    conn.executescript(alerts.SCHEMA + web_schema.SCHEMA)  # false matches; staff, sessions
     conn.execute(
         "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
         (str(SCHEMA_VERSION),),
     )
+    _migrate(conn)
     return conn
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a hub file written by an older release up to ``SCHEMA_VERSION``, in place.
+
+    ``CREATE TABLE IF NOT EXISTS`` leaves an existing table as it was, so a changed constraint
+    or a new column needs an explicit step. Each step is idempotent and runs in one
+    transaction; a crash mid-way leaves the old version, and the next start tries again.
+    """
+    row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    if int(row[0]) >= SCHEMA_VERSION:
+        return
+    # 1 -> 2: the alerts state CHECK gains 'rejected'. SQLite cannot alter a CHECK, so the
+    # table is rebuilt (https://www.sqlite.org/lang_altertable.html#otheralter), with foreign
+    # keys off so alert_matches' reference survives the drop-and-rename.
+    old_sql = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE type='table' AND name='alerts'"
+    ).fetchone()[0]
+    conn.execute("PRAGMA foreign_keys=OFF")
+    try:
+        with write(conn) as c:
+            if "'rejected'" not in old_sql:
+                new_sql = old_sql.replace("'expired')", "'expired','rejected')", 1)
+                new_sql = new_sql.replace("alerts", "alerts_v2", 1)
+                if "'rejected'" not in new_sql:
+                    raise RuntimeError("cannot migrate the alerts table: unexpected schema")
+                c.execute(new_sql)
+                c.execute("INSERT INTO alerts_v2 SELECT * FROM alerts")
+                c.execute("DROP TABLE alerts")
+                c.execute("ALTER TABLE alerts_v2 RENAME TO alerts")
+                c.execute("CREATE INDEX IF NOT EXISTS alerts_state ON alerts(state, expires_at)")
+            cols = {r[1] for r in c.execute("PRAGMA table_info(alert_matches)")}
+            if "tier" not in cols:
+                c.execute("ALTER TABLE alert_matches ADD COLUMN tier TEXT")
+            c.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
+            problems = c.execute("PRAGMA foreign_key_check").fetchall()
+            if problems:
+                raise RuntimeError(f"foreign keys broken by the migration: {problems[:3]}")
+    finally:
+        conn.execute("PRAGMA foreign_keys=ON")
 
 
 @contextmanager

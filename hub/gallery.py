@@ -86,40 +86,10 @@ class Gallery:
     def erase(
         self, customer_id: str, *, actor: str = "cli", reason: str = "erasure request"
     ) -> bool:
-        """Right to erasure: profile, templates, visits and alerts of the customer go.
+        """Right to erasure; see ``hub.erasure``. True if there was anything to erase."""
+        from hub.erasure import erase_customer
 
-        The audit row stays (who erased whom, when): the record that the request was honoured.
-        """
-        now = time.time()
-        with db.write(self.conn) as c:
-            gone = c.execute("DELETE FROM customers WHERE customer_id=?", (customer_id,)).rowcount
-            c.execute("DELETE FROM templates WHERE customer_id=?", (customer_id,))
-            # Retained alert messages on the broker carry the name: clear them (the hub
-            # publishes these outbox rows), and drop the stored copies of what was sent.
-            for (alert_id,) in c.execute(
-                "SELECT alert_id FROM alerts WHERE customer_id=?", (customer_id,)
-            ).fetchall():
-                topics = [
-                    r[0]
-                    for r in c.execute(
-                        "SELECT DISTINCT topic FROM outbox WHERE topic LIKE ?",
-                        (f"%/alerts/{alert_id}",),
-                    )
-                ]
-                c.execute("DELETE FROM outbox WHERE topic LIKE ?", (f"%/alerts/{alert_id}",))
-                c.executemany(
-                    "INSERT INTO outbox(topic, payload, retain, created_at) VALUES (?, x'', 1, ?)",
-                    [(t, now) for t in topics],
-                )
-            c.execute("DELETE FROM alerts WHERE customer_id=?", (customer_id,))
-            c.execute("DELETE FROM visits WHERE customer_id=?", (customer_id,))
-            c.execute(
-                "INSERT INTO audit(at, actor, action, customer_id, detail) VALUES (?,?,?,?,?)",
-                (now, actor, "erase", customer_id, reason),
-            )
-            if gone:
-                db.next_counter(c, "gallery_version")
-        return bool(gone)
+        return erase_customer(self.conn, customer_id, actor=actor, reason=reason).anything
 
     def customer_name(self, customer_id: str) -> str | None:
         row = self.conn.execute(

@@ -18,6 +18,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 
 from hub import alerts, db, node_health
+from hub.floor_ingest import FloorIngest
 from hub.gallery import Gallery
 from hub.outbox import Outbox
 from hub.recognizer import Recognizer, TrackOutcome
@@ -63,6 +64,7 @@ class HubService:
             self.conn, TemplateCipher(load_or_create_key(template_key_path(home)))
         )
         self.recognizer = Recognizer(cfg.recognition)
+        self.floor = FloorIngest(self.conn, cfg)  # floor cameras → occupancy grid, zone visits
         self._gallery_version = -1
         self._reload_gallery()
         offline = m.HubStatus(online=False).to_bytes()
@@ -90,6 +92,10 @@ class HubService:
         self._inbox.put(None)
         if self._worker is not None:
             self._worker.join(timeout=10)
+        try:
+            self.floor.close()  # the worker has stopped: close visits still in progress
+        except Exception:
+            log.exception("could not store the open floor visits at shutdown")
         bye = self.client.publish(
             self.topics.hub_status, m.HubStatus(online=False).to_bytes(), qos=1, retain=True
         )
@@ -111,6 +117,7 @@ class HubService:
             return
         for topic in (self.topics.all_faces, self.topics.all_claims, self.topics.all_edge_status):
             client.subscribe(topic, qos=1)
+        client.subscribe(self.topics.all_floor, qos=1)
         log.info("hub connected to MQTT, subscribed under %s", self.topics.base)
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
@@ -151,6 +158,7 @@ class HubService:
         if alerts.expire_due(self.conn, self.topics, now):
             log.info("expired unclaimed alerts")
         node_health.mark_silent(self.conn, self.topics, now)
+        self.floor.tick(now)
         if now >= self._next_housekeeping:
             self._next_housekeeping = now + HOUSEKEEPING_S
             alerts.housekeeping(self.conn, self.topics, now)
@@ -181,6 +189,10 @@ class HubService:
                     raise m.PayloadError("topic_mismatch", "camera_id differs from the topic")
                 self.stats.received["face_track"] += 1
                 self._handle_face(msg)
+            elif kind == "edge" and self.topics.segment(item.topic, 2) == "floor":
+                applied = self.floor.handle(item.topic, item.payload)  # PayloadError if bad
+                self.stats.received["floor_positions"] += 1
+                self.stats.duplicates += not applied
             elif kind == "claims":
                 msg = m.decode(item.payload, m.ClaimRequest)
                 if msg.staff_id != self.topics.segment(item.topic, 1):
@@ -244,6 +256,9 @@ class HubService:
             now=now,
             cooldown_s=self.cfg.visits.cooldown_s,
             alert_ttl_s=self.cfg.visits.alert_ttl_s,
+            track_id=outcome.track_id,
+            best_distance=outcome.best_distance,
+            loyalty=self.cfg.loyalty,
         )
         if result.alert_id is not None:
             self.stats.alerts += 1

@@ -19,7 +19,7 @@
 #   5. the units into <root>/etc/systemd/system and enabled: without --root by systemctl
 #      (daemon-reload, enable --now, restart when something changed); with --root by creating
 #      the *.target.wants symlinks, as systemctl would, for an image that boots later.
-#      The nightly report timer is enabled only once `storesense report --help` works.
+#      On the hub the nightly report and suggestions timers are enabled with the hub service.
 # Re-running with the same arguments changes nothing. --dry-run prints every step, changes nothing.
 #
 # With --root and an install, the venv is built with this machine's Python: only valid for a
@@ -100,7 +100,8 @@ if [[ -z $root && $dry_run == 0 && $EUID -ne 0 ]]; then
     die "provisioning this machine needs root (or pass --root DIR, or --dry-run)"
 fi
 for unit in storesense-hub.service storesense-edge@.service storesense-report.service \
-    storesense-report.timer; do
+    storesense-report.timer storesense-suggest.service storesense-suggest.timer \
+    storesense-web.service; do
     [[ -f $CHECKOUT/systemd/$unit ]] || die "unit $CHECKOUT/systemd/$unit not found"
 done
 
@@ -373,8 +374,10 @@ fi
 
 # 5. units
 if [[ $role == hub ]]; then
-    unit_files=(storesense-hub.service storesense-report.service storesense-report.timer)
-    enable=(storesense-hub.service)
+    unit_files=(storesense-hub.service storesense-web.service storesense-report.service
+        storesense-report.timer storesense-suggest.service storesense-suggest.timer)
+    enable=(storesense-hub.service storesense-web.service storesense-report.timer
+        storesense-suggest.timer)
 else
     unit_files=(storesense-edge@.service)
     enable=("storesense-edge@$camera.service")
@@ -382,17 +385,6 @@ fi
 for unit in "${unit_files[@]}"; do
     put_file "$CHECKOUT/systemd/$unit" "$UNIT_DIR/$unit" 0644
 done
-
-# The report timer waits for the analytics release that brings `storesense report`.
-if [[ $role == hub ]]; then
-    if [[ -x $venv/bin/python ]] &&
-        "$venv/bin/python" -I -m storesense.cli report --help >/dev/null 2>&1; then
-        enable+=(storesense-report.timer)
-    else
-        say "not enabling storesense-report.timer: this install has no \`storesense report\`" \
-            "yet (it lands with the analytics issue); re-run this script after upgrading"
-    fi
-fi
 
 # A device is exactly one node: units of another role or camera left by an earlier run go.
 stale=()

@@ -142,6 +142,11 @@ persistence true
 persistence_location {out / "data"}/
 autosave_interval 60
 
+# A claim, the new alert state and their acknowledgements are tiny packets sent back to back;
+# with Nagle's algorithm each waits for the peer's delayed ACK (~40 ms on Linux) and the
+# claim -> gone-on-other-phones path triples (bench/phones_claim_latency.py).
+set_tcp_nodelay true
+
 listener {tls_port} {listen_host}
 protocol mqtt
 cafile {out / "ca.crt"}

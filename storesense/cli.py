@@ -93,15 +93,19 @@ def cmd_enroll(args: argparse.Namespace, home: Path) -> int:
 
 def cmd_erase(args: argparse.Namespace, home: Path) -> int:
     from hub import db
-    from hub.gallery import Gallery
-    from hub.template_crypto import TemplateCipher, load_or_create_key
-    from storesense.paths import hub_db_path, template_key_path
+    from hub.erasure import erase_customer
+    from storesense.paths import hub_db_path
 
     conn = db.open_db(hub_db_path(home))
-    gallery = Gallery(conn, TemplateCipher(load_or_create_key(template_key_path(home))))
-    if not gallery.erase(args.customer, actor=os.environ.get("USER", "cli"), reason=args.reason):
-        raise CliError(f"no customer {args.customer!r} in the gallery")
-    print(f"erased {args.customer}: profile and all face templates deleted")
+    actor = os.environ.get("USER", "cli")
+    report = erase_customer(conn, args.customer, actor=actor, reason=args.reason)
+    if not report.anything:
+        raise CliError(f"no customer {args.customer!r} in the gallery or the purchase data")
+    print(
+        f"erased {args.customer}: "
+        + ("profile and all face templates deleted; " if report.profile else "no profile; ")
+        + f"{report.receipts_unlinked} receipts unlinked from them"
+    )
     return 0
 
 

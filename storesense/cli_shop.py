@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import argparse
 
+from storesense import cli_pos, cli_web
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this part's subcommands to the top-level parser."""
+    cli_web.register(sub)  # staff add, web run, web pos-token (phone app)
+    cli_pos.register(sub)  # pos import/recategorize/birthday/card, suggest build/eval

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from storesense.floor_config import FloorConfig, ZoneConfig
+from storesense.floor_config import FloorConfig, ZoneConfig, check_zones
 from storesense.shop_config import AppConfig, LoyaltyConfig
 
 # Calibrated on LFW folds 1-5 so that < 1 % of never-enrolled people are matched; see
@@ -122,6 +122,13 @@ class StoreConfig(_Strict):
     def _staff_unique(self) -> StoreConfig:
         if len(set(self.staff)) != len(self.staff):
             raise ValueError("staff ids must be unique")
+        return self
+
+    @model_validator(mode="after")
+    def _zones_fit(self) -> StoreConfig:
+        problems = check_zones(self.floor, self.zones)
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     def camera(self, camera_id: str) -> CameraConfig:

@@ -26,6 +26,29 @@ class FloorConfig(_Strict):
     publish_interval_s: float = Field(1.0, gt=0, le=60, description="edge → hub position batches")
     plan_image: Path | None = Field(None, description="floor plan PNG/JPG for the heatmap")
     plan_px_per_m: float | None = Field(None, gt=0, description="plan image pixels per metre")
+    # Hub-side analytics (hub/occupancy.py, hub/zones.py); docs/floor-analytics.md explains each.
+    fusion_radius_m: float = Field(
+        0.8, ge=0, le=5, description="points of two cameras closer than this are one person"
+    )
+    late_s: float = Field(
+        600.0, ge=0, le=86400, description="how late a camera's data may still be fused"
+    )
+    track_gap_s: float = Field(
+        5.0, gt=0, le=600, description="a track unseen this long (camera time) has ended"
+    )
+    dwell_enter_s: float = Field(
+        2.0, ge=0, le=600, description="inside a zone this long before it counts as a visit"
+    )
+    dwell_exit_s: float = Field(
+        3.0, ge=0, le=600, description="outside a zone this long before the visit ends"
+    )
+    zone_margin_m: float = Field(
+        0.3, ge=0, le=5, description="a visitor leaves only past this buffer around the zone"
+    )
+    staff_mark_s: float = Field(
+        20.0, gt=0, description="a track this long in a staff zone is staff: excluded"
+    )
+    min_conf: float = Field(0.0, ge=0, le=1, description="positions below this are ignored")
 
 
 ZoneKind = Literal["shop", "entrance", "till", "fitting", "staff"]
@@ -48,3 +71,26 @@ class ZoneConfig(_Strict):
         if abs(area) < 1e-6:
             raise ValueError("polygon has no area (points repeated or in a line)")
         return poly
+
+
+def check_zones(floor: FloorConfig, zones: list[ZoneConfig]) -> list[str]:
+    """Problems a report would hide: duplicate names, a category mapped to two zones, and
+    zones lying off the floor. Returned as messages (``StoreConfig`` raises on them)."""
+    problems: list[str] = []
+    names = [z.name for z in zones]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"zone name {name!r} appears twice")
+    owner: dict[str, str] = {}
+    for z in zones:
+        for cat in z.categories:
+            if cat in owner and owner[cat] != z.name:
+                problems.append(f"category {cat!r} maps to both {owner[cat]!r} and {z.name!r}")
+            owner.setdefault(cat, z.name)
+        for x, y in z.polygon:
+            if not (0 <= x <= floor.width_m and 0 <= y <= floor.height_m):
+                problems.append(
+                    f"zone {z.name!r} point ({x}, {y}) is off the floor "
+                    f"({floor.width_m} x {floor.height_m} m)"
+                )
+                break
+    return problems

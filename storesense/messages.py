@@ -160,7 +160,7 @@ class FloorPositions(_Message):
     samples: list[FloorSample] = Field(max_length=600)
 
 
-AlertState = Literal["open", "claimed", "done", "expired"]
+AlertState = Literal["open", "claimed", "done", "expired", "rejected"]
 
 
 class Alert(_Message):
@@ -182,9 +182,13 @@ class Alert(_Message):
     expires_at: float
     claimed_by: Ident | None = None
     claimed_at: float | None = None
+    closed_by: Ident | None = Field(
+        None, description="state 'rejected': who said the match was the wrong person"
+    )
 
 
-ClaimAction = Literal["claim", "done"]
+# "reject": 'Not this person' — the match was wrong; closes the alert, logs a false match.
+ClaimAction = Literal["claim", "done", "reject"]
 
 
 class ClaimRequest(_Message):
@@ -197,7 +201,7 @@ class ClaimRequest(_Message):
 
 
 ClaimOutcome = Literal[
-    "won", "already_yours", "taken", "expired", "done", "unknown_alert", "not_yours"
+    "won", "already_yours", "taken", "expired", "done", "unknown_alert", "not_yours", "rejected"
 ]
 
 

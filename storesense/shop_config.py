@@ -6,7 +6,9 @@ Kept apart from ``storesense.config`` so each part of the product owns its setti
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from datetime import date
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class _Strict(BaseModel):
@@ -16,19 +18,55 @@ class _Strict(BaseModel):
 class LoyaltyTier(_Strict):
     name: str = Field(min_length=1, max_length=32)
     min_spend_12m: float = Field(ge=0, description="spend over the last 12 months to reach it")
+    points_multiplier: float = Field(1.0, ge=0, le=10, description="points earned × this")
+
+
+class Promotion(_Strict):
+    """Extra points for a while, on one product category or (``category`` unset) on all."""
+
+    name: str = Field(min_length=1, max_length=64)
+    category: str | None = Field(None, description="category name from config/categories.yaml")
+    multiplier: float = Field(2.0, gt=0, le=10)
+    starts: date
+    ends: date = Field(description="last day of the promotion, inclusive")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Promotion:
+        if self.ends < self.starts:
+            raise ValueError(f"promotion {self.name!r} ends before it starts")
+        return self
 
 
 class LoyaltyConfig(_Strict):
+    """Loyalty rules, applied to the imported purchase history by ``hub/loyalty.py``."""
+
     currency: str = "GBP"
     points_per_unit: float = Field(1.0, ge=0, description="points per currency unit spent")
     tiers: list[LoyaltyTier] = Field(
         default_factory=lambda: [
             LoyaltyTier(name="Bronze", min_spend_12m=0),
-            LoyaltyTier(name="Silver", min_spend_12m=500),
-            LoyaltyTier(name="Gold", min_spend_12m=2000),
+            LoyaltyTier(name="Silver", min_spend_12m=500, points_multiplier=1.25),
+            LoyaltyTier(name="Gold", min_spend_12m=2000, points_multiplier=1.5),
         ]
     )
+    tier_window_days: int = Field(365, ge=1, le=3660, description="spend window for tiers")
+    points_valid_days: int = Field(365, ge=1, le=3660, description="points older than this expire")
     birthday_bonus_points: int = Field(200, ge=0)
+    birthday_window_days: int = Field(
+        7, ge=0, le=31, description="a purchase this many days either side earns the bonus"
+    )
+    promotions: list[Promotion] = Field(default_factory=list)
+
+    @field_validator("tiers")
+    @classmethod
+    def _tiers_ordered(cls, tiers: list[LoyaltyTier]) -> list[LoyaltyTier]:
+        names = [t.name for t in tiers]
+        if len(set(names)) != len(names):
+            raise ValueError("tier names must be unique")
+        spends = [t.min_spend_12m for t in tiers]
+        if spends != sorted(spends) or len(set(spends)) != len(spends):
+            raise ValueError("tiers must be listed by strictly increasing min_spend_12m")
+        return tiers
 
 
 class AppConfig(_Strict):
@@ -36,3 +74,13 @@ class AppConfig(_Strict):
 
     host: str = "0.0.0.0"
     port: int = Field(8080, ge=1, le=65535)
+    # Phones install the app (PWA, service worker) only over HTTPS; with both set the server
+    # speaks TLS and session cookies get the Secure flag.
+    tls_cert: str | None = Field(None, description="PEM certificate file for HTTPS")
+    tls_key: str | None = Field(None, description="PEM private key file for HTTPS")
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> AppConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("app.tls_cert and app.tls_key go together: set both or neither")
+        return self

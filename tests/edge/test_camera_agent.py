@@ -66,9 +66,12 @@ def test_agent_publishes_few_embedding_messages_per_track_and_no_images(tmp_path
     assert statuses[-1].frames == 41
 
 
-def test_a_floor_camera_is_refused_clearly_for_now() -> None:
+def test_a_floor_camera_without_calibration_is_refused_clearly() -> None:
+    # the floor role itself is tested in tests/edge/test_floor_pipeline.py
+    from storesense.config import ConfigError
+
     cfg = parse_config("store_id: s1\ncameras:\n  - {id: f1, role: floor, source: 0}\n")
-    with pytest.raises(NotImplementedError, match="entrance only"):
+    with pytest.raises(ConfigError, match="needs `calibration:`"):
         CameraAgent(cfg, cfg.camera("f1"), home=Path("/nonexistent"))
 
 

@@ -1,3 +1,5 @@
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -6,6 +8,9 @@ import pytest
 from hub import db
 from hub.gallery import Gallery
 from hub.template_crypto import TemplateCipher, load_or_create_key
+from storesense.embedded_broker import EmbeddedBroker
+
+MOSQUITTO = ("127.0.0.1", 1883)
 
 
 @pytest.fixture
@@ -25,3 +30,23 @@ def unit(seed: int) -> np.ndarray:
     """A random direction scaled like a dlib embedding (norm ~1)."""
     v = np.random.default_rng(seed).normal(size=128).astype(np.float32)
     return v / np.linalg.norm(v)
+
+
+def _mosquitto_up() -> bool:
+    try:
+        socket.create_connection(MOSQUITTO, timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(params=["mosquitto", "embedded"])
+def broker_port(request: pytest.FixtureRequest) -> Iterator[int]:
+    """Each hub test runs on the system Mosquitto and on the embedded broker."""
+    if request.param == "mosquitto":
+        if not _mosquitto_up():
+            pytest.fail("Mosquitto is not listening on 127.0.0.1:1883 (.ci/run starts it)")
+        yield MOSQUITTO[1]
+    else:
+        with EmbeddedBroker() as broker:
+            yield broker.port

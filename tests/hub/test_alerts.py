@@ -192,3 +192,102 @@ def test_housekeeping_clears_long_closed_alerts_and_old_ids(gallery: Gallery) ->
     )
     assert conn.execute("SELECT count(*) FROM seen_messages").fetchone()[0] == 0
     assert alerts.housekeeping(conn, TOPICS, t0 + 9 * 86400) == 0  # cleared once
+
+
+def _reject(conn, alert_id: str, staff_id: str, now: float) -> m.ClaimResult:
+    req = m.ClaimRequest(alert_id=alert_id, staff_id=staff_id, action="reject")
+    res = alerts.handle_claim(conn, TOPICS, req, now)
+    assert res is not None
+    return res
+
+
+def test_not_this_person_closes_the_alert_and_logs_the_evidence(gallery: Gallery) -> None:
+    gallery.enrol("c1", "Ada Lovelace", "consent-1", [(unit(1), 0.9, "t")])
+    conn = gallery.conn
+    now = time.time()
+    with db.write(conn):
+        out = alerts.record_match(
+            conn,
+            TOPICS,
+            customer_id="c1",
+            camera_id="door-1",
+            first_usable_at=now,
+            now=now,
+            cooldown_s=600,
+            alert_ttl_s=60,
+            track_id="a" * 32,
+            best_distance=0.41,
+        )
+    res = _reject(conn, out.alert_id, "alice", now + 1)
+    assert (res.outcome, res.message) == ("rejected", "Marked as not this person. Thank you.")
+    row = conn.execute("SELECT * FROM false_matches").fetchone()
+    assert (row["alert_id"], row["customer_id"], row["camera_id"], row["staff_id"]) == (
+        out.alert_id,
+        "c1",
+        "door-1",
+        "alice",
+    )
+    assert (row["track_id"], row["best_distance"]) == ("a" * 32, 0.41)
+    states = _outbox(conn, "/alerts/")
+    assert [(a.state, a.closed_by) for a in states] == [("open", None), ("rejected", "alice")]
+    assert states[1].seq > states[0].seq  # phones drop it by the seq rule
+    audit = conn.execute(
+        "SELECT actor, action, customer_id FROM audit WHERE action <> 'enrol'"
+    ).fetchall()
+    assert [tuple(r) for r in audit] == [("alice", "false_match", "c1")]
+    # the alert is closed for everyone: a claim after the rejection does not win
+    late = alerts.handle_claim(
+        conn, TOPICS, m.ClaimRequest(alert_id=out.alert_id, staff_id="bob"), now + 2
+    )
+    assert late.outcome == "expired"
+    assert _reject(conn, out.alert_id, "bob", now + 3).outcome == "rejected"  # no second row
+    assert conn.execute("SELECT count(*) FROM false_matches").fetchone()[0] == 1
+
+
+def test_reject_of_a_claimed_alert_only_by_its_claimer(gallery: Gallery) -> None:
+    gallery.enrol("c1", "Ada", "consent-1", [(unit(1), 0.9, "t")])
+    conn = gallery.conn
+    alert_id = _open_alert(conn)  # no track evidence given: logged with NULLs
+    now = time.time()
+    alerts.handle_claim(conn, TOPICS, m.ClaimRequest(alert_id=alert_id, staff_id="alice"), now)
+    assert _reject(conn, alert_id, "bob", now).outcome == "not_yours"
+    assert conn.execute("SELECT state FROM alerts").fetchone()[0] == "claimed"
+    assert _reject(conn, alert_id, "alice", now).outcome == "rejected"
+    row = conn.execute("SELECT state, claimed_by FROM alerts").fetchone()
+    assert tuple(row) == ("rejected", "alice")
+    fm = conn.execute("SELECT staff_id, track_id, best_distance FROM false_matches").fetchone()
+    assert tuple(fm) == ("alice", None, None)
+
+
+def test_reject_of_finished_or_unknown_alerts_changes_nothing(gallery: Gallery) -> None:
+    gallery.enrol("c1", "Ada", "consent-1", [(unit(1), 0.9, "t")])
+    conn = gallery.conn
+    t0 = time.time()
+    alert_id = _open_alert(conn, now=t0, ttl=5)
+    alerts.expire_due(conn, TOPICS, t0 + 6)
+    assert _reject(conn, alert_id, "alice", t0 + 7).outcome == "expired"
+    assert _reject(conn, "nosuchalert", "alice", t0 + 7).outcome == "unknown_alert"
+    assert conn.execute("SELECT count(*) FROM false_matches").fetchone()[0] == 0
+
+
+def test_alert_carries_the_loyalty_tier_when_asked(gallery: Gallery) -> None:
+    from storesense.shop_config import LoyaltyConfig, LoyaltyTier
+
+    gallery.enrol("c1", "Ada", "consent-1", [(unit(1), 0.9, "t")])
+    conn = gallery.conn
+    now = time.time()
+    tiers = [LoyaltyTier(name="Member", min_spend_12m=0), LoyaltyTier(name="VIP", min_spend_12m=1)]
+    with db.write(conn):
+        alerts.record_match(
+            conn,
+            TOPICS,
+            customer_id="c1",
+            camera_id="door-1",
+            first_usable_at=now,
+            now=now,
+            cooldown_s=600,
+            alert_ttl_s=60,
+            loyalty=LoyaltyConfig(tiers=tiers),
+        )
+    (alert,) = _outbox(conn, "/alerts/")
+    assert alert.tier == "Member"  # no purchases yet: the entry tier

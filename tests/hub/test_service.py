@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 import uuid
@@ -23,27 +22,6 @@ from storesense.mqtt_client import connect, make_client
 from storesense.paths import template_key_path
 from storesense.sim_phone import Phone
 from tests.hub.conftest import unit
-
-MOSQUITTO = ("127.0.0.1", 1883)
-
-
-def _mosquitto_up() -> bool:
-    try:
-        socket.create_connection(MOSQUITTO, timeout=1).close()
-        return True
-    except OSError:
-        return False
-
-
-@pytest.fixture(params=["mosquitto", "embedded"])
-def broker_port(request: pytest.FixtureRequest) -> Iterator[int]:
-    if request.param == "mosquitto":
-        if not _mosquitto_up():
-            pytest.fail("Mosquitto is not listening on 127.0.0.1:1883 (.ci/run starts it)")
-        yield MOSQUITTO[1]
-    else:
-        with EmbeddedBroker() as broker:
-            yield broker.port
 
 
 @pytest.fixture

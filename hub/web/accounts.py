@@ -1,0 +1,162 @@
+"""Staff accounts and login sessions: argon2id password hashes, server-side session rows.
+
+No FastAPI here, so the CLI (``storesense staff add``) and the tests use the same code as the
+web app. Each function takes its own ``sqlite3`` connection (WAL: the hub daemon keeps writing
+alerts while phones log in).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from hub import db
+
+Role = Literal["salesperson", "manager"]
+ROLES: tuple[Role, ...] = ("salesperson", "manager")
+STAFF_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")  # = messages.Ident: MQTT topics
+MIN_PASSWORD = 8
+MAX_PASSWORD = 256  # argon2 would hash a megabyte happily: refuse before spending the CPU
+SESSION_TTL_S = 12 * 3600.0  # one shift; the phone logs in again next morning
+
+# argon2-cffi's RFC 9106 "low memory" profile (argon2id, t=3, 64 MiB): about 50–100 ms on a
+# Pi-class CPU, which bounds password guessing without making a shift-start login slow.
+_hasher = PasswordHasher()
+# Verifying against this when the id is unknown keeps the answer time the same as for a
+# wrong password, so response timing does not tell which staff ids exist.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+class AccountError(ValueError):
+    """A refusal the operator can act on (bad id, weak password, unknown role)."""
+
+
+@dataclass(frozen=True)
+class Staff:
+    staff_id: str
+    name: str
+    role: Role
+
+
+@dataclass(frozen=True)
+class Session:
+    staff: Staff
+    csrf_token: str
+    expires_at: float
+
+
+def _check_password(password: str) -> None:
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise AccountError(f"password must be {MIN_PASSWORD}–{MAX_PASSWORD} characters")
+
+
+def add_staff(
+    conn: sqlite3.Connection,
+    staff_id: str,
+    name: str,
+    role: str,
+    password: str,
+    *,
+    replace: bool = False,
+    now: float | None = None,
+) -> Staff:
+    """Create (or with ``replace`` update) an account; a replaced password ends its sessions."""
+    if not STAFF_ID_RE.match(staff_id):
+        raise AccountError(
+            f"staff id {staff_id!r}: letters, digits, '-' and '_' only, at most 64 characters"
+        )
+    if role not in ROLES:
+        raise AccountError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    if not name.strip():
+        raise AccountError("name must not be empty")
+    _check_password(password)
+    now = time.time() if now is None else now
+    pw_hash = _hasher.hash(password)
+    with db.write(conn):
+        exists = conn.execute("SELECT 1 FROM staff WHERE staff_id=?", (staff_id,)).fetchone()
+        if exists and not replace:
+            raise AccountError(f"staff {staff_id!r} already exists (use --replace to update)")
+        conn.execute(
+            "INSERT INTO staff(staff_id, name, role, password_hash, active, created_at, "
+            "updated_at) VALUES (?,?,?,?,1,?,?) ON CONFLICT(staff_id) DO UPDATE SET "
+            "name=excluded.name, role=excluded.role, password_hash=excluded.password_hash, "
+            "active=1, updated_at=excluded.updated_at",
+            (staff_id, name.strip(), role, pw_hash, now, now),
+        )
+        conn.execute("DELETE FROM web_sessions WHERE staff_id=?", (staff_id,))
+        conn.execute(
+            "INSERT INTO audit(at, actor, action, customer_id, detail) VALUES (?,?,?,NULL,?)",
+            (now, "cli", "staff_update" if exists else "staff_add", f"{staff_id} as {role}"),
+        )
+    return Staff(staff_id, name.strip(), role)  # type: ignore[arg-type]
+
+
+def authenticate(conn: sqlite3.Connection, staff_id: str, password: str) -> Staff | None:
+    """The account if the password is right and the account active; None otherwise."""
+    row = None
+    if STAFF_ID_RE.match(staff_id) and len(password) <= MAX_PASSWORD:
+        row = conn.execute(
+            "SELECT staff_id, name, role, password_hash, active FROM staff WHERE staff_id=?",
+            (staff_id,),
+        ).fetchone()
+    try:
+        _hasher.verify(row["password_hash"] if row else _DUMMY_HASH, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    if row is None or not row["active"]:
+        return None
+    return Staff(row["staff_id"], row["name"], row["role"])
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_session(
+    conn: sqlite3.Connection, staff: Staff, now: float | None = None
+) -> tuple[str, Session]:
+    """A new session: (cookie token, session with its CSRF token). Old expired rows go."""
+    now = time.time() if now is None else now
+    token = secrets.token_urlsafe(32)
+    csrf = secrets.token_urlsafe(32)
+    with db.write(conn):
+        conn.execute("DELETE FROM web_sessions WHERE expires_at <= ?", (now,))
+        conn.execute(
+            "INSERT INTO web_sessions(token_hash, staff_id, csrf_token, created_at, expires_at) "
+            "VALUES (?,?,?,?,?)",
+            (_token_hash(token), staff.staff_id, csrf, now, now + SESSION_TTL_S),
+        )
+    return token, Session(staff, csrf, now + SESSION_TTL_S)
+
+
+def get_session(conn: sqlite3.Connection, token: str, now: float | None = None) -> Session | None:
+    """The live session behind a cookie token, or None (unknown, expired, account disabled)."""
+    if not token or len(token) > 128:
+        return None
+    now = time.time() if now is None else now
+    row = conn.execute(
+        "SELECT s.csrf_token, s.expires_at, t.staff_id, t.name, t.role FROM web_sessions s "
+        "JOIN staff t USING (staff_id) WHERE s.token_hash=? AND s.expires_at > ? AND t.active=1",
+        (_token_hash(token), now),
+    ).fetchone()
+    if row is None:
+        return None
+    return Session(Staff(row["staff_id"], row["name"], row["role"]), row["csrf_token"], row[1])
+
+
+def end_session(conn: sqlite3.Connection, token: str) -> None:
+    with db.write(conn):
+        conn.execute("DELETE FROM web_sessions WHERE token_hash=?", (_token_hash(token),))
+
+
+def staff_names(conn: sqlite3.Connection) -> dict[str, str]:
+    """staff id → display name, for 'taken by Alice' instead of 'taken by alice-01'."""
+    return {r[0]: r[1] for r in conn.execute("SELECT staff_id, name FROM staff")}

@@ -1,0 +1,151 @@
+"""``create_app(cfg, home)``: the FastAPI application the hub serves to phones and managers.
+
+Routers per resource (auth, alerts + WebSocket, customers, manager, POS webhook), guards as
+dependencies (``hub.web.security``), and the phone gateway (``hub.web.gateway``) started and
+stopped with the app. Static files are plain modern JS/CSS written for this app, no
+third-party front-end code.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from hub import db
+from hub.web import reports as routes_reports  # nightly floor reports (hub/report.py)
+from hub.web import routes_alerts, routes_auth, routes_customers, routes_manager, routes_pos
+from hub.web.accounts import staff_names
+from hub.web.gateway import Gateway
+from hub.web.routes_pos import token_path
+from hub.web.security import BodyLimit, LoginThrottle, SecurityHeaders
+from storesense.config import MqttConfig, StoreConfig
+from storesense.paths import hub_db_path
+from storesense.topics import Topics
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "static"
+
+
+def create_app(
+    cfg: StoreConfig,
+    home: Path,
+    *,
+    mqtt: MqttConfig | None = None,
+    gateway_client_id: str | None = None,
+) -> FastAPI:
+    """The app for one store. ``mqtt`` overrides ``cfg.mqtt`` (the gateway's own account,
+    e.g. from ``broker-config``'s ``credentials/phone-gateway.yaml``)."""
+    db_path = hub_db_path(home)
+    db.open_db(db_path).close()  # tables exist before the first request
+    mqtt_cfg = mqtt or cfg.mqtt
+
+    def names() -> dict[str, str]:
+        conn = db.connect(db_path)
+        try:
+            return staff_names(conn)
+        finally:
+            conn.close()
+
+    gateway = Gateway(Topics(cfg.store_id), mqtt_cfg, names=names, client_id=gateway_client_id)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await gateway.start()
+        log.info("phone app for store %s; gateway → %s:%d", cfg.store_id, *_addr(mqtt_cfg))
+        try:
+            yield
+        finally:
+            await gateway.stop()
+
+    app = FastAPI(
+        title=f"Storesense {cfg.name or cfg.store_id}",
+        lifespan=lifespan,
+        docs_url=None,  # the OpenAPI JSON stays for tests/fuzzers; no CDN-loaded docs page
+        redoc_url=None,
+    )
+    app.state.cfg = cfg
+    app.state.home = home
+    app.state.db_path = db_path
+    app.state.gateway = gateway
+    app.state.login_throttle = LoginThrottle()
+    app.state.secure_cookies = cfg.app.tls_cert is not None
+    tok = token_path(home)
+    app.state.pos_token = tok.read_text().strip() if tok.exists() else None
+
+    for module in (
+        routes_auth,
+        routes_alerts,
+        routes_customers,
+        routes_manager,
+        routes_pos,
+        routes_reports,
+    ):
+        app.include_router(module.router)
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodyLimit)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """One readable line instead of pydantic's full error list (and no echo of input)."""
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(p) for p in first["loc"])
+        return JSONResponse({"detail": f"{where}: {first['msg']}"}, status_code=422)
+
+    @app.get("/", include_in_schema=False)
+    def phone_page() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    @app.get("/manager", include_in_schema=False)
+    def manager_page() -> FileResponse:
+        return FileResponse(STATIC / "manager.html")
+
+    # at the root so the service worker's scope covers the whole app
+    @app.get("/sw.js", include_in_schema=False)
+    def service_worker() -> FileResponse:
+        return FileResponse(STATIC / "sw.js", media_type="text/javascript")
+
+    @app.get("/manifest.webmanifest", include_in_schema=False)
+    def manifest() -> FileResponse:
+        return FileResponse(STATIC / "manifest.webmanifest", media_type="application/manifest+json")
+
+    @app.get("/icons/icon-{size}.png", include_in_schema=False)
+    def icon(size: int) -> Response:
+        if size not in (192, 512):
+            raise HTTPException(404, "icons come in 192 and 512 px")
+        return Response(_icon_png(size), media_type="image/png")
+
+    @app.get("/healthz", include_in_schema=False)
+    def health() -> dict[str, object]:
+        return {"gateway_online": gateway.connected, "hub_online": gateway.hub_online}
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+@functools.cache
+def _icon_png(size: int) -> bytes:
+    """The home-screen icon as PNG (Android wants PNG sizes), drawn like static/icon.svg."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    d = ImageDraw.Draw(img)
+    k = size / 512
+    d.rounded_rectangle((0, 0, size - 1, size - 1), radius=96 * k, fill="#17324d")
+    d.ellipse((172 * k, 116 * k, 340 * k, 284 * k), fill="#f4b942")
+    d.chord((104 * k, 288 * k, 408 * k, 560 * k), 180, 360, fill="#f4b942")
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _addr(cfg: MqttConfig) -> tuple[str, int]:
+    return cfg.host, cfg.port

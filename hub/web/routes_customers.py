@@ -1,0 +1,63 @@
+"""The customer view: only through an alert the viewer claimed, and every view is audited.
+
+A salesperson may open a customer's profile only while they hold that customer's alert
+(state ``claimed``, ``claimed_by`` = them); a manager may open it for review from any alert.
+Each view writes an ``audit`` row: who, when, which customer and why (the alert).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from pydantic import BaseModel
+
+from hub.audit import record_profile_view
+from hub.customer_profile import CustomerCard, CustomerNotFound, customer_card
+from hub.web.accounts import Session
+from hub.web.security import Conn, current_session
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/api/customers", tags=["customers"])
+
+Ident = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+
+
+def _may_view(conn: sqlite3.Connection, session: Session, customer_id: str, alert_id: str) -> str:
+    """The audit reason if this session may see the customer through this alert; else 403."""
+    row = conn.execute(
+        "SELECT customer_id, state, claimed_by FROM alerts WHERE alert_id=?", (alert_id,)
+    ).fetchone()
+    if row is None or row["customer_id"] != customer_id:
+        raise HTTPException(404, "no such alert for this customer")
+    staff = session.staff
+    if row["state"] == "claimed" and row["claimed_by"] == staff.staff_id:
+        return f"claimed alert {alert_id}"
+    if staff.role == "manager":
+        return f"manager review of alert {alert_id}"
+    raise HTTPException(403, "you can open a customer only from an alert you have claimed")
+
+
+class CustomerView(BaseModel):
+    alert_id: str
+    card: CustomerCard
+
+
+@router.get("/{customer_id}", response_model=CustomerView)
+def customer_view(
+    request: Request,
+    conn: Conn,
+    session: Annotated[Session, Depends(current_session)],
+    customer_id: Annotated[str, Path(pattern=Ident)],
+    alert_id: Annotated[str, Query(pattern=Ident)],
+) -> CustomerView:
+    reason = _may_view(conn, session, customer_id, alert_id)
+    try:
+        card = customer_card(conn, customer_id, request.app.state.cfg, datetime.now())
+    except CustomerNotFound:  # erased since the alert (right to erasure): nothing to show
+        raise HTTPException(404, "this customer's profile no longer exists") from None
+    record_profile_view(conn, actor=session.staff.staff_id, customer_id=customer_id, reason=reason)
+    return CustomerView(alert_id=alert_id, card=card)

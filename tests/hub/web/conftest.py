@@ -1,0 +1,170 @@
+"""Fixtures for the web app: a store config, a home with staff accounts, the live stack."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from hub import db
+from hub.gallery import Gallery
+from hub.service import HubService
+from hub.template_crypto import TemplateCipher, load_or_create_key
+from hub.web.accounts import add_staff
+from hub.web.app import create_app
+from hub.web.server import ServerThread
+from storesense import messages as m
+from storesense.config import StoreConfig, parse_config
+from storesense.mqtt_client import connect, make_client
+from storesense.paths import hub_db_path, template_key_path
+from storesense.topics import Topics
+from tests.hub.conftest import unit
+
+PASSWORD = "correct horse battery"
+STAFF = {"alice": "Alice Adams", "bob": "Bob Brown", "carol": "Carol Chen"}
+MANAGER = ("maria", "Maria Manager")
+
+
+def mosquitto_up() -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", 1883), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def cfg() -> StoreConfig:
+    store = f"w{uuid.uuid4().hex[:10]}"  # isolates tests sharing one Mosquitto
+    return parse_config(
+        f"store_id: {store}\nmqtt: {{port: 1883, keepalive_s: 5}}\n"
+        "recognition: {threshold: 0.45, margin: 0.05, min_votes: 2, min_vote_share: 0.6}\n"
+        "visits: {cooldown_s: 600, alert_ttl_s: 60}\n"
+    )
+
+
+@pytest.fixture(scope="session")
+def home_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Staff accounts and one enrolled customer, made once: argon2 hashing is deliberately
+    slow (~0.1 s a password), so each test copies this folder instead of re-hashing."""
+    home = tmp_path_factory.mktemp("web-home")
+    conn = db.open_db(hub_db_path(home))
+    for staff_id, name in STAFF.items():
+        add_staff(conn, staff_id, name, "salesperson", PASSWORD)
+    add_staff(conn, MANAGER[0], MANAGER[1], "manager", PASSWORD)
+    gallery = Gallery(conn, TemplateCipher(load_or_create_key(template_key_path(home))))
+    gallery.enrol("c1", "Ada Lovelace", "consent-ref-1", [(unit(1), 0.9, "t")])
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    return home
+
+
+@pytest.fixture
+def home(home_template: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(home_template, tmp_path / "home"))
+
+
+@pytest.fixture
+def app(cfg: StoreConfig, home: Path) -> FastAPI:
+    return create_app(cfg, home)
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app, base_url="http://testserver") as c:
+        yield c
+
+
+def login(client: TestClient, staff_id: str, password: str = PASSWORD) -> str:
+    """Log in; returns the CSRF token (the session cookie stays in the client)."""
+    res = client.post("/api/login", json={"staff_id": staff_id, "password": password})
+    assert res.status_code == 200, res.text
+    return res.json()["csrf_token"]
+
+
+def wait_for(predicate: Callable[[], object], timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return bool(predicate())
+
+
+@dataclass
+class Stack:
+    """The real thing on loopback: Mosquitto, the hub daemon, the web app under uvicorn."""
+
+    cfg: StoreConfig
+    home: Path
+    hub: HubService
+    web: ServerThread
+    app: FastAPI
+
+
+@pytest.fixture
+def stack(cfg: StoreConfig, home: Path) -> Iterator[Stack]:
+    if not mosquitto_up():
+        pytest.fail("Mosquitto is not listening on 127.0.0.1:1883 (.ci/run starts it)")
+    hub = HubService(cfg, home, client_id=f"hub-{cfg.store_id}").start()
+    app = create_app(cfg, home)
+    web = ServerThread(app).start()
+    assert wait_for(lambda: app.state.gateway.connected), "gateway did not reach the broker"
+    try:
+        yield Stack(cfg, home, hub, web, app)
+    finally:
+        web.stop()
+        hub.stop()
+        _clear_retained(cfg, home)
+
+
+def _clear_retained(cfg: StoreConfig, home: Path) -> None:
+    """Leave the shared Mosquitto as we found it: no retained alerts of this test store."""
+    conn = db.connect(hub_db_path(home))
+    topics = Topics(cfg.store_id)
+    names = [topics.alert(r[0]) for r in conn.execute("SELECT alert_id FROM alerts")]
+    conn.close()
+    client = make_client(f"cleanup-{cfg.store_id}", cfg.mqtt, persistent=False)
+    connect(client, cfg.mqtt)
+    for topic in [*names, topics.hub_status]:
+        client.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)
+    client.disconnect()
+    client.loop_stop()
+
+
+def face_track(vec: np.ndarray, camera_id: str = "door-1") -> m.FaceTrack:
+    """Three good embeddings of one face, as an entrance camera sends them."""
+    now = time.time()
+    samples = [
+        m.EmbeddingSample(
+            vector=vec, quality=0.9, face_px=40, sharpness=100, frontalness=0.95, t=now + i * 0.1
+        )
+        for i in range(3)
+    ]
+    return m.FaceTrack(
+        camera_id=camera_id,
+        track_id=uuid.uuid4().hex,
+        update=0,
+        final=False,
+        first_usable_at=now,
+        samples=samples,
+    )
+
+
+def camera_sends(cfg: StoreConfig, track: m.FaceTrack) -> None:
+    """Publish a face track as the door camera would: the real hub pipeline takes it from here."""
+    client = make_client(f"cam-{uuid.uuid4().hex[:8]}", cfg.mqtt, persistent=False)
+    connect(client, cfg.mqtt)
+    topic = Topics(cfg.store_id).faces(track.camera_id)
+    client.publish(topic, track.to_bytes(), qos=1).wait_for_publish(5)
+    client.disconnect()
+    client.loop_stop()
