@@ -2,8 +2,10 @@
 restarted on a schedule. Counts events sent, alerts made, lost and duplicated, and memory.
 
 Every event is a face track of a different enrolled customer (visit cooldown 0), sent through
-the edge outbox; every 5th is sent twice (QoS 1 repeats). Pass rule: 0 lost, 0 duplicated,
-memory flat after warm-up. Floor traffic joins when the floor role exists.
+the edge outbox; every 5th is sent twice (QoS 1 repeats). A floor camera sends a
+``FloorPositions`` batch every second (8 frames x 10 people) through its own outbox, every 5th
+twice too; the hub's ``floor_runs`` row counts the distinct batches it applied. Pass rule:
+0 lost, 0 duplicated for both streams, memory flat after warm-up.
 
     .venv/bin/python bench/soak.py --seconds 600
 """
@@ -34,6 +36,8 @@ from storesense.paths import template_key_path
 from tests.mosquitto_proc import MosquittoProcess
 
 RATE_HZ = 5.0
+FLOOR_PEOPLE = 10
+FLOOR_FRAMES = 8
 
 
 def _rss_mb() -> float:
@@ -46,6 +50,31 @@ def _rss_mb() -> float:
 def _vec(i: int) -> np.ndarray:
     v = np.random.default_rng(i).normal(size=128).astype(np.float32)
     return v / np.linalg.norm(v)
+
+
+def _floor_batch(seq: int, run_id: str, t: float) -> bytes:
+    """One second of a floor camera: 10 people walking slow circles on a 20 x 15 m floor."""
+    samples = []
+    for f in range(FLOOR_FRAMES):
+        tf = t + f / FLOOR_FRAMES
+        people = [
+            m.FloorPosition(
+                track_id=k,
+                x=10 + (2 + k % 5) * np.cos(0.1 * tf + k),
+                y=7.5 + (1 + k % 4) * np.sin(0.1 * tf + k),
+                conf=0.8,
+            )
+            for k in range(FLOOR_PEOPLE)
+        ]
+        samples.append(m.FloorSample(t=tf, people=people))
+    return m.FloorPositions(
+        camera_id="floor-1",
+        run_id=run_id,
+        seq=seq,
+        interval_start=t,
+        interval_s=1.0,
+        samples=samples,
+    ).to_bytes()
 
 
 def main() -> None:
@@ -82,6 +111,11 @@ def main() -> None:
     cam.on_publish = lambda c, u, mid, rc, p: outbox.on_publish(mid)
     connect_in_background(cam, cfg.mqtt)
     topic = hub.topics.faces("door-1")
+    floor_cam = make_client("soak-floor", cfg.mqtt)
+    floor_box = EdgeOutbox(tmp / "floor-edge.sqlite3", floor_cam)
+    floor_cam.on_publish = lambda c, u, mid, rc, p: floor_box.on_publish(mid)
+    connect_in_background(floor_cam, cfg.mqtt)
+    floor_topic, floor_run, floor_sent = hub.topics.floor("floor-1"), uuid.uuid4().hex, 0
     t0 = time.monotonic()
     next_broker, next_hub = args.broker_restart_every, args.hub_restart_every
     rss = [(0.0, _rss_mb())]
@@ -122,6 +156,12 @@ def main() -> None:
         for _ in range(2 if i % 5 == 0 else 1):
             outbox.send(topic, payload)
         outbox.pump()
+        if i % int(RATE_HZ) == 0:  # one floor batch per second
+            batch = _floor_batch(floor_sent, floor_run, t)
+            for _ in range(2 if floor_sent % 5 == 0 else 1):
+                floor_box.send(floor_topic, batch)
+            floor_sent += 1
+        floor_box.pump()
         if i % int(RATE_HZ * 10) == 0:
             rss.append((round(now, 1), round(_rss_mb(), 1)))
             print(
@@ -131,8 +171,9 @@ def main() -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         outbox.pump()
+        floor_box.pump()
         done = hub.conn.execute("SELECT count(*) FROM alerts").fetchone()[0]
-        if done >= n_events and outbox.depth() == 0:
+        if done >= n_events and outbox.depth() == 0 and floor_box.depth() == 0:
             break
         time.sleep(0.5)
     time.sleep(2)
@@ -141,6 +182,10 @@ def main() -> None:
     )
     lost = sum(1 for i in range(n_events) if f"c{i:05d}" not in per_customer)
     duplicated = sum(c - 1 for c in per_customer.values() if c > 1)
+    row = hub.conn.execute(
+        "SELECT received, max_seq FROM floor_runs WHERE run_id=?", (floor_run,)
+    ).fetchone()
+    floor_applied = int(row[0]) if row else 0
     warm = [r for t, r in rss if t >= min(60.0, args.seconds / 4)]
     report = {
         "seconds": args.seconds,
@@ -148,15 +193,20 @@ def main() -> None:
         "alerts": sum(per_customer.values()),
         "lost": lost,
         "duplicated": duplicated,
+        "floor_batches_sent": floor_sent,
+        "floor_batches_applied": floor_applied,
+        "floor_lost": max(0, floor_sent - floor_applied),
+        "floor_duplicated": max(0, floor_applied - floor_sent),
         "faults": faults,
         "rss_mb_first_after_warmup": warm[0] if warm else None,
         "rss_mb_last": rss[-1][1],
         "rss_samples": rss,
     }
     print(json.dumps(report, indent=2))
-    cam.disconnect()
-    cam.loop_stop()
-    outbox.close()
+    for client, box in ((cam, outbox), (floor_cam, floor_box)):
+        client.disconnect()
+        client.loop_stop()
+        box.close()
     hub.stop()
     broker.stop()
 
