@@ -1,14 +1,19 @@
-"""``storesense demo``: the whole door story on one machine, with nothing installed.
+"""``storesense demo``: both product parts on one machine, with nothing installed.
 
 Embedded broker → hub (fresh SQLite home) → one entrance agent playing the bundled Intel clip
 → three simulated salesperson phones that race to claim each alert. The clip is played once per
 "arrival", with an empty doorway between arrivals longer than the visit cooldown, so every
 arrival is a new visit. One walker is enrolled (from a crop of the clip's last frame, deleted
-right after) with a consent reference that says it is demo data.
+right after) with a consent reference that says it is demo data. The winning phone opens the
+customer card (fictitious purchase history, storesense/demo_shop.py) and the view is audited.
+
+Meanwhile a floor camera (storesense/demo_floor.py) loops the Intel store-aisle clip and sends
+floor positions to the hub; at the end today's floor report (heatmap, zones, insights) is built.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 import tempfile
@@ -25,13 +30,16 @@ from rich.console import Console
 
 from edge.camera_agent import CameraAgent
 from edge.face_pipeline import FacePipeline
+from hub import db
 from hub.gallery import Gallery
 from hub.service import HubService
 from hub.template_crypto import TemplateCipher, load_or_create_key
 from storesense.config import StoreConfig, parse_config
+from storesense.demo_floor import FloorCamera, build_floor_report, floor_yaml
+from storesense.demo_shop import CardDesk, promotion_yaml, seed_purchases
 from storesense.embedded_broker import EmbeddedBroker
 from storesense.enrolment import enrol_customer
-from storesense.paths import template_key_path
+from storesense.paths import hub_db_path, template_key_path
 from storesense.sim_phone import Phone
 
 CLIP = "face-demographics-walking-and-pause.gif"
@@ -46,7 +54,8 @@ def clip_path() -> Path:
     return Path(str(resources.files("storesense") / "demo_assets" / CLIP))
 
 
-def demo_config(port: int, clip: Path) -> StoreConfig:
+def demo_config(port: int, clip: Path, today: dt.date | None = None) -> StoreConfig:
+    floor_camera, floor = floor_yaml()
     return parse_config(
         f"""
 store_id: demo
@@ -55,8 +64,8 @@ mqtt: {{host: 127.0.0.1, port: {port}}}
 visits: {{cooldown_s: {COOLDOWN_S}, alert_ttl_s: 30}}
 cameras:
   - {{id: door-1, role: entrance, source: "{clip}", fps: 12, loop: false}}
-staff: [{", ".join(STAFF)}]
-""",
+{floor_camera}staff: [{", ".join(STAFF)}]
+{floor}{promotion_yaml(today or dt.date.today())}""",
         "<demo>",
     )
 
@@ -108,6 +117,13 @@ def run_demo(*, home: Path, seconds: float, out_dir: Path, headless: bool) -> di
             _enrol_demo_walker(home, clip, FacePipeline(quality=cfg.quality), hub.conn)
         hub._reload_gallery()
         console.print(f"enrolled [cyan]{DEMO_CUSTOMER[1]}[/] ({DEMO_CUSTOMER[0]}), templates only")
+        shop = seed_purchases(home, cfg, dt.datetime.now())
+        console.print(
+            f"wrote {shop['invoices']} fictitious receipts ({shop['customers']} demo customers) "
+            f"through the POS store; suggestions built in {shop['suggestions_s']:.2f} s"
+        )
+        with console.status("loading the floor camera's person detector…"):
+            floor_cam = FloorCamera(cfg, home)
         hub.start()
 
         def narrate(staff: str, text: str) -> None:
@@ -116,6 +132,9 @@ def run_demo(*, home: Path, seconds: float, out_dir: Path, headless: bool) -> di
         phones = [
             Phone(s, hub.topics, cfg.mqtt, auto_claim=True, on_event=narrate).start() for s in STAFF
         ]
+        desk = CardDesk(home, cfg, phones, narrate).start()
+        floor_cam.start()
+        console.print("🛒 aisle-1 (floor camera) loops the store-aisle clip → floor positions")
         arrivals = 0
         deadline = started + seconds
         try:
@@ -126,22 +145,52 @@ def run_demo(*, home: Path, seconds: float, out_dir: Path, headless: bool) -> di
                 agent.run()
                 console.print(
                     f"   door-1 published {agent.counters['face_tracks_published']} "
-                    f"face-track messages; rejected {dict(agent.pipeline.rejections)}"
+                    f"face-track messages; rejected {dict(agent.pipeline.rejections)}; "
+                    f"aisle-1 positions so far {floor_cam.positions_sent}"
                 )
                 _sleep_until(min(deadline, time.time() + ARRIVAL_GAP_S))
-            time.sleep(1.0)  # let the last claims settle
+            floor_cam.stop()  # flushes its last partial interval
+            time.sleep(1.0)  # let the last claims, cards and floor batches settle
         finally:
+            floor_cam.stop()
+            desk.stop()
             for p in phones:
                 p.stop()
             hub_stats = hub.stats
             summary = _summary(hub, phones, arrivals, started)
-            hub.stop()
+            hub.stop()  # also stores the zone visits still open
+    conn = db.open_db(hub_db_path(home))
+    try:
+        for a in summary["alerts"]:
+            a["card"] = desk.cards.get(a["alert_id"])
+        summary["card_errors"] = desk.errors
+        summary["audit_profile_views"] = [
+            dict(r)
+            for r in conn.execute(
+                "SELECT at, actor, customer_id, detail FROM audit "
+                "WHERE action = 'view_profile' ORDER BY at"
+            )
+        ]
+        summary["shop"] = shop
+        floor = build_floor_report(conn, cfg, out_dir, hub.floor)
+    finally:
+        conn.close()
+    summary["floor"] = floor.figures | {"positions_sent": floor_cam.positions_sent}
+    summary["seconds"] = round(time.time() - started, 1)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    f = summary["floor"]
+    console = Console(highlight=False)  # the outcome is printed even when headless
     console.print(
-        f"[bold]{len(summary['alerts'])} alert(s)[/], "
-        f"{summary['unknown_visitors']} unknown visitor track(s); "
-        f"rejected messages {dict(hub_stats.rejected)}; summary → {out_dir}/summary.json"
+        f"[bold]{len(summary['alerts'])} alert(s)[/], {len(desk.cards)} customer card(s) "
+        f"opened (audited), {summary['unknown_visitors']} unknown visitor track(s); "
+        f"rejected messages {dict(hub_stats.rejected)}"
     )
+    console.print(
+        f"floor: {f['messages_received']} position batches, {f['positions_received']} "
+        f"positions, {f['tracks_with_zone_visits']} tracks with zone visits; "
+        f"report → {floor.report_dir / 'report.html'}"
+    )
+    console.print(f"summary → {out_dir}/summary.json")
     return summary
 
 
