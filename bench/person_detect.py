@@ -9,6 +9,8 @@ each threshold. Figures are in docs/floor-detection.md.
 
     python bench/person_detect.py --detector ssdlite
     python bench/person_detect.py --detector ssdlite --opt tiles='[2,1]' --thresholds 0.3,0.4
+    python bench/person_detect.py --opt tiles='[2,2]' --opt tile_band='[0,1]'  # before
+    python bench/person_detect.py --opt tiles='[1,1]' --opt tile_band='[0,1]'  # whole frame
     python bench/person_detect.py --detector hog --every 5
 """
 

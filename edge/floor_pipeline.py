@@ -33,9 +33,10 @@ log = logging.getLogger(__name__)
 # so the floor role asks for everything above 0.1 and the tracker decides what counts. Tiles,
 # NMS and box scale stay the detector's defaults (bench/person_detect.py picked them).
 DETECTOR_OPTIONS: dict[str, dict[str, Any]] = {"ssdlite": {"score_threshold": 0.1}, "hog": {}}
-# Floor positions include a track lost for up to this long, at its predicted place: PETS09
-# per-interval count error 0.94 → 0.57 person (a walker missed for a few frames is still there).
-FLOOR_COAST_S = 1.0
+# Floor positions include a track lost for up to this long, at its predicted place (a walker
+# missed for a few frames is still there). PETS09 per-interval count error: 0.74 person without
+# coasting, 0.485 with 0.75 s, 0.51 with 1 s (over-counts); docs/floor-tracking.md.
+FLOOR_COAST_S = 0.75
 MAX_PEOPLE = 200  # per frame, the FloorSample schema limit
 
 

@@ -10,10 +10,12 @@ floor homography never need to know which detector ran or at what internal resol
   box decoding (TF Object Detection API box coder, scales 10,10,5,5) and NMS are done here in
   numpy/OpenCV so ``tflite-runtime`` alone runs it. CCTV people are small (PETS09: 33-96 px in
   a 360-px frame) and a 300x300 input loses them, so by default the frame is run whole *and* as
-  2x2 overlapping tiles, each resized to 300x300; tile boxes cut by a tile edge or looking like
-  a body part of a full-frame box are dropped, then one NMS merges the rest. Defaults were
-  picked by ``bench/person_detect.py`` on PETS09-S2L1 and TUD-Campus (docs/floor-detection.md);
-  ``tiles=(1, 1)`` is ~5x faster for cameras where people are large.
+  4 overlapping tiles side by side across the far band (15-65 % of the height), each resized
+  to 300x300; tile boxes cut by a tile edge or looking like a body part of a full-frame box are
+  dropped, then one NMS merges the rest. Defaults were picked by ``bench/person_detect.py`` on
+  PETS09-S2L1 and TUD-Campus (docs/floor-detection.md); a camera whose far people sit
+  elsewhere sets ``tile_band``; ``tiles=(1, 1), tile_band=(0, 1)`` (whole frame only) is ~3x
+  faster where people are large.
 * ``hog``: OpenCV's Dalal-Triggs people detector, run on an upscaled frame (its 64x128 window
   misses people under ~100 px), raw windows (no OpenCV grouping) then our NMS.
 """
@@ -185,9 +187,9 @@ class SsdlitePersonDetector:
 
     def __init__(
         self,
-        score_threshold: float = 0.25,
+        score_threshold: float = 0.2,
         nms_iou: float = 0.4,
-        tiles: tuple[int, int] = (2, 2),
+        tiles: tuple[int, int] = (4, 1),
         tile_overlap: float = 0.25,
         num_threads: int = 1,
         model_path: Path | None = None,
@@ -196,6 +198,7 @@ class SsdlitePersonDetector:
         full_frame: bool = True,
         edge_margin: float = 0.02,
         part_overlap: float = 0.8,
+        tile_band: tuple[float, float] = (0.15, 0.65),
     ) -> None:
         from tflite_runtime.interpreter import Interpreter  # heavy import, only when used
 
@@ -204,6 +207,10 @@ class SsdlitePersonDetector:
         cols, rows = tiles
         if cols < 1 or rows < 1 or not 0.0 <= tile_overlap < 1.0:
             raise ValueError("tiles must be >= (1,1) and tile_overlap in [0,1)")
+        band = (float(tile_band[0]), float(tile_band[1]))
+        if not 0.0 <= band[0] < band[1] <= 1.0:
+            raise ValueError(f"tile_band must be 0 <= top < bottom <= 1, got {tile_band}")
+        self.tile_band = band
         self.score_threshold = score_threshold
         self.nms_iou = nms_iou
         self.tiles = (int(cols), int(rows))
@@ -238,14 +245,29 @@ class SsdlitePersonDetector:
         codes = self._interp.get_tensor(self._codes).reshape(-1, 4)[sel]
         return np.clip(decode_boxes(codes, self._anchors[sel]), 0.0, 1.0), scores[sel]
 
+    def windows(self, width: int, height: int) -> list[tuple[int, int, int, int]]:
+        """(x1, y1, x2, y2) regions the network runs on: full frame first, then the tiles.
+
+        Tiles cover only ``tile_band`` (fractions of the height): on a CCTV view the far, small
+        people are in a horizontal band, and the near, big ones are found in the full frame,
+        where tiles would only cut them up (docs/floor-detection.md).
+        """
+        by1, by2 = round(self.tile_band[0] * height), round(self.tile_band[1] * height)
+        out = [
+            (x1, y1 + by1, x2, y2 + by1)
+            for x1, y1, x2, y2 in tile_grid(width, by2 - by1, *self.tiles, self.tile_overlap)
+        ]
+        if self.full_frame and out != [(0, 0, width, height)]:
+            out.insert(0, (0, 0, width, height))
+        return out
+
     def detect(self, frame_bgr: np.ndarray) -> Detections:
         frame = check_frame(frame_bgr)
         h, w = frame.shape[:2]
         rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)  # the network was trained on RGB
         all_boxes, all_scores = [], []
-        windows = tile_grid(w, h, *self.tiles, self.tile_overlap)
-        if self.full_frame and len(windows) > 1:
-            windows.insert(0, (0, 0, w, h))
+        windows = self.windows(w, h)
+        tiled = windows != [(0, 0, w, h)]
         m = self.edge_margin
         for x1, y1, x2, y2 in windows:
             yx, s = self._run(rgb[y1:y2, x1:x2])
@@ -264,7 +286,7 @@ class SsdlitePersonDetector:
                 [yx[:, 1] * tw + x1, yx[:, 0] * th + y1, yx[:, 3] * tw + x1, yx[:, 2] * th + y1],
                 axis=1,
             )
-            if all_boxes and self.full_frame and len(windows) > 1 and len(boxes):
+            if all_boxes and self.full_frame and tiled and len(boxes):
                 # Tiles magnify body parts of big people into person-like boxes; drop tile
                 # boxes lying mostly inside a full-frame detection (measured on TUD-Campus).
                 keep = ~part_of(boxes, all_boxes[0], self.part_overlap, 1.5)

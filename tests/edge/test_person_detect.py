@@ -1,8 +1,9 @@
 """Person detectors on real weights and real frames (PETS09-S2L1 with MOT gt, Intel clip).
 
 Floors below were measured with the default options on the eight PETS09 frames used here
-(ssdlite: P 0.77, R 0.77; hog: P 0.71, R 0.62, see docs/floor-detection.md) and set with
-margin; a regression in decoding, colour order, box scaling or NMS drops far below them.
+(ssdlite: P 0.86, R 0.79, 37 true positives; the same network on the whole frame only:
+P 0.74, R 0.55, 26; hog: P 0.71, R 0.62, see docs/floor-detection.md) and set with margin;
+a regression in decoding, colour order, box scaling or NMS drops far below them.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def _pr(det, seq: MotSequence, frames: dict[int, np.ndarray], swap: bool = False
 
 def test_ssdlite_finds_people_on_pets09(ssd, pets, pets_frames) -> None:
     p, r, _ = _pr(ssd, pets, pets_frames)
-    assert p >= 0.65 and r >= 0.65, (p, r)
+    assert p >= 0.75 and r >= 0.7, (p, r)
 
 
 def test_hog_finds_people_on_pets09(hog, pets, pets_frames) -> None:
@@ -77,7 +78,7 @@ def test_hog_finds_people_on_pets09(hog, pets, pets_frames) -> None:
 def test_ssdlite_expects_bgr_and_converts_to_rgb(ssd, pets, pets_frames) -> None:
     """BGR in (OpenCV's order) is right; an RGB frame passed by mistake scores worse.
 
-    Measured on these frames: 36 true positives with BGR input, 32 with channels swapped.
+    Measured on these frames: 37 true positives with BGR input, 34 with channels swapped.
     """
     f = pets_frames[FRAMES[0]]
     swapped = ssd.detect(np.ascontiguousarray(f[..., ::-1]))
@@ -211,3 +212,27 @@ def test_tiles_cover_frame_with_overlap_and_parts_filter() -> None:
     parts = np.array([[110, 110, 150, 180], [300, 100, 340, 180], [90, 90, 170, 310]], np.float32)
     assert part_of(parts, big, 0.8, 1.5).tolist() == [True, False, False]
     assert np.allclose(rescale_boxes(big, (0.5, 1.0)), [[115, 100, 145, 300]])
+
+
+def test_band_tiles_stay_in_band_and_bad_bands_are_refused(ssd) -> None:
+    wins = ssd.windows(480, 360)
+    assert wins[0] == (0, 0, 480, 360) and len(wins) == 5  # full frame + 4 band tiles
+    assert all(y1 == 54 and y2 == 234 for _, y1, _, y2 in wins[1:])  # 15-65 % of 360
+    assert wins[1][0] == 0 and wins[-1][2] == 480 and wins[2][0] < wins[1][2]
+    whole = SsdlitePersonDetector(tiles=(1, 1), tile_band=(0.0, 1.0))
+    assert whole.windows(480, 360) == [(0, 0, 480, 360)]
+    assert len(SsdlitePersonDetector(tiles=(1, 1)).windows(480, 360)) == 2  # band tile + full
+    for band in ((0.5, 0.5), (-0.1, 0.5), (0.2, 1.2)):
+        with pytest.raises(ValueError, match="tile_band"):
+            SsdlitePersonDetector(tile_band=band)
+
+
+def test_band_tiles_find_more_people_than_whole_frame(ssd, pets, pets_frames) -> None:
+    """The far-band tiles exist for PETS09's small people; whole frame alone misses many.
+
+    Measured on these eight frames: 37 true positives with the default, 26 whole frame alone.
+    """
+    whole = SsdlitePersonDetector(tiles=(1, 1), tile_band=(0.0, 1.0))
+    _, _, tp_whole = _pr(whole, pets, pets_frames)
+    _, _, tp_band = _pr(ssd, pets, pets_frames)
+    assert tp_band >= tp_whole + 6, (tp_band, tp_whole)
