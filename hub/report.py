@@ -330,8 +330,8 @@ padding:2px 6px;text-align:right}} td:first-child{{text-align:left}}
 .cols{{display:flex;flex-wrap:wrap;gap:2em}} .cols>div{{flex:1;min-width:280px}}</style>
 </head><body>
 <h1>{html.escape(title)}</h1>
-<p>Cameras observed the floor {doc["observed_s_per_day"] / 3600:.1f} h per day;
-{doc["person_s_per_day"] / 3600:.1f} person-hours on the floor per day.
+<p>Cameras observed the floor {_duration(doc["observed_s_per_day"])} per day;
+{_duration(doc["person_s_per_day"])} of people on the floor (person-time) per day.
 A = advertising spot, N = new-product spot.</p>
 <img src="data:image/png;base64,{img}" alt="floor occupancy heatmap">
 <h2>Zones</h2><table>{head}{rows}</table>
@@ -341,3 +341,12 @@ A = advertising spot, N = new-product spot.</p>
 heatmap.png.</small></p>
 </body></html>
 """
+
+
+def _duration(seconds: float) -> str:
+    """Hours for a shop day, minutes or seconds for a short one (a demo, a camera just added)."""
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    if seconds >= 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.0f} s"

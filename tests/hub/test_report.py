@@ -119,3 +119,9 @@ def test_cli_report_bad_plan_image_is_a_clear_error(store_day, tmp_path, capsys)
     rc = cli.main(["--home", str(home), "--config", str(conf), "report", "--date", "today"])
     assert rc == 2
     assert "cannot read the floor plan image" in capsys.readouterr().err
+
+
+def test_durations_read_well_for_short_and_long_days() -> None:
+    from hub.report import _duration
+
+    assert [_duration(s) for s in (12, 600, 9 * 3600)] == ["12 s", "10 min", "9.0 h"]
