@@ -42,9 +42,11 @@ from tests.mosquitto_proc import MosquittoProcess, require_mosquitto
 CFG: StoreConfig = parse_config(
     "store_id: s1\ncameras:\n  - {id: door-1, role: entrance, source: 0}\n"
     "  - {id: door-2, role: entrance, source: 1}\n"
+    "  - {id: floor-1, role: floor, source: 2}\n"
 )
 T = Topics("s1")
 CAM1, CAM2 = camera_account("door-1"), camera_account("door-2")
+FLOOR1 = camera_account("floor-1")
 GRACE_S = 0.4  # bounded wait for "nothing arrives" where no sentinel is possible
 
 
@@ -260,6 +262,20 @@ def test_a_camera_cannot_publish_as_another_camera(clients) -> None:
     assert hub.drain() == []
 
 
+def test_a_floor_camera_sends_positions_only_and_no_embeddings(clients) -> None:
+    hub = clients(HUB)
+    hub.sub(T.all_faces, T.all_floor)
+    floor = clients(FLOOR1)
+    floor.pub(T.faces("floor-1"), b"a floor camera has no business sending embeddings")
+    floor.pub(T.floor("door-1"), b"positions under another camera's name")
+    floor.pub(T.floor("floor-1"), b"positions")
+    assert hub.until((T.floor("floor-1"), b"positions")) == []
+    door = clients(CAM1)
+    door.pub(T.floor("door-1"), b"an entrance camera sending positions")
+    door.pub(T.faces("door-1"), b"sentinel")
+    assert hub.until((T.faces("door-1"), b"sentinel")) == []
+
+
 def test_only_the_hub_publishes_alerts_results_and_hub_status(clients) -> None:
     gw = clients(GATEWAY)
     gw.sub(T.all_alerts, T.claim_result("+"), T.hub_status)
@@ -318,7 +334,7 @@ def test_bundle_files_modes_and_certificates(tmp_path: Path) -> None:
     for secret in (b.ca_key, b.broker_key, b.passwd, *b.credentials_dir.iterdir()):
         assert secret.stat().st_mode & 0o777 == 0o600, secret
     assert b.credentials_dir.stat().st_mode & 0o777 == 0o700
-    assert set(b.accounts) == {HUB, GATEWAY, CAM1, CAM2}
+    assert set(b.accounts) == {HUB, GATEWAY, CAM1, CAM2, FLOOR1}
     for user, password in b.accounts.items():
         line = next(x for x in b.passwd.read_text().splitlines() if x.startswith(f"{user}:"))
         assert verify_mosquitto_hash(password, line.split(":", 1)[1])
