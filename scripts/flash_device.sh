@@ -310,8 +310,12 @@ else
             --exclude='*.egg-info' --exclude=__pycache__ -cf "$stage/src.tar" .
         run tar -C "$target" -xf "$stage/src.tar"
     fi
+    # Camera devices get the core package only; the hub also gets its own libraries (web app,
+    # report drawing, suggestions, crypto): see [project.optional-dependencies] hub.
+    spec=$target
+    [[ $role == hub ]] && spec="$target[hub]"
     before=$(installed_digest)
-    run "$venv/bin/python" -m pip install --quiet --upgrade "$target"
+    run "$venv/bin/python" -m pip install --quiet --upgrade "$spec"
     if [[ $dry_run == 0 && $(installed_digest) != "$before" ]]; then
         changed=1 # new code: the daemons restart
         say "installed a new package version or code into $venv"

@@ -340,21 +340,15 @@ def test_dry_run_of_the_machine_itself_only_prints(bundle: Path) -> None:
     assert "+ " not in result.stdout
 
 
-def test_report_timer_is_enabled_once_the_report_command_exists(bundle: Path, root: Path) -> None:
-    """Stands in for a release with `storesense report`: its venv python answers the check."""
-    venv_bin = root / "opt/storesense/venv/bin"
-    venv_bin.mkdir(parents=True)
-    fake = venv_bin / "python"
-    fake.write_text(
-        "#!/bin/sh\n"
-        'if [ "$*" = "-I -m storesense.cli report --help" ]; then exit 0; fi\n'
-        f'exec {sys.executable} "$@"\n'
-    )
-    fake.chmod(0o755)
-    result = flash(root, *hub_args(bundle))
+@pytest.mark.parametrize("role", ["hub", "entrance"])
+def test_only_the_hub_installs_the_hub_libraries(role: str, bundle: Path, root: Path) -> None:
+    """Cameras get the core package; the hub `.[hub]` (web app, report, ALS, crypto)."""
+    args = hub_args(bundle) if role == "hub" else entrance_args(bundle)
+    result = flash(root, *args, "--source", str(REPO), "--dry-run")
     assert result.returncode == 0, result.stderr
-    link = root / SYSTEMD / "timers.target.wants" / "storesense-report.timer"
-    assert os.readlink(link) == "/etc/systemd/system/storesense-report.timer"
+    pip = [line for line in result.stdout.splitlines() if "-m pip install" in line]
+    assert len(pip) == 1, result.stdout
+    assert pip[0].rstrip().endswith("src\\[hub\\]") == (role == "hub"), pip[0]
 
 
 # -- the units themselves -----------------------------------------------------------------------
