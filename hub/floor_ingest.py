@@ -6,10 +6,17 @@ second effect. What cannot be accepted raises ``PayloadError`` (the hub counts a
 what is merely odd inside a good message (a point off the floor, a frame too late to fuse) is
 dropped and counted in ``FloorStats``. ``floor_runs`` keeps, per camera run, how many messages
 arrived and the highest ``seq``: ``max_seq + 1 - received`` is the number lost.
+
+Crash safety (docs/floor-analytics.md): occupancy slots still open for late data are saved in
+``floor_slots`` by the transaction that writes their grid delta, so person-seconds are exact
+across a crash. The open tracks' zone machines, the person links and the per-camera maps are
+saved in ``floor_state`` at most every ``floor.snapshot_s`` (hub clock or newest camera time),
+again inside a message's transaction; a crash loses the zone-state changes since then.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import sqlite3
@@ -30,6 +37,7 @@ log = logging.getLogger(__name__)
 CLOCK_SKEW_S = 300.0  # a camera clock this far ahead of the hub is wrong: reject, don't plot
 TIME_SLACK_S = 1.0  # samples may sit this far outside their declared interval
 SILENT_S = 30.0  # a camera silent this long (hub clock) has ended all its tracks
+STATE_VERSION = 1  # of the floor_state JSON; another version is discarded, never guessed at
 
 
 @dataclass
@@ -63,6 +71,9 @@ class FloorIngest:
         self._cam_time: dict[str, float] = {}  # newest frame time per camera
         self._cam_seen: dict[str, float] = {}  # hub clock of the last message per camera
         self._cam_run: dict[str, tuple[str, float]] = {}  # run_id, its newest interval_start
+        self._saved = (-math.inf, -math.inf)  # hub clock, grid watermark of the last snapshot
+        self.restore_problems: list[str] = []  # why saved state was dropped (also logged)
+        self._restore()
 
     # -- the message path ----------------------------------------------------------------
     def decode(self, topic: str, payload: bytes, now: float) -> m.FloorPositions:
@@ -106,7 +117,8 @@ class FloorIngest:
                 or self.journeys.tracks[k].last_t < cam_t - self.floor.track_gap_s
             ]
             self._finish(stale)
-        self._cam_seen[msg.camera_id] = now
+            self._cam_seen[msg.camera_id] = now
+            self._snapshot(now)
         self.stats.messages += 1
         self.stats.per_camera[msg.camera_id] = self.stats.per_camera.get(msg.camera_id, 0) + 1
         return True
@@ -212,9 +224,79 @@ class FloorIngest:
         if silent:
             with db.write(self.conn):
                 self._finish(silent)
+                self._snapshot(now, force=True)
 
     def close(self) -> None:
         """Hub stopping: end every open track so visits in progress are not lost."""
         open_tracks = [k for keys in self._cam_tracks.values() for k in keys]
         with db.write(self.conn):
             self._finish(open_tracks)
+            self._snapshot(time.time(), force=True)
+
+    # -- crash recovery ------------------------------------------------------------------
+    def _config_key(self) -> dict:
+        """What the saved zone state depends on: a change to any of it discards the state."""
+        floor = self.floor.model_dump(
+            mode="json", exclude={"plan_image", "plan_px_per_m", "publish_interval_s"}
+        )
+        floor.pop("snapshot_s", None)
+        zones = [z.model_dump(mode="json", exclude={"categories"}) for z in self.cfg.zones]
+        return {"floor": floor, "zones": zones}
+
+    def _snapshot(self, now: float, force: bool = False) -> None:
+        """Save the open state, inside the caller's transaction, at most every snapshot_s."""
+        every = self.floor.snapshot_s
+        hub_t, data_t = self._saved
+        if not (force or now - hub_t >= every or self.grid.watermark - data_t >= every):
+            return
+        body = {
+            "v": STATE_VERSION,
+            "config": self._config_key(),
+            "journeys": self.journeys.state(),
+            "grid": self.grid.state(),
+            "cam_tracks": {c: sorted(ks) for c, ks in self._cam_tracks.items()},
+            "cam_time": self._cam_time,
+            "cam_seen": self._cam_seen,
+            "cam_run": self._cam_run,
+        }
+        self.conn.execute(
+            "INSERT OR REPLACE INTO floor_state(name, saved_at, body) VALUES ('snapshot',?,?)",
+            (now, json.dumps(body)),
+        )
+        self._saved = (now, self.grid.watermark)
+
+    def _restore(self) -> None:
+        """Pick up where a crashed hub left off; anything unusable is logged and dropped."""
+        problem = self.grid.restore(self.conn)
+        if problem:
+            self.restore_problems.append(problem)
+        row = self.conn.execute("SELECT body FROM floor_state WHERE name='snapshot'").fetchone()
+        if row is None:
+            return
+        try:
+            body = json.loads(row[0])
+            if body.get("v") != STATE_VERSION:
+                raise ValueError(f"version {body.get('v')!r}, this hub reads {STATE_VERSION}")
+            if body["config"] != self._config_key():
+                old, new = body["config"], self._config_key()
+                changed = [k for k in ("floor", "zones") if old.get(k) != new[k]]
+                raise ValueError(f"saved under another configuration ({', '.join(changed)})")
+            journeys = Journeys(self.zones, self.floor)
+            journeys.load_state(body["journeys"])
+            cam_tracks = {str(c): set(ks) for c, ks in body["cam_tracks"].items()}
+            cam_time = {str(c): float(t) for c, t in body["cam_time"].items()}
+            cam_seen = {str(c): float(t) for c, t in body["cam_seen"].items()}
+            cam_run = {str(c): (str(r), float(t)) for c, (r, t) in body["cam_run"].items()}
+            self.grid.load_state(body["grid"])
+        except Exception as exc:  # whatever is wrong with the row, the hub must keep running
+            problem = f"floor state dropped: {type(exc).__name__}: {exc}"
+            log.warning("%s; open tracks start afresh", problem)
+            self.restore_problems.append(problem)
+        else:
+            self.journeys = journeys
+            self._cam_tracks, self._cam_time = cam_tracks, cam_time
+            self._cam_seen, self._cam_run = cam_seen, cam_run
+            log.info("floor: restored %d open tracks after a restart", len(journeys.tracks))
+        if self.restore_problems:
+            with db.write(self.conn):
+                self._snapshot(time.time(), force=True)

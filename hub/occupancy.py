@@ -16,6 +16,8 @@ wrote is applied to SQLite. Maths here, drawing in ``hub/report.py``.
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 import sqlite3
 import time
@@ -26,6 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from storesense.floor_config import FloorConfig
+
+log = logging.getLogger(__name__)
 
 # All floor-analytics tables; hub/db.open_db executes this once per connection.
 SCHEMA = """
@@ -58,6 +62,19 @@ CREATE TABLE IF NOT EXISTS floor_runs (
     first_at  REAL NOT NULL,
     last_at   REAL NOT NULL,
     PRIMARY KEY (camera_id, run_id)
+);
+-- Crash recovery (hub/floor_ingest.py): the open tracks' zone state, saved every snapshot_s.
+CREATE TABLE IF NOT EXISTS floor_state (
+    name     TEXT PRIMARY KEY,
+    saved_at REAL NOT NULL,
+    body     TEXT NOT NULL                -- versioned JSON of plain data
+);
+-- Slots still open for late data, rewritten with every change in the transaction that writes
+-- their grid delta, so after a crash a late frame is fused against what was really written.
+CREATE TABLE IF NOT EXISTS floor_slots (
+    slot  INTEGER PRIMARY KEY,            -- floor(t / sample_s)
+    grid  TEXT NOT NULL,                  -- grid geometry; another geometry's slots are dropped
+    body  TEXT NOT NULL                   -- JSON: the slot's frames and the cells it wrote
 );
 """
 
@@ -159,6 +176,8 @@ class OccupancyGrid:
         self.stats = GridStats()
         self.staff: set[str] = set()
         self.watermark = -math.inf  # newest frame time seen
+        self.sealed = -math.inf  # slots up to this index were written but are not held
+        self.geometry = f"{self.cell_mm}mm/{floor.sample_s}s/{self.nx}x{self.ny}"
         self._slots: dict[int, _Slot] = {}
         self._dirty: set[int] = set()
 
@@ -171,12 +190,12 @@ class OccupancyGrid:
     def add_frame(self, frame: Frame) -> bool:
         """Offer a frame to its slot; False (and counted) if it is too late to fuse."""
         self.stats.frames += 1
-        if frame.t < self.watermark - self.floor.late_s:
+        s = self.floor.sample_s
+        index = math.floor(frame.t / s)
+        if frame.t < self.watermark - self.floor.late_s or index <= self.sealed:
             self.stats.late_frames += 1
             return False
         self.watermark = max(self.watermark, frame.t)
-        s = self.floor.sample_s
-        index = math.floor(frame.t / s)
         slot = self._slots.get(index)
         if slot is None:
             slot = self._slots[index] = _Slot(index, local_day(index * s))
@@ -205,12 +224,16 @@ class OccupancyGrid:
         links: list[tuple[int, tuple[str, ...]]] = []
         grid_rows: list[tuple[str, int, int, int, float]] = []
         day_rows: list[tuple[str, float]] = []
+        slot_rows: list[tuple[int, str, str]] = []
         s = self.floor.sample_s
         for index in sorted(self._dirty):
             slot = self._slots.get(index)
             if slot is None:
                 continue
-            frames = [self._without_staff(fr) for _, fr in slot.frames.values()]
+            # Staff never become shoppers again, so their points are dropped for good: the
+            # saved slot then needs no staff list to be fused the same way after a restart.
+            slot.frames = {c: (d, self._without_staff(fr)) for c, (d, fr) in slot.frames.items()}
+            frames = [fr for _, fr in slot.frames.values()]
             clusters = fuse(frames, self.floor.fusion_radius_m)
             self.stats.slots_fused += 1
             want: Counter[tuple[int, int]] = Counter()
@@ -227,6 +250,7 @@ class OccupancyGrid:
             if not slot.observed:
                 slot.observed = True
                 day_rows.append((slot.day, s))
+            slot_rows.append((index, self.geometry, _slot_json(slot)))
         self._dirty.clear()
         if grid_rows:
             conn.executemany(
@@ -241,7 +265,11 @@ class OccupancyGrid:
                 "ON CONFLICT(day) DO UPDATE SET observed_s = observed_s + excluded.observed_s",
                 day_rows,
             )
-        self._expire()
+        if slot_rows:
+            conn.executemany(
+                "INSERT OR REPLACE INTO floor_slots(slot, grid, body) VALUES (?,?,?)", slot_rows
+            )
+        self._expire(conn)
         return links
 
     def _without_staff(self, fr: Frame) -> Frame:
@@ -251,19 +279,85 @@ class OccupancyGrid:
         keys = tuple(k for k, ok in zip(fr.keys, keep, strict=True) if ok)
         return Frame(fr.camera_id, fr.t, fr.xy[keep], fr.conf[keep], keys)
 
-    def _expire(self) -> None:
+    def _expire(self, conn: sqlite3.Connection) -> None:
         """Forget slots no late frame can reach any more (memory stays bounded)."""
         if not math.isfinite(self.watermark):
             return
         limit = math.floor((self.watermark - self.floor.late_s) / self.floor.sample_s) - 1
-        for index in [i for i in self._slots if i < limit]:
+        gone = [i for i in self._slots if i < limit]
+        for index in gone:
             del self._slots[index]
+        if gone:
+            conn.execute("DELETE FROM floor_slots WHERE slot < ?", (limit,))
         if len(self.staff) > 10_000:
             self.staff.clear()  # staff tracks end within minutes; this only bounds memory
 
     @property
     def held_slots(self) -> int:
         return len(self._slots)
+
+    # -- crash recovery -----------------------------------------------------------------
+    def state(self) -> dict:
+        """What the periodic snapshot keeps of the grid (slots are saved as they change)."""
+        return {"watermark": self.watermark, "sealed": self.sealed, "staff": sorted(self.staff)}
+
+    def load_state(self, state: dict) -> None:
+        self.watermark = max(self.watermark, float(state["watermark"]))
+        self.sealed = max(self.sealed, float(state["sealed"]))
+        self.staff |= {str(k) for k in state["staff"]}
+
+    def restore(self, conn: sqlite3.Connection) -> str | None:
+        """Reload the slots saved by ``flush``; the reason if they had to be dropped.
+
+        Dropped slots (another grid geometry, unreadable rows) were already written to
+        ``floor_grid``: they are *sealed*, so a late frame for them is counted as late instead
+        of being added a second time on top of what they wrote.
+        """
+        rows = conn.execute("SELECT slot, grid, body FROM floor_slots ORDER BY slot").fetchall()
+        if not rows:
+            return None
+        reason = None
+        slots: dict[int, _Slot] = {}
+        try:
+            for index, geometry, body in rows:
+                if geometry != self.geometry:
+                    reason = f"saved grid {geometry} differs from the configured {self.geometry}"
+                    break
+                slots[int(index)] = _slot_from_json(int(index), body)
+        except Exception as exc:  # a damaged row must never stop the hub
+            reason = f"unreadable saved slot ({type(exc).__name__}: {exc})"
+        if reason is not None:
+            self.sealed = max(self.sealed, max(int(r[0]) for r in rows))
+            conn.execute("DELETE FROM floor_slots")
+            log.warning("floor: %d held occupancy slots dropped: %s", len(rows), reason)
+            return reason
+        self._slots = slots
+        newest = max((fr.t for sl in slots.values() for _, fr in sl.frames.values()), default=None)
+        if newest is not None:
+            self.watermark = max(self.watermark, newest)
+        return None
+
+
+def _slot_json(slot: _Slot) -> str:
+    frames = [
+        [cam, d, fr.t, fr.xy.tolist(), fr.conf.tolist(), list(fr.keys)]
+        for cam, (d, fr) in slot.frames.items()
+    ]
+    applied = [[ix, iy, v] for (ix, iy), v in slot.applied.items()]
+    return json.dumps({"day": slot.day, "obs": slot.observed, "frames": frames, "ap": applied})
+
+
+def _slot_from_json(index: int, body: str) -> _Slot:
+    d = json.loads(body)
+    slot = _Slot(index, str(d["day"]), observed=bool(d["obs"]))
+    for cam, dist, t, xy, conf, keys in d["frames"]:
+        arr = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+        c = np.asarray(conf, dtype=np.float64).reshape(-1)
+        if not len(arr) == len(c) == len(keys):
+            raise ValueError(f"slot {index}: frame of {cam} has mismatched lengths")
+        slot.frames[str(cam)] = (float(dist), Frame(str(cam), float(t), arr, c, tuple(keys)))
+    slot.applied = Counter({(int(ix), int(iy)): float(v) for ix, iy, v in d["ap"]})
+    return slot
 
 
 def load_grid(

@@ -288,3 +288,65 @@ class Journeys:
             self.evicted += len(self.tracks) - self.MAX_TRACKS
             done += self.end_tracks(oldest[: len(self.tracks) - self.MAX_TRACKS])
         return done
+
+    # -- crash recovery (hub/floor_ingest.py saves this as JSON) ------------------------
+    def state(self) -> dict:
+        """Plain data of every open track, person and link under way."""
+
+        def visits(vs: Iterable[Visit]) -> list[list]:
+            return [[v.zone, v.enter_t, v.exit_t] for v in vs]
+
+        return {
+            "tracks": {
+                k: [
+                    tz.last_t,
+                    tz.staff,
+                    [[m.state, m.first_in, m.left_at, m.last_in] for m in tz.machines],
+                    visits(tz.visits),
+                ]
+                for k, tz in self.tracks.items()
+            },
+            "root": self._root,
+            "groups": {
+                r: [sorted(g.members), sorted(g.open), visits(g.visits), g.staff]
+                for r, g in self._groups.items()
+            },
+            "together": [[a, b, sorted(s)] for (a, b), s in self._together.items()],
+            "evicted": self.evicted,
+        }
+
+    def load_state(self, state: dict) -> None:
+        """Inverse of ``state``; raises (and changes nothing) if it does not fit these zones."""
+        n = len(self.zones)
+        tracks: dict[str, TrackZones] = {}
+        for key, (last_t, staff, machines, visits) in state["tracks"].items():
+            if len(machines) != n:
+                raise ValueError(f"track {key} has {len(machines)} zone machines, not {n}")
+            tz = TrackZones(self.zones, self.floor)
+            tz.last_t, tz.staff = float(last_t), bool(staff)
+            tz.machines = [
+                _Machine(int(a), float(b), float(c), float(d)) for a, b, c, d in machines
+            ]
+            tz.visits = [Visit(str(z), float(a), float(b)) for z, a, b in visits]
+            tracks[str(key)] = tz
+        groups = {
+            str(r): _Group(
+                set(members),
+                set(open_),
+                [Visit(str(z), float(a), float(b)) for z, a, b in vs],
+                staff,
+            )
+            for r, (members, open_, vs, staff) in state["groups"].items()
+        }
+        root = {str(k): str(v) for k, v in state["root"].items()}
+        if not set(tracks) <= set(root) or not set(root.values()) <= set(root):
+            raise ValueError("union-find does not cover the open tracks")
+        for key in tracks:
+            r, hops = key, 0
+            while root[r] != r and hops <= len(root):
+                r, hops = root[r], hops + 1
+            if r not in groups:
+                raise ValueError(f"track {key} belongs to no person")
+        self.tracks, self._root, self._groups = tracks, root, groups
+        self._together = {(str(a), str(b)): {int(i) for i in s} for a, b, s in state["together"]}
+        self.evicted = int(state["evicted"])

@@ -49,6 +49,9 @@ class FloorConfig(_Strict):
         20.0, gt=0, description="a track this long in a staff zone is staff: excluded"
     )
     min_conf: float = Field(0.0, ge=0, le=1, description="positions below this are ignored")
+    snapshot_s: float = Field(
+        5.0, ge=0, le=3600, description="save open tracks for crash recovery at most this often"
+    )
 
 
 ZoneKind = Literal["shop", "entrance", "till", "fitting", "staff"]
