@@ -53,9 +53,10 @@ def test_messages_wait_on_disk_for_a_late_broker_and_go_out_in_order(tmp_path: P
     for i in range(20):
         outbox.send("t/faces", f"m{i:02d}".encode())
     assert outbox.depth() == 20
+    client.loop_stop()  # no reconnect (and flush) before the collector has subscribed
     with EmbeddedBroker(port=cfg.port):
         sub, got = _collector(cfg)
-        # paho reconnects on its own (1 s back-off) and flushes its queue
+        client.loop_start()  # paho reconnects on its own (1 s back-off) and flushes its queue
         assert _wait(lambda: (outbox.pump(), outbox.depth())[1] == 0, 15)
         assert _wait(lambda: len(got) >= 20)
         assert got[:20] == [f"m{i:02d}".encode() for i in range(20)]

@@ -49,8 +49,10 @@ def fill(directory: Path) -> Path:
 
 
 def _deliver_all_after_full_disk(outbox: EdgeOutbox, client, cfg: MqttConfig, n: int) -> None:
+    client.loop_stop()  # no reconnect (and flush) before the collector has subscribed
     with EmbeddedBroker(port=cfg.port):
         sub, got = _collector(cfg)
+        client.loop_start()
         assert _wait(lambda: len(got) >= n, 20), f"only {len(got)} of {n} arrived"
         assert got[:n] == [f"m{i:03d}".encode() for i in range(n)]  # in order, none missing
         sub.disconnect()
@@ -76,8 +78,10 @@ def test_outbox_on_a_real_full_tmpfs(tmp_path: Path) -> None:
         errors = outbox.counters["disk_write_errors"]
         outbox.send("t/faces", b"m060")
         assert outbox.counters["disk_write_errors"] == errors
+        client.loop_stop()  # no reconnect (and flush) before the collector has subscribed
         with EmbeddedBroker(port=cfg.port):
             sub, got = _collector(cfg)
+            client.loop_start()
             assert _wait(lambda: len(got) >= 61, 20), f"only {len(got)} of 61 arrived"
             assert [g.split(b"|")[0] for g in got[:61]] == [f"m{i:03d}".encode() for i in range(61)]
             sub.disconnect()
@@ -114,8 +118,10 @@ def test_sqlite_full_is_counted_and_messages_still_go_out(tmp_path: Path) -> Non
     for i in range(1, 30):
         outbox.send("t/faces", f"m{i:03d}".encode() + b"|" + b"y" * 3000)
     assert outbox.counters["disk_write_errors"] > 0
+    client.loop_stop()  # no reconnect (and flush) before the collector has subscribed
     with EmbeddedBroker(port=cfg.port):
         sub, got = _collector(cfg)
+        client.loop_start()
         assert _wait(lambda: len(got) >= 30, 20)
         assert [g.split(b"|")[0] for g in got[:30]] == [f"m{i:03d}".encode() for i in range(30)]
         sub.disconnect()
