@@ -104,3 +104,24 @@ def shoppers(n: int, seed: int, seconds: float) -> Callable[[float], list[Person
         return out
 
     return at
+
+
+def two_camera_day(
+    store: str, shoppers_n: int, seed: int, seconds: float
+) -> list[tuple[str, bytes]]:
+    """(topic, payload) in arrival order: two cameras watch the same shoppers, cam-b 0.2 m off
+    (so the hub must fuse them into one person each)."""
+    from storesense.topics import Topics
+
+    at = shoppers(shoppers_n, seed=seed, seconds=seconds)
+    a = messages("cam-a", T0, seconds, at, run_id="a" * 32)
+    b = messages(
+        "cam-b",
+        T0,
+        seconds,
+        lambda t: [(tid + 100, min(x + 0.2, 9.9), y) for tid, x, y in at(t)],
+        run_id="b" * 32,
+    )
+    msgs = sorted(a + b, key=lambda x: (x.interval_start, x.camera_id))
+    topics = Topics(store)
+    return [(topics.floor(x.camera_id), x.to_bytes()) for x in msgs]

@@ -14,10 +14,9 @@ import pytest
 
 from hub import db
 from hub.floor_ingest import FloorIngest
-from storesense import messages as m
 from storesense.config import StoreConfig
 from storesense.topics import Topics
-from tests.hub.floor_synth import T0, floor_cfg, messages, shoppers
+from tests.hub.floor_synth import T0, floor_cfg, messages, two_camera_day
 
 NOW = T0 + 86400
 SECONDS = 300
@@ -31,18 +30,7 @@ def _with(cfg: StoreConfig, **floor) -> StoreConfig:
 @pytest.fixture(scope="module")
 def day() -> list[tuple[str, bytes]]:
     """Two cameras watching the same 12 shoppers (cam-b 0.2 m off), in arrival order."""
-    at = shoppers(12, seed=7, seconds=SECONDS)
-    a = messages("cam-a", T0, SECONDS, at, run_id="a" * 32)
-    b = messages(
-        "cam-b",
-        T0,
-        SECONDS,
-        lambda t: [(tid + 100, min(x + 0.2, 9.9), y) for tid, x, y in at(t)],
-        run_id="b" * 32,
-    )
-    msgs: list[m.FloorPositions] = sorted(a + b, key=lambda x: (x.interval_start, x.camera_id))
-    topics = Topics(floor_cfg(store=STORE).store_id)
-    return [(topics.floor(x.camera_id), x.to_bytes()) for x in msgs]
+    return two_camera_day(floor_cfg(store=STORE).store_id, 12, seed=7, seconds=SECONDS)
 
 
 def _feed(ing: FloorIngest, msgs: list[tuple[str, bytes]]) -> None:

@@ -26,26 +26,11 @@ from hub.floor_ingest import FloorIngest
 from storesense import messages as m
 from storesense.mqtt_client import connect, make_client
 from storesense.topics import Topics
-from tests.hub.floor_synth import T0, floor_cfg, messages, shoppers
+from tests.hub.floor_synth import floor_cfg, two_camera_day
 from tests.hub.test_faults import _persistent_broker, _wait
 from tests.mosquitto_proc import require_mosquitto
 
 SECONDS = 120
-
-
-def _day(store: str) -> list[tuple[str, bytes]]:
-    at = shoppers(8, seed=11, seconds=SECONDS)
-    a = messages("cam-a", T0, SECONDS, at, run_id="a" * 32)
-    b = messages(
-        "cam-b",
-        T0,
-        SECONDS,
-        lambda t: [(i + 100, min(x + 0.2, 9.9), y) for i, x, y in at(t)],
-        run_id="b" * 32,
-    )
-    msgs = sorted(a + b, key=lambda x: (x.interval_start, x.camera_id))
-    topics = Topics(store)
-    return [(topics.floor(x.camera_id), x.to_bytes()) for x in msgs]
 
 
 def _grid_and_visits(conn: sqlite3.Connection) -> tuple[list[tuple], dict[tuple, tuple]]:
@@ -77,7 +62,7 @@ def test_hub_killed_mid_floor_stream_keeps_person_seconds_exact(tmp_path: Path) 
     broker = _persistent_broker(tmp_path)
     broker.start()
     cfg = floor_cfg(port=broker.port)
-    day = _day(cfg.store_id)
+    day = two_camera_day(cfg.store_id, 8, seed=11, seconds=SECONDS)
     ref = FloorIngest(db.open_db(tmp_path / "ref.sqlite3"), cfg)
     for topic, payload in day:
         ref.handle(topic, payload)
