@@ -11,7 +11,10 @@ from tests.hub.conftest import unit
 TOPICS = Topics("s1")
 
 
-def _open_alert(conn, customer_id: str = "c1", now: float | None = None, ttl: float = 60.0) -> str:
+def _open_alert(
+    conn, customer_id: str = "c1", now: float | None = None, ttl: float = 60.0, **evidence
+) -> str:
+    """Record a match that opens an alert; ``evidence`` goes to ``record_match`` as is."""
     now = time.time() if now is None else now
     with db.write(conn):
         out = alerts.record_match(
@@ -23,6 +26,7 @@ def _open_alert(conn, customer_id: str = "c1", now: float | None = None, ttl: fl
             now=now,
             cooldown_s=600,
             alert_ttl_s=ttl,
+            **evidence,
         )
     assert out.alert_id is not None
     return out.alert_id
@@ -205,24 +209,12 @@ def test_not_this_person_closes_the_alert_and_logs_the_evidence(gallery: Gallery
     gallery.enrol("c1", "Ada Lovelace", "consent-1", [(unit(1), 0.9, "t")])
     conn = gallery.conn
     now = time.time()
-    with db.write(conn):
-        out = alerts.record_match(
-            conn,
-            TOPICS,
-            customer_id="c1",
-            camera_id="door-1",
-            first_usable_at=now,
-            now=now,
-            cooldown_s=600,
-            alert_ttl_s=60,
-            track_id="a" * 32,
-            best_distance=0.41,
-        )
-    res = _reject(conn, out.alert_id, "alice", now + 1)
+    alert_id = _open_alert(conn, now=now, track_id="a" * 32, best_distance=0.41)
+    res = _reject(conn, alert_id, "alice", now + 1)
     assert (res.outcome, res.message) == ("rejected", "Marked as not this person. Thank you.")
     row = conn.execute("SELECT * FROM false_matches").fetchone()
     assert (row["alert_id"], row["customer_id"], row["camera_id"], row["staff_id"]) == (
-        out.alert_id,
+        alert_id,
         "c1",
         "door-1",
         "alice",
@@ -237,10 +229,10 @@ def test_not_this_person_closes_the_alert_and_logs_the_evidence(gallery: Gallery
     assert [tuple(r) for r in audit] == [("alice", "false_match", "c1")]
     # the alert is closed for everyone: a claim after the rejection does not win
     late = alerts.handle_claim(
-        conn, TOPICS, m.ClaimRequest(alert_id=out.alert_id, staff_id="bob"), now + 2
+        conn, TOPICS, m.ClaimRequest(alert_id=alert_id, staff_id="bob"), now + 2
     )
     assert late.outcome == "expired"
-    assert _reject(conn, out.alert_id, "bob", now + 3).outcome == "rejected"  # no second row
+    assert _reject(conn, alert_id, "bob", now + 3).outcome == "rejected"  # no second row
     assert conn.execute("SELECT count(*) FROM false_matches").fetchone()[0] == 1
 
 
@@ -275,19 +267,7 @@ def test_alert_carries_the_loyalty_tier_when_asked(gallery: Gallery) -> None:
 
     gallery.enrol("c1", "Ada", "consent-1", [(unit(1), 0.9, "t")])
     conn = gallery.conn
-    now = time.time()
     tiers = [LoyaltyTier(name="Member", min_spend_12m=0), LoyaltyTier(name="VIP", min_spend_12m=1)]
-    with db.write(conn):
-        alerts.record_match(
-            conn,
-            TOPICS,
-            customer_id="c1",
-            camera_id="door-1",
-            first_usable_at=now,
-            now=now,
-            cooldown_s=600,
-            alert_ttl_s=60,
-            loyalty=LoyaltyConfig(tiers=tiers),
-        )
+    _open_alert(conn, loyalty=LoyaltyConfig(tiers=tiers))
     (alert,) = _outbox(conn, "/alerts/")
     assert alert.tier == "Member"  # no purchases yet: the entry tier
