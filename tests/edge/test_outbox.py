@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -13,6 +12,7 @@ from edge.outbox import EdgeOutbox
 from storesense.config import MqttConfig
 from storesense.embedded_broker import EmbeddedBroker, free_port
 from storesense.mqtt_client import connect, connect_in_background, make_client
+from tests.waiting import wait_for as _wait
 
 
 def _edge_client(cfg: MqttConfig, box_path: Path) -> tuple[mqtt.Client, EdgeOutbox]:
@@ -35,15 +35,6 @@ def _collector(cfg: MqttConfig) -> tuple[mqtt.Client, list[bytes]]:
     sub.on_connect = lambda c, u, f, rc, p: c.subscribe("t/#", qos=1)
     connect(sub, cfg)
     return sub, got
-
-
-def _wait(pred, timeout: float = 10.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return pred()
 
 
 def test_messages_wait_on_disk_for_a_late_broker_and_go_out_in_order(tmp_path: Path) -> None:

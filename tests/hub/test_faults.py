@@ -26,6 +26,7 @@ from storesense.paths import template_key_path
 from storesense.sim_phone import Phone
 from tests.hub.conftest import unit
 from tests.mosquitto_proc import MosquittoProcess, require_mosquitto
+from tests.waiting import wait_for as _wait
 
 N_CUSTOMERS = 12
 
@@ -85,15 +86,6 @@ def _event(i: int) -> m.FaceTrack:
         first_usable_at=now,
         samples=samples,
     )
-
-
-def _wait(pred, timeout: float) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return pred()
 
 
 def _alerts(service: HubService) -> list[str]:

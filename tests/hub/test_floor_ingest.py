@@ -20,17 +20,9 @@ from storesense.mqtt_client import connect, make_client
 from storesense.paths import hub_db_path
 from storesense.topics import Topics
 from tests.hub.floor_synth import T0, floor_cfg, messages
+from tests.waiting import wait_for as _wait
 
 NOW = T0 + 86400
-
-
-def _wait(pred, timeout_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return bool(pred())
 
 
 def test_hub_ingests_floor_positions_over_mqtt(broker_port: int, tmp_path: Path):

@@ -27,8 +27,9 @@ from storesense import messages as m
 from storesense.mqtt_client import connect, make_client
 from storesense.topics import Topics
 from tests.hub.floor_synth import floor_cfg, two_camera_day
-from tests.hub.test_faults import _persistent_broker, _wait
+from tests.hub.test_faults import _persistent_broker
 from tests.mosquitto_proc import require_mosquitto
+from tests.waiting import wait_for as _wait
 
 SECONDS = 120
 

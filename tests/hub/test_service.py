@@ -22,6 +22,7 @@ from storesense.mqtt_client import connect, make_client
 from storesense.paths import template_key_path
 from storesense.sim_phone import Phone
 from tests.hub.conftest import unit
+from tests.waiting import wait_for as _wait
 
 
 @pytest.fixture
@@ -87,15 +88,6 @@ def _track(
 
 def _publish(client, topic: str, payload: bytes) -> None:
     client.publish(topic, payload, qos=1).wait_for_publish(5)
-
-
-def _wait(predicate, timeout_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def _alert_count(hub: HubService) -> int:

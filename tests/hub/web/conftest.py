@@ -6,7 +6,7 @@ import shutil
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from storesense.mqtt_client import connect, make_client
 from storesense.paths import hub_db_path, template_key_path
 from storesense.topics import Topics
 from tests.hub.conftest import unit
+from tests.waiting import wait_for
 
 PASSWORD = "correct horse battery"
 STAFF = {"alice": "Alice Adams", "bob": "Bob Brown", "carol": "Carol Chen"}
@@ -89,15 +90,6 @@ def login(client: TestClient, staff_id: str, password: str = PASSWORD) -> str:
     res = client.post("/api/login", json={"staff_id": staff_id, "password": password})
     assert res.status_code == 200, res.text
     return res.json()["csrf_token"]
-
-
-def wait_for(predicate: Callable[[], object], timeout_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return bool(predicate())
 
 
 @dataclass
