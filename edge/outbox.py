@@ -15,7 +15,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -43,6 +43,8 @@ class EdgeOutbox:
         self._in_flight: dict[int, int] = {}  # paho mid -> row_id (None-row messages omitted)
         self._acked: set[int] = set()
         self._lock = threading.Lock()
+        # Messages held back while paho is mid-connect, in order (see _connecting).
+        self._deferred: deque[tuple[int | None, str, bytes, bool]] = deque()
         try:
             self.conn = self._open(path)
         except (OSError, sqlite3.Error) as exc:
@@ -74,10 +76,16 @@ class EdgeOutbox:
 
     def send(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
         row_id = self._store(topic, payload, retain)
-        self._publish(row_id, topic, payload, retain)
+        self._flush_deferred()
+        if self._deferred or self._connecting():
+            self._defer(row_id, topic, payload, retain)
+        else:
+            self._publish(row_id, topic, payload, retain)
 
     def pump(self) -> None:
-        """Forget acknowledged rows. Call from the agent loop (cheap when nothing happened)."""
+        """Hand held-back messages to paho and forget acknowledged rows. Call from the agent
+        loop (cheap when nothing happened)."""
+        self._flush_deferred()
         with self._lock:
             acked = [m for m in self._acked if m in self._in_flight]
             self._acked.difference_update(acked)
@@ -87,6 +95,23 @@ class EdgeOutbox:
                 self.conn.executemany("DELETE FROM outbox WHERE row_id=?", [(r,) for r in rows])
             except sqlite3.Error as exc:
                 self._disk_error("delete", exc)
+
+    def _connecting(self) -> bool:
+        """paho's socket is open but the session is not up yet. paho only checks for a socket
+        before writing a PUBLISH, so one handed over now can reach the broker ahead of the
+        CONNECT, and the broker drops the connection (seen with amqtt under load). Before a
+        socket exists paho just queues the message, which is safe."""
+        return self.client.socket() is not None and not self.client.is_connected()
+
+    def _defer(self, row_id: int | None, topic: str, payload: bytes, retain: bool) -> None:
+        self._deferred.append((row_id, topic, payload, retain))
+        if len(self._deferred) > self.max_rows:  # a broker that never answers: same bound
+            self._deferred.popleft()
+            self.counters["dropped_oldest"] += 1
+
+    def _flush_deferred(self) -> None:
+        while self._deferred and not self._connecting():
+            self._publish(*self._deferred.popleft())
 
     def depth(self) -> int:
         """Messages written but not yet acknowledged by the broker."""

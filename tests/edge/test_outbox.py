@@ -101,3 +101,33 @@ def test_a_broken_disk_is_counted_and_the_message_still_goes_out(tmp_path: Path)
     outbox.send("t/faces", b"x")
     assert outbox.counters["disk_write_errors"] == 1
     assert len(client._out_messages) == 1  # still queued in paho's memory for sending
+
+
+def test_nothing_reaches_paho_while_it_is_mid_connect(tmp_path: Path) -> None:
+    """A broker that accepted TCP but has not answered CONNECT yet: the outbox holds messages
+    back (paho would write a PUBLISH as soon as it has a socket, which can beat the CONNECT)
+    and keeps them on disk; the late-broker test above covers their delivery afterwards."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    cfg = MqttConfig(port=server.getsockname()[1])
+    client, outbox = _edge_client(cfg, tmp_path / "box.sqlite3")
+    connect_in_background(client, cfg)
+    peer, _ = server.accept()  # never sends CONNACK
+    assert _wait(lambda: client.socket() is not None, 5)
+    for i in range(3):
+        outbox.send("t/faces", f"h{i}".encode())
+    assert outbox.depth() == 3 and len(outbox._deferred) == 3
+    assert len(client._out_messages) == 0  # paho was given nothing to write
+    peer.settimeout(1.0)
+    first = peer.recv(1)
+    assert first == b"\x10"  # the CONNECT, and nothing after it
+    peer.settimeout(0.3)
+    rest = peer.recv(4096)
+    assert b"h0" not in rest and b"t/faces" not in rest
+    client.loop_stop()
+    peer.close()
+    server.close()
+    outbox.close()
