@@ -28,6 +28,7 @@ from hub.template_crypto import TemplateCipher, load_or_create_key
 from storesense.config import MqttConfig, StoreConfig
 from storesense.embedded_broker import free_port
 from storesense.paths import template_key_path
+from tests.consent import consent
 from tests.mosquitto_proc import MosquittoProcess
 
 
@@ -53,7 +54,9 @@ def main() -> None:
     rng = np.random.default_rng(0)
     for i in range(args.customers):
         v = rng.normal(size=128).astype(np.float32)
-        gallery.enrol(f"c{i:05d}", f"C {i}", "bench", [(v / np.linalg.norm(v), 0.9, "synthetic")])
+        gallery.enrol(
+            f"c{i:05d}", f"C {i}", consent("bench"), [(v / np.linalg.norm(v), 0.9, "synthetic")]
+        )
     first.conn.close()
     del first, gallery
     gc.collect()

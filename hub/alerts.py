@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from hub import db
+from hub import audit, db
 from storesense.messages import Alert, ClaimRequest, ClaimResult, new_msg_id
 from storesense.shop_config import LoyaltyConfig
 from storesense.topics import Topics
@@ -142,6 +142,9 @@ def record_match(
             "UPDATE visits SET last_seen_at=?, cameras=? WHERE visit_id=?",
             (now, json.dumps(sorted(cameras)), row["visit_id"]),
         )
+        conn.execute(
+            "UPDATE customers SET last_visit_at=? WHERE customer_id=?", (now, customer_id)
+        )
         return MatchOutcome(row["visit_id"], None, new_visit=False)
     visit_id = uuid.uuid4().hex
     alert_id = uuid.uuid4().hex
@@ -168,6 +171,12 @@ def record_match(
         "INSERT INTO alert_matches(alert_id, track_id, best_distance, tier) VALUES (?,?,?,?)",
         (alert_id, track_id, best_distance, _tier(conn, customer_id, loyalty, now)),
     )
+    conn.execute("UPDATE customers SET last_visit_at=? WHERE customer_id=?", (now, customer_id))
+    dist = "" if best_distance is None else f", distance {best_distance:.3f}"
+    audit.append(
+        conn, at=now, actor="hub", action="match", customer_id=customer_id,
+        detail=f"camera {camera_id}, track {track_id}{dist}; alert {alert_id} opened",
+    )  # fmt: skip
     _announce(conn, topics, alert_id, now)
     return MatchOutcome(visit_id, alert_id, new_visit=True)
 
@@ -186,6 +195,11 @@ def _tier(
     except (sqlite3.Error, ValueError):
         log.exception("no loyalty tier for %s: alerting without one", customer_id)
         return None
+
+
+def _alert_customer(conn: sqlite3.Connection, alert_id: str) -> str | None:
+    row = conn.execute("SELECT customer_id FROM alerts WHERE alert_id=?", (alert_id,)).fetchone()
+    return row[0] if row else None
 
 
 def _result(req: ClaimRequest, outcome: str, claimed_by: str | None, message: str) -> ClaimResult:
@@ -224,12 +238,11 @@ def _decide(conn: sqlite3.Connection, topics: Topics, req: ClaimRequest, now: fl
             (req.staff_id, now, db.next_counter(conn, "alert_seq"), req.alert_id, now),
         ).rowcount
         if won:
-            conn.execute(
-                "INSERT INTO audit(at, actor, action, customer_id, detail) "
-                "SELECT ?, ?, 'claim', customer_id, 'claimed alert ' || alert_id "
-                "FROM alerts WHERE alert_id=?",
-                (now, req.staff_id, req.alert_id),
-            )
+            audit.append(
+                conn, at=now, actor=req.staff_id, action="claim",
+                customer_id=_alert_customer(conn, req.alert_id),
+                detail=f"claimed alert {req.alert_id}",
+            )  # fmt: skip
             _announce(conn, topics, req.alert_id, now)
             return _result(req, "won", req.staff_id, "You have the customer.")
     row = conn.execute(
@@ -293,12 +306,11 @@ def _reject(
         "WHERE a.alert_id=?",
         (now, req.staff_id, req.alert_id),
     )
-    conn.execute(
-        "INSERT INTO audit(at, actor, action, customer_id, detail) "
-        "SELECT ?, ?, 'false_match', customer_id, 'not this person: alert ' || alert_id "
-        "FROM alerts WHERE alert_id=?",
-        (now, req.staff_id, req.alert_id),
-    )
+    audit.append(
+        conn, at=now, actor=req.staff_id, action="false_match",
+        customer_id=_alert_customer(conn, req.alert_id),
+        detail=f"not this person: alert {req.alert_id}",
+    )  # fmt: skip
     _announce(conn, topics, req.alert_id, now)
     return _result(req, "rejected", None, "Marked as not this person. Thank you.")
 

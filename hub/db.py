@@ -14,7 +14,9 @@ from pathlib import Path
 from hub import pos_store
 from hub.occupancy import SCHEMA as FLOOR_SCHEMA
 
-SCHEMA_VERSION = 2  # 2: alerts may be 'rejected' ("not this person"); see _migrate
+# 2: alerts may be 'rejected' ("not this person"); 3: keyed audit chain, consent record,
+# last visit per customer, opt-in enrolment photo. See _migrate.
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -24,6 +26,20 @@ CREATE TABLE IF NOT EXISTS customers (
     name         TEXT NOT NULL,
     consent_ref  TEXT NOT NULL CHECK (length(trim(consent_ref)) > 0),
     consent_at   REAL NOT NULL,
+    created_at   REAL NOT NULL,
+    -- the consent record: which notice the customer was shown, how they agreed, who took it
+    consent_notice TEXT,
+    consent_method TEXT,
+    consent_staff  TEXT,
+    -- kept here, not read from visits: visits are purged sooner than templates (retention)
+    last_visit_at  REAL
+);
+
+-- Opt-in only (privacy.keep_enrolment_photo): one enrolment photo, AES-GCM like the templates.
+CREATE TABLE IF NOT EXISTS enrolment_photos (
+    customer_id  TEXT PRIMARY KEY REFERENCES customers(customer_id) ON DELETE CASCADE,
+    photo_enc    BLOB NOT NULL,
+    media_type   TEXT NOT NULL,
     created_at   REAL NOT NULL
 );
 
@@ -91,14 +107,20 @@ CREATE TABLE IF NOT EXISTS unknown_visitors (
     best_distance REAL
 );
 
+-- Appended only through hub.audit (a keyed hash chain; see there).
 CREATE TABLE IF NOT EXISTS audit (
     audit_id    INTEGER PRIMARY KEY,
     at          REAL NOT NULL,
     actor       TEXT NOT NULL,
     action      TEXT NOT NULL,
     customer_id TEXT,
-    detail      TEXT NOT NULL DEFAULT ''
+    detail      TEXT NOT NULL DEFAULT '',
+    content_mac TEXT,
+    prev_mac    TEXT,
+    row_mac     TEXT,
+    redacted    INTEGER NOT NULL DEFAULT 0
 );
+CREATE INDEX IF NOT EXISTS audit_customer ON audit(customer_id);
 
 -- Last heartbeat of every camera; ``state`` is 'up', 'offline' (it said goodbye, or its last
 -- will fired) or 'down' (silent for too long).
@@ -154,11 +176,28 @@ def _migrate(conn: sqlite3.Connection) -> None:
     transaction; a crash mid-way leaves the old version, and the next start tries again.
     """
     row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-    if int(row[0]) >= SCHEMA_VERSION:
-        return
-    # 1 -> 2: the alerts state CHECK gains 'rejected'. SQLite cannot alter a CHECK, so the
-    # table is rebuilt (https://www.sqlite.org/lang_altertable.html#otheralter), with foreign
-    # keys off so alert_matches' reference survives the drop-and-rename.
+    version = int(row[0])
+    if version < 2:
+        _migrate_to_2(conn)
+    if version < 3:
+        _migrate_to_3(conn)
+
+
+def _add_missing_columns(c: sqlite3.Connection, table: str, cols: list[tuple[str, str]]) -> None:
+    have = {r[1] for r in c.execute(f"PRAGMA table_info({table})")}
+    for name, decl in cols:
+        if name not in have:
+            c.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
+
+
+def _set_version(c: sqlite3.Connection, version: int) -> None:
+    c.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(version),))
+
+
+def _migrate_to_2(conn: sqlite3.Connection) -> None:
+    # The alerts state CHECK gains 'rejected'. SQLite cannot alter a CHECK, so the table is
+    # rebuilt (https://www.sqlite.org/lang_altertable.html#otheralter), with foreign keys off
+    # so alert_matches' reference survives the drop-and-rename.
     old_sql = conn.execute(
         "SELECT sql FROM sqlite_master WHERE type='table' AND name='alerts'"
     ).fetchone()[0]
@@ -175,15 +214,35 @@ def _migrate(conn: sqlite3.Connection) -> None:
                 c.execute("DROP TABLE alerts")
                 c.execute("ALTER TABLE alerts_v2 RENAME TO alerts")
                 c.execute("CREATE INDEX IF NOT EXISTS alerts_state ON alerts(state, expires_at)")
-            cols = {r[1] for r in c.execute("PRAGMA table_info(alert_matches)")}
-            if "tier" not in cols:
-                c.execute("ALTER TABLE alert_matches ADD COLUMN tier TEXT")
-            c.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
+            _add_missing_columns(c, "alert_matches", [("tier", "TEXT")])
+            _set_version(c, 2)
             problems = c.execute("PRAGMA foreign_key_check").fetchall()
             if problems:
                 raise RuntimeError(f"foreign keys broken by the migration: {problems[:3]}")
     finally:
         conn.execute("PRAGMA foreign_keys=ON")
+
+
+def _migrate_to_3(conn: sqlite3.Connection) -> None:
+    """The audit log becomes a keyed chain (old rows are chained now); consent record fields
+    and the last visit are added to customers (filled from the visits still on file)."""
+    from hub import audit  # imported here: hub.audit imports this module
+
+    with write(conn) as c:
+        _add_missing_columns(c, "audit", list(audit.CHAIN_COLUMNS))
+        c.execute("CREATE INDEX IF NOT EXISTS audit_customer ON audit(customer_id)")
+        _add_missing_columns(
+            c,
+            "customers",
+            [(n, t) for n, t in (("consent_notice", "TEXT"), ("consent_method", "TEXT"),
+                                 ("consent_staff", "TEXT"), ("last_visit_at", "REAL"))],
+        )  # fmt: skip
+        c.execute(
+            "UPDATE customers SET last_visit_at = (SELECT max(last_seen_at) FROM visits v "
+            "WHERE v.customer_id = customers.customer_id) WHERE last_visit_at IS NULL"
+        )
+        audit.chain_existing(c)
+        _set_version(c, 3)
 
 
 @contextmanager

@@ -4,8 +4,11 @@ Face data goes entirely (profile, encrypted templates, visits, alerts, false-mat
 and the retained alert messages on the broker, which carry the name). Purchase history is
 not deleted but unlinked: the store's sales figures (revenue per zone and day) must stay
 right, so each of the customer's receipts gets a fresh random owner id that leads to nobody;
-birthday and precomputed suggestions go. The audit row stays: the record that the request
-was honoured. Profile views in the audit log stay too, for the same reason.
+birthday and precomputed suggestions go. Earlier audit rows about the customer are redacted
+(who did what and when stays, to whom goes; the keyed chain still verifies, see hub.audit),
+and one erasure row stays as the tombstone: the record that the request was honoured.
+The running hub stops matching the person at once: the gallery version bumps and its
+matcher reloads before it handles the next message.
 """
 
 from __future__ import annotations
@@ -14,13 +17,14 @@ import sqlite3
 import time
 from dataclasses import dataclass
 
-from hub import db, pos_store
+from hub import audit, db, pos_store
 
 
 @dataclass(frozen=True)
 class ErasureReport:
     profile: bool  # an enrolled profile (and its templates) was deleted
     receipts_unlinked: int
+    audit_rows_redacted: int = 0
 
     @property
     def anything(self) -> bool:
@@ -34,11 +38,12 @@ def erase_customer(
     with db.write(conn) as c:
         profile = _erase_face_data(c, customer_id, now)
         receipts = pos_store.forget_customer_purchases(c, customer_id)
-        report = ErasureReport(profile, receipts)
-        c.execute(
-            "INSERT INTO audit(at, actor, action, customer_id, detail) VALUES (?,?,?,?,?)",
-            (now, actor, "erase", customer_id, f"{reason}; receipts unlinked: {receipts}"),
-        )
+        redacted = audit.redact_customer(c, customer_id)
+        report = ErasureReport(profile, receipts, redacted)
+        audit.append(
+            c, at=now, actor=actor, action="erase", customer_id=customer_id,
+            detail=f"{reason}; receipts unlinked: {receipts}; audit rows redacted: {redacted}",
+        )  # fmt: skip
         if profile:
             db.next_counter(c, "gallery_version")  # the live matcher reloads without them
     return report
@@ -47,6 +52,7 @@ def erase_customer(
 def _erase_face_data(c: sqlite3.Connection, customer_id: str, now: float) -> bool:
     gone = c.execute("DELETE FROM customers WHERE customer_id=?", (customer_id,)).rowcount
     c.execute("DELETE FROM templates WHERE customer_id=?", (customer_id,))
+    c.execute("DELETE FROM enrolment_photos WHERE customer_id=?", (customer_id,))
     # Retained alert messages on the broker carry the name: clear them (the hub
     # publishes these outbox rows), and drop the stored copies of what was sent.
     for (alert_id,) in c.execute(

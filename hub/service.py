@@ -22,7 +22,6 @@ from hub.floor_ingest import FloorIngest
 from hub.gallery import Gallery
 from hub.outbox import Outbox
 from hub.recognizer import Recognizer, TrackOutcome
-from hub.template_crypto import TemplateCipher, load_or_create_key
 from storesense import messages as m
 from storesense import service_notify
 from storesense.config import StoreConfig
@@ -60,9 +59,7 @@ class HubService:
         self.topics = Topics(cfg.store_id)
         self.stats = HubStats()
         self.conn = db.open_db(hub_db_path(home))
-        self.gallery = Gallery(
-            self.conn, TemplateCipher(load_or_create_key(template_key_path(home)))
-        )
+        self.gallery = Gallery.open(self.conn, template_key_path(home))
         self.recognizer = Recognizer(cfg.recognition)
         self.floor = FloorIngest(self.conn, cfg)  # floor cameras → occupancy grid, zone visits
         self._gallery_version = -1

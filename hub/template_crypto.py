@@ -7,6 +7,8 @@ associated data, so a template row moved to another customer fails to decrypt.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 NONCE_BYTES = 12
+FINGERPRINT_KEY = "template_key_fingerprint"  # meta row: which key the templates are under
 
 
 class TemplateKeyError(RuntimeError):
@@ -38,17 +41,24 @@ def load_or_create_key(path: Path) -> bytes:
 class TemplateCipher:
     def __init__(self, key: bytes) -> None:
         self._aead = AESGCM(key)
+        # Names the key without revealing it: lets a process tell that the key was rotated.
+        self.fingerprint = hmac.new(key, b"storesense template key", hashlib.sha256).hexdigest()
 
-    def encrypt(self, customer_id: str, vector: np.ndarray) -> bytes:
+    def encrypt_bytes(self, customer_id: str, plain: bytes) -> bytes:
         nonce = os.urandom(NONCE_BYTES)
-        plain = np.asarray(vector, dtype="<f4").tobytes()
         return nonce + self._aead.encrypt(nonce, plain, customer_id.encode())
 
-    def decrypt(self, customer_id: str, blob: bytes) -> np.ndarray:
+    def decrypt_bytes(self, customer_id: str, blob: bytes) -> bytes:
         try:
-            plain = self._aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], customer_id.encode())
+            return self._aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], customer_id.encode())
         except InvalidTag:
             raise TemplateKeyError(
-                f"template of {customer_id!r} does not decrypt: wrong key or tampered row"
+                f"data of {customer_id!r} does not decrypt: wrong key or tampered row"
             ) from None
+
+    def encrypt(self, customer_id: str, vector: np.ndarray) -> bytes:
+        return self.encrypt_bytes(customer_id, np.asarray(vector, dtype="<f4").tobytes())
+
+    def decrypt(self, customer_id: str, blob: bytes) -> np.ndarray:
+        plain = self.decrypt_bytes(customer_id, blob)
         return np.frombuffer(plain, dtype="<f4").astype(np.float32)

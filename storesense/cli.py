@@ -15,7 +15,7 @@ import sys
 import threading
 from pathlib import Path
 
-from storesense import cli_floor, cli_shop, service_notify
+from storesense import cli_floor, cli_privacy, cli_shop, service_notify
 from storesense.config import ConfigError, StoreConfig, load_config
 from storesense.errors import CliError
 from storesense.paths import resolve_home
@@ -59,53 +59,6 @@ def cmd_edge_run(args: argparse.Namespace, home: Path) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: agent.request_stop())
     agent.run()
-    return 0
-
-
-def cmd_enroll(args: argparse.Namespace, home: Path) -> int:
-    from edge.face_pipeline import FacePipeline
-    from hub import db
-    from hub.gallery import EnrolmentRefused, Gallery
-    from hub.template_crypto import TemplateCipher, load_or_create_key
-    from storesense.enrolment import enrol_customer
-    from storesense.paths import hub_db_path, template_key_path
-
-    quality = _config(args, home).quality if args.config else None
-    conn = db.open_db(hub_db_path(home))
-    gallery = Gallery(conn, TemplateCipher(load_or_create_key(template_key_path(home))))
-    try:
-        verdicts = enrol_customer(
-            gallery,
-            FacePipeline(quality=quality),
-            customer_id=args.customer,
-            name=args.name,
-            consent_ref=args.consent,
-            images=[Path(p) for p in args.images],
-            actor=os.environ.get("USER", "cli"),
-        )
-    except EnrolmentRefused as exc:
-        raise CliError(f"enrolment refused: {exc}") from None
-    for v in verdicts:
-        print(f"{'ok  ' if v.accepted else 'skip'} {v.path}: {v.reason}")
-    print(f"enrolled {args.customer} with {sum(v.accepted for v in verdicts)} template(s)")
-    return 0
-
-
-def cmd_erase(args: argparse.Namespace, home: Path) -> int:
-    from hub import db
-    from hub.erasure import erase_customer
-    from storesense.paths import hub_db_path
-
-    conn = db.open_db(hub_db_path(home))
-    actor = os.environ.get("USER", "cli")
-    report = erase_customer(conn, args.customer, actor=actor, reason=args.reason)
-    if not report.anything:
-        raise CliError(f"no customer {args.customer!r} in the gallery or the purchase data")
-    print(
-        f"erased {args.customer}: "
-        + ("profile and all face templates deleted; " if report.profile else "no profile; ")
-        + f"{report.receipts_unlinked} receipts unlinked from them"
-    )
     return 0
 
 
@@ -215,18 +168,6 @@ def build_parser() -> argparse.ArgumentParser:
     er.add_argument("--camera", required=True, help="camera id from the store config")
     er.set_defaults(func=cmd_edge_run)
 
-    en = sub.add_parser("enroll", help="enrol a consenting customer from photos")
-    en.add_argument("--customer", required=True)
-    en.add_argument("--name", required=True)
-    en.add_argument("--consent", help="reference of the signed consent (required)")
-    en.add_argument("images", nargs="+")
-    en.set_defaults(func=cmd_enroll)
-
-    es = sub.add_parser("erase", help="erase a customer's profile and face templates")
-    es.add_argument("--customer", required=True)
-    es.add_argument("--reason", default="erasure request")
-    es.set_defaults(func=cmd_erase)
-
     ev = sub.add_parser("eval", help="evaluate on labelled data").add_subparsers(
         dest="action", required=True
     )
@@ -261,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     ck.add_argument("file")
     ck.set_defaults(func=cmd_config_check)
 
+    cli_privacy.register(sub)
     cli_floor.register(sub)
     cli_shop.register(sub)
     return p

@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from storesense.floor_config import FloorConfig, ZoneConfig, check_zones
+from storesense.privacy_config import PrivacyConfig
 from storesense.shop_config import AppConfig, LoyaltyConfig
 
 # Calibrated on LFW folds 1-5 so that < 1 % of never-enrolled people are matched; see
@@ -104,6 +105,7 @@ class StoreConfig(_Strict):
     zones: list[ZoneConfig] = []
     loyalty: LoyaltyConfig = LoyaltyConfig()
     app: AppConfig = AppConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
     staff: list[Ident] = Field(
         default_factory=list, description="staff ids allowed to claim; empty = anyone"
     )

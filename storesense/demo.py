@@ -31,9 +31,8 @@ from rich.console import Console
 from edge.camera_agent import CameraAgent
 from edge.face_pipeline import FacePipeline
 from hub import db
-from hub.gallery import Gallery
+from hub.gallery import Consent, Gallery
 from hub.service import HubService
-from hub.template_crypto import TemplateCipher, load_or_create_key
 from storesense.config import StoreConfig, parse_config
 from storesense.demo_floor import FloorCamera, build_floor_report, floor_yaml
 from storesense.demo_shop import CardDesk, promotion_yaml, seed_purchases
@@ -87,13 +86,13 @@ def _enrol_demo_walker(home: Path, clip: Path, pipeline: FacePipeline, db_conn) 
     try:
         photo = tmp / "enrolment-photo.png"
         cv2.imwrite(str(photo), frame[y1:y2, x1:x2])
-        gallery = Gallery(db_conn, TemplateCipher(load_or_create_key(template_key_path(home))))
+        gallery = Gallery.open(db_conn, template_key_path(home))
         enrol_customer(
             gallery,
             pipeline,
             customer_id=DEMO_CUSTOMER[0],
             name=DEMO_CUSTOMER[1],
-            consent_ref=DEMO_CONSENT,
+            consent=Consent(DEMO_CONSENT, staff_id="demo", notice_version="demo", method="digital"),
             images=[photo],
             actor="demo",
         )

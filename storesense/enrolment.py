@@ -7,11 +7,12 @@ live embeddings come from identical code) with the hub gallery.
 from __future__ import annotations
 
 import hashlib
+import mimetypes
 from dataclasses import dataclass
 from pathlib import Path
 
 from edge.face_pipeline import FaceImageError, FacePipeline
-from hub.gallery import EnrolmentRefused, Gallery
+from hub.gallery import Consent, EnrolmentRefused, Gallery
 
 
 @dataclass(frozen=True)
@@ -27,24 +28,26 @@ def enrol_customer(
     *,
     customer_id: str,
     name: str,
-    consent_ref: str | None,
+    consent: Consent,
     images: list[Path],
     actor: str = "cli",
+    keep_photo: bool = False,
 ) -> list[PhotoVerdict]:
     """Enrol from photos; raises ``EnrolmentRefused`` unless at least one photo is usable.
 
     A photo is refused when it has no face, several faces (which one is the customer?), or a
-    face that fails the quality gate. Raw images are never stored: only the embedding and a
-    SHA-256 of the file, so an auditor can tell which photo a template came from.
+    face that fails the quality gate. By default no image is stored: only the embedding and a
+    SHA-256 of the file, so an auditor can tell which photo a template came from. With
+    ``keep_photo`` (the store's opt-in) the best accepted photo is kept, encrypted.
     """
-    if not consent_ref or not consent_ref.strip():
-        raise EnrolmentRefused(
-            "refusing to enrol without --consent: record the customer's consent reference first"
-        )
+    problems = consent.problems()
+    if problems:  # before any photo is even read
+        raise EnrolmentRefused("refusing to enrol: " + "; ".join(problems))
     if not images:
         raise EnrolmentRefused("no photos given")
     verdicts: list[PhotoVerdict] = []
     templates = []
+    best_photo: tuple[float, Path] | None = None
     for path in images:
         try:
             observations = pipeline.observations_from_image_file(path)
@@ -68,9 +71,15 @@ def enrol_customer(
             continue
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
         templates.append((obs.embedding, obs.quality.score, f"photo-sha256:{digest}"))
+        if best_photo is None or obs.quality.score > best_photo[0]:
+            best_photo = (obs.quality.score, path)
         verdicts.append(PhotoVerdict(path, True, f"quality {obs.quality.score:.2f}"))
     if not templates:
         detail = "; ".join(f"{v.path.name}: {v.reason}" for v in verdicts)
         raise EnrolmentRefused(f"no usable photo ({detail})")
-    gallery.enrol(customer_id, name, consent_ref, templates, actor=actor)
+    photo = None
+    if keep_photo and best_photo is not None:
+        kind = mimetypes.guess_type(best_photo[1].name)[0] or "application/octet-stream"
+        photo = (best_photo[1].read_bytes(), kind)
+    gallery.enrol(customer_id, name, consent, templates, actor=actor, photo=photo)
     return verdicts

@@ -18,7 +18,7 @@ from typing import Literal
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from hub import db
+from hub import audit, db
 
 Role = Literal["salesperson", "manager"]
 ROLES: tuple[Role, ...] = ("salesperson", "manager")
@@ -92,10 +92,10 @@ def add_staff(
             (staff_id, name.strip(), role, pw_hash, now, now),
         )
         conn.execute("DELETE FROM web_sessions WHERE staff_id=?", (staff_id,))
-        conn.execute(
-            "INSERT INTO audit(at, actor, action, customer_id, detail) VALUES (?,?,?,NULL,?)",
-            (now, "cli", "staff_update" if exists else "staff_add", f"{staff_id} as {role}"),
-        )
+        audit.append(
+            conn, at=now, actor="cli", action="staff_update" if exists else "staff_add",
+            detail=f"{staff_id} as {role}",
+        )  # fmt: skip
     return Staff(staff_id, name.strip(), role)  # type: ignore[arg-type]
 
 

@@ -6,6 +6,7 @@ from hub import alerts, db
 from hub.gallery import Gallery
 from storesense import messages as m
 from storesense.topics import Topics
+from tests.consent import consent
 from tests.hub.conftest import unit
 
 TOPICS = Topics("s1")
@@ -38,7 +39,7 @@ def _outbox(conn, topic_part: str) -> list:
 
 
 def test_twenty_concurrent_claimers_exactly_one_wins(gallery: Gallery, db_path: Path) -> None:
-    gallery.enrol("c1", "Ada Lovelace", "consent-1", [(unit(1), 0.9, "t")])
+    gallery.enrol("c1", "Ada Lovelace", consent("consent-1"), [(unit(1), 0.9, "t")])
     alert_id = _open_alert(gallery.conn)
     barrier = threading.Barrier(20)
     results: dict[str, m.ClaimResult] = {}
@@ -72,7 +73,7 @@ def test_twenty_concurrent_claimers_exactly_one_wins(gallery: Gallery, db_path: 
 
 
 def test_repeat_claim_by_winner_is_idempotent_and_late_claim_told(gallery: Gallery) -> None:
-    gallery.enrol("c1", "Ada", "consent-1", [(unit(1), 0.9, "t")])
+    gallery.enrol("c1", "Ada", consent("consent-1"), [(unit(1), 0.9, "t")])
     conn = gallery.conn
     alert_id = _open_alert(conn)
     first = alerts.handle_claim(
@@ -89,7 +90,7 @@ def test_repeat_claim_by_winner_is_idempotent_and_late_claim_told(gallery: Galle
 
 
 def test_duplicate_request_id_has_one_effect(gallery: Gallery) -> None:
-    gallery.enrol("c1", "Ada", "consent-1", [(unit(1), 0.9, "t")])
+    gallery.enrol("c1", "Ada", consent("consent-1"), [(unit(1), 0.9, "t")])
     alert_id = _open_alert(gallery.conn)
     req = m.ClaimRequest(alert_id=alert_id, staff_id="alice")
     assert alerts.handle_claim(gallery.conn, TOPICS, req, time.time()).outcome == "won"
@@ -98,7 +99,7 @@ def test_duplicate_request_id_has_one_effect(gallery: Gallery) -> None:
 
 
 def test_unclaimed_alerts_expire_and_late_claims_hear_it(gallery: Gallery) -> None:
-    gallery.enrol("c1", "Ada", "consent-1", [(unit(1), 0.9, "t")])
+    gallery.enrol("c1", "Ada", consent("consent-1"), [(unit(1), 0.9, "t")])
     conn = gallery.conn
     t0 = time.time()
     alert_id = _open_alert(conn, now=t0, ttl=5)
@@ -112,7 +113,7 @@ def test_unclaimed_alerts_expire_and_late_claims_hear_it(gallery: Gallery) -> No
 
 
 def test_claim_past_expiry_before_the_sweep_is_refused(gallery: Gallery) -> None:
-    gallery.enrol("c1", "Ada", "consent-1", [(unit(1), 0.9, "t")])
+    gallery.enrol("c1", "Ada", consent("consent-1"), [(unit(1), 0.9, "t")])
     t0 = time.time()
     alert_id = _open_alert(gallery.conn, now=t0, ttl=5)
     res = alerts.handle_claim(
@@ -122,7 +123,7 @@ def test_claim_past_expiry_before_the_sweep_is_refused(gallery: Gallery) -> None
 
 
 def test_done_only_by_the_claimer(gallery: Gallery) -> None:
-    gallery.enrol("c1", "Ada", "consent-1", [(unit(1), 0.9, "t")])
+    gallery.enrol("c1", "Ada", consent("consent-1"), [(unit(1), 0.9, "t")])
     conn = gallery.conn
     alert_id = _open_alert(conn)
     now = time.time()
@@ -206,7 +207,7 @@ def _reject(conn, alert_id: str, staff_id: str, now: float) -> m.ClaimResult:
 
 
 def test_not_this_person_closes_the_alert_and_logs_the_evidence(gallery: Gallery) -> None:
-    gallery.enrol("c1", "Ada Lovelace", "consent-1", [(unit(1), 0.9, "t")])
+    gallery.enrol("c1", "Ada Lovelace", consent("consent-1"), [(unit(1), 0.9, "t")])
     conn = gallery.conn
     now = time.time()
     alert_id = _open_alert(conn, now=now, track_id="a" * 32, best_distance=0.41)
@@ -224,7 +225,7 @@ def test_not_this_person_closes_the_alert_and_logs_the_evidence(gallery: Gallery
     assert [(a.state, a.closed_by) for a in states] == [("open", None), ("rejected", "alice")]
     assert states[1].seq > states[0].seq  # phones drop it by the seq rule
     audit = conn.execute(
-        "SELECT actor, action, customer_id FROM audit WHERE action <> 'enrol'"
+        "SELECT actor, action, customer_id FROM audit WHERE action NOT IN ('enrol', 'match')"
     ).fetchall()
     assert [tuple(r) for r in audit] == [("alice", "false_match", "c1")]
     # the alert is closed for everyone: a claim after the rejection does not win
@@ -237,7 +238,7 @@ def test_not_this_person_closes_the_alert_and_logs_the_evidence(gallery: Gallery
 
 
 def test_reject_of_a_claimed_alert_only_by_its_claimer(gallery: Gallery) -> None:
-    gallery.enrol("c1", "Ada", "consent-1", [(unit(1), 0.9, "t")])
+    gallery.enrol("c1", "Ada", consent("consent-1"), [(unit(1), 0.9, "t")])
     conn = gallery.conn
     alert_id = _open_alert(conn)  # no track evidence given: logged with NULLs
     now = time.time()
@@ -252,7 +253,7 @@ def test_reject_of_a_claimed_alert_only_by_its_claimer(gallery: Gallery) -> None
 
 
 def test_reject_of_finished_or_unknown_alerts_changes_nothing(gallery: Gallery) -> None:
-    gallery.enrol("c1", "Ada", "consent-1", [(unit(1), 0.9, "t")])
+    gallery.enrol("c1", "Ada", consent("consent-1"), [(unit(1), 0.9, "t")])
     conn = gallery.conn
     t0 = time.time()
     alert_id = _open_alert(conn, now=t0, ttl=5)
@@ -265,7 +266,7 @@ def test_reject_of_finished_or_unknown_alerts_changes_nothing(gallery: Gallery) 
 def test_alert_carries_the_loyalty_tier_when_asked(gallery: Gallery) -> None:
     from storesense.shop_config import LoyaltyConfig, LoyaltyTier
 
-    gallery.enrol("c1", "Ada", "consent-1", [(unit(1), 0.9, "t")])
+    gallery.enrol("c1", "Ada", consent("consent-1"), [(unit(1), 0.9, "t")])
     conn = gallery.conn
     tiers = [LoyaltyTier(name="Member", min_spend_12m=0), LoyaltyTier(name="VIP", min_spend_12m=1)]
     _open_alert(conn, loyalty=LoyaltyConfig(tiers=tiers))

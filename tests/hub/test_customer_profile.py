@@ -13,6 +13,7 @@ from hub.gallery import Gallery
 from hub.pos_store import set_birthday
 from hub.suggest import SuggestParams, build_suggestions
 from storesense.config import StoreConfig
+from tests.consent import consent
 from tests.hub.conftest import unit
 from tests.hub.pos_fixtures import add_invoice
 
@@ -23,7 +24,7 @@ MUG, LAMP, BAG = ("M1", "RED MUG"), ("L1", "DESK LAMP"), ("B1", "JUMBO BAG RED")
 
 @pytest.fixture
 def conn(gallery: Gallery) -> sqlite3.Connection:
-    gallery.enrol("C1001", "Ada Lovelace", "DEMO-DATA-1", [(unit(1), 0.9, "test")])
+    gallery.enrol("C1001", "Ada Lovelace", consent("DEMO-DATA-1"), [(unit(1), 0.9, "test")])
     c = gallery.conn
     add_invoice(c, "1", "C1001", NOW - timedelta(days=40), [(*MUG, 2, 5.0), (*LAMP, 1, 30.0)])
     add_invoice(c, "2", "C1001", NOW - timedelta(days=20), [(*BAG, 3, 2.0), (*MUG, 1, 5.0)])
@@ -71,7 +72,7 @@ def test_pos_only_and_unknown(conn: sqlite3.Connection) -> None:
 
 
 def test_enrolled_without_purchases(gallery: Gallery) -> None:
-    gallery.enrol("C2", "Grace Hopper", "DEMO-DATA-2", [(unit(2), 0.9, "test")])
+    gallery.enrol("C2", "Grace Hopper", consent("DEMO-DATA-2"), [(unit(2), 0.9, "test")])
     card = customer_card(gallery.conn, "C2", CFG, NOW)
     assert card.name == "Grace Hopper" and card.recent_baskets == []
     assert card.totals.baskets == 0 and card.totals.average_basket is None

@@ -16,6 +16,7 @@ from hub.pos_import import import_csv
 from hub.pos_store import revenue_by_category_range, set_birthday
 from storesense.cli import main
 from storesense.config import StoreConfig
+from tests.consent import consent
 from tests.hub.conftest import unit
 from tests.hub.pos_fixtures import add_invoice
 
@@ -34,7 +35,7 @@ def _count(conn: sqlite3.Connection, sql: str, *args: object) -> int:
 
 def test_erasure_removes_face_data_and_unlinks_receipts(gallery: Gallery) -> None:
     conn = gallery.conn
-    gallery.enrol("C1", "Ada", "consent-1", [(unit(1), 0.9, "t")])
+    gallery.enrol("C1", "Ada", consent("consent-1"), [(unit(1), 0.9, "t")])
     add_invoice(conn, "1", "C1", NOW - timedelta(days=3), [("M1", "RED MUG", 2, 5.0)])
     add_invoice(conn, "2", "C2", NOW - timedelta(days=3), [("M1", "RED MUG", 1, 5.0)])
     with db.write(conn):

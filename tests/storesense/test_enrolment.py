@@ -17,9 +17,19 @@ def _enrol(home: Path, *args: str) -> int:
 
 def test_enrolment_without_consent_is_refused(tmp_path: Path, shared_data: Path, capsys) -> None:
     photo = shared_data / "faces" / "orl" / "s1" / "1.pgm"
-    assert _enrol(tmp_path, "--customer", "c1", "--name", "Ann", str(photo)) == 2
-    assert "without --consent" in capsys.readouterr().err
+    assert _enrol(tmp_path, "--customer", "c1", "--name", "Ann", "--staff", "bob", str(photo)) == 2
+    assert "no consent reference" in capsys.readouterr().err
     assert not (tmp_path / "hub.sqlite3").exists() or _count(tmp_path, "customers") == 0
+
+
+def test_enrolment_without_the_staff_member_who_took_consent_is_refused(
+    tmp_path: Path, shared_data: Path, capsys
+) -> None:
+    photo = shared_data / "faces" / "orl" / "s1" / "1.pgm"
+    code = _enrol(tmp_path, "--customer", "c1", "--name", "Ann", "--consent", "f-1", str(photo))
+    assert code == 2
+    assert "no staff member recorded" in capsys.readouterr().err
+    assert _count(tmp_path, "customers") == 0
 
 
 def test_photos_with_no_face_or_several_faces_are_refused(
@@ -38,6 +48,8 @@ def test_photos_with_no_face_or_several_faces_are_refused(
         "Ann",
         "--consent",
         "form-17",
+        "--staff",
+        "bob",
         str(blank),
         str(group),
         str(corrupt),
@@ -54,14 +66,20 @@ def test_good_photos_store_encrypted_templates_only(
     photos = [shared_data / "faces" / "orl" / "s1" / f"{i}.pgm" for i in (1, 2)]
     assert (
         _enrol(
-            tmp_path, "--customer", "c1", "--name", "Ann", "--consent", "form-17", *map(str, photos)
+            tmp_path,
+            *("--customer", "c1", "--name", "Ann", "--consent", "form-17", "--staff", "bob"),
+            *("--consent-method", "digital", "--notice-version", "2026-12"),
+            *map(str, photos),
         )
         == 0
     )
     assert "enrolled c1 with 2 template(s)" in capsys.readouterr().out
     conn = sqlite3.connect(tmp_path / "hub.sqlite3")
-    row = conn.execute("SELECT consent_ref FROM customers WHERE customer_id='c1'").fetchone()
-    assert row == ("form-17",)
+    row = conn.execute(
+        "SELECT consent_ref, consent_notice, consent_method, consent_staff FROM customers "
+        "WHERE customer_id='c1'"
+    ).fetchone()
+    assert row == ("form-17", "2026-12", "digital", "bob")
     sources = [r[0] for r in conn.execute("SELECT source FROM templates")]
     assert len(sources) == 2 and all(s.startswith("photo-sha256:") for s in sources)
     # no image bytes anywhere in the home folder: only the database and the key

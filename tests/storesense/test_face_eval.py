@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from storesense.cli import main
 from storesense.face_eval import build_index, embed_images, lfw_split, policy_from
@@ -44,6 +45,9 @@ def test_orl_never_enrolled_people_are_rejected(shared_data: Path, tmp_path: Pat
     assert all(r["distance"] == "" and r["decision"] == "" for r in no_face)
 
 
+# Embedding ~4,600 LFW photos takes minutes on 2 cores the first time on a machine (then the
+# cache answers in a second); the suite-wide 600 s limit is too tight for a busy first run.
+@pytest.mark.timeout(2400)
 def test_default_threshold_matches_under_one_percent_of_lfw_strangers(shared_data: Path) -> None:
     enrol, probes, all_paths = lfw_split(shared_data / "faces" / "lfw-dev")
     emb = embed_images(all_paths, label="LFW folds 1-5")  # minutes on first run, then cached

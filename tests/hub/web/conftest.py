@@ -27,6 +27,7 @@ from storesense.config import StoreConfig, parse_config
 from storesense.mqtt_client import connect, make_client
 from storesense.paths import hub_db_path, template_key_path
 from storesense.topics import Topics
+from tests.consent import consent
 from tests.hub.conftest import unit
 from tests.waiting import wait_for
 
@@ -63,7 +64,7 @@ def home_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
         add_staff(conn, staff_id, name, "salesperson", PASSWORD)
     add_staff(conn, MANAGER[0], MANAGER[1], "manager", PASSWORD)
     gallery = Gallery(conn, TemplateCipher(load_or_create_key(template_key_path(home))))
-    gallery.enrol("c1", "Ada Lovelace", "consent-ref-1", [(unit(1), 0.9, "t")])
+    gallery.enrol("c1", "Ada Lovelace", consent("consent-ref-1"), [(unit(1), 0.9, "t")])
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
     return home
