@@ -22,7 +22,14 @@ from fastapi.staticfiles import StaticFiles
 
 from hub import db
 from hub.web import reports as routes_reports  # nightly floor reports (hub/report.py)
-from hub.web import routes_alerts, routes_auth, routes_customers, routes_manager, routes_pos
+from hub.web import (
+    routes_alerts,
+    routes_auth,
+    routes_customers,
+    routes_manager,
+    routes_pos,
+    routes_privacy,
+)
 from hub.web.accounts import staff_names
 from hub.web.gateway import Gateway
 from hub.web.routes_pos import token_path
@@ -87,6 +94,7 @@ def create_app(
         routes_customers,
         routes_manager,
         routes_pos,
+        routes_privacy,
         routes_reports,
     ):
         app.include_router(module.router)

@@ -30,11 +30,32 @@ async function load(day) {
     f.staff_name, f.best_distance == null ? null : f.best_distance.toFixed(3), f.track_id && f.track_id.slice(0, 8)]);
 }
 
+async function forget(csrf) {
+  const id = $("forget-id").value.trim();
+  if (!confirm(`Erase customer ${id}? This cannot be undone.`)) return;
+  const res = await fetch(`/api/manager/customers/${encodeURIComponent(id)}/forget`, {
+    method: "POST", credentials: "same-origin",
+    headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+    body: JSON.stringify({ reason: $("forget-reason").value }),
+  });
+  const data = await res.json();
+  if (!res.ok) throw new Error(data.detail || `HTTP ${res.status}`);
+  $("forget-result").textContent = `Erased ${data.customer_id}: ` +
+    `${data.profile_deleted ? "face profile deleted" : "no face profile"}, ` +
+    `${data.receipts_unlinked} receipts unlinked.`;
+  await load($("day").value || null);  // their alerts are gone from the tables too
+}
+
 async function main() {
   const me = await fetch("/api/me", { credentials: "same-origin" });
   if (me.status === 401) { location.href = "/"; return; }
   const who = await me.json();
   $("who").textContent = who.name;
+  $("forget").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    $("forget-result").textContent = "";
+    forget(who.csrf_token).catch((e) => { $("forget-result").textContent = e.message; });
+  });
   $("day").addEventListener("change", () => load($("day").value).catch((e) => { $("error").textContent = e.message; }));
   await load(null);
 }
