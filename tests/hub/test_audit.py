@@ -21,8 +21,14 @@ from tests.hub.conftest import unit
 def _log(conn: sqlite3.Connection, n: int, *, t0: float = 1000.0) -> None:
     with db.write(conn) as c:
         for i in range(n):
-            audit.append(c, at=t0 + i, actor=f"staff{i % 3}", action="view_profile",
-                         customer_id=f"c{i % 4}", detail=f"claimed alert a{i}")  # fmt: skip
+            audit.append(
+                c,
+                at=t0 + i,
+                actor=f"staff{i % 3}",
+                action="view_profile",
+                customer_id=f"c{i % 4}",
+                detail=f"claimed alert a{i}",
+            )
 
 
 @pytest.fixture
@@ -47,8 +53,10 @@ def test_an_untouched_chain_verifies_and_reports_its_head(conn: sqlite3.Connecti
         ("UPDATE audit SET at=at+3600 WHERE audit_id=4", "time, actor or action"),
         ("UPDATE audit SET action='export' WHERE audit_id=4", "time, actor or action"),
         ("DELETE FROM audit WHERE audit_id=4", "missing"),
-        ("UPDATE audit SET customer_id=NULL, detail='', redacted=0 WHERE audit_id=4",
-         "customer or detail"),  # fmt: skip
+        (
+            "UPDATE audit SET customer_id=NULL, detail='', redacted=0 WHERE audit_id=4",
+            "customer or detail",
+        ),
         ("UPDATE audit SET redacted=1, detail='forged' WHERE audit_id=4", "carries content"),
     ],
 )
@@ -131,7 +139,9 @@ def test_purging_old_rows_keeps_the_chain_verifiable_and_a_forged_anchor_is_foun
     assert verify(conn).ok and verify(conn).head_id == 12
     # someone cuts more of the prefix by hand and points the anchor past it
     conn.execute("DELETE FROM audit WHERE audit_id <= 7")
-    anchor = json.loads(conn.execute("SELECT value FROM meta WHERE key='audit_anchor'").fetchone()[0])
+    anchor = json.loads(
+        conn.execute("SELECT value FROM meta WHERE key='audit_anchor'").fetchone()[0]
+    )
     mac7 = "f" * 64
     anchor.update(id=7, mac=mac7)
     conn.execute("UPDATE meta SET value=? WHERE key='audit_anchor'", (json.dumps(anchor),))

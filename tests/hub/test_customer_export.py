@@ -22,8 +22,16 @@ def test_export_holds_the_persons_data_but_no_template_and_is_audited(gallery: G
     gallery.enrol("c1", "Ada", consent("form-9", staff_id="bob"), [(vec, 0.87, "photo-sha256:ab")])
     gallery.enrol("c2", "Bob", consent("form-10"), [(unit(4), 0.9, "t")])
     with db.write(conn) as c:
-        alerts.record_match(c, Topics("s1"), customer_id="c1", camera_id="door-1",
-                            first_usable_at=10.0, now=10.0, cooldown_s=60, alert_ttl_s=60)  # fmt: skip
+        alerts.record_match(
+            c,
+            Topics("s1"),
+            customer_id="c1",
+            camera_id="door-1",
+            first_usable_at=10.0,
+            now=10.0,
+            cooldown_s=60,
+            alert_ttl_s=60,
+        )
     audit.record_profile_view(conn, actor="alice", customer_id="c1", reason="claimed alert a1")
     add_invoice(conn, "INV7", "c1", datetime(2026, 11, 2, 15), [("A1", "MUG", 2, 3.5)])
     add_invoice(conn, "INV8", "c2", datetime(2026, 11, 2, 16), [("B1", "BAG", 1, 9.0)])
@@ -45,8 +53,9 @@ def test_export_holds_the_persons_data_but_no_template_and_is_audited(gallery: G
     assert "vector" not in text
     for x in np.asarray(vec, dtype=np.float32)[:8]:  # no template value, in any spelling
         assert repr(float(x))[:8] not in text
-    last = conn.execute("SELECT actor, action, customer_id, detail FROM audit "
-                        "ORDER BY audit_id DESC").fetchone()  # fmt: skip
+    last = conn.execute(
+        "SELECT actor, action, customer_id, detail FROM audit ORDER BY audit_id DESC"
+    ).fetchone()
     assert tuple(last) == ("dpo", "export", "c1", "access request #4")
     assert audit.verify(conn).ok
 

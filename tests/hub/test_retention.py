@@ -20,17 +20,26 @@ from tests.hub.pos_fixtures import add_invoice
 
 NOW = time.time() + DAY_S  # the frozen clock: tomorrow, so enrolment rows made now are young
 POLICY = RetentionConfig(
-    templates_days_after_last_visit=365, visits_days=90, false_matches_days=365,
-    unknown_visitors_days=7, audit_days=1095,
-)  # fmt: skip
+    templates_days_after_last_visit=365,
+    visits_days=90,
+    false_matches_days=365,
+    unknown_visitors_days=7,
+    audit_days=1095,
+)
 
 
 def _visit(conn: sqlite3.Connection, customer_id: str, at: float) -> str:
     with db.write(conn) as c:
         out = alerts.record_match(
-            c, Topics("s1"), customer_id=customer_id, camera_id="door-1", first_usable_at=at,
-            now=at, cooldown_s=60, alert_ttl_s=60,
-        )  # fmt: skip
+            c,
+            Topics("s1"),
+            customer_id=customer_id,
+            camera_id="door-1",
+            first_usable_at=at,
+            now=at,
+            cooldown_s=60,
+            alert_ttl_s=60,
+        )
         c.execute("UPDATE alerts SET state='expired' WHERE alert_id=?", (out.alert_id,))
     return str(out.alert_id)
 
@@ -49,12 +58,17 @@ def store(gallery: Gallery) -> Gallery:
         audit.append(c, at=NOW - 1200 * DAY_S, actor="x", action="old")
     for cid in ("c_recent", "c_stale", "c_never", "c_new"):
         gallery.enrol(cid, cid, consent(f"f-{cid}"), [(unit(hash(cid) % 1000), 0.9, "t")])
-    conn.execute("UPDATE customers SET consent_at=?, created_at=?",
-                 (NOW - 500 * DAY_S, NOW - 500 * DAY_S))  # fmt: skip
-    conn.execute("UPDATE customers SET consent_at=?, created_at=? WHERE customer_id='c_never'",
-                 (NOW - 430 * DAY_S, NOW - 430 * DAY_S))  # fmt: skip
-    conn.execute("UPDATE customers SET consent_at=?, created_at=? WHERE customer_id='c_new'",
-                 (NOW - DAY_S, NOW - DAY_S))  # fmt: skip
+    conn.execute(
+        "UPDATE customers SET consent_at=?, created_at=?", (NOW - 500 * DAY_S, NOW - 500 * DAY_S)
+    )
+    conn.execute(
+        "UPDATE customers SET consent_at=?, created_at=? WHERE customer_id='c_never'",
+        (NOW - 430 * DAY_S, NOW - 430 * DAY_S),
+    )
+    conn.execute(
+        "UPDATE customers SET consent_at=?, created_at=? WHERE customer_id='c_new'",
+        (NOW - DAY_S, NOW - DAY_S),
+    )
     _visit(conn, "c_stale", NOW - 400 * DAY_S)
     _visit(conn, "c_recent", NOW - 200 * DAY_S)  # an old visit of a recent customer
     _visit(conn, "c_recent", NOW - 10 * DAY_S)
@@ -108,8 +122,10 @@ def test_a_dry_run_counts_the_same_and_deletes_nothing(store: Gallery) -> None:
     assert {t: _count(conn, t) for t in before} == before
     real = run_retention(conn, POLICY, now=NOW)
     assert (dry.face_profiles, dry.visits, dry.unknown_visitors) == (
-        real.face_profiles, real.visits, real.unknown_visitors,
-    )  # fmt: skip
+        real.face_profiles,
+        real.visits,
+        real.unknown_visitors,
+    )
 
 
 def test_one_day_earlier_the_stale_profile_is_still_kept(store: Gallery) -> None:

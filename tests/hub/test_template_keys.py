@@ -63,7 +63,9 @@ def test_rotation_re_encrypts_everything_and_the_old_key_no_longer_opens_it(
     gm = gallery.load_matrix()
     for cid, v in zip(gm.customer_ids, gm.matrix, strict=True):
         assert np.allclose(v, vectors[int(cid[1:])])
-    action = gallery.conn.execute("SELECT action, detail FROM audit ORDER BY audit_id DESC").fetchone()
+    action = gallery.conn.execute(
+        "SELECT action, detail FROM audit ORDER BY audit_id DESC"
+    ).fetchone()
     assert action[0] == "key_rotation" and f"{N} rows" in action[1]
 
 

@@ -15,7 +15,6 @@ from hub.gallery import Gallery
 from storesense.cli import main
 from storesense.paths import hub_db_path, template_key_path
 
-
 CUSTOMER = "ann-0017"  # no hex digits: it cannot turn up inside a MAC by chance
 
 
@@ -31,8 +30,9 @@ def _tables_mentioning(home: Path, text: str) -> dict[str, int]:
     for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'"):
         cols = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
         cond = " OR ".join(f"CAST({c} AS TEXT) LIKE ?" for c in cols)
-        n = conn.execute(f"SELECT count(*) FROM {table} WHERE {cond}",
-                         [f"%{text}%"] * len(cols)).fetchone()[0]  # fmt: skip
+        n = conn.execute(
+            f"SELECT count(*) FROM {table} WHERE {cond}", [f"%{text}%"] * len(cols)
+        ).fetchone()[0]
         if n:
             found[table] = n
     return found

@@ -27,15 +27,21 @@ def test_a_manager_erases_a_customer_and_the_tombstone_names_them(
     client: TestClient, home: Path
 ) -> None:
     csrf = login(client, MANAGER[0])
-    res = client.post(FORGET, json={"reason": "withdrew at the till"},
-                      headers={"X-CSRF-Token": csrf})  # fmt: skip
+    res = client.post(
+        FORGET, json={"reason": "withdrew at the till"}, headers={"X-CSRF-Token": csrf}
+    )
     assert res.status_code == 200, res.text
-    assert res.json() == {"customer_id": "c1", "profile_deleted": True, "receipts_unlinked": 0,
-                          "audit_rows_redacted": 1}  # fmt: skip
+    assert res.json() == {
+        "customer_id": "c1",
+        "profile_deleted": True,
+        "receipts_unlinked": 0,
+        "audit_rows_redacted": 1,
+    }
     assert _count(home, "SELECT count(*) FROM templates WHERE customer_id='c1'") == 0
     conn = db.connect(hub_db_path(home))
-    row = conn.execute("SELECT actor, action, customer_id, detail FROM audit "
-                       "ORDER BY audit_id DESC").fetchone()  # fmt: skip
+    row = conn.execute(
+        "SELECT actor, action, customer_id, detail FROM audit ORDER BY audit_id DESC"
+    ).fetchone()
     assert tuple(row)[:3] == (MANAGER[0], "erase", "c1")
     assert "manager page: withdrew at the till" in row[3]
     assert audit.verify(conn).ok
@@ -53,10 +59,15 @@ def test_forget_refuses_salespeople_missing_csrf_bad_ids_and_bad_bodies(
     csrf = login(client, MANAGER[0])
     assert client.post(FORGET, json={"reason": "x" * 10}).status_code == 403  # no CSRF token
     h = {"X-CSRF-Token": csrf}
-    assert client.post("/api/manager/customers/..%2Fx/forget", json={"reason": "abc"},
-                       headers=h).status_code in (404, 422)  # fmt: skip
-    assert client.post("/api/manager/customers/a%20b/forget", json={"reason": "abc"},
-                       headers=h).status_code == 422  # fmt: skip
+    assert client.post(
+        "/api/manager/customers/..%2Fx/forget", json={"reason": "abc"}, headers=h
+    ).status_code in (404, 422)
+    assert (
+        client.post(
+            "/api/manager/customers/a%20b/forget", json={"reason": "abc"}, headers=h
+        ).status_code
+        == 422
+    )
     assert client.post(FORGET, json={"reason": ""}, headers=h).status_code == 422
     assert client.post(FORGET, json={"why": "abc"}, headers=h).status_code == 422
     assert _count(home, "SELECT count(*) FROM templates WHERE customer_id='c1'") == 1
