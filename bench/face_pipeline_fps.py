@@ -31,6 +31,10 @@ published embeddings (and how many tracks got at least ``min_embeddings``), with
 faces run through the same tracker (eagerly) for comparison. ``short`` = tracks that had at
 least ``min_embeddings`` gate-passed faces but got fewer embeddings (must be 0); ``best-q`` =
 mean quality score of the samples in each track's final message (lazy must not trail eager).
+
+Progress (decoding, then each set x method) is drawn on stderr when stderr is a terminal; the
+table goes to stdout unchanged. The bar is advanced outside the timed calls, but rich redraws
+it from its own thread ~10 times a second: use ``--quiet`` for figures you copy into the docs.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -52,6 +57,10 @@ from edge.face_embed import FaceEmbedder
 from edge.face_pipeline import FacePipeline, load_rgb
 from edge.face_tracker import FaceTracker, Track, TrackUpdate
 from edge.face_types import DetectedFace, FaceObservation, FaceQuality
+from storesense.cli_floor import progress_bar
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 W, H = 640, 480
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
@@ -71,17 +80,27 @@ def walking_frames(data: Path) -> list[np.ndarray]:
     return frames
 
 
-def video_frames(path: Path, limit: int | None = None) -> tuple[list[np.ndarray], float]:
+def video_frames(
+    path: Path, limit: int | None = None, progress: Progress | None = None
+) -> tuple[list[np.ndarray], float]:
     """RGB frames of a video file, in order, and its frame rate."""
     cap = cv2.VideoCapture(str(path))
     fps = cap.get(cv2.CAP_PROP_FPS) or 10.0
+    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) or None
+    if limit is not None:
+        total = min(total, limit) if total else limit
+    task = progress.add_task(f"decode {path.name}", total=total) if progress is not None else None
     frames: list[np.ndarray] = []
     while limit is None or len(frames) < limit:
         ok, bgr = cap.read()
         if not ok:
             break
         frames.append(fit_640x480(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
+        if progress is not None and task is not None:
+            progress.advance(task)
     cap.release()
+    if progress is not None and task is not None:
+        progress.remove_task(task)
     return frames, fps
 
 
@@ -146,8 +165,18 @@ class Run:
 Step = Callable[[FaceTracker, np.ndarray, float], list[TrackUpdate]]
 
 
-def run_sequence(step: Step, frames: list[np.ndarray], fps: float, repeat: int) -> Run:
-    """Time ``step`` over ``frames`` in order with a fresh tracker per pass (best pass kept)."""
+def run_sequence(
+    step: Step,
+    frames: list[np.ndarray],
+    fps: float,
+    repeat: int,
+    progress: Progress | None = None,
+    task: TaskID | None = None,
+) -> Run:
+    """Time ``step`` over ``frames`` in order with a fresh tracker per pass (best pass kept).
+
+    ``progress``/``task`` (optional) are advanced once per frame, outside the timed span.
+    """
     best = Run()
     for _ in range(repeat):
         tracker = FaceTracker()
@@ -161,6 +190,8 @@ def run_sequence(step: Step, frames: list[np.ndarray], fps: float, repeat: int) 
             ups = step(tracker, rgb, t)
             due = tracker.due_for_publication(t)
             run.seconds += time.perf_counter() - t0
+            if progress is not None and task is not None:
+                progress.advance(task)
             run.faces.append([u.observation.face for u in ups])
             run.record(due, published)
             for u in ups:
@@ -203,9 +234,16 @@ def main() -> None:
     ap.add_argument("--data")
     ap.add_argument("--repeat", type=int, default=2, help="timing passes (best is reported)")
     ap.add_argument("--intel-frames", type=int, help="only the first N frames of the mp4")
+    ap.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args()
+    with progress_bar(quiet=args.quiet) as progress:
+        run_all(args, progress)
+
+
+def run_all(args: argparse.Namespace, progress: Progress) -> None:
+    """Decode, time every method on every set, print the table (the bench proper)."""
     data = data_dir(args.data)
-    intel, intel_fps = video_frames(data / INTEL, args.intel_frames)
+    intel, intel_fps = video_frames(data / INTEL, args.intel_frames, progress)
     sequences = {
         "walking": ([fit_640x480(f) for f in walking_frames(data)], 12.0),
         "intel": (intel, intel_fps),
@@ -238,7 +276,11 @@ def main() -> None:
         f"{'tracks':>6s} {'>=min':>5s} {'short':>5s} {'msgs':>5s} {'best-q':>6s}"
     )
     for name, (frames, fps) in sequences.items():
-        runs = {label: run_sequence(fn, frames, fps, args.repeat) for label, fn in methods.items()}
+        runs = {}
+        for label, fn in methods.items():
+            task = progress.add_task(f"{name} {label}", total=len(frames) * args.repeat)
+            runs[label] = run_sequence(fn, frames, fps, args.repeat, progress, task)
+            progress.remove_task(task)
         ref = runs["baseline"].faces
         for label, r in runs.items():
             ms = r.seconds * 1000 / len(frames)
@@ -255,12 +297,15 @@ def main() -> None:
     still: dict[str, tuple[float, int, int]] = {}
     for label, fn in (("baseline", base), ("eager", eager_p.process_rgb)):
         best, found, embedded = float("inf"), 0, 0
+        task = progress.add_task(f"deepface {label}", total=args.repeat)
         for _ in range(args.repeat):
             t0 = time.perf_counter()
             out = [fn(f) for f in deep]
             best = min(best, time.perf_counter() - t0)
             found = sum(bool(o) for o in out)
             embedded = sum(x.embedding is not None for o in out for x in o)
+            progress.advance(task)
+        progress.remove_task(task)
         still[label] = (best, found, embedded)
     for label, (secs, found, embedded) in still.items():
         ms = secs * 1000 / len(deep)

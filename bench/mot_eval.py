@@ -6,6 +6,9 @@ Run by hand (not in pytest); figures go to docs/floor-tracking.md::
     python bench/mot_eval.py --detector hog
     python bench/mot_eval.py --write-points config/calibration/pets09-s2l1-points.csv
 
+Detection (the slow part, minutes per sequence when not cached) shows a progress bar on stderr
+when stderr is a terminal (``--quiet`` hides it); the printed figures go to stdout unchanged.
+
 What is scored, and why:
 
 * The real floor pipeline (detector → ByteTrack → Kalman box) on every frame of the video,
@@ -28,6 +31,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import motmetrics as mm
@@ -40,13 +44,19 @@ from edge.floor_geometry import foot_points, load_calibration  # noqa: E402
 from edge.floor_pipeline import DETECTOR_OPTIONS, FLOOR_COAST_S, occupancy_grid  # noqa: E402
 from edge.person_detect import make_person_detector  # noqa: E402
 from edge.person_tracker import PersonTracker, TrackerConfig, iou_matrix  # noqa: E402
+from storesense.cli_floor import progress_bar  # noqa: E402
 from storesense.mot_data import MotSequence, gt_roi, load_sequence  # noqa: E402
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 DATA = REPO.parent / "shared" / "data" / "mot"
 CALIBRATION = REPO / "config" / "calibration" / "pets09-s2l1.yaml"
 
 
-def detect_all(seq: MotSequence, detector: str, cache: Path | None) -> list[tuple]:
+def detect_all(
+    seq: MotSequence, detector: str, cache: Path | None, progress: Progress
+) -> list[tuple]:
     """Per-frame (boxes, scores); cached so tracker settings can be compared quickly."""
     path = cache / f"{seq.info.name}-{detector}.npz" if cache else None
     if path is not None and path.exists():
@@ -54,9 +64,12 @@ def detect_all(seq: MotSequence, detector: str, cache: Path | None) -> list[tupl
         return [(z[f"b{i}"], z[f"s{i}"]) for i in range(int(z["n"]))]
     det = make_person_detector(detector, **DETECTOR_OPTIONS[detector])
     out, t0 = [], time.perf_counter()
+    task = progress.add_task(f"{seq.info.name} {detector}", total=seq.info.length)
     for _, frame in seq.frames():
         d = det.detect(frame)
         out.append((np.array(d.boxes), np.array(d.scores)))
+        progress.advance(task)
+    progress.remove_task(task)
     print(f"  {seq.info.name}: {len(out)} frames detected in {time.perf_counter() - t0:.1f} s")
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -212,6 +225,7 @@ def main() -> int:
     ap.add_argument("--cell-m", type=float, default=1.0)
     ap.add_argument("--interval-s", type=float, default=1.0)
     ap.add_argument("--write-points", type=Path, help="write PETS09 calibration marks and stop")
+    ap.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args()
     if args.write_points:
         write_points(args.write_points)
@@ -220,7 +234,8 @@ def main() -> int:
     cfg = TrackerConfig()
     for name in ("pets09-s2l1", "tud-campus"):
         seq = load_sequence(DATA / name)
-        dets = detect_all(seq, args.detector, args.cache)
+        with progress_bar(quiet=args.quiet) as progress:
+            dets = detect_all(seq, args.detector, args.cache, progress)
         tracks = track_all(dets, seq.info.frame_rate, cfg)
         for roi in (False, True) if name == "pets09-s2l1" else (False,):
             s = mot_scores(seq, tracks, roi)

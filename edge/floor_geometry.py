@@ -14,6 +14,7 @@ heatmap weeks later.
 from __future__ import annotations
 
 import csv
+import logging
 import math
 from dataclasses import dataclass
 from itertools import combinations
@@ -28,6 +29,8 @@ MIN_POINTS = 4
 # extend a box cut by the frame edge to where the person's feet would be.
 PERSON_ASPECT = 0.41
 CALIBRATION_VERSION = 1
+
+log = logging.getLogger(__name__)
 
 
 class CalibrationError(ValueError):
@@ -51,10 +54,15 @@ class Homography:
     Frames of another size with the same aspect ratio are handled by scaling the pixels first
     (a camera re-encoded smaller, e.g. PETS09 768×576 → 480×360); another aspect ratio is a
     different view and is refused.
+
+    ``image_size`` None: the installer did not say which frame size the marks were clicked in
+    (``storesense calibrate`` without ``--image-size``). Pixels are then used as they come:
+    right for frames of the calibrated resolution, and neither rescaled nor refused otherwise,
+    because without the size there is nothing to compare a frame with.
     """
 
     matrix: np.ndarray  # (3,3) float64, image px (at image_size) → floor metres
-    image_size: tuple[int, int]
+    image_size: tuple[int, int] | None
 
     def to_floor(
         self, points_px: np.ndarray, frame_size: tuple[int, int] | None = None
@@ -75,6 +83,8 @@ class Homography:
         return pts
 
     def _scale_to_calibration(self, frame_size: tuple[int, int]) -> float:
+        if self.image_size is None:  # size unknown: no rescale, no aspect-ratio check
+            return 1.0
         fw, fh = frame_size
         cw, ch = self.image_size
         sx, sy = cw / fw, ch / fh
@@ -127,12 +137,14 @@ def _check_spread(pts: np.ndarray, what: str) -> None:
 
 
 def fit_homography(
-    image_px: np.ndarray, floor_m: np.ndarray, image_size: tuple[int, int]
+    image_px: np.ndarray, floor_m: np.ndarray, image_size: tuple[int, int] | None = None
 ) -> tuple[Homography, FitReport]:
     """Least-squares homography from ≥4 marks; CalibrationError for inputs that cannot work.
 
     Plain least squares (not RANSAC): an installer's handful of marks has no outlier budget,
-    and the report's worst point tells them which one to re-measure.
+    and the report's worst point tells them which one to re-measure. The fit itself needs only
+    the marks; ``image_size`` (frame w, h the u,v refer to) is stored so frames of another
+    resolution can be rescaled or refused later, and may be None when it is not known.
     """
     img = np.asarray(image_px, dtype=np.float64).reshape(-1, 2)
     flo = np.asarray(floor_m, dtype=np.float64).reshape(-1, 2)
@@ -145,9 +157,10 @@ def fit_homography(
         )
     if not (np.isfinite(img).all() and np.isfinite(flo).all()):
         raise CalibrationError("a coordinate is NaN or infinite")
-    w, h = image_size
-    if w <= 0 or h <= 0:
-        raise CalibrationError(f"image size {w}x{h} must be positive")
+    if image_size is not None:
+        w, h = image_size
+        if w <= 0 or h <= 0:
+            raise CalibrationError(f"image size {w}x{h} must be positive")
     _check_spread(img, "image points (u,v)")
     _check_spread(flo, "floor points (x,y)")
     mat, _ = cv2.findHomography(img, flo, 0)
@@ -163,7 +176,8 @@ def fit_homography(
         mat = -mat
     if mat[2, 2] > 1e-12:  # conventional scale; dividing by a positive keeps that sign
         mat = mat / mat[2, 2]
-    hom = Homography(matrix=mat, image_size=(int(w), int(h)))
+    size = None if image_size is None else (int(image_size[0]), int(image_size[1]))
+    hom = Homography(matrix=mat, image_size=size)
     err = np.linalg.norm(hom.to_floor(img) - flo, axis=1)
     report = FitReport(
         n_points=len(img),
@@ -205,7 +219,7 @@ def save_calibration(path: Path, hom: Homography, report: FitReport, *, source: 
     """Write the calibration YAML that ``cameras[].calibration`` points to."""
     doc = {
         "version": CALIBRATION_VERSION,
-        "image_size": list(hom.image_size),
+        "image_size": None if hom.image_size is None else list(hom.image_size),
         "homography": [[float(v) for v in row] for row in hom.matrix],
         "fit": {
             "points": report.n_points,
@@ -222,7 +236,12 @@ def save_calibration(path: Path, hom: Homography, report: FitReport, *, source: 
 
 
 def load_calibration(path: Path) -> Homography:
-    """Read a calibration YAML; CalibrationError naming the file and the problem."""
+    """Read a calibration YAML; CalibrationError naming the file and the problem.
+
+    ``image_size: null`` (written by ``calibrate`` without ``--image-size``) is accepted and
+    logged: frames are then mapped without the rescale / other-view check. A missing key is
+    still refused, so a hand-edited file cannot drop the check by accident.
+    """
     try:
         doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
@@ -233,14 +252,21 @@ def load_calibration(path: Path) -> Homography:
         raise CalibrationError(f"{path}: not a version-{CALIBRATION_VERSION} calibration file")
     try:
         mat = np.asarray(doc["homography"], dtype=np.float64)
-        w, h = (int(v) for v in doc["image_size"])
+        raw_size = doc["image_size"]
+        size = None if raw_size is None else tuple(int(v) for v in raw_size)
     except (KeyError, TypeError, ValueError) as exc:
         raise CalibrationError(f"{path}: missing or malformed key: {exc}") from None
     if mat.shape != (3, 3) or not np.isfinite(mat).all() or abs(np.linalg.det(mat)) < 1e-15:
         raise CalibrationError(f"{path}: homography must be a finite invertible 3x3 matrix")
-    if w <= 0 or h <= 0:
-        raise CalibrationError(f"{path}: image_size must be positive")
-    return Homography(matrix=mat, image_size=(w, h))
+    if size is not None and (len(size) != 2 or size[0] <= 0 or size[1] <= 0):
+        raise CalibrationError(f"{path}: image_size must be two positive numbers [w, h]")
+    if size is None:
+        log.info(
+            "%s has no image_size: frames are mapped as they come, without the check that "
+            "they are the calibrated view",
+            path,
+        )
+    return Homography(matrix=mat, image_size=None if size is None else (size[0], size[1]))
 
 
 def foot_points(

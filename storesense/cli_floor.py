@@ -6,15 +6,57 @@ Heavy imports happen inside each command, as in `storesense.cli`.
 * ``track``: the floor pipeline over a video file → MOTChallenge rows (for evaluation);
 * ``occupancy``: the floor pipeline over a video file → people per floor cell per interval;
 * ``report``: the hub's floor report of a day (hub/report.py), run nightly by systemd.
+
+``track`` and ``occupancy`` run a detector over every frame (minutes on a long clip), so they
+draw a progress bar (:func:`progress_bar`, also used by the floor and face benches) on stderr
+for someone watching; their stdout line and output files are the same with or without it.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from storesense.errors import CliError
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+# Without --image-size the fit is the same, but the size the marks were clicked in is unknown,
+# so the floor camera cannot rescale other resolutions or refuse another view. Said on stdout.
+NO_IMAGE_SIZE_NOTE = (
+    "note: no --image-size given, so the frame-size check is skipped: the map takes pixels as "
+    "they come and is right only for frames of the resolution the marks were clicked in; frames "
+    "of another resolution or aspect ratio will be neither rescaled nor refused. Pass "
+    "--image-size WxH to record it."
+)
+
+
+def progress_bar(*, quiet: bool = False) -> Progress:
+    """A rich progress bar on stderr that draws only when a person is watching.
+
+    Why stderr: stdout carries the summary line (and may be piped into a file or a script), so
+    it must read the same with or without the bar. Why disabled unless stderr is a terminal:
+    under pytest, CI, cron or a pipe a bar is just escape codes in a log; ``--quiet`` turns it
+    off at a terminal too. ``add_task``/``advance`` still work when disabled, so callers do not
+    branch. Transient, as in ``bench/person_detect.py``: the finished bar leaves no trace.
+
+    rich's live display reroutes ``print`` through its console (here: stderr) so lines land
+    above the bar; that is only done when stdout is the same kind of screen. With stdout
+    redirected to a file, prints made while the bar runs must still go to that file.
+    """
+    from rich.console import Console
+    from rich.progress import Progress
+
+    return Progress(
+        console=Console(stderr=True),
+        transient=True,
+        disable=quiet or not sys.stderr.isatty(),
+        redirect_stdout=sys.stdout.isatty(),
+    )
 
 
 def cmd_calibrate(args: argparse.Namespace, home: Path) -> int:
@@ -28,16 +70,19 @@ def cmd_calibrate(args: argparse.Namespace, home: Path) -> int:
 
     try:
         image_px, floor_m = read_points_csv(args.points)
-        size = args.image_size
+        size = args.image_size  # None: fit anyway, skip only the frame-size check (see note)
         hom, rep = fit_homography(image_px, floor_m, size)
     except CalibrationError as exc:
         raise CliError(f"calibration refused: {exc}") from None
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_calibration(args.out, hom, rep, source=Path(args.points).name)
+    where = "image size not given" if size is None else f"image {size[0]}x{size[1]} px"
     print(
-        f"{rep.n_points} points, image {size[0]}x{size[1]} px: reprojection error "
+        f"{rep.n_points} points, {where}: reprojection error "
         f"RMS {rep.rms_m:.3f} m, max {rep.max_m:.3f} m (row {rep.worst_index + 1} of the data)"
     )
+    if size is None:
+        print(NO_IMAGE_SIZE_NOTE)
     if rep.max_m > args.warn_m:
         print(f"warning: max error above {args.warn_m} m; re-measure the worst point")
     print(f"wrote {args.out}")
@@ -64,8 +109,14 @@ def _positive(text: str) -> float:
     return v
 
 
-def _run_video(args: argparse.Namespace, homography: Any = None, coast_s: float = 0.0):
-    """(fps, generator of (frame index, FloorFrame)) for the track/occupancy commands."""
+def _run_video(
+    args: argparse.Namespace, homography: Any = None, coast_s: float = 0.0
+) -> tuple[float, int | None, Iterator[tuple[int, Any]]]:
+    """(fps, frames expected or None, generator of (frame index, FloorFrame)).
+
+    The expected count (the container's, capped by ``--max-frames``) only sizes the progress
+    bar; containers may lie or say 0, so nothing else relies on it.
+    """
     import cv2
 
     from edge.floor_pipeline import DETECTOR_OPTIONS, FloorPipeline, read_video
@@ -80,17 +131,23 @@ def _run_video(args: argparse.Namespace, homography: Any = None, coast_s: float 
     fps = args.fps or container_fps
     if not fps or fps <= 0:
         raise CliError(f"{args.video}: the file has no frame rate; pass --fps")
+    cap = cv2.VideoCapture(str(args.video))
+    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    cap.release()
+    if args.max_frames is not None:
+        count = min(count, args.max_frames) if count > 0 else args.max_frames
+    expected = count if count > 0 else None
     cv2.setNumThreads(args.threads)
     detector = make_person_detector(
         args.detector, **DETECTOR_OPTIONS[args.detector], **_threads(args)
     )
     pipeline = FloorPipeline(detector, homography, coast_s=coast_s)
 
-    def run():
+    def run() -> Iterator[tuple[int, Any]]:
         for i, frame in enumerate(frames):
             yield i, pipeline.process(frame, i / fps)
 
-    return fps, run()
+    return fps, expected, run()
 
 
 def _threads(args: argparse.Namespace) -> dict[str, int]:
@@ -99,13 +156,18 @@ def _threads(args: argparse.Namespace) -> dict[str, int]:
 
 def cmd_track(args: argparse.Namespace, home: Path) -> int:
     """MOTChallenge rows ``frame,id,x,y,w,h,conf,-1,-1,-1`` (frame from 1, video pixels)."""
-    _, results = _run_video(args)
+    _, expected, results = _run_video(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     rows = frames = 0
     ids: set[int] = set()
-    with open(args.out, "w", encoding="utf-8") as fh:
+    with (
+        open(args.out, "w", encoding="utf-8") as fh,
+        progress_bar(quiet=args.quiet) as progress,
+    ):
+        task = progress.add_task(f"track {Path(args.video).name}", total=expected)
         for i, ff in results:
             frames += 1
+            progress.advance(task)
             for p in ff.people:
                 x1, y1, x2, y2 = (float(v) for v in p.box)
                 fh.write(
@@ -127,9 +189,14 @@ def cmd_occupancy(args: argparse.Namespace, home: Path) -> int:
         hom = load_calibration(args.calibration)
     except CalibrationError as exc:
         raise CliError(str(exc)) from None
-    fps, results = _run_video(args, hom, coast_s=FLOOR_COAST_S)  # as the floor camera counts
+    fps, expected, results = _run_video(args, hom, coast_s=FLOOR_COAST_S)  # as the camera counts
+    samples: list[tuple[float, Any]] = []
     try:
-        samples = [(i / fps, ff.floor_xy) for i, ff in results]
+        with progress_bar(quiet=args.quiet) as progress:
+            task = progress.add_task(f"occupancy {Path(args.video).name}", total=expected)
+            for i, ff in results:
+                samples.append((i / fps, ff.floor_xy))
+                progress.advance(task)
     except CalibrationError as exc:  # frame size not a scaled copy of the calibrated view
         raise CliError(str(exc)) from None
     grid = occupancy_grid(samples, args.cell_m, args.interval_s)
@@ -199,6 +266,9 @@ def _video_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detector", choices=["ssdlite", "hog"], default="ssdlite")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--threads", type=int, default=1, help="CPU threads for the detector")
+    p.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bar (it is off without a TTY)"
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -211,8 +281,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     ca.add_argument(
         "--image-size",
         type=_parse_size,
-        required=True,
-        help="frame size WxH the u,v pixels refer to, e.g. 480x360",
+        help="frame size WxH the u,v pixels refer to, e.g. 480x360; recorded so the camera "
+        "rescales other resolutions and refuses another view (without it that check is skipped)",
     )
     ca.add_argument("--warn-m", type=_positive, default=0.25, help="warn above this max error")
     ca.set_defaults(func=cmd_calibrate)

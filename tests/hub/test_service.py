@@ -21,6 +21,7 @@ from storesense.embedded_broker import EmbeddedBroker
 from storesense.mqtt_client import connect, make_client
 from storesense.paths import template_key_path
 from storesense.sim_phone import Phone
+from tests.consent import consent
 from tests.hub.conftest import unit
 from tests.waiting import wait_for as _wait
 
@@ -41,8 +42,8 @@ def hub(cfg: StoreConfig, tmp_path: Path) -> Iterator[HubService]:
     home.mkdir()
     service = HubService(cfg, home, client_id=f"hub-{cfg.store_id}")
     gallery = Gallery(service.conn, TemplateCipher(load_or_create_key(template_key_path(home))))
-    gallery.enrol("c1", "Ada Lovelace", "consent-ref-1", [(unit(1), 0.9, "t")])
-    gallery.enrol("c2", "Grace Hopper", "consent-ref-2", [(unit(2), 0.9, "t")])
+    gallery.enrol("c1", "Ada Lovelace", consent("consent-ref-1"), [(unit(1), 0.9, "t")])
+    gallery.enrol("c2", "Grace Hopper", consent("consent-ref-2"), [(unit(2), 0.9, "t")])
     service.start()
     yield service
     service.stop()
@@ -273,3 +274,159 @@ def test_heartbeats_are_recorded_and_a_silent_camera_is_marked_down(tmp_path: Pa
     assert main(["--home", str(tmp_path), "status"]) == 0
     out = capsys.readouterr().out
     assert "door-1" in out and "down" in out and "7.5" in out
+
+
+def _unknown_visitor(conn, track_id: str) -> bool:
+    row = conn.execute("SELECT 1 FROM unknown_visitors WHERE track_id=?", (track_id,)).fetchone()
+    return row is not None
+
+
+def test_the_running_hub_follows_enrolment_and_erasure_without_a_restart(
+    hub: HubService, camera, cfg: StoreConfig
+) -> None:
+    """``storesense enroll`` / ``erase`` write from another process while the hub runs; the
+    matcher must reload from the gallery version, or a new customer is not greeted until a
+    restart and an erased one is still recognised (the erasure promise broken)."""
+    from hub import db
+    from hub.erasure import erase_customer
+    from storesense.paths import hub_db_path
+
+    topic = hub.topics.faces("door-1")
+    cli = db.connect(hub_db_path(hub.home))  # what the CLI opens: its own connection
+    alice = Phone("alice", hub.topics, cfg.mqtt).start()
+    try:
+        before = _track(unit(3), final=True)
+        _publish(camera, topic, before.to_bytes())
+        assert _wait(lambda: _unknown_visitor(cli, before.track_id))  # not enrolled yet
+
+        gallery = Gallery.open(cli, template_key_path(hub.home))
+        gallery.enrol("c3", "Katherine Johnson", consent("consent-ref-3"), [(unit(3), 0.9, "t")])
+        _publish(camera, topic, _track(unit(3)).to_bytes())
+        assert alice.wait_for(lambda ph: len(ph.open_alerts()) == 1)
+        alert = alice.open_alerts()[0]
+        assert (alert.customer_id, alert.customer_name) == ("c3", "Katherine Johnson")
+
+        assert erase_customer(cli, "c3", actor="test", reason="erasure request").profile
+        after = _track(unit(3), final=True)
+        _publish(camera, topic, after.to_bytes())
+        assert _wait(lambda: _unknown_visitor(cli, after.track_id))  # a stranger again
+        for table in ("visits", "alerts"):
+            n = cli.execute(f"SELECT count(*) FROM {table} WHERE customer_id='c3'").fetchone()[0]
+            assert n == 0, table
+        # the enrolled customers of the start are still matched by the same running hub
+        _publish(camera, topic, _track(unit(1)).to_bytes())
+        assert alice.wait_for(lambda ph: any(a.customer_id == "c1" for a in ph.open_alerts()))
+    finally:
+        alice.stop()
+        cli.close()
+
+
+def _watch_node_health(cfg: StoreConfig, topic: str, name: str) -> tuple[object, list]:
+    """An ops client subscribed to ``hub/nodes`` (SUBACK received); collects (retain, nodes)."""
+    got: list[tuple[bool, dict[str, str]]] = []
+    subscribed = threading.Event()
+    client = make_client(f"{name}-{cfg.store_id}", cfg.mqtt)
+    client.on_message = lambda c, u, msg: got.append(
+        (bool(msg.retain), m.decode(msg.payload, m.NodeHealth).nodes)
+    )
+    client.on_subscribe = lambda c, u, mid, codes, props: subscribed.set()
+    connect(client, cfg.mqtt)
+    client.subscribe(topic, qos=1)
+    assert subscribed.wait(5), "no SUBACK for hub/nodes"
+    return client, got
+
+
+def test_node_health_is_published_retained_with_a_silent_camera_down(
+    hub: HubService, camera, cfg: StoreConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What ops dashboards read on ``hub/nodes`` (docs/mqtt.md): up / offline / down.
+
+    The silence threshold is shortened from 20 s to 1.5 s. It is a default argument of
+    ``mark_silent``, so the hub's call is wrapped with the shorter value; the sweep, the state
+    change and the publication are the real ones.
+    """
+    import functools
+
+    from hub import node_health
+
+    monkeypatch.setattr(
+        node_health, "mark_silent", functools.partial(node_health.mark_silent, silent_after_s=1.5)
+    )
+    ops, got = _watch_node_health(cfg, hub.topics.node_health, "ops")
+    stop_beating = threading.Event()
+
+    def heartbeat(camera_id: str, online: bool = True) -> None:
+        status = m.EdgeStatus(camera_id=camera_id, role="entrance", online=online)
+        _publish(camera, hub.topics.edge_status(camera_id), status.to_bytes())
+
+    def keep_door_1_alive() -> None:
+        while not stop_beating.wait(0.2):
+            heartbeat("door-1")
+
+    beater = threading.Thread(target=keep_door_1_alive, daemon=True)
+    try:
+        for cam in ("door-1", "door-2", "door-3"):
+            heartbeat(cam)
+        heartbeat("door-3", online=False)  # says goodbye: offline, not down
+        beater.start()
+        assert _wait(lambda: {"door-1": "up", "door-2": "up", "door-3": "up"} in _nodes(got))
+        expected = {"door-1": "up", "door-2": "down", "door-3": "offline"}
+        assert _wait(lambda: expected in _nodes(got)), got
+    finally:
+        stop_beating.set()
+        beater.join(timeout=5)
+        ops.disconnect()
+        ops.loop_stop()
+    # retained: a dashboard connecting later gets the current picture at once
+    viewer, late = _watch_node_health(cfg, hub.topics.node_health, "ops-late")
+    try:
+        assert _wait(lambda: bool(late))
+        retained, nodes = late[0]
+        assert retained
+        assert (nodes["door-2"], nodes["door-3"]) == ("down", "offline")
+    finally:
+        viewer.disconnect()
+        viewer.loop_stop()
+
+
+def _nodes(got: list[tuple[bool, dict[str, str]]]) -> list[dict[str, str]]:
+    return [nodes for _, nodes in got]
+
+
+def test_malformed_payloads_are_logged_with_topic_and_reason(
+    hub: HubService, camera, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A counter says *that* something is wrong; the log line says where and what, so an
+    installer can find the misconfigured camera. It names the problem, never the embedding."""
+    import logging
+
+    caplog.set_level(logging.WARNING, logger="hub.service")
+    topic = hub.topics.faces("door-1")
+    good = json.loads(_track(unit(1)).to_bytes())
+    short = json.loads(_track(unit(1)).to_bytes())
+    short["samples"][0]["vector"] = short["samples"][0]["vector"][:40]
+    spoofed = json.loads(_track(unit(1), camera_id="door-9").to_bytes())
+    sent = [
+        (b"{oops", "bad_json"),
+        (json.dumps({**good, "v": 2}).encode(), "bad_version"),
+        (json.dumps(short).encode(), "bad_schema"),
+        (json.dumps(spoofed).encode(), "topic_mismatch"),
+    ]
+    for payload, _ in sent:
+        _publish(camera, topic, payload)
+
+    def rejections() -> list[str]:
+        return [
+            r.getMessage()
+            for r in caplog.records
+            if r.name == "hub.service"
+            and r.levelno == logging.WARNING
+            and r.getMessage().startswith("rejected message")
+        ]
+
+    assert _wait(lambda: len(rejections()) == len(sent)), rejections()
+    for line, (_, reason) in zip(rejections(), sent, strict=True):  # one line each, in order
+        assert line.startswith(f"rejected message on {topic} ({reason}): "), line
+        assert len(line) < 400, line  # a summary, not the payload
+    vectors = [s["vector"] for p in (good, short, spoofed) for s in p["samples"]]
+    assert not any(v in caplog.text for v in vectors)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import io
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -37,24 +39,75 @@ def test_calibrate_writes_the_yaml_and_prints_the_error_in_metres(tmp_path: Path
     np.testing.assert_allclose(hom.matrix, load_calibration(CALIBRATION).matrix, rtol=1e-9)
 
 
+def test_calibrate_with_only_points_and_out_fits_the_same_map_and_says_what_it_skips(
+    tmp_path: Path, capsys
+) -> None:
+    """The contract as the issue wrote it: ``calibrate --points F.csv --out F.yaml``."""
+    from edge.floor_geometry import load_calibration
+
+    out = tmp_path / "floor-1.yaml"
+    assert main(["calibrate", "--points", str(POINTS), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "12 points, image size not given: reprojection error RMS 0.028 m, max 0.058 m" in text
+    assert "frame-size check is skipped" in text and "--image-size WxH" in text
+    hom = load_calibration(out)
+    assert hom.image_size is None
+    np.testing.assert_allclose(hom.matrix, load_calibration(CALIBRATION).matrix, rtol=1e-9)
+    # with no size to compare against, a frame of another view is mapped as it comes, unscaled
+    px = np.array([[240.0, 300.0]])
+    np.testing.assert_allclose(hom.to_floor(px, frame_size=(640, 360)), hom.to_floor(px))
+    # ...whereas the sized calibration still refuses it: only the size-less file skips the check
+    from edge.floor_geometry import CalibrationError
+
+    with pytest.raises(CalibrationError, match="not a scaled copy"):
+        load_calibration(CALIBRATION).to_floor(px, frame_size=(640, 360))
+
+
+@pytest.mark.parametrize("size_args", [[], ["--image-size", "640x480"]], ids=["bare", "sized"])
 @pytest.mark.parametrize(
     ("rows", "message"),
     [
         ("u,v,x,y\n1,1,0,0\n100,1,1,0\n1,100,0,1\n", "at least 4"),
         ("0,0,0,0\n10,10,1,1\n20,20,2,2\n30,30,3,3\n40,40,4,4\n", "one line"),
         ("0,0,0,0\n10,0,1,0\n0,10,0,1\nten,10,1,1\n", ":4: not a number"),
+        ("0,0,0,0\n10,0,1,0\n0,10,0,1\n10,10,1\n", ":4: expected 4 values"),
     ],
 )
 def test_calibrate_refuses_bad_points_with_one_clear_line(
-    tmp_path: Path, capsys, rows: str, message: str
+    tmp_path: Path, capsys, rows: str, message: str, size_args: list[str]
 ) -> None:
     pts = tmp_path / "p.csv"
     pts.write_text(rows)
     out = tmp_path / "c.yaml"
-    rc = main(["calibrate", "--points", str(pts), "--image-size", "640x480", "--out", str(out)])
+    rc = main(["calibrate", "--points", str(pts), *size_args, "--out", str(out)])
     assert rc == 2
     err = capsys.readouterr().err
     assert "calibration refused" in err and message in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_calibrate_refuses_a_missing_points_file_without_a_traceback(
+    tmp_path: Path, capsys
+) -> None:
+    out = tmp_path / "c.yaml"
+    assert main(["calibrate", "--points", str(tmp_path / "nope.csv"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "calibration refused" in err and "cannot read" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("size", "message"),
+    [("0x360", "must be positive"), ("480", "is not WIDTHxHEIGHT"), ("wide", "not WIDTHxHEIGHT")],
+)
+def test_calibrate_refuses_a_bad_image_size(
+    tmp_path: Path, capsys, size: str, message: str
+) -> None:
+    out = tmp_path / "c.yaml"
+    with pytest.raises(SystemExit) as exc:
+        main(["calibrate", "--points", str(POINTS), "--image-size", size, "--out", str(out)])
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
     assert not out.exists()
 
 
@@ -145,3 +198,53 @@ def test_track_on_a_missing_video_and_bad_fps(tmp_path: Path, capsys) -> None:
     with pytest.raises(SystemExit):
         main(["track", "--video", "x.avi", "--out", "t", "--fps", "0"])
     assert "must be a positive number" in capsys.readouterr().err
+
+
+def test_occupancy_with_a_calibration_made_without_image_size(
+    pets_dir: Path, tmp_path: Path, capsys
+) -> None:
+    """The bare ``calibrate`` output serves a camera of the resolution the marks were clicked
+    in exactly as the sized one does (vtest.avi is that 480x360 frame)."""
+    bare = tmp_path / "bare.yaml"
+    assert main(["calibrate", "--points", str(POINTS), "--out", str(bare)]) == 0
+    outs = []
+    for cal in (bare, CALIBRATION):
+        out = tmp_path / f"occ-{cal.stem}.csv"
+        rc = main(
+            ["occupancy", "--video", str(pets_dir / "vtest.avi"), "--calibration", str(cal),
+             "--cell-m", "2", "--out", str(out), "--fps", "7", "--max-frames", "7"]
+        )  # fmt: skip
+        assert rc == 0
+        outs.append(out.read_text())
+    assert outs[0] == outs[1] and len(outs[0].splitlines()) > 1
+
+
+class _Terminal(io.StringIO):
+    """A stderr that says it is a terminal, so the progress bar draws into it."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("quiet", [False, True], ids=["tty", "tty-quiet"])
+def test_track_progress_goes_to_stderr_and_leaves_stdout_and_rows_alone(
+    pets_dir: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch, quiet: bool
+) -> None:
+    video = str(pets_dir / "vtest.avi")
+    args = ["--fps", "7", "--max-frames", "5"]
+    plain = tmp_path / "plain.txt"
+    assert main(["track", "--video", video, "--out", str(plain), *args]) == 0  # no TTY: no bar
+    plain_io = capsys.readouterr()
+    assert plain_io.err == ""
+    term = _Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    drawn = tmp_path / "drawn.txt"
+    extra = ["--quiet"] if quiet else []
+    assert main(["track", "--video", video, "--out", str(drawn), *args, *extra]) == 0
+    monkeypatch.undo()
+    assert capsys.readouterr().out == plain_io.out.replace(str(plain), str(drawn))
+    assert drawn.read_text() == plain.read_text()
+    if quiet:
+        assert term.getvalue() == ""
+    else:
+        assert "track vtest.avi" in term.getvalue()  # the bar was drawn, on stderr only

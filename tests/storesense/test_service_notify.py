@@ -8,8 +8,14 @@ start timeout) fails here instead of on a store's hub.
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import struct
+import subprocess
+import sys
 import tempfile
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +23,8 @@ from pathlib import Path
 import pytest
 
 from storesense import service_notify
+
+MOSQUITTO = ("127.0.0.1", 1883)
 
 
 @pytest.fixture(autouse=True)
@@ -140,3 +148,135 @@ def test_watchdog_interval(
     elif pid is not None:
         monkeypatch.setenv("WATCHDOG_PID", pid)
     assert service_notify.watchdog_interval_s() == expected
+
+
+# -- the hub daemon, as systemd runs it ------------------------------------------------------
+
+
+def _mosquitto_port() -> int:
+    try:
+        socket.create_connection(MOSQUITTO, timeout=1).close()
+    except OSError:
+        pytest.fail("Mosquitto is not listening on 127.0.0.1:1883 (.ci/run starts it)")
+    return MOSQUITTO[1]
+
+
+_CRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
+
+
+def _receive_with_sender(sock: socket.socket, timeout_s: float) -> tuple[bytes, int] | None:
+    """One datagram and the pid the kernel says sent it (``SO_PASSCRED``); None on timeout.
+
+    systemd reads the same credentials: with ``NotifyAccess=main`` it drops datagrams from any
+    pid but the unit's main process, so a READY sent from a child would be silently ignored.
+    """
+    sock.settimeout(timeout_s)
+    try:
+        data, ancdata, _, _ = sock.recvmsg(4096, socket.CMSG_SPACE(_CRED.size))
+    except TimeoutError:
+        return None
+    pid = -1
+    for level, kind, raw in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+            pid = _CRED.unpack(raw[: _CRED.size])[0]
+    return data, pid
+
+
+def _collect(sock: socket.socket, seconds: float) -> list[tuple[bytes, int]]:
+    got = []
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        item = _receive_with_sender(sock, left)
+        if item is not None:
+            got.append(item)
+    return got
+
+
+def _hub_config(tmp_path: Path) -> Path:
+    path = tmp_path / "store.yaml"
+    path.write_text(f"store_id: t{uuid.uuid4().hex[:10]}\nmqtt: {{port: {_mosquitto_port()}}}\n")
+    return path
+
+
+def test_hub_run_says_ready_pings_the_watchdog_and_says_stopping(
+    notify_socket: socket.socket, tmp_path: Path
+) -> None:
+    """``storesense hub run`` as the Type=notify unit starts it: READY once, a WATCHDOG ping
+    every half of ``WATCHDOG_USEC``, STOPPING on SIGTERM, all from the main process."""
+    notify_socket.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+    script = Path(sys.executable).with_name("storesense")
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "storesense.cli"]
+    env = {k: v for k, v in os.environ.items() if k not in ("WATCHDOG_PID", "STORESENSE_HOME")}
+    env["WATCHDOG_USEC"] = "400000"  # WatchdogSec=0.4: a ping every 0.2 s
+    home = tmp_path / "home"
+    log_path = tmp_path / "hub.log"
+    with open(log_path, "wb") as log_file:
+        hub = subprocess.Popen(
+            [*cmd, "--home", str(home), "--config", str(_hub_config(tmp_path)), "hub", "run"],
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            got: list[tuple[bytes, int]] = []
+            deadline = time.monotonic() + 60  # a cold start imports numpy, paho, pydantic...
+            while time.monotonic() < deadline and not (
+                (b"READY=1", hub.pid) in got and got.count((b"WATCHDOG=1", hub.pid)) >= 3
+            ):
+                assert hub.poll() is None, log_path.read_text()
+                item = _receive_with_sender(notify_socket, 1.0)
+                if item is not None:
+                    got.append(item)
+            hub.send_signal(signal.SIGTERM)
+            assert hub.wait(timeout=30) == 0, log_path.read_text()
+        finally:
+            if hub.poll() is None:
+                hub.kill()
+                hub.wait()
+    got += _collect(notify_socket, 0.3)
+    messages = [data for data, _ in got]
+    assert messages.count(b"READY=1") == 1, (messages, log_path.read_text())
+    assert messages.count(b"WATCHDOG=1") >= 3, messages
+    assert b"STOPPING=1" in messages[messages.index(b"READY=1") :], messages
+    assert set(messages) <= {b"READY=1", b"WATCHDOG=1", b"STOPPING=1"}, messages  # no typos
+    assert {pid for _, pid in got} == {hub.pid}  # NotifyAccess=main accepts nothing else
+
+
+def _pings(sock: socket.socket, seconds: float) -> int:
+    return sum(data == b"WATCHDOG=1" for data, _ in _collect(sock, seconds))
+
+
+def test_a_wedged_hub_worker_stops_the_watchdog_pings(
+    notify_socket: socket.socket, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The hub pings from its worker thread, not from a timer: when the worker hangs (a stuck
+    SQLite write, a deadlock) the pings stop and systemd restarts the hub, as it should."""
+    from hub.service import HubService
+    from storesense.config import load_config
+
+    monkeypatch.setenv("WATCHDOG_USEC", "400000")
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
+    cfg = load_config(_hub_config(tmp_path))
+    hub = HubService(cfg, tmp_path, client_id=f"hub-{cfg.store_id}")
+    wedge, wedged, release = threading.Event(), threading.Event(), threading.Event()
+    real_tick = hub._tick
+
+    def tick(now: float) -> None:  # the worker's periodic step, hanging on request
+        if wedge.is_set() and not release.is_set():
+            wedged.set()
+            release.wait(30)
+        real_tick(now)
+
+    hub._tick = tick  # type: ignore[method-assign]
+    with hub:
+        try:
+            assert _pings(notify_socket, 1.0) >= 3  # alive: about five a second
+            wedge.set()
+            assert wedged.wait(5)
+            _collect(notify_socket, 0.05)  # a ping sent just before the hang
+            assert _pings(notify_socket, 1.2) == 0  # three intervals: systemd would kill it
+            # the process and its thread are still there: only the missing pings tell
+            assert hub._worker is not None and hub._worker.is_alive()
+        finally:
+            release.set()
+        assert _pings(notify_socket, 1.0) >= 3  # and it recovers when the worker does
