@@ -22,6 +22,7 @@ import json
 import logging
 import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
@@ -279,3 +280,73 @@ def last_build(conn: sqlite3.Connection) -> sqlite3.Row | None:
         "SELECT built_at, cutoff, customers, items, seconds FROM suggestion_builds "
         "ORDER BY build_id DESC LIMIT 1"
     ).fetchone()
+
+
+class NoBuild(LookupError):
+    """No ``suggest build`` has run on this database: there is nothing to serve or export."""
+
+
+def _build_k_cutoff(conn: sqlite3.Connection) -> tuple[int, str] | None:
+    """The last build's items per list (its ``SuggestParams.k``) and cut-off; None if none.
+
+    A lookup asking for more than k gets at most k, so a caller that promises k items (the
+    export) checks against it instead of silently handing out shorter lists."""
+    row = conn.execute(
+        "SELECT detail, cutoff FROM suggestion_builds ORDER BY build_id DESC LIMIT 1"
+    ).fetchone()
+    if row is None:
+        return None
+    return int(json.loads(row[0])["params"]["k"]), str(row[1])
+
+
+def all_customers(conn: sqlite3.Connection) -> list[str]:
+    """Every customer a card can be opened for: anyone with a receipt, plus enrolled customers
+    without one. Receipts unlinked by erasure (owner ``erased-…``, see
+    ``pos_store.forget_customer_purchases``) lead to nobody and are left out."""
+    rows = conn.execute(
+        "SELECT customer_id FROM pos_invoices WHERE customer_id NOT LIKE 'erased-%' "
+        "UNION SELECT customer_id FROM customers ORDER BY 1"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def served_lists(
+    conn: sqlite3.Connection, k: int
+) -> Iterator[tuple[str, list[Suggestion], list[Suggestion]]]:
+    """``(customer_id, usual, new_for_you)`` for every customer, as the card serves them.
+
+    Same path as the phone: ``lookup`` (its fallback gives a customer missing from the last
+    build the stored best-sellers), then the card's rule that an item bought since the
+    build's cut-off is no longer "new for you" (``customer_profile._suggestions``). The
+    purchases since the cut-off are read in one query instead of one per customer, which is
+    what makes a whole-store export take seconds. Checks come first, not at the first
+    ``next()``: ``ValueError`` for a ``k`` outside 1..(what the build stored), ``NoBuild``
+    before any build.
+    """
+    if k < 1:
+        raise ValueError(f"ask for at least 1 item per list, not {k}")
+    info = _build_k_cutoff(conn)
+    if info is None:
+        raise NoBuild("no suggestions built yet: run `storesense suggest build` first")
+    built_k, cutoff = info
+    if k > built_k:
+        raise ValueError(f"the last build stored {built_k} items per list; ask for 1 to {built_k}")
+    since: dict[str, set[str]] = {}
+    for cid, code in conn.execute(
+        "SELECT DISTINCT i.customer_id, l.stock_code FROM pos_invoices i "
+        "JOIN pos_lines l ON l.invoice_no = i.invoice_no WHERE i.invoiced_at >= ?",
+        (cutoff,),
+    ):
+        since.setdefault(cid, set()).add(code)
+    return _serve(conn, all_customers(conn), k, since)
+
+
+def _serve(
+    conn: sqlite3.Connection, customers: list[str], k: int, since: dict[str, set[str]]
+) -> Iterator[tuple[str, list[Suggestion], list[Suggestion]]]:
+    for cid in customers:
+        usual, new = lookup(conn, cid, k)
+        bought = since.get(cid)
+        if bought:
+            new = [s for s in new if s.stock_code not in bought]
+        yield cid, usual, new

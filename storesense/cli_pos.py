@@ -139,6 +139,47 @@ def cmd_suggest_build(args: argparse.Namespace, home: Path) -> int:
     return 0
 
 
+def cmd_suggest_export(args: argparse.Namespace, home: Path) -> int:
+    """Every customer's two lists as one CSV, for the CRM or a mailing. Served exactly as the
+    phone's card serves them (``hub.suggest.served_lists``), so the file never disagrees with
+    what a salesperson sees; written to a temporary file and renamed, so a failed export never
+    leaves a half file where the last good one was."""
+    import csv
+
+    from hub.suggest import NoBuild, served_lists
+
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise CliError(f"--out: folder {str(out.parent)!r} does not exist")
+    try:
+        lists = served_lists(_conn(home), args.k)
+    except ValueError as exc:
+        raise CliError(f"--k {args.k}: {exc}") from None
+    except NoBuild as exc:
+        raise CliError(str(exc)) from None
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    customers = rows = fallback = 0
+    try:
+        with tmp.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh, lineterminator="\n")
+            writer.writerow(["customer_id", "kind", "rank", "item_id"])
+            for cid, usual, new in lists:
+                customers += 1
+                fallback += not usual
+                for kind, items in (("usual", usual), ("new", new)):
+                    for rank, s in enumerate(items, start=1):
+                        writer.writerow([cid, kind, rank, s.stock_code])
+                        rows += 1
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    print(
+        f"{out}: {rows} rows for {customers} customers (up to {args.k} per list; {fallback} "
+        "without usual items, i.e. no purchase before the last build, get the best-sellers)"
+    )
+    return 0
+
+
 def cmd_suggest_eval(args: argparse.Namespace, home: Path) -> int:
     from hub import db
     from hub.pos_import import ImportFailed, import_csv
@@ -196,6 +237,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     sb = sa.add_parser("build", help="recompute every customer's suggestions (nightly job)")
     sb.add_argument("--cutoff", help="use purchases before this time only (default now)")
     sb.set_defaults(func=cmd_suggest_build)
+    sx = sa.add_parser(
+        "export", help="write every customer's suggestions as CSV (customer_id,kind,rank,item_id)"
+    )
+    sx.add_argument("--k", type=int, default=10, help="items per list (1 to the build's k)")
+    sx.add_argument("--out", required=True, help="CSV file to write (replaced atomically)")
+    sx.set_defaults(func=cmd_suggest_export)
     se = sa.add_parser("eval", help="offline evaluation on a CSV, split by time")
     se.add_argument("--csv", required=True)
     se.add_argument("--format", choices=["online-retail", "generic"], default="online-retail")

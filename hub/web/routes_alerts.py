@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from hub import db
 from hub.web.accounts import Session, _token_hash
+from hub.web.errors import POST_SESSION, SESSION, errors
 from hub.web.gateway import Gateway, GatewayUnavailable, PhoneLink
 from hub.web.security import COOKIE, csrf_session, current_session, websocket_session
 
@@ -41,7 +42,7 @@ def _gateway(request: Request) -> Gateway:
     return request.app.state.gateway
 
 
-@router.get("/api/alerts")
+@router.get("/api/alerts", responses=errors(*SESSION))
 def snapshot(
     request: Request,
     _: Annotated[Session, Depends(current_session)],
@@ -51,7 +52,11 @@ def snapshot(
     return _gateway(request).snapshot(since)
 
 
-@router.post("/api/alerts/{alert_id}/{action}", response_model=ActionResult)
+@router.post(
+    "/api/alerts/{alert_id}/{action}",
+    response_model=ActionResult,
+    responses=errors(*POST_SESSION, 404, 503),
+)
 async def act(
     request: Request,
     alert_id: AlertId,

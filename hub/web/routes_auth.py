@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hub.web import accounts
 from hub.web.accounts import Session
+from hub.web.errors import errors
 from hub.web.security import COOKIE, Conn, _same_origin, csrf_session, current_session
 
 router = APIRouter(prefix="/api", tags=["auth"])
@@ -33,7 +34,7 @@ def _me(session: Session) -> Me:
     return Me(staff_id=s.staff_id, name=s.name, role=s.role, csrf_token=session.csrf_token)
 
 
-@router.post("/login", response_model=Me)
+@router.post("/login", response_model=Me, responses=errors(400, 401, 403, 413, 422, 429))
 def login(body: LoginIn, request: Request, response: Response, conn: Conn) -> Me:
     # Login CSRF: a foreign page must not log a phone into the attacker's account.
     if not _same_origin(request.headers.get("origin"), request.headers.get("host")):
@@ -60,12 +61,12 @@ def login(body: LoginIn, request: Request, response: Response, conn: Conn) -> Me
     return _me(session)
 
 
-@router.get("/me", response_model=Me)
+@router.get("/me", response_model=Me, responses=errors(401))
 def me(session: Annotated[Session, Depends(current_session)]) -> Me:
     return _me(session)
 
 
-@router.post("/logout", status_code=204)
+@router.post("/logout", status_code=204, responses=errors(401, 403, 413))
 def logout(request: Request, _: Annotated[Session, Depends(csrf_session)], conn: Conn) -> Response:
     token = request.cookies.get(COOKIE, "")
     accounts.end_session(conn, token)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import BaseModel
@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from hub.audit import record_profile_view
 from hub.customer_profile import CustomerCard, CustomerNotFound, customer_card
 from hub.web.accounts import Session
+from hub.web.errors import SESSION, errors
 from hub.web.security import Conn, current_session
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,22 @@ class CustomerView(BaseModel):
     card: CustomerCard
 
 
-@router.get("/{customer_id}", response_model=CustomerView)
+def _with_offset(value: Any) -> Any:
+    """Naive datetimes (the card's store-local wall clock) made aware in the hub's zone.
+
+    The schema promises ``date-time`` (RFC 3339), which needs an offset; without one a phone
+    whose clock zone differs from the store's, or any strict client, reads another instant.
+    """
+    if isinstance(value, datetime):
+        return value.astimezone() if value.tzinfo is None else value
+    if isinstance(value, dict):
+        return {k: _with_offset(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_with_offset(v) for v in value]
+    return value
+
+
+@router.get("/{customer_id}", response_model=CustomerView, responses=errors(*SESSION, 403, 404))
 def customer_view(
     request: Request,
     conn: Conn,
@@ -60,4 +76,5 @@ def customer_view(
     except CustomerNotFound:  # erased since the alert (right to erasure): nothing to show
         raise HTTPException(404, "this customer's profile no longer exists") from None
     record_profile_view(conn, actor=session.staff.staff_id, customer_id=customer_id, reason=reason)
+    card = CustomerCard.model_validate(_with_offset(card.model_dump()))
     return CustomerView(alert_id=alert_id, card=card)

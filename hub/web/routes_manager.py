@@ -9,6 +9,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from hub.web.accounts import Session, staff_names
+from hub.web.errors import SESSION, errors
+from hub.web.params import IsoDate
 from hub.web.security import Conn, manager_session
 
 router = APIRouter(prefix="/api/manager", tags=["manager"])
@@ -20,11 +22,11 @@ def _day_bounds(day: dt.date) -> tuple[float, float]:
     return start.timestamp(), (start + dt.timedelta(days=1)).timestamp()
 
 
-@router.get("/day")
+@router.get("/day", responses=errors(*SESSION, 403))
 def day_report(
     conn: Conn,
     _: Annotated[Session, Depends(manager_session)],
-    date: Annotated[dt.date | None, Query(description="YYYY-MM-DD; default today")] = None,
+    date: Annotated[IsoDate | None, Query(description="YYYY-MM-DD; default today")] = None,
 ) -> dict[str, Any]:
     day = date or dt.date.today()
     start, end = _day_bounds(day)

@@ -18,6 +18,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
 
 from hub.pos_webhook import PosTransaction, WebhookRejected, WebhookResult, ingest_webhook
+from hub.web.errors import errors
 from hub.web.security import Conn
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,14 @@ def _authorised(request: Request, authorization: Annotated[str | None, Header()]
     "/transactions",
     dependencies=[Depends(_authorised)],
     response_model=WebhookResult,
-    responses={200: {"description": "a replay or duplicate"}, 409: {"description": "conflict"}},
+    status_code=201,
+    responses={
+        201: {"description": "imported"},
+        200: {"model": WebhookResult, "description": "a replay or duplicate"},
+        202: {"model": WebhookResult, "description": "no customer id: not stored"},
+        409: {"model": WebhookResult, "description": "invoice stored with different content"},
+        **errors(400, 401, 413, 422, 503),
+    },
 )
 def pos_transactions(
     conn: Conn,
