@@ -142,6 +142,14 @@ persistence true
 persistence_location {out / "data"}/
 autosave_interval 60
 
+# Store-and-forward for a hub that is away: Mosquitto queues only 1,000 QoS 1 messages per
+# offline session by default and drops the rest *after* acknowledging them to the camera, so
+# the camera's outbox cannot know. A busy door produces ~1 face-track message a second and a
+# floor camera 1 batch a second: 200,000 messages (capped at 256 MiB) covers a hub outage of
+# more than a day for a store's cameras. Found with bench/hub_alert_throughput.py.
+max_queued_messages 200000
+max_queued_bytes 268435456
+
 # A claim, the new alert state and their acknowledgements are tiny packets sent back to back;
 # with Nagle's algorithm each waits for the peer's delayed ACK (~40 ms on Linux) and the
 # claim -> gone-on-other-phones path triples (bench/phones_claim_latency.py).

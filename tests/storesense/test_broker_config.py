@@ -413,3 +413,44 @@ def test_cli_writes_the_bundle_and_refuses_a_second_time(tmp_path: Path, capsys)
     assert "cam-door-1" in (tmp_path / "mq" / "acl").read_text()
     assert main(args) == 2
     assert "--force" in capsys.readouterr().err
+
+
+def test_an_offline_hub_session_keeps_more_than_mosquittos_default_1000_messages(
+    broker: Broker,
+) -> None:
+    """Mosquitto drops QoS 1 messages beyond ``max_queued_messages`` (default 1,000) for an
+    offline session after acknowledging them to the sender; the generated config raises it so
+    a hub outage does not silently lose what the cameras' outboxes already let go."""
+    n = 3000
+    cfg = broker.mqtt_cfg(HUB)
+    received: queue.Queue[bytes] = queue.Queue()
+
+    def hub_session() -> object:
+        c = make_client(HUB, cfg, persistent=True)
+        c.on_message = lambda cl, u, m: received.put(bytes(m.payload))
+        connect(c, cfg)
+        return c
+
+    hub = hub_session()
+    hub.subscribe(T.faces("door-1"), qos=1)
+    time.sleep(0.5)
+    hub.disconnect()  # a clean DISCONNECT: the persistent session stays, messages queue
+    hub.loop_stop()
+    cam = make_client(CAM1, broker.mqtt_cfg(CAM1), persistent=False)
+    connect(cam, broker.mqtt_cfg(CAM1))
+    infos = [cam.publish(T.faces("door-1"), str(i).encode(), qos=1) for i in range(n)]
+    for info in infos:
+        info.wait_for_publish(10)
+    cam.disconnect()
+    cam.loop_stop()
+    hub = hub_session()  # the hub comes back: the broker delivers the whole queue
+    got: set[bytes] = set()
+    deadline = time.monotonic() + 30
+    while len(got) < n and time.monotonic() < deadline:
+        try:
+            got.add(received.get(timeout=1))
+        except queue.Empty:
+            continue
+    hub.disconnect()
+    hub.loop_stop()
+    assert len(got) == n, f"{n - len(got)} of {n} queued messages lost by the broker"
