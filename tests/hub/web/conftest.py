@@ -34,6 +34,8 @@ from tests.waiting import wait_for
 PASSWORD = "correct horse battery"
 STAFF = {"alice": "Alice Adams", "bob": "Bob Brown", "carol": "Carol Chen"}
 MANAGER = ("maria", "Maria Manager")
+# Browser screenshots for people to look at after a run (gitignored; CI keeps the workspace).
+ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
 
 
 def mosquitto_up() -> bool:

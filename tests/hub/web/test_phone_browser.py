@@ -18,7 +18,7 @@ import pytest
 from hub import db
 from storesense.paths import hub_db_path
 from tests.hub.conftest import unit
-from tests.hub.web.conftest import PASSWORD, Stack, camera_sends, face_track
+from tests.hub.web.conftest import ARTIFACTS, PASSWORD, Stack, camera_sends, face_track
 
 CHROMIUM = Path(shutil.which("chromium") or "/usr/bin/chromium")
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is a dev dependency")
@@ -66,6 +66,8 @@ def test_two_phones_claim_race_offline_phone_resyncs_and_view_is_audited(
         expect(cards["bob"].locator(".name")).to_have_text("Ada Lovelace")
         expect(cards["bob"].locator(".greeting")).to_have_text("Ada has just walked in")
         expect(cards["bob"].locator(".tier")).to_have_text("Bronze")
+        ARTIFACTS.mkdir(exist_ok=True)
+        bob.screenshot(path=str(ARTIFACTS / "alert-card.png"), full_page=True)
 
         # Carol's phone loses the network (and with it the socket) before anyone accepts.
         phones["carol"][0].set_offline(True)
@@ -92,7 +94,7 @@ def test_two_phones_claim_race_offline_phone_resyncs_and_view_is_audited(
         )
         expect(carol.locator("[data-testid=alert-card]")).to_have_count(0)
         expect(carol.locator("[data-testid=note]").first).to_contain_text("taken by Alice Adams")
-        alice.screenshot(path=str(stack.home / "customer-view.png"), full_page=True)
+        alice.screenshot(path=str(ARTIFACTS / "customer-view.png"), full_page=True)
 
         alice.click("#done")
         expect(alice.locator("[data-testid=customer-view]")).to_be_hidden()

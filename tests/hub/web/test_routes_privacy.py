@@ -10,13 +10,11 @@ from fastapi.testclient import TestClient
 from hub import audit, db
 from storesense.paths import hub_db_path
 from tests.hub.conftest import unit
-from tests.hub.web.conftest import MANAGER, Stack, camera_sends, face_track, login
+from tests.hub.web.conftest import ARTIFACTS, MANAGER, Stack, camera_sends, face_track, login
 from tests.hub.web.test_phone_browser import _phone, browser, sync_api  # noqa: F401 (fixture)
 from tests.waiting import wait_for
 
 FORGET = "/api/manager/customers/c1/forget"
-# Screenshots for people to look at (gitignored; CI keeps the workspace).
-ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
 
 
 def _count(home: Path, sql: str) -> int:
