@@ -110,9 +110,20 @@ def test_enrolled_face_track_alerts_every_phone(hub: HubService, camera, cfg: St
 
 
 def test_stranger_track_is_an_unknown_visitor_not_an_alert(hub: HubService, camera) -> None:
-    _publish(camera, hub.topics.faces("door-1"), _track(unit(99), final=True).to_bytes())
+    track = _track(unit(99), final=True)
+    _publish(camera, hub.topics.faces("door-1"), track.to_bytes())
     assert _wait(lambda: hub.stats.unknown_visitors == 1)
     assert _alert_count(hub) == 0
+    # A stranger's embeddings are dropped once matching fails: nothing of them stays in the
+    # hub's memory or in its database file (main file or WAL), only the count row.
+    assert track.track_id not in hub.recognizer._open
+    db_file = Path(hub.conn.execute("PRAGMA database_list").fetchone()[2])
+    raw = b"".join(p.read_bytes() for p in db_file.parent.glob(db_file.name + "*"))
+    for s in track.samples:
+        plain = np.asarray(s.vector, dtype="<f4").tobytes()
+        assert plain[:32] not in raw and plain[-32:] not in raw
+    row = hub.conn.execute("SELECT * FROM unknown_visitors").fetchone()
+    assert set(row.keys()) == {"track_id", "camera_id", "seen_at", "best_distance"}
 
 
 def test_duplicate_messages_make_one_alert(hub: HubService, camera) -> None:
