@@ -14,6 +14,8 @@ import time
 
 import paho.mqtt.client as mqtt
 
+from hub import db
+
 log = logging.getLogger(__name__)
 
 
@@ -65,10 +67,15 @@ class Outbox:
                 self._acked_mids.difference_update(mids)
         if mids:
             now = time.time()
-            self.conn.executemany(
-                "UPDATE outbox SET sent_at=? WHERE outbox_id=?",
-                [(now, self._in_flight.pop(m)) for m in mids],
-            )
+            done = sorted(self._in_flight.pop(m) for m in mids)
+            # One transaction, not one autocommit per row: a kill between two marks could
+            # leave an alert's older row unsent behind its newer one marked sent, and the
+            # restart would re-publish the older retained state over the newer (a claimed
+            # alert shown open). tests/hub/test_hub_kill_claim.py.
+            with db.write(self.conn):
+                self.conn.executemany(
+                    "UPDATE outbox SET sent_at=? WHERE outbox_id=?", [(now, i) for i in done]
+                )
 
     def unsent(self) -> int:
         row = self.conn.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchone()

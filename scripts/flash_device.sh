@@ -2,7 +2,7 @@
 # Provision one Storesense node — the hub or one camera's edge device — from a store config.
 #
 #   flash_device.sh --role entrance|floor|hub --store-config FILE [--camera ID]
-#       [--hub-address HOST] [--mqtt-credentials FILE] [--ca-cert FILE] [--root DIR]
+#       [--hub-address HOST]... [--mqtt-credentials FILE] [--ca-cert FILE] [--root DIR]
 #       [--dry-run] [--force] [--skip-install] [--wheel PATH | --source DIR]
 #
 # What it does (docs/deployment.md has the whole store bring-up):
@@ -12,14 +12,23 @@
 #      existing node file (store.yaml, credentials, CA) that differs unless --force;
 #   2. venv in <root>/opt/storesense/venv with the package from --wheel or --source (default:
 #      this checkout; --skip-install leaves the venv alone, as the tests do);
+#      the hub also gets Debian's mosquitto package (apt; printed, not run, with --root);
 #   3. <root>/etc/storesense/store.yaml: the store config with this node's MQTT account, CA and,
 #      for cameras, the hub's address as the MQTT host; root:storesense 0640 because it holds the
-#      MQTT password. mqtt-credentials.yaml (0600, root) and ca.crt (0644) beside it;
-#   4. the `storesense` system user (sysusers.d) and the file ownership above (tmpfiles.d);
+#      MQTT password. mqtt-credentials.yaml (0600, root) and ca.crt (0644) beside it.
+#      The hub's broker: `storesense broker-config` into <root>/etc/storesense/mosquitto (store
+#      CA, TLS-only mosquitto.conf, one account per device, ACLs) only if that folder is absent;
+#      --force regenerates it (a new CA and new passwords for every device). The hub's own
+#      account and CA come from that folder; --hub-address (repeatable on the hub) names the
+#      broker certificate must cover: the names and IPs the cameras reach the hub by. A drop-in
+#      <root>/etc/systemd/system/mosquitto.service.d/storesense.conf runs Mosquitto on it;
+#   4. the `storesense` system user (sysusers.d) and the file ownership above (tmpfiles.d; on
+#      the hub also the broker's files the mosquitto user must read);
 #   5. the units into <root>/etc/systemd/system and enabled: without --root by systemctl
-#      (daemon-reload, enable --now, restart when something changed); with --root by creating
-#      the *.target.wants symlinks, as systemctl would, for an image that boots later.
-#      On the hub the nightly report and suggestions timers are enabled with the hub service.
+#      (daemon-reload, enable --now, restart when something changed; on the hub Mosquitto
+#      first); with --root by creating the *.target.wants symlinks, as systemctl would, for an
+#      image that boots later. On the hub the nightly report and suggestions timers are enabled
+#      with the hub service.
 # Re-running with the same arguments changes nothing. --dry-run prints every step, changes nothing.
 #
 # With --root and an install, the venv is built with this machine's Python: only valid for a
@@ -32,15 +41,23 @@ CHECKOUT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PREFIX=/opt/storesense              # paths as the node sees them (the units hard-code these)
 CONF_DIR=/etc/storesense
 UNIT_DIR=/etc/systemd/system
+BROKER_DIR=$CONF_DIR/mosquitto       # the hub's `storesense broker-config` output
+BROKER_DROPIN=$UNIT_DIR/mosquitto.service.d/storesense.conf
+MOSQUITTO_BIN=/usr/sbin/mosquitto    # Debian's package
+# What a broker-config folder holds; the hub's account is credentials/hub.yaml.
+BROKER_FILES=(mosquitto.conf passwd acl ca.crt ca.key broker.crt broker.key credentials/hub.yaml)
 
 die() { echo "$PROG: $*" >&2; exit 2; }
+say() { echo "$PROG: $*"; }
+changed=0    # something the daemons read changed: restart them
 
 usage() {
     sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
 }
 
-role="" store_config="" camera="" hub_address="" credentials="" ca_cert="" root=""
+role="" store_config="" camera="" credentials="" ca_cert="" root=""
 dry_run=0 force=0 skip_install=0 wheel="" source_dir=""
+hub_addresses=()
 
 need_value() { [[ $# -ge 2 && -n $2 && $2 != --* ]] || die "$1 needs a value"; }
 while [[ $# -gt 0 ]]; do
@@ -48,7 +65,7 @@ while [[ $# -gt 0 ]]; do
         --role) need_value "$@"; role=$2; shift 2 ;;
         --store-config) need_value "$@"; store_config=$2; shift 2 ;;
         --camera) need_value "$@"; camera=$2; shift 2 ;;
-        --hub-address) need_value "$@"; hub_address=$2; shift 2 ;;
+        --hub-address) need_value "$@"; hub_addresses+=("$2"); shift 2 ;;
         --mqtt-credentials) need_value "$@"; credentials=$2; shift 2 ;;
         --ca-cert) need_value "$@"; ca_cert=$2; shift 2 ;;
         --root) need_value "$@"; root=$2; shift 2 ;;
@@ -76,12 +93,17 @@ else
     [[ -n $camera ]] ||
         die "--camera ID is required for the $role role (a camera id from the store config)"
     [[ $camera =~ ^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$ ]] || die "--camera '$camera' is not a camera id"
-    [[ -n $hub_address ]] ||
+    [[ ${#hub_addresses[@]} -gt 0 ]] ||
         die "--hub-address HOST is required for the $role role (the hub runs the MQTT broker)"
+    [[ ${#hub_addresses[@]} -eq 1 ]] ||
+        die "--hub-address is given once for a camera: the one address it reaches the hub by"
 fi
-if [[ -n $hub_address && ! $hub_address =~ ^[A-Za-z0-9.:-]+$ ]]; then
-    die "--hub-address '$hub_address' is not a host name or IP address"
-fi
+for addr in "${hub_addresses[@]}"; do
+    [[ $addr =~ ^[A-Za-z0-9.:-]+$ ]] || die "--hub-address '$addr' is not a host name or IP address"
+done
+# A camera's MQTT host; the hub keeps the store YAML's (its broker is local).
+hub_address=""
+[[ $role == hub ]] || hub_address=${hub_addresses[0]}
 [[ -z $credentials || -f $credentials ]] || die "MQTT credentials $credentials not found"
 [[ -z $ca_cert || -f $ca_cert ]] || die "CA certificate $ca_cert not found"
 [[ -z $wheel || -z $source_dir ]] || die "pass --wheel or --source, not both"
@@ -101,12 +123,69 @@ if [[ -z $root && $dry_run == 0 && $EUID -ne 0 ]]; then
 fi
 for unit in storesense-hub.service storesense-edge@.service storesense-report.service \
     storesense-report.timer storesense-suggest.service storesense-suggest.timer \
-    storesense-web.service; do
+    storesense-retention.service storesense-retention.timer storesense-web.service; do
     [[ -f $CHECKOUT/systemd/$unit ]] || die "unit $CHECKOUT/systemd/$unit not found"
 done
 
 venv=$root$PREFIX/venv
 live() { [[ -z $root ]]; }
+
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+
+# The hub's broker config: kept if the folder exists (re-runs change nothing), generated into
+# $stage first when it is absent or with --force, so that store.yaml can be rendered with the
+# new hub account and every check still runs before anything on the node changes.
+broker_dest=$root$BROKER_DIR
+broker_new=0
+broker_src=""
+if [[ $role == hub ]]; then
+    [[ ! -e $broker_dest || -d $broker_dest ]] || die "$broker_dest exists and is not a folder"
+    if [[ -e $broker_dest && $force == 0 ]]; then
+        for f in "${BROKER_FILES[@]}"; do
+            [[ -f $broker_dest/$f ]] || die "$broker_dest is not a complete broker config" \
+                "(no $f): pass --force to regenerate it (new CA and passwords for every device)"
+        done
+        grep -qx "password_file $BROKER_DIR/passwd" "$broker_dest/mosquitto.conf" ||
+            die "$broker_dest/mosquitto.conf does not use $BROKER_DIR/passwd (made for another" \
+                "folder?): pass --force to regenerate it (new CA and passwords for every device)"
+        broker_src=$broker_dest
+    else
+        broker_new=1
+        broker_src=$stage/mosquitto
+        [[ ${#hub_addresses[@]} -gt 0 ]] ||
+            die "--hub-address HOST is required for the hub when it generates its broker config:" \
+                "the name or IP the cameras reach it by (repeat it for each), for the certificate"
+    fi
+    # The hub's account is the bundle's: a file from elsewhere would not match the broker.
+    if [[ -n $credentials || -n $ca_cert ]]; then
+        [[ $broker_new == 0 ]] ||
+            die "--mqtt-credentials/--ca-cert are not for the hub: its MQTT account and CA come" \
+                "from the broker config this run generates in $broker_dest"
+        [[ -z $credentials ]] || cmp -s "$credentials" "$broker_src/credentials/hub.yaml" ||
+            die "$credentials is not $broker_src/credentials/hub.yaml, the hub's account in its" \
+                "broker config: leave --mqtt-credentials out on the hub"
+        [[ -z $ca_cert ]] || cmp -s "$ca_cert" "$broker_src/ca.crt" ||
+            die "$ca_cert is not $broker_src/ca.crt, the store CA of the hub's broker config:" \
+                "leave --ca-cert out on the hub"
+    fi
+    credentials=$broker_src/credentials/hub.yaml
+    ca_cert=$broker_src/ca.crt
+fi
+
+# A Python that can run `storesense broker-config` (the package and its hub libraries).
+storesense_python() {
+    local py
+    for py in "$venv/bin/python" "${PYTHON:-}" "$CHECKOUT/.venv/bin/python"; do
+        [[ -n $py ]] || continue
+        if command -v "$py" >/dev/null 2>&1 &&
+            "$py" -c 'import storesense.broker_config' >/dev/null 2>&1; then
+            echo "$py"
+            return 0
+        fi
+    done
+    return 1
+}
 
 # A Python that can read YAML: the node's venv, $PYTHON, this checkout's .venv, python3.
 yaml_python() {
@@ -120,9 +199,6 @@ yaml_python() {
     done
     return 1
 }
-
-stage=$(mktemp -d)
-trap 'rm -rf "$stage"' EXIT
 
 # Renders this node's store.yaml to stdout; refusals are one line on stderr, exit 2. When the
 # storesense package is importable it validates with the real models (input and output).
@@ -210,13 +286,53 @@ sys.stdout.write(out)
 PY
 }
 
-config_rendered=0
-if py=$(yaml_python); then
-    render_config "$py" > "$stage/store.yaml"
-    config_rendered=1
-elif [[ $dry_run == 1 || $skip_install == 1 ]]; then
-    die "no Python with PyYAML to read $store_config: install python3-yaml or set PYTHON"
-fi
+# `storesense broker-config` into $stage/mosquitto, its paths rewritten to the node's: the
+# generated mosquitto.conf and credentials name their files by absolute path.
+generate_broker() { # python
+    local out=$stage/mosquitto hosts=() addr err
+    for addr in "${hub_addresses[@]}"; do hosts+=(--host "$addr"); done
+    say "generating the broker config for $broker_dest: storesense broker-config" \
+        "--out $BROKER_DIR ${hosts[*]} (store CA, broker certificate, an account per device)"
+    if ! err=$("$1" -m storesense.cli --home "$stage/home" --config "$store_config" \
+        broker-config --out "$out" "${hosts[@]}" 2>&1 >/dev/null); then
+        die "storesense broker-config failed: $(tail -n 1 <<<"$err" | sed 's/^storesense: //')"
+    fi
+    local f
+    for f in "$out/mosquitto.conf" "$out"/credentials/*.yaml; do
+        sed -i "s|$out|$BROKER_DIR|g" "$f"
+    done
+    if grep -rqF "$stage" "$out"; then
+        die "the generated broker config still names $stage: not rewritten to $BROKER_DIR"
+    fi
+}
+
+# A kept broker config must still fit: its certificate has to name every --hub-address.
+check_broker_hosts() { # python
+    [[ ${#hub_addresses[@]} -gt 0 ]] || return 0
+    local missing
+    missing=$("$1" - "$broker_dest/broker.crt" "${hub_addresses[@]}" <<'PY'
+import ipaddress
+import sys
+
+from cryptography import x509
+
+cert = x509.load_pem_x509_certificate(open(sys.argv[1], "rb").read())
+san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+names = {n.lower() for n in san.get_values_for_type(x509.DNSName)}
+ips = set(san.get_values_for_type(x509.IPAddress))
+for host in sys.argv[2:]:
+    try:
+        ok = ipaddress.ip_address(host) in ips
+    except ValueError:
+        ok = host.lower() in names
+    if not ok:
+        print(host)
+PY
+    ) || die "could not read the broker certificate $broker_dest/broker.crt"
+    [[ -z $missing ]] ||
+        die "the broker certificate in $broker_dest does not name ${missing//$'\n'/, }:" \
+            "pass --force to regenerate the broker config (new CA and passwords for every device)"
+}
 
 # Node files: an existing one that differs is only replaced with --force (idempotent re-runs).
 conflict_check() { # staged target
@@ -225,19 +341,51 @@ conflict_check() { # staged target
         die "$dest exists and differs from what this run would write: pass --force to replace it"
     fi
 }
-[[ -z $credentials ]] || cp "$credentials" "$stage/mqtt-credentials.yaml"
-[[ -z $ca_cert ]] || cp "$ca_cert" "$stage/ca.crt"
+
+# Everything that needs a Python (PyYAML; on a hub that generates its broker config, the
+# storesense package): possible before any change when one is at hand, else right after the
+# venv is installed. Refusals from here on still come before the node's files change.
 node_files=()
-[[ $config_rendered == 0 ]] || node_files+=("store.yaml:0640")
-[[ -z $credentials ]] || node_files+=("mqtt-credentials.yaml:0600")
-[[ -z $ca_cert ]] || node_files+=("ca.crt:0644")
-for entry in "${node_files[@]}"; do
-    conflict_check "$stage/${entry%%:*}" "$CONF_DIR/${entry%%:*}"
-done
+prepared=0
+can_prepare() {
+    yaml_python >/dev/null || return 1
+    [[ $role != hub ]] || storesense_python >/dev/null
+}
+prepare_node_files() {
+    local py
+    py=$(yaml_python)
+    if [[ $role == hub && $broker_new == 1 ]]; then
+        generate_broker "$(storesense_python)"
+    elif [[ $role == hub ]]; then
+        check_broker_hosts "$(storesense_python)"
+    fi
+    render_config "$py" > "$stage/store.yaml"
+    node_files=("store.yaml:0640")
+    if [[ -n $credentials ]]; then
+        cp "$credentials" "$stage/mqtt-credentials.yaml"
+        node_files+=("mqtt-credentials.yaml:0600")
+    fi
+    if [[ -n $ca_cert ]]; then
+        cp "$ca_cert" "$stage/ca.crt"
+        node_files+=("ca.crt:0644")
+    fi
+    local entry
+    for entry in "${node_files[@]}"; do
+        conflict_check "$stage/${entry%%:*}" "$CONF_DIR/${entry%%:*}"
+    done
+    prepared=1
+}
+if can_prepare; then
+    prepare_node_files
+elif [[ $dry_run == 1 || $skip_install == 1 ]]; then
+    if yaml_python >/dev/null; then
+        die "no Python with the storesense package for the hub's broker config:" \
+            "set PYTHON to one (a checkout's .venv/bin/python after scripts/bootstrap.sh)"
+    fi
+    die "no Python with PyYAML to read $store_config: install python3-yaml or set PYTHON"
+fi
 
 # ---- 2.-5. the changes ------------------------------------------------------------------------
-changed=0
-say() { echo "$PROG: $*"; }
 run() { # prints the command; runs it unless --dry-run
     if [[ $dry_run == 1 ]]; then
         echo "[dry-run] $(printf '%q ' "$@")"
@@ -246,8 +394,10 @@ run() { # prints the command; runs it unless --dry-run
         "$@"
     fi
 }
+put_changed=0 # whether the last put_file wrote
 put_file() { # src target-path mode: write if missing or different, atomically
     local src=$1 dest=$root$2 mode=$3
+    put_changed=0
     if [[ -e $dest ]] && cmp -s "$src" "$dest"; then
         if [[ $(stat -c %a "$dest") != "${mode#0}" ]]; then
             run chmod "$mode" "$dest"
@@ -258,6 +408,7 @@ put_file() { # src target-path mode: write if missing or different, atomically
     run install -D -m "$mode" "$src" "$dest.flash-tmp"
     run mv -f "$dest.flash-tmp" "$dest"
     changed=1
+    put_changed=1
 }
 put_text() { # target-path mode text
     printf '%s\n' "$3" > "$stage/text"
@@ -313,7 +464,7 @@ else
     # Camera devices get the core package only; the hub also gets its own libraries (web app,
     # report drawing, suggestions, crypto): see [project.optional-dependencies] hub.
     spec=$target
-    [[ $role == hub ]] && spec="$target[hub]"
+    [[ $role == hub ]] && spec="${target}[hub]"
     before=$(installed_digest)
     run "$venv/bin/python" -m pip install --quiet --upgrade "$spec"
     if [[ $dry_run == 0 && $(installed_digest) != "$before" ]]; then
@@ -332,14 +483,24 @@ else
         sed -i "s|$venv|$PREFIX/venv|g" "$venv"/bin/activate*
         say "rewrote the venv's script paths from $venv to $PREFIX/venv"
     fi
-    if [[ $config_rendered == 0 ]]; then # only now is there a Python with PyYAML
-        if py=$(yaml_python); then
-            render_config "$py" > "$stage/store.yaml"
-        else
-            die "no Python with PyYAML even after the install; is $venv complete?"
-        fi
-        conflict_check "$stage/store.yaml" "$CONF_DIR/store.yaml"
-        node_files=("store.yaml:0640" "${node_files[@]}")
+    if [[ $prepared == 0 ]]; then # only now is there a Python for it
+        can_prepare || die "no Python with PyYAML and the storesense package even after the" \
+            "install; is $venv complete?"
+        prepare_node_files
+    fi
+fi
+
+# 2b. the hub's broker: Debian's Mosquitto (the drop-in below points it at our config)
+broker_changed=0 # Mosquitto's config changed: restart it
+if [[ $role == hub ]]; then
+    if ! live; then
+        say "skipped under --root: apt-get install -y mosquitto (the image needs the mosquitto" \
+            "package: $MOSQUITTO_BIN and its mosquitto.service)"
+    elif dpkg-query -W -f='${Status}' mosquitto 2>/dev/null | grep -q 'ok installed'; then
+        say "unchanged: the mosquitto package is installed"
+    else
+        run env DEBIAN_FRONTEND=noninteractive apt-get install -y mosquitto
+        broker_changed=1
     fi
 fi
 
@@ -347,6 +508,49 @@ fi
 for entry in "${node_files[@]}"; do
     put_file "$stage/${entry%%:*}" "$CONF_DIR/${entry%%:*}" "${entry##*:}"
 done
+if [[ $role == hub && $broker_new == 1 ]]; then
+    if [[ ! -e $broker_dest ]]; then
+        # Appears whole or not at all: a half-copied folder would be kept by the next run.
+        [[ ! -e $broker_dest.flash-tmp ]] || run rm -rf "$broker_dest.flash-tmp"
+        run mkdir -p "$(dirname "$broker_dest")"
+        run cp -a "$broker_src" "$broker_dest.flash-tmp"
+        run mv -T "$broker_dest.flash-tmp" "$broker_dest"
+    else
+        # --force over an existing folder: the generated files are replaced one by one and
+        # credentials of devices no longer in the store YAML removed; anything else there
+        # (the broker's persistence in data/) stays, as `broker-config --force` does.
+        while IFS= read -r -d '' f; do
+            rel=${f#"$broker_src"/}
+            put_file "$f" "$BROKER_DIR/$rel" "0$(stat -c %a "$f")"
+        done < <(find "$broker_src" -type f -print0 | sort -z)
+        for f in "$broker_dest"/credentials/*.yaml; do
+            [[ -e $f && ! -e $broker_src/credentials/$(basename "$f") ]] || continue
+            run rm -f "$f"
+        done
+        for d in credentials data; do
+            [[ $(stat -c %a "$broker_dest/$d" 2>/dev/null) == 700 ]] ||
+                run install -d -m 0700 "$broker_dest/$d"
+        done
+    fi
+    if [[ $dry_run == 0 ]]; then
+        say "wrote a new broker config to $broker_dest: every camera needs its credentials" \
+            "from $BROKER_DIR/credentials and the CA $BROKER_DIR/ca.crt"
+    fi
+    changed=1
+    broker_changed=1
+elif [[ $role == hub ]]; then
+    say "unchanged: the broker config in $broker_dest (kept; --force regenerates it, with a" \
+        "new CA and new passwords for every device)"
+fi
+if [[ $role == hub ]]; then
+    put_text "$BROKER_DROPIN" 0644 \
+"# Written by scripts/flash_device.sh: Debian's Mosquitto runs the store's TLS-only config from
+# \`storesense broker-config\` (docs/broker-security.md) instead of /etc/mosquitto/mosquitto.conf.
+[Service]
+ExecStart=
+ExecStart=$MOSQUITTO_BIN -c $BROKER_DIR/mosquitto.conf"
+    [[ $put_changed == 0 ]] || broker_changed=1
+fi
 if [[ -f $CHECKOUT/docs/deployment.md ]]; then # the units' Documentation= link
     put_file "$CHECKOUT/docs/deployment.md" "$PREFIX/docs/deployment.md" 0644
 fi
@@ -361,9 +565,25 @@ put_text /etc/tmpfiles.d/storesense.conf 0644 \
 z $CONF_DIR/store.yaml 0640 root storesense -
 z $CONF_DIR/mqtt-credentials.yaml 0600 root root -
 z $CONF_DIR/ca.crt 0644 root root -"
+if [[ $role == hub ]]; then
+    put_text /etc/tmpfiles.d/storesense-mosquitto.conf 0644 \
+"# Written by scripts/flash_device.sh: Mosquitto reads its password file and key, and writes
+# its persistence, as the mosquitto user; the CA key and the devices' credentials stay root's.
+z $CONF_DIR 0755 root root -
+z $BROKER_DIR 0755 root root -
+z $BROKER_DIR/passwd 0600 mosquitto mosquitto -
+z $BROKER_DIR/broker.key 0600 mosquitto mosquitto -
+d $BROKER_DIR/data 0700 mosquitto mosquitto -
+z $BROKER_DIR/ca.key 0600 root root -
+z $BROKER_DIR/credentials 0700 root root -"
+    [[ $put_changed == 0 ]] || broker_changed=1
+fi
 if live; then
     run systemd-sysusers /etc/sysusers.d/storesense.conf
     run systemd-tmpfiles --create /etc/tmpfiles.d/storesense.conf
+    if [[ $role == hub ]]; then
+        run systemd-tmpfiles --create /etc/tmpfiles.d/storesense-mosquitto.conf
+    fi
 elif [[ -f $root/etc/passwd && $EUID -eq 0 ]] && command -v systemd-sysusers >/dev/null 2>&1; then
     run systemd-sysusers --root="$root"
     gid=$(awk -F: '$1 == "storesense" { print $3 }' "$root/etc/group" 2>/dev/null || true)
@@ -379,9 +599,10 @@ fi
 # 5. units
 if [[ $role == hub ]]; then
     unit_files=(storesense-hub.service storesense-web.service storesense-report.service
-        storesense-report.timer storesense-suggest.service storesense-suggest.timer)
+        storesense-report.timer storesense-suggest.service storesense-suggest.timer
+        storesense-retention.service storesense-retention.timer)
     enable=(storesense-hub.service storesense-web.service storesense-report.timer
-        storesense-suggest.timer)
+        storesense-suggest.timer storesense-retention.timer)
 else
     unit_files=(storesense-edge@.service)
     enable=("storesense-edge@$camera.service")
@@ -405,6 +626,14 @@ wants_dir() { # unit -> the target it is WantedBy
 if live; then
     for name in "${stale[@]}"; do run systemctl disable --now "$name"; done
     run systemctl daemon-reload
+    if [[ $role == hub ]]; then # the broker first: the hub and the web app connect to it
+        if [[ $broker_changed == 1 ]]; then
+            run systemctl enable mosquitto.service
+            run systemctl restart mosquitto.service
+        else
+            run systemctl enable --now mosquitto.service
+        fi
+    fi
     for unit in "${enable[@]}"; do
         if [[ $changed == 1 ]]; then
             run systemctl enable "$unit"

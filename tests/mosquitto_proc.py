@@ -16,8 +16,18 @@ MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
 
 def require_mosquitto() -> None:
-    if not Path(MOSQUITTO).exists():
-        pytest.skip("mosquitto is not installed (.ci/run installs it)")
+    """Fail, never skip, without the broker binary.
+
+    The project's rule is that a test may skip only when the ``../shared`` data is absent:
+    Mosquitto is an installable dependency (``.ci/run`` installs it), so a missing binary is a
+    broken machine, and a skip would let the fault and broker-security tests pass unseen.
+    """
+    if not Path(MOSQUITTO).is_file():
+        pytest.fail(
+            f"mosquitto is not installed (looked on PATH and at {MOSQUITTO}): "
+            "install it with `apt-get install mosquitto` or run .ci/run, which does",
+            pytrace=False,
+        )
 
 
 class MosquittoProcess:

@@ -24,6 +24,7 @@ from storesense.embedded_broker import free_port
 from storesense.mqtt_client import connect_in_background, make_client
 from storesense.paths import template_key_path
 from storesense.sim_phone import Phone
+from tests.consent import consent
 from tests.hub.conftest import unit
 from tests.mosquitto_proc import MosquittoProcess, require_mosquitto
 from tests.waiting import wait_for as _wait
@@ -62,7 +63,9 @@ def _config(port: int) -> StoreConfig:
 def _enrol_all(service: HubService, home: Path) -> None:
     gallery = Gallery(service.conn, TemplateCipher(load_or_create_key(template_key_path(home))))
     for i in range(N_CUSTOMERS):
-        gallery.enrol(f"c{i:02d}", f"Customer {i}", f"consent-{i}", [(unit(100 + i), 0.9, "t")])
+        gallery.enrol(
+            f"c{i:02d}", f"Customer {i}", consent(f"consent-{i}"), [(unit(100 + i), 0.9, "t")]
+        )
 
 
 def _event(i: int) -> m.FaceTrack:

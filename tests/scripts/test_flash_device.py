@@ -3,8 +3,9 @@
 An installer flashes devices on a ladder with a laptop: every refusal must be one clear line
 before anything is touched, a re-run must change nothing, and the tree it leaves must be what
 systemd will boot (wants-symlinks pointing at the unit files, the camera id in the instance
-name, secrets not world-readable). The venv install is skipped (``--skip-install``): it needs
-the network and minutes, and is plain ``pip``.
+name, secrets not world-readable). The hub's broker config is the real ``storesense
+broker-config`` output, and a real Mosquitto is started on it. The venv install is skipped
+(``--skip-install``) everywhere but in ``test_flash_install.py``: it needs PyPI and minutes.
 """
 
 from __future__ import annotations
@@ -19,8 +20,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cryptography import x509
 
-from storesense.config import load_config
+from storesense.broker_config import verify_mosquitto_hash
+from storesense.config import MqttConfig, load_config
+from storesense.embedded_broker import free_port
+from storesense.mqtt_client import MqttConnectError, connect, make_client
+from tests.mosquitto_proc import MosquittoProcess, require_mosquitto
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "flash_device.sh"
@@ -29,6 +35,9 @@ UNITS = REPO / "systemd"
 ETC = Path("etc/storesense")
 SYSTEMD = Path("etc/systemd/system")
 WANTS = SYSTEMD / "multi-user.target.wants"
+BROKER = ETC / "mosquitto"  # the hub's `storesense broker-config` folder
+DROPIN = SYSTEMD / "mosquitto.service.d" / "storesense.conf"
+HUB_ADDRESSES = ["hub.store.lan", "10.0.0.2"]
 
 
 def flash(root: Path | None, *args: str, env: dict[str, str] | None = None):
@@ -98,17 +107,12 @@ def entrance_args(bundle: Path, camera: str = "door-1", role: str = "entrance") 
     ]
 
 
-def hub_args(bundle: Path) -> list[str]:
-    return [
-        "--role",
-        "hub",
-        "--store-config",
-        str(EXAMPLE),
-        "--mqtt-credentials",
-        str(bundle / "credentials" / "hub.yaml"),
-        "--ca-cert",
-        str(bundle / "ca.crt"),
-    ]
+def hub_args() -> list[str]:
+    """The hub: its MQTT account and CA come from the broker config it generates itself."""
+    args = ["--role", "hub", "--store-config", str(EXAMPLE)]
+    for addr in HUB_ADDRESSES:
+        args += ["--hub-address", addr]
+    return args
 
 
 # -- refusals: exit 2, one line on stderr, nothing written ------------------------------------
@@ -147,7 +151,7 @@ def _refusal_cases(bundle: Path, tmp_path: Path) -> dict[str, tuple[list[str], s
             "nope.yaml not found",
         ),
         "invalid store config": (
-            ["--role", "hub", "--store-config", str(bad_cfg)],
+            ["--role", "hub", "--hub-address", "10.0.0.2", "--store-config", str(bad_cfg)],
             "visits.cooldown: unknown key",
         ),
         "missing credentials": (
@@ -185,6 +189,30 @@ def _refusal_cases(bundle: Path, tmp_path: Path) -> dict[str, tuple[list[str], s
             "pass --ca-cert FILE",
         ),
         "unknown option": (["--role", "hub", *cfg, "--colour", "red"], "unknown argument"),
+        "hub without an address": (
+            ["--role", "hub", *cfg],
+            "--hub-address HOST is required for the hub when it generates its broker config",
+        ),
+        "hub address the certificate cannot hold": (
+            ["--role", "hub", "--hub-address", "hub..lan", *cfg],
+            "storesense broker-config failed: 'hub..lan' is not a host name",
+        ),
+        "credentials for a hub that makes its own": (
+            [
+                "--role",
+                "hub",
+                "--hub-address",
+                "10.0.0.2",
+                *cfg,
+                "--mqtt-credentials",
+                str(creds / "hub.yaml"),
+            ],
+            "--mqtt-credentials/--ca-cert are not for the hub",
+        ),
+        "two hub addresses for a camera": (
+            ["--role", "entrance", "--camera", "door-1", "--hub-address", "10.0.0.9", *cam],
+            "--hub-address is given once for a camera",
+        ),
     }
 
 
@@ -203,6 +231,10 @@ REFUSALS = [
     "another device's credentials",
     "TLS credentials without the CA",
     "unknown option",
+    "hub without an address",
+    "hub address the certificate cannot hold",
+    "credentials for a hub that makes its own",
+    "two hub addresses for a camera",
 ]
 
 
@@ -225,19 +257,87 @@ def test_refusals_are_one_line_and_touch_nothing(
 # -- provisioning -------------------------------------------------------------------------------
 
 
-def test_hub_is_provisioned(bundle: Path, root: Path) -> None:
-    result = flash(root, *hub_args(bundle))
+def test_hub_is_provisioned(root: Path) -> None:
+    result = flash(root, *hub_args())
     assert result.returncode == 0, result.stderr
+    broker = root / BROKER
 
+    # The broker config: what `storesense broker-config` writes, secrets closed, every path in
+    # it the node's own (/etc/storesense/mosquitto), never the scratch folder or the --root.
+    assert sorted(p.name for p in (broker / "credentials").iterdir()) == [
+        "cam-door-1.yaml",  # one account per camera of the store YAML…
+        "cam-floor-1.yaml",
+        "hub.yaml",
+        "phone-gateway.yaml",  # …and the web app's
+    ]
+    for name in ("ca.key", "broker.key", "passwd"):
+        assert mode(broker / name) == 0o600, name
+    for name in ("mosquitto.conf", "acl", "ca.crt", "broker.crt"):
+        assert mode(broker / name) == 0o644, name
+    assert mode(broker / "credentials") == mode(broker / "data") == 0o700
+    assert all(mode(f) == 0o600 for f in (broker / "credentials").iterdir())
+    conf = (broker / "mosquitto.conf").read_text().splitlines()
+    for line in (
+        "password_file /etc/storesense/mosquitto/passwd",
+        "acl_file /etc/storesense/mosquitto/acl",
+        "persistence_location /etc/storesense/mosquitto/data/",
+        "cafile /etc/storesense/mosquitto/ca.crt",
+        "certfile /etc/storesense/mosquitto/broker.crt",
+        "keyfile /etc/storesense/mosquitto/broker.key",
+        "listener 8883 0.0.0.0",
+        "allow_anonymous false",
+    ):
+        assert line in conf, line
+    for f in broker.rglob("*"):
+        if f.is_file():
+            text = f.read_bytes()
+            assert str(root).encode() not in text and b"/tmp/" not in text, f
+    cert = x509.load_pem_x509_certificate((broker / "broker.crt").read_bytes())
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    names = san.get_values_for_type(x509.DNSName) + [
+        str(ip) for ip in san.get_values_for_type(x509.IPAddress)
+    ]
+    assert set(names) == {"hub.store.lan", "localhost", "10.0.0.2", "127.0.0.1"}
+
+    # The hub's own account, from that folder, in its store.yaml.
+    hub_creds = yaml.safe_load((broker / "credentials" / "hub.yaml").read_text())
     store = root / ETC / "store.yaml"
     assert mode(store) == 0o640
     assert mode(root / ETC / "mqtt-credentials.yaml") == 0o600
     assert mode(root / ETC / "ca.crt") == 0o644
     cfg = load_config(store)
     assert cfg.mqtt.host == "127.0.0.1"  # the hub talks to the broker beside it
-    assert (cfg.mqtt.username, cfg.mqtt.password, cfg.mqtt.port) == ("hub", "pw-hub", 8883)
+    assert (cfg.mqtt.username, cfg.mqtt.password, cfg.mqtt.port) == (
+        "hub",
+        hub_creds["password"],
+        8883,
+    )
     assert str(cfg.mqtt.tls_ca) == "/etc/storesense/ca.crt"
-    assert (root / ETC / "ca.crt").read_bytes() == (bundle / "ca.crt").read_bytes()
+    assert hub_creds["tls_ca"] == "/etc/storesense/mosquitto/ca.crt"
+    assert (root / ETC / "ca.crt").read_bytes() == (broker / "ca.crt").read_bytes()
+    assert (root / ETC / "mqtt-credentials.yaml").read_bytes() == (
+        broker / "credentials" / "hub.yaml"
+    ).read_bytes()
+    hashes = dict(line.split(":", 1) for line in (broker / "passwd").read_text().splitlines())
+    assert verify_mosquitto_hash(cfg.mqtt.password, hashes["hub"])
+
+    # Debian's mosquitto.service runs that config (a drop-in, so package upgrades keep it), and
+    # the mosquitto user may read what it needs at every boot; the CA key stays root's.
+    assert (root / DROPIN).read_text().splitlines()[-3:] == [
+        "[Service]",
+        "ExecStart=",
+        "ExecStart=/usr/sbin/mosquitto -c /etc/storesense/mosquitto/mosquitto.conf",
+    ]
+    assert mode(root / DROPIN) == 0o644
+    rules = (root / "etc/tmpfiles.d/storesense-mosquitto.conf").read_text().splitlines()
+    for rule in (
+        "z /etc/storesense/mosquitto/passwd 0600 mosquitto mosquitto -",
+        "z /etc/storesense/mosquitto/broker.key 0600 mosquitto mosquitto -",
+        "d /etc/storesense/mosquitto/data 0700 mosquitto mosquitto -",
+        "z /etc/storesense/mosquitto/ca.key 0600 root root -",
+    ):
+        assert rule in rules, rule
+    assert "skipped under --root: apt-get install -y mosquitto" in result.stdout
 
     for unit in (
         "storesense-hub.service",
@@ -246,6 +346,8 @@ def test_hub_is_provisioned(bundle: Path, root: Path) -> None:
         "storesense-report.timer",
         "storesense-suggest.service",
         "storesense-suggest.timer",
+        "storesense-retention.service",
+        "storesense-retention.timer",
     ):
         assert (root / SYSTEMD / unit).read_bytes() == (UNITS / unit).read_bytes()
     link = root / WANTS / "storesense-hub.service"
@@ -255,7 +357,11 @@ def test_hub_is_provisioned(bundle: Path, root: Path) -> None:
         "storesense-web.service",
     ]
     timers = root / SYSTEMD / "timers.target.wants"
-    for timer in ("storesense-report.timer", "storesense-suggest.timer"):
+    for timer in (
+        "storesense-report.timer",
+        "storesense-suggest.timer",
+        "storesense-retention.timer",
+    ):
         assert os.readlink(timers / timer) == f"/etc/systemd/system/{timer}"
     assert not list(root.glob("etc/systemd/system/*edge*"))
 
@@ -264,6 +370,198 @@ def test_hub_is_provisioned(bundle: Path, root: Path) -> None:
         "z /etc/storesense/store.yaml 0640 root storesense"
         in (root / "etc/tmpfiles.d/storesense.conf").read_text()
     )
+
+
+def _runnable_broker(root: Path, tmp_path: Path) -> MosquittoProcess:
+    """The flashed broker config as a Mosquitto process here: its /etc paths pointed into the
+    tree and its listener moved to a free loopback port; nothing else changed."""
+    port = free_port()
+    text = (root / BROKER / "mosquitto.conf").read_text()
+    text = text.replace("/etc/storesense/mosquitto", str(root / BROKER))
+    assert "listener 8883 0.0.0.0\n" in text
+    text = text.replace("listener 8883 0.0.0.0\n", f"listener {port} 127.0.0.1\n")
+    conf = tmp_path / "flashed-mosquitto.conf"
+    conf.write_text(text)
+    return MosquittoProcess(conf, port)
+
+
+def _node_mqtt(root: Path, port: int) -> MqttConfig:
+    """The MQTT settings a flashed node's store.yaml gives it, with its CA path inside the tree
+    and the test broker's port (a camera's hub address becomes loopback)."""
+    mqtt = load_config(root / ETC / "store.yaml").mqtt
+    assert mqtt.tls_ca is not None
+    tls_ca = root / str(mqtt.tls_ca).lstrip("/")
+    return mqtt.model_copy(update={"host": "127.0.0.1", "port": port, "tls_ca": tls_ca})
+
+
+def test_the_flashed_broker_serves_the_hub_and_a_camera_flashed_from_its_bundle(
+    bundle: Path, tmp_path: Path
+) -> None:
+    """A store from nothing: flash the hub, flash a camera with what the hub's folder hands the
+    installer, start Mosquitto on the hub's generated config: both connect over TLS with the
+    accounts their store.yaml holds; a wrong password and a client without TLS are refused."""
+    require_mosquitto()
+    hub_root, cam_root = tmp_path / "hub-root", tmp_path / "cam-root"
+    hub_root.mkdir()
+    cam_root.mkdir()
+    assert flash(hub_root, *hub_args()).returncode == 0
+    creds = hub_root / BROKER / "credentials"
+    cam_args = [
+        *entrance_args(bundle)[:-4],
+        "--mqtt-credentials",
+        str(creds / "cam-door-1.yaml"),
+        "--ca-cert",
+        str(hub_root / BROKER / "ca.crt"),
+    ]
+    result = flash(cam_root, *cam_args)
+    assert result.returncode == 0, result.stderr
+
+    broker = _runnable_broker(hub_root, tmp_path).start()
+    try:
+        for node_root, account in ((hub_root, "hub"), (cam_root, "cam-door-1")):
+            cfg = _node_mqtt(node_root, broker.port)
+            assert cfg.username == account
+            client = make_client(account, cfg, persistent=False)
+            connect(client, cfg)  # raises MqttConnectError on refusal
+            client.disconnect()
+            client.loop_stop()
+        wrong = _node_mqtt(hub_root, broker.port).model_copy(update={"password": "guess"})
+        with pytest.raises(MqttConnectError, match="refused"):
+            connect(make_client("hub", wrong, persistent=False), wrong)
+        plain = _node_mqtt(hub_root, broker.port).model_copy(update={"tls_ca": None})
+        with pytest.raises(MqttConnectError):
+            connect(make_client("hub", plain, persistent=False), plain, timeout_s=3)
+    finally:
+        broker.stop()
+
+
+def test_hub_rerun_is_idempotent_and_keeps_the_broker_config(root: Path) -> None:
+    """A re-run must not rotate the CA or the passwords: every camera would be locked out."""
+    assert flash(root, *hub_args()).returncode == 0
+    before = snapshot(root)
+    for args in (hub_args(), ["--role", "hub", "--store-config", str(EXAMPLE)]):
+        again = flash(root, *args)
+        assert again.returncode == 0, again.stderr
+        assert snapshot(root) == before
+        assert not [line for line in again.stdout.splitlines() if line.startswith("+ ")]
+        assert "unchanged: the broker config in" in again.stdout
+        assert "generating the broker config" not in again.stdout
+
+
+def test_hub_force_regenerates_the_broker_config_but_keeps_its_data(root: Path) -> None:
+    assert flash(root, *hub_args()).returncode == 0
+    broker = root / BROKER
+    old_key = (broker / "ca.key").read_bytes()
+    old_password = load_config(root / ETC / "store.yaml").mqtt.password
+    (broker / "data" / "mosquitto.db").write_bytes(b"retained alerts, sessions")
+    stale = broker / "credentials" / "cam-door-9.yaml"  # a camera no longer in the store YAML
+    stale.write_text("username: cam-door-9\npassword: x\n")
+
+    forced = flash(root, *hub_args(), "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert (broker / "ca.key").read_bytes() != old_key  # a new CA…
+    cfg = load_config(root / ETC / "store.yaml")
+    assert cfg.mqtt.password != old_password  # …and new passwords, the hub's in its store.yaml
+    hub_creds = yaml.safe_load((broker / "credentials" / "hub.yaml").read_text())
+    assert cfg.mqtt.password == hub_creds["password"]
+    assert (root / ETC / "ca.crt").read_bytes() == (broker / "ca.crt").read_bytes()
+    assert (broker / "data" / "mosquitto.db").read_bytes() == b"retained alerts, sessions"
+    assert not stale.exists()
+    assert "/etc/storesense/mosquitto/passwd" in (broker / "mosquitto.conf").read_text()
+    for name in ("ca.key", "broker.key", "passwd", "credentials/hub.yaml"):
+        assert mode(broker / name) == 0o600, name
+    assert mode(broker / "credentials") == 0o700
+
+    before = snapshot(root)
+    again = flash(root, *hub_args())
+    assert again.returncode == 0, again.stderr
+    assert snapshot(root) == before
+
+
+def test_hub_takes_only_its_own_bundle_credentials(bundle: Path, root: Path) -> None:
+    """The old two-step bring-up passed the bundle's hub.yaml and ca.crt by hand: still fine.
+    Credentials from anywhere else would not match the broker's passwd: refused."""
+    assert flash(root, *hub_args()).returncode == 0
+    before = snapshot(root)
+    own = [
+        "--mqtt-credentials",
+        str(root / BROKER / "credentials" / "hub.yaml"),
+        "--ca-cert",
+        str(root / BROKER / "ca.crt"),
+    ]
+    same = flash(root, *hub_args(), *own)
+    assert same.returncode == 0, same.stderr
+    assert snapshot(root) == before
+
+    for args, expected in (
+        (["--mqtt-credentials", str(bundle / "credentials" / "hub.yaml")], "--mqtt-credentials"),
+        (["--ca-cert", str(bundle / "ca.crt")], "--ca-cert"),
+    ):
+        refused = flash(root, *hub_args(), *args)
+        assert refused.returncode == 2
+        assert len(refused.stderr.splitlines()) == 1, refused.stderr
+        assert f"leave {expected} out on the hub" in refused.stderr
+        assert snapshot(root) == before
+
+
+@pytest.mark.parametrize("dry_run", [False, True], ids=["real", "dry-run"])
+def test_hub_refuses_a_broker_folder_it_cannot_use(
+    dry_run: bool, root: Path, tmp_path: Path
+) -> None:
+    """An existing folder is kept, never half-trusted: an incomplete one, or one generated for
+    another path (its mosquitto.conf would name files that are not there on the node)."""
+    broker = root / BROKER
+    broker.mkdir(parents=True)
+    (broker / "mosquitto.conf").write_text("listener 8883\n")
+    before = snapshot(root)
+    extra = ["--dry-run"] if dry_run else []
+    result = flash(root, *hub_args(), *extra)
+    assert result.returncode == 2
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert "is not a complete broker config (no passwd): pass --force" in result.stderr
+    assert snapshot(root) == before
+
+    shutil.rmtree(broker)
+    cli = [sys.executable, "-m", "storesense.cli", "--home", str(tmp_path / "home")]
+    made_here = subprocess.run(
+        [*cli, "--config", str(EXAMPLE), "broker-config", "--out", str(broker)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert made_here.returncode == 0, made_here.stderr
+    before = snapshot(root)
+    result = flash(root, *hub_args(), *extra)
+    assert result.returncode == 2
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert "does not use /etc/storesense/mosquitto/passwd" in result.stderr
+    assert snapshot(root) == before
+
+
+def test_hub_refuses_an_address_its_kept_certificate_does_not_name(root: Path) -> None:
+    """A camera sent to a new hub address would fail TLS on it: say so now, on the hub."""
+    assert flash(root, *hub_args()).returncode == 0
+    before = snapshot(root)
+    case_and_ip = flash(root, *hub_args(), "--hub-address", "HUB.store.lan")
+    assert case_and_ip.returncode == 0, case_and_ip.stderr  # DNS names are case-insensitive
+    refused = flash(root, *hub_args(), "--hub-address", "10.9.9.9", "--hub-address", "new.lan")
+    assert refused.returncode == 2
+    assert len(refused.stderr.splitlines()) == 1, refused.stderr
+    assert "does not name 10.9.9.9, new.lan: pass --force" in refused.stderr
+    assert snapshot(root) == before
+
+
+def test_hub_dry_run_changes_nothing(root: Path) -> None:
+    result = flash(root, *hub_args(), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert not list(root.iterdir())
+    steps = [line for line in result.stdout.splitlines() if line.startswith("[dry-run] ")]
+    assert any(f"{root}/etc/storesense/mosquitto.flash-tmp" in s for s in steps)
+    assert any(f"{root}/etc/systemd/system/mosquitto.service.d/storesense.conf" in s for s in steps)
+    assert any("storesense-mosquitto.conf" in s for s in steps)
+    assert any("etc/storesense/store.yaml" in s for s in steps)
+    assert "skipped under --root: apt-get install -y mosquitto" in result.stdout
+    assert "nothing was changed" in result.stdout
 
 
 def test_entrance_camera_is_provisioned(bundle: Path, root: Path) -> None:
@@ -329,21 +627,35 @@ def test_dry_run_changes_nothing(bundle: Path, root: Path) -> None:
     assert "nothing was changed" in result.stdout
 
 
-def test_dry_run_of_the_machine_itself_only_prints(bundle: Path) -> None:
+def test_dry_run_of_the_machine_itself_only_prints() -> None:
     """Without --root the steps are systemctl calls; --dry-run must print, not run, them."""
-    if Path("/etc/storesense/store.yaml").exists():
+    if Path("/etc/storesense/store.yaml").exists() or Path("/etc/storesense/mosquitto").exists():
         pytest.skip("this machine is a provisioned node: its own store.yaml would be compared")
-    result = flash(None, *hub_args(bundle), "--dry-run")
+    result = flash(None, *hub_args(), "--dry-run")
     assert result.returncode == 0, result.stderr
     assert "[dry-run] systemctl daemon-reload" in result.stdout
     assert "[dry-run] systemctl enable" in result.stdout
     assert "+ " not in result.stdout
+    # The hub's broker: the package, its config's ownership, then a restart on the new config
+    # before the hub units (they connect to it).
+    installed = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Status}", "mosquitto"], capture_output=True, text=True
+    )
+    if "ok installed" in installed.stdout:
+        assert "unchanged: the mosquitto package is installed" in result.stdout
+    else:
+        assert "apt-get install -y mosquitto" in result.stdout
+    steps = [line for line in result.stdout.splitlines() if line.startswith("[dry-run] ")]
+    assert "[dry-run] systemd-tmpfiles --create /etc/tmpfiles.d/storesense-mosquitto.conf " in steps
+    restart = steps.index("[dry-run] systemctl restart mosquitto.service ")
+    assert restart < steps.index("[dry-run] systemctl enable storesense-hub.service ")
+    assert not Path("/etc/storesense").exists()
 
 
 @pytest.mark.parametrize("role", ["hub", "entrance"])
 def test_only_the_hub_installs_the_hub_libraries(role: str, bundle: Path, root: Path) -> None:
     """Cameras get the core package; the hub `.[hub]` (web app, report, ALS, crypto)."""
-    args = hub_args(bundle) if role == "hub" else entrance_args(bundle)
+    args = hub_args() if role == "hub" else entrance_args(bundle)
     result = flash(root, *args, "--source", str(REPO), "--dry-run")
     assert result.returncode == 0, result.stderr
     pip = [line for line in result.stdout.splitlines() if "-m pip install" in line]
@@ -365,6 +677,8 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
         "storesense-report.timer",
         "storesense-suggest.service",
         "storesense-suggest.timer",
+        "storesense-retention.service",
+        "storesense-retention.timer",
         "storesense-web.service",
     ]
     # As shipped, the only complaint allowed is the venv binary this machine does not have.
@@ -426,6 +740,8 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
         ),
         ("storesense-report.timer", ["OnCalendar=*-*-* 02:30:00", "Persistent=true"]),
         ("storesense-report.service", ["report --date yesterday", "Type=oneshot"]),
+        ("storesense-retention.timer", ["OnCalendar=*-*-* 03:45:00", "Persistent=true"]),
+        ("storesense-retention.service", ["retention run", "Type=oneshot", "User=storesense"]),
     ],
 )
 def test_unit_contract(unit: str, expected: list[str]) -> None:
