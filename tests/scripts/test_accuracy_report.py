@@ -1,4 +1,4 @@
-"""scripts/accuracy_report.py on a real ORL subset: every rate it prints is a count of its rows.
+"""storesense.accuracy on a real ORL subset: every rate it prints is a count of its rows.
 
 docs/accuracy.md is the project's statement of how often the door recognises enrolled
 customers and how often it wrongly names a stranger. These tests run the report's own
@@ -19,37 +19,21 @@ Only the embedding uses a cache (under the test's temporary folder); nothing is 
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 from dataclasses import replace
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from hub.matcher import OpenSetPolicy
+from storesense.accuracy.evaluate import build_report, decide, stranger_hits
+from storesense.accuracy.protocols import lfw_folds, orl_protocol, standard_protocols
+from storesense.accuracy.render import render_markdown
+from storesense.accuracy.render_sections import short_name
+from storesense.accuracy.stats import clopper_pearson, summarise, threshold_for_fpir
 from storesense.face_eval import embed_images
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _load_script() -> ModuleType:
-    """scripts/ is not a package; load the report the way ``python scripts/...`` would."""
-    name = "accuracy_report"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / "accuracy_report.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod  # dataclasses resolve their annotations through sys.modules
-    spec.loader.exec_module(mod)
-    return mod
-
-
-ar = _load_script()
 
 ENROLLED = [1, 2, 3, 4, 5]
 STRANGERS = [31, 32, 33]
@@ -69,7 +53,7 @@ def case(shared_data: Path, tmp_path_factory: pytest.TempPathFactory):
     blank_enrol, blank_probe = tmp / "blank_enrol.png", tmp / "blank_probe.png"
     Image.new("RGB", (92, 112), (128, 128, 128)).save(blank_enrol)
     Image.new("RGB", (92, 112), (90, 90, 90)).save(blank_probe)
-    base = ar.orl_protocol(
+    base = orl_protocol(
         orl, ENROLLED, STRANGERS, [1], [2, 3, 4, 5], key="orl-mini", title="ORL mini"
     )
     s6 = [("orl_s6", orl / "s6" / f"{i}.pgm") for i in (2, 3)]
@@ -80,7 +64,7 @@ def case(shared_data: Path, tmp_path_factory: pytest.TempPathFactory):
         embed_paths=(*base.embed_paths, blank_enrol, *(p for _, p in s6), blank_probe),
     )
     cache = tmp / "cache"
-    report = ar.build_report(
+    report = build_report(
         [protocol], OpenSetPolicy.from_config(), faces, cache_dir=cache, reference=None
     )
     emb = embed_images(protocol.embed_paths, cache_dir=cache)  # the cached array, same order
@@ -163,11 +147,11 @@ def _decided(case, name: str):
     if name == "default":
         return report.policy, rows
     if name == "loose":
-        policy = OpenSetPolicy(float(np.median([h.distance for h in ar.stranger_hits(s)])), 0.0)
+        policy = OpenSetPolicy(float(np.median([h.distance for h in stranger_hits(s)])), 0.0)
     else:
         median = float(np.median([r.distance for r in rows if r.has_face and r.genuine]))
         policy = replace(report.policy, threshold=median)
-    return policy, ar.decide(s, policy, faces)
+    return policy, decide(s, policy, faces)
 
 
 @pytest.mark.parametrize("policy", POLICIES)
@@ -175,7 +159,7 @@ def test_rates_are_the_counts_of_the_rows(case, policy: str) -> None:
     protocol, report, _, _ = case
     s = report.searched[protocol.key]
     _, rows = _decided(case, policy)
-    sm = ar.summarise(rows)
+    sm = summarise(rows)
     c = _hand_counts(rows, set(s.names))
     assert (sm.dir.k, sm.dir.n) == (c["dir_k"], c["dir_n"])
     assert (sm.fpir.k, sm.fpir.n) == (c["fpir_k"], c["fpir_n"])
@@ -198,18 +182,18 @@ def test_rates_are_the_counts_of_the_rows(case, policy: str) -> None:
 
 def test_clopper_pearson_against_closed_forms() -> None:
     for n in (1, 9, 100, 2198):
-        lo, hi = ar.clopper_pearson(0, n)
+        lo, hi = clopper_pearson(0, n)
         assert lo == 0 and hi == pytest.approx(1 - 0.025 ** (1 / n), rel=1e-9)
-        lo, hi = ar.clopper_pearson(n, n)
+        lo, hi = clopper_pearson(n, n)
         assert hi == 1 and lo == pytest.approx(0.025 ** (1 / n), rel=1e-9)
-    lo, hi = ar.clopper_pearson(10, 2198)
+    lo, hi = clopper_pearson(10, 2198)
     assert lo < 10 / 2198 < hi
-    assert all(math.isnan(x) for x in ar.clopper_pearson(0, 0))
+    assert all(math.isnan(x) for x in clopper_pearson(0, 0))
 
 
 def test_fixed_fpir_threshold_is_what_a_grid_search_finds(case) -> None:
     protocol, report, _, _ = case
-    hits = ar.stranger_hits(report.searched[protocol.key])
+    hits = stranger_hits(report.searched[protocol.key])
     assert len(hits) >= 20
     for margin, target in [(0.0, 0.1), (0.0, 0.25), (0.08, 0.1)]:
         allowed = math.floor(target * len(hits))
@@ -219,7 +203,7 @@ def test_fixed_fpir_threshold_is_what_a_grid_search_finds(case) -> None:
             for t in grid
             if sum(OpenSetPolicy(t, margin).decide_one(h) is not None for h in hits) <= allowed
         ]
-        thr = ar.threshold_for_fpir(hits, margin, target)
+        thr = threshold_for_fpir(hits, margin, target)
         if thr is None:  # the margin alone keeps enough strangers out
             assert ok[-1] == grid[-1]
         else:
@@ -234,7 +218,7 @@ def test_markdown_carries_the_numbers(case, policy: str) -> None:
         report,
         policy=pol,
         rows={protocol.key: rows},
-        summaries={protocol.key: ar.summarise(rows)},
+        summaries={protocol.key: summarise(rows)},
     )
     meta = {
         "command": "python scripts/accuracy_report.py --test",
@@ -242,7 +226,7 @@ def test_markdown_carries_the_numbers(case, policy: str) -> None:
         "commit": "0123abcd",
         "runtime": "1 s",
     }
-    md = ar.render_markdown(report, meta)
+    md = render_markdown(report, meta)
     s = report.searched[protocol.key]
     c = _hand_counts(rows, set(s.names))
     line = next(ln for ln in md.splitlines() if ln.startswith(f"| {protocol.title} |"))
@@ -259,7 +243,7 @@ def test_markdown_carries_the_numbers(case, policy: str) -> None:
     no_face = md[md.index("## Images with no usable face") :]
     for (_, path), r in zip(protocol.probes, rows, strict=True):
         if not r.has_face:  # every faceless image is listed by name
-            assert f"`{ar.short_name(path, report.data_root)}`" in no_face
+            assert f"`{short_name(path, report.data_root)}`" in no_face
     assert "## Limits of this data" in md and "cannot say whether error rates differ" in md
 
 
@@ -267,7 +251,7 @@ def test_report_protocols_never_enrol_a_stranger(shared_data: Path) -> None:
     """The standard protocols on the real folders: no image is both enrolled and probed,
     the stranger people are never offered for enrolment, and the LFW folds parse."""
     faces = shared_data / "faces"
-    protocols = {p.key: p for p in ar.standard_protocols(faces)}
+    protocols = {p.key: p for p in standard_protocols(faces)}
     assert {"orl", "lfw", "deepface", "bbt"} <= set(protocols)
     for p in protocols.values():
         enrol_imgs = {q for _, q in p.enrol}
@@ -280,6 +264,6 @@ def test_report_protocols_never_enrol_a_stranger(shared_data: Path) -> None:
     for q in lfw.embed_paths:
         per_person[q.parent.name] = per_person.get(q.parent.name, 0) + 1
     assert {i for i, _ in lfw.enrol} == {i for i, n in per_person.items() if n >= 2}
-    folds = ar.lfw_folds(faces / "lfw-dev")
+    folds = lfw_folds(faces / "lfw-dev")
     assert set(folds.values()) == {1, 2, 3, 4, 5}
     assert set(folds) == set(per_person)
