@@ -157,8 +157,12 @@ class BlazeFaceDetector:
         self.min_score = spec.min_score if min_score is None else float(min_score)
         self.iou = iou
         # The model is tiny: 2 threads already saturate a Pi 4 core pair; more only adds
-        # scheduling jitter for the other edge processes (capture, MQTT).
-        threads = num_threads or min(2, os.cpu_count() or 1)
+        # scheduling jitter for the other edge processes (capture, MQTT). A process pool that
+        # already runs one worker per core (storesense.face_eval) sets STORESENSE_TFLITE_THREADS
+        # to 1: two threads in each of two workers on two cores fight each other.
+        env = os.environ.get("STORESENSE_TFLITE_THREADS", "")
+        threads = num_threads or (int(env) if env.isdigit() and int(env) > 0 else 0)
+        threads = threads or min(2, os.cpu_count() or 1)
         self._interp = Interpreter(model_path=str(MODELS_DIR / spec.model), num_threads=threads)
         self._interp.allocate_tensors()
         self._in = self._interp.get_input_details()[0]["index"]

@@ -25,7 +25,7 @@ import numpy as np
 from rich.progress import Progress
 
 from hub.matcher import OpenSetPolicy, TemplateIndex
-from storesense.config import RecognitionConfig
+from storesense.config import QualityConfig, RecognitionConfig
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".pgm", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 CACHE_VERSION = "1"
@@ -47,6 +47,8 @@ _PIPELINE = None
 def _worker_init() -> None:
     global _PIPELINE
     from edge.face_pipeline import FacePipeline
+
+    os.environ["STORESENSE_TFLITE_THREADS"] = "1"  # one worker per core already
 
     _PIPELINE = FacePipeline()
 
@@ -79,6 +81,13 @@ def _cache_key(paths: Sequence[Path]) -> str:
     models = Path(edge.__file__).resolve().parent
     for src in sorted(models.glob("face_*.py")) + sorted((models / "models").glob("*.tflite")):
         h.update(src.read_bytes())
+    # What else decides an embedding: the quality gate's defaults (they live in the config
+    # models, not in edge/) and the installed dlib model weights.
+    from importlib.metadata import version
+
+    h.update(QualityConfig().model_dump_json().encode())
+    for dist in ("dlib-bin", "face_recognition_models"):
+        h.update(f"{dist}=={version(dist)}".encode())
     for p in paths:
         h.update(str(p).encode())
     return h.hexdigest()[:20]
