@@ -10,16 +10,11 @@ with times within ``floor.snapshot_s`` (docs/floor-analytics.md, "Crash safety")
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from hub import db
 from hub.floor_ingest import FloorIngest
@@ -27,6 +22,7 @@ from storesense import messages as m
 from storesense.mqtt_client import connect, make_client
 from storesense.topics import Topics
 from tests.hub.floor_synth import floor_cfg, two_camera_day
+from tests.hub.hub_process import HubRunner
 from tests.hub.test_faults import _persistent_broker
 from tests.mosquitto_proc import require_mosquitto
 from tests.waiting import wait_for as _wait
@@ -73,10 +69,6 @@ def test_hub_killed_mid_floor_stream_keeps_person_seconds_exact(tmp_path: Path) 
 
     home = tmp_path / "home"
     home.mkdir()
-    conf = home / "store.yaml"
-    conf.write_text(yaml.safe_dump(cfg.model_dump(mode="json", exclude_defaults=True)))
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    argv = [sys.executable, "-m", "storesense.cli", "--home", str(home), "--config", str(conf)]
 
     status: list[m.HubStatus] = []
     watcher = make_client(f"watch-{cfg.store_id}", cfg.mqtt, persistent=False)
@@ -86,16 +78,8 @@ def test_hub_killed_mid_floor_stream_keeps_person_seconds_exact(tmp_path: Path) 
     cam = make_client(f"cams-{cfg.store_id}", cfg.mqtt)
     connect(cam, cfg.mqtt)
 
-    logs: list[Path] = []
-
-    def start_hub() -> subprocess.Popen:
-        status.clear()
-        logs.append(tmp_path / f"hub-{len(logs)}.log")
-        with logs[-1].open("w") as log:
-            proc = subprocess.Popen([*argv, "hub", "run"], env=env, stderr=log)
-        assert _wait(lambda: any(s.online for s in status), 30), "hub did not come up"
-        time.sleep(1.0)  # its subscriptions are in place
-        return proc
+    runner = HubRunner(home, cfg, tmp_path, status)
+    start_hub, logs = runner.start, runner.logs
 
     def send(part: list[tuple[str, bytes]]) -> None:
         for topic, payload in part:

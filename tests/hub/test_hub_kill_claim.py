@@ -20,11 +20,8 @@ unsent outbox row left.
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -45,12 +42,12 @@ from storesense.paths import hub_db_path, template_key_path
 from storesense.topics import Topics
 from tests.consent import consent
 from tests.hub.conftest import unit
+from tests.hub.hub_process import HubRunner
 from tests.hub.test_faults import _event, _persistent_broker
 from tests.mosquitto_proc import MosquittoProcess, require_mosquitto
 from tests.waiting import wait_for
 
 N_CLAIMERS = 20
-REPO = Path(__file__).resolve().parents[2]
 
 
 class Claimer:
@@ -162,8 +159,6 @@ def test_hub_killed_mid_claim_race_has_one_winner(
     topics = Topics(cfg.store_id)
     home = tmp_path / "home"
     home.mkdir()
-    conf = home / "store.yaml"
-    conf.write_text(yaml.safe_dump(cfg.model_dump(mode="json", exclude_defaults=True)))
     db_path = hub_db_path(home)
     conn = db.open_db(db_path)
     Gallery.open(conn, template_key_path(home)).enrol(
@@ -171,8 +166,6 @@ def test_hub_killed_mid_claim_race_has_one_winner(
     )
     conn.close()
 
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    argv = [sys.executable, "-m", "storesense.cli", "--home", str(home), "--config", str(conf)]
     status: list[m.HubStatus] = []
     alerts: list[m.Alert] = []
 
@@ -191,16 +184,8 @@ def test_hub_killed_mid_claim_race_has_one_winner(
     cam = make_client(f"cam-{cfg.store_id}", cfg.mqtt)
     connect(cam, cfg.mqtt)
 
-    logs: list[Path] = []
-
-    def start_hub() -> subprocess.Popen:
-        status.clear()
-        logs.append(tmp_path / f"hub-{len(logs)}.log")
-        with logs[-1].open("w") as log:
-            proc = subprocess.Popen([*argv, "hub", "run"], env=env, stderr=log)
-        assert wait_for(lambda: any(s.online for s in status), 30), "hub did not come up"
-        time.sleep(1.0)  # its subscriptions are in place
-        return proc
+    runner = HubRunner(home, cfg, tmp_path, status)
+    start_hub, logs = runner.start, runner.logs
 
     first_result = threading.Event()
     kill_on_result: list[Callable[[], None]] = []

@@ -15,7 +15,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from hub import db
+from hub import alerts, db
 from hub.gallery import Gallery
 from hub.service import HubService
 from hub.template_crypto import TemplateCipher, load_or_create_key
@@ -163,3 +163,26 @@ def camera_sends(cfg: StoreConfig, track: m.FaceTrack) -> None:
     client.publish(topic, track.to_bytes(), qos=1).wait_for_publish(5)
     client.disconnect()
     client.loop_stop()
+
+
+def claimed_alert(home: Path, store_id: str, staff_id: str | None) -> str:
+    """An alert for customer c1 in the hub DB, claimed by ``staff_id`` (None: left open)."""
+    conn = db.connect(hub_db_path(home))
+    topics = Topics(store_id)
+    now = time.time()
+    with db.write(conn):
+        out = alerts.record_match(
+            conn,
+            topics,
+            customer_id="c1",
+            camera_id="door-1",
+            first_usable_at=now,
+            now=now,
+            cooldown_s=0,
+            alert_ttl_s=60,
+        )
+    if staff_id is not None:
+        req = m.ClaimRequest(alert_id=out.alert_id, staff_id=staff_id)
+        assert alerts.handle_claim(conn, topics, req, now).outcome == "won"
+    conn.close()
+    return out.alert_id

@@ -6,21 +6,18 @@ for these (the gateway connects in the background and simply stays offline if no
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from hub import alerts, db
+from hub import db
 from hub.pos_webhook import ingest_webhook
 from hub.web import accounts
 from hub.web.routes_pos import ensure_token
-from storesense import messages as m
 from storesense.paths import hub_db_path
-from storesense.topics import Topics
-from tests.hub.web.conftest import PASSWORD, login
+from tests.hub.web.conftest import PASSWORD, claimed_alert, login
 
 TX = {
     "invoice_no": "T1001",
@@ -36,29 +33,6 @@ TX = {
     ],
 }
 FOREIGN = {"Origin": "http://evil.example"}
-
-
-def _claimed_alert(home: Path, store_id: str, staff_id: str | None) -> str:
-    """An alert for customer c1 in the hub DB, claimed by ``staff_id`` (None: left open)."""
-    conn = db.connect(hub_db_path(home))
-    topics = Topics(store_id)
-    now = time.time()
-    with db.write(conn):
-        out = alerts.record_match(
-            conn,
-            topics,
-            customer_id="c1",
-            camera_id="door-1",
-            first_usable_at=now,
-            now=now,
-            cooldown_s=0,
-            alert_ttl_s=60,
-        )
-    if staff_id is not None:
-        req = m.ClaimRequest(alert_id=out.alert_id, staff_id=staff_id)
-        assert alerts.handle_claim(conn, topics, req, now).outcome == "won"
-    conn.close()
-    return out.alert_id
 
 
 @pytest.mark.parametrize(
@@ -166,7 +140,7 @@ def test_salesperson_is_not_a_manager(client: TestClient) -> None:
 
 
 def test_manager_day_report(client: TestClient, cfg, home: Path) -> None:
-    alert_id = _claimed_alert(home, cfg.store_id, "bob")
+    alert_id = claimed_alert(home, cfg.store_id, "bob")
     login(client, "maria")
     res = client.get("/api/manager/day")
     assert res.status_code == 200
@@ -186,7 +160,7 @@ def test_manager_day_report(client: TestClient, cfg, home: Path) -> None:
 def test_customer_view_needs_the_claimed_alert_and_is_audited(
     client: TestClient, cfg, home: Path
 ) -> None:
-    alert_id = _claimed_alert(home, cfg.store_id, "bob")
+    alert_id = claimed_alert(home, cfg.store_id, "bob")
     conn = db.connect(hub_db_path(home))
     assert ingest_webhook(conn, TX, "k-view").status == "imported"  # one basket for c1
     conn.close()

@@ -11,7 +11,6 @@ FastAPI's TestClient on the real app; no broker is needed.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,16 +18,14 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from hub import alerts, db
+from hub import db
 from hub.suggest import build_suggestions
 from hub.web.accounts import add_staff
 from hub.web.app import create_app
-from storesense import messages as m
 from storesense.config import parse_config
 from storesense.paths import hub_db_path
-from storesense.topics import Topics
 from tests.hub.pos_fixtures import add_invoice
-from tests.hub.web.conftest import PASSWORD, login
+from tests.hub.web.conftest import PASSWORD, claimed_alert, login
 
 STORE = "contract1"
 
@@ -48,26 +45,6 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
         yield c
 
 
-def _claimed_alert(home: Path, staff_id: str) -> str:
-    conn = db.connect(hub_db_path(home))
-    topics, now = Topics(STORE), time.time()
-    with db.write(conn):
-        out = alerts.record_match(
-            conn,
-            topics,
-            customer_id="c1",
-            camera_id="door-1",
-            first_usable_at=now,
-            now=now,
-            cooldown_s=0,
-            alert_ttl_s=60,
-        )
-    req = m.ClaimRequest(alert_id=out.alert_id, staff_id=staff_id)
-    assert alerts.handle_claim(conn, topics, req, now).outcome == "won"
-    conn.close()
-    return out.alert_id
-
-
 def _times(value: object, key: str = "") -> Iterator[tuple[str, str]]:
     """Every (field, value) of the card's JSON whose field name says it is a date-time."""
     if isinstance(value, dict):
@@ -84,7 +61,7 @@ def _times(value: object, key: str = "") -> Iterator[tuple[str, str]]:
 
 def test_card_times_carry_an_offset(client: TestClient) -> None:
     home = client.app.state.home  # type: ignore[attr-defined]
-    alert_id = _claimed_alert(home, "alice")
+    alert_id = claimed_alert(home, STORE, "alice")
     login(client, "alice")
     res = client.get(f"/api/customers/c1?alert_id={alert_id}")
     assert res.status_code == 200, res.text
