@@ -126,8 +126,12 @@ class CameraAgent:
 
     # -- main loop -------------------------------------------------------------------------
     def run(self) -> None:
+        # "online" goes out from on_connect, after the CONNACK: published before it, it could
+        # beat the CONNECT onto the wire (see EdgeOutbox._ready), and every reconnect re-announces.
+        self.client.on_connect = lambda c, u, f, rc, p: (
+            None if rc.is_failure else self._publish_status(online=True)
+        )
         connect_in_background(self.client, self.cfg.mqtt)  # the outbox holds what can't go yet
-        self._publish_status(online=True)
         service_notify.ready()  # not waiting for the broker: the outbox covers an outage
         wd = service_notify.watchdog_interval_s()
         if wd is not None:
@@ -145,7 +149,7 @@ class CameraAgent:
             self._flush_tracks(time.monotonic(), everything=True)
             goodbye = self._publish_status(online=False)
             self._drain(timeout_s=5.0)
-            if self.client.is_connected():
+            if goodbye is not None and self.client.is_connected():
                 goodbye.wait_for_publish(timeout=2.0)
             self.client.disconnect()
             self.client.loop_stop()
@@ -232,10 +236,13 @@ class CameraAgent:
     def _publish(self, topic: str, msg: m._Message) -> None:
         self.outbox.send(topic, msg.to_bytes())
 
-    def _publish_status(self, *, online: bool) -> mqtt.MQTTMessageInfo:
+    def _publish_status(self, *, online: bool) -> mqtt.MQTTMessageInfo | None:
         """Heartbeats skip the disk outbox: a stale one is worthless after an outage, and
-        hours of them must not push face events out of the bounded outbox.
+        hours of them must not push face events out of the bounded outbox. Without a session
+        there is nothing to send (None): the next connect announces the camera again.
         """
+        if not self.client.is_connected():
+            return None
         status = self._status(online=online)
         return self.client.publish(
             self.topics.edge_status(self.camera.id), status.to_bytes(), qos=1, retain=True

@@ -43,8 +43,12 @@ class EdgeOutbox:
         self._in_flight: dict[int, int] = {}  # paho mid -> row_id (None-row messages omitted)
         self._acked: set[int] = set()
         self._lock = threading.Lock()
-        # Messages held back while paho is mid-connect, in order (see _connecting).
+        # Messages held back until paho has a session, in order (see _ready). Disk-backed
+        # entries whose row the bound has since deleted are skipped (``_dropped_through``);
+        # memory-only ones (the disk failed) are bounded by ``max_rows`` on their own.
         self._deferred: deque[tuple[int | None, str, bytes, bool]] = deque()
+        self._dropped_through = 0  # highest row_id the bound has deleted
+        self._memory_only = 0
         try:
             self.conn = self._open(path)
         except (OSError, sqlite3.Error) as exc:
@@ -77,7 +81,7 @@ class EdgeOutbox:
     def send(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
         row_id = self._store(topic, payload, retain)
         self._flush_deferred()
-        if self._deferred or self._connecting():
+        if self._deferred or not self._ready():
             self._defer(row_id, topic, payload, retain)
         else:
             self._publish(row_id, topic, payload, retain)
@@ -96,22 +100,41 @@ class EdgeOutbox:
             except sqlite3.Error as exc:
                 self._disk_error("delete", exc)
 
-    def _connecting(self) -> bool:
-        """paho's socket is open but the session is not up yet. paho only checks for a socket
-        before writing a PUBLISH, so one handed over now can reach the broker ahead of the
-        CONNECT, and the broker drops the connection (seen with amqtt under load). Before a
-        socket exists paho just queues the message, which is safe."""
-        return self.client.socket() is not None and not self.client.is_connected()
+    def _ready(self) -> bool:
+        """paho has a session up (CONNACK received): only then is a PUBLISH handed over.
+
+        paho writes a PUBLISH as soon as it has a socket, so one handed over between the socket
+        opening and the CONNECT reaches the broker first and the broker drops the connection
+        (amqtt under load: the demo's door camera then delivered nothing). Checking for "socket
+        open but not connected" was not enough: the socket can appear between that check and
+        the publish. Messages given to paho while connected and caught by a disconnect are
+        paho's to resend after the next CONNACK, which is safe.
+        """
+        return self.client.is_connected()
 
     def _defer(self, row_id: int | None, topic: str, payload: bytes, retain: bool) -> None:
         self._deferred.append((row_id, topic, payload, retain))
-        if len(self._deferred) > self.max_rows:  # a broker that never answers: same bound
-            self._deferred.popleft()
-            self.counters["dropped_oldest"] += 1
+        if row_id is None:
+            self._memory_only += 1
+            if self._memory_only > self.max_rows:  # disk broken and broker away: same bound
+                oldest = next(i for i, e in enumerate(self._deferred) if e[0] is None)
+                del self._deferred[oldest]
+                self._memory_only -= 1
+                self.counters["dropped_oldest"] += 1
+        if len(self._deferred) > 2 * self.max_rows:  # forget entries the disk bound dropped
+            self._deferred = deque(e for e in self._deferred if not self._dropped(e[0]))
+
+    def _dropped(self, row_id: int | None) -> bool:
+        return row_id is not None and row_id <= self._dropped_through
 
     def _flush_deferred(self) -> None:
-        while self._deferred and not self._connecting():
-            self._publish(*self._deferred.popleft())
+        while self._deferred and self._ready():
+            row_id, topic, payload, retain = self._deferred.popleft()
+            if row_id is None:
+                self._memory_only -= 1
+            elif self._dropped(row_id):
+                continue  # the bound dropped (and counted) it while it waited
+            self._publish(row_id, topic, payload, retain)
 
     def depth(self) -> int:
         """Messages written but not yet acknowledged by the broker."""
@@ -140,6 +163,11 @@ class EdgeOutbox:
     def _enforce_bound(self) -> None:
         over = self.conn.execute("SELECT count(*) FROM outbox").fetchone()[0] - self.max_rows
         if over > 0:
+            last = self.conn.execute(
+                "SELECT max(row_id) FROM (SELECT row_id FROM outbox ORDER BY row_id LIMIT ?)",
+                (over,),
+            ).fetchone()[0]
+            self._dropped_through = max(self._dropped_through, int(last))
             self.conn.execute(
                 "DELETE FROM outbox WHERE row_id IN "
                 "(SELECT row_id FROM outbox ORDER BY row_id LIMIT ?)",
@@ -165,7 +193,7 @@ class EdgeOutbox:
             log.info("edge outbox: re-sending %d messages left from the last run", len(rows))
             self.counters["resent_after_restart"] += len(rows)
         for row_id, topic, payload, retain in rows:
-            self._publish(row_id, topic, bytes(payload), bool(retain))
+            self._defer(row_id, topic, bytes(payload), bool(retain))  # sent once connected
 
     def _disk_error(self, what: str, exc: Exception) -> None:
         self.counters[f"disk_{what}_errors"] += 1

@@ -47,7 +47,7 @@ def test_messages_wait_on_disk_for_a_late_broker_and_go_out_in_order(tmp_path: P
     client.loop_stop()  # no reconnect (and flush) before the collector has subscribed
     with EmbeddedBroker(port=cfg.port):
         sub, got = _collector(cfg)
-        client.loop_start()  # paho reconnects on its own (1 s back-off) and flushes its queue
+        client.loop_start()  # paho reconnects on its own (1 s back-off); pump hands the rest over
         assert _wait(lambda: (outbox.pump(), outbox.depth())[1] == 0, 15)
         assert _wait(lambda: len(got) >= 20)
         assert got[:20] == [f"m{i:02d}".encode() for i in range(20)]
@@ -71,7 +71,7 @@ def test_unsent_messages_survive_an_agent_restart(tmp_path: Path) -> None:
         client2, outbox2 = _edge_client(cfg, path)  # restart: backlog is re-sent first
         assert outbox2.counters["resent_after_restart"] == 5
         connect_in_background(client2, cfg)
-        assert _wait(lambda: len(got) >= 5)
+        assert _wait(lambda: (outbox2.pump(), len(got))[1] >= 5)  # the agent loop pumps
         assert got[:5] == [f"r{i}".encode() for i in range(5)]
         assert _wait(lambda: (outbox2.pump(), outbox2.depth())[1] == 0)
         for c in (sub, client2):
@@ -100,7 +100,8 @@ def test_a_broken_disk_is_counted_and_the_message_still_goes_out(tmp_path: Path)
     outbox.conn = sqlite3.connect(":memory:")  # no outbox table: every write fails
     outbox.send("t/faces", b"x")
     assert outbox.counters["disk_write_errors"] == 1
-    assert len(client._out_messages) == 1  # still queued in paho's memory for sending
+    # still queued in memory, handed to paho once a session is up
+    assert len(outbox._deferred) == 1 and not client._out_messages
 
 
 def test_nothing_reaches_paho_while_it_is_mid_connect(tmp_path: Path) -> None:

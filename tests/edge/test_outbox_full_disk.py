@@ -54,7 +54,9 @@ def _deliver_all_after_full_disk(outbox: EdgeOutbox, client, cfg: MqttConfig, n:
     with EmbeddedBroker(port=cfg.port):
         sub, got = _collector(cfg)
         client.loop_start()
-        assert _wait(lambda: len(got) >= n, 20), f"only {len(got)} of {n} arrived"
+        assert _wait(lambda: (outbox.pump(), len(got))[1] >= n, 20), (
+            f"only {len(got)} of {n} arrived"
+        )
         assert got[:n] == [f"m{i:03d}".encode() for i in range(n)]  # in order, none missing
         sub.disconnect()
         sub.loop_stop()
@@ -83,7 +85,9 @@ def test_outbox_on_a_real_full_tmpfs(tmp_path: Path) -> None:
         with EmbeddedBroker(port=cfg.port):
             sub, got = _collector(cfg)
             client.loop_start()
-            assert _wait(lambda: len(got) >= 61, 20), f"only {len(got)} of 61 arrived"
+            assert _wait(lambda: (outbox.pump(), len(got))[1] >= 61, 20), (
+                f"only {len(got)} of 61 arrived"
+            )
             assert [g.split(b"|")[0] for g in got[:61]] == [f"m{i:03d}".encode() for i in range(61)]
             sub.disconnect()
             sub.loop_stop()
@@ -123,7 +127,7 @@ def test_sqlite_full_is_counted_and_messages_still_go_out(tmp_path: Path) -> Non
     with EmbeddedBroker(port=cfg.port):
         sub, got = _collector(cfg)
         client.loop_start()
-        assert _wait(lambda: len(got) >= 30, 20)
+        assert _wait(lambda: (outbox.pump(), len(got))[1] >= 30, 20)
         assert [g.split(b"|")[0] for g in got[:30]] == [f"m{i:03d}".encode() for i in range(30)]
         sub.disconnect()
         sub.loop_stop()
