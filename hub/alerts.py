@@ -131,21 +131,9 @@ def record_match(
     with the alert so a later 'Not this person' report carries the evidence; with ``loyalty``
     the customer's tier goes into the alert (the phones show it on the card).
     """
-    row = conn.execute(
-        "SELECT visit_id, cameras FROM visits WHERE customer_id=? AND last_seen_at >= ? "
-        "ORDER BY last_seen_at DESC LIMIT 1",
-        (customer_id, now - cooldown_s),
-    ).fetchone()
-    if row is not None:
-        cameras = set(json.loads(row["cameras"])) | {camera_id}
-        conn.execute(
-            "UPDATE visits SET last_seen_at=?, cameras=? WHERE visit_id=?",
-            (now, json.dumps(sorted(cameras)), row["visit_id"]),
-        )
-        conn.execute(
-            "UPDATE customers SET last_visit_at=? WHERE customer_id=?", (now, customer_id)
-        )
-        return MatchOutcome(row["visit_id"], None, new_visit=False)
+    visit_id = seen_again(conn, customer_id, camera_id, now, cooldown_s=cooldown_s)
+    if visit_id is not None:
+        return MatchOutcome(visit_id, None, new_visit=False)
     visit_id = uuid.uuid4().hex
     alert_id = uuid.uuid4().hex
     conn.execute(
@@ -179,6 +167,29 @@ def record_match(
     )  # fmt: skip
     _announce(conn, topics, alert_id, now)
     return MatchOutcome(visit_id, alert_id, new_visit=True)
+
+
+def seen_again(
+    conn: sqlite3.Connection, customer_id: str, camera_id: str, now: float, *, cooldown_s: float
+) -> str | None:
+    """Inside a write transaction: the customer is in view again (a new match, or a later
+    message of a matched track); their current visit's "last seen" moves on, so the cooldown
+    counts from here. Returns the visit, or None if the last one ended over ``cooldown_s`` ago.
+    """
+    row = conn.execute(
+        "SELECT visit_id, cameras FROM visits WHERE customer_id=? AND last_seen_at >= ? "
+        "ORDER BY last_seen_at DESC LIMIT 1",
+        (customer_id, now - cooldown_s),
+    ).fetchone()
+    if row is None:
+        return None
+    cameras = set(json.loads(row["cameras"])) | {camera_id}
+    conn.execute(
+        "UPDATE visits SET last_seen_at=?, cameras=? WHERE visit_id=?",
+        (now, json.dumps(sorted(cameras)), row["visit_id"]),
+    )
+    conn.execute("UPDATE customers SET last_visit_at=? WHERE customer_id=?", (now, customer_id))
+    return str(row["visit_id"])
 
 
 def _tier(

@@ -49,6 +49,7 @@ class Recognizer:
         self.customer_ids: list[str] = []
         self._open: dict[str, _OpenTrack] = {}
         self._decided: dict[str, float] = {}  # track_id -> decided at (late updates ignored)
+        self._matched: dict[str, str] = {}  # decided track_id -> its customer
 
     def load(self, gm: GalleryMatrix) -> None:
         """Swap in a new gallery and re-vote the tracks in flight against it.
@@ -67,6 +68,16 @@ class Recognizer:
             hits = self.index.search(np.stack([v for v, _ in samples]))
             for (_, quality), hit in zip(samples, hits, strict=True):
                 track.vote.add(hit, quality)
+
+    def still_present(self, track_id: str) -> str | None:
+        """The customer of an already matched track whose camera still sees it, else None.
+
+        Later messages of a decided track do not vote again, but they say the customer is
+        still at the door: the visit's "last seen" moves with them, so the cooldown runs from
+        when the person was last seen, not from when they were recognised. A walker whose face
+        is lost for a moment and found again as a new track then joins the same visit.
+        """
+        return self._matched.get(track_id)
 
     def observe(self, msg: FaceTrack, now: float) -> TrackOutcome | None:
         if msg.track_id in self._decided:
@@ -99,6 +110,7 @@ class Recognizer:
             out.append(self._close(tid, track, track.vote.decide(finished=True), now))
         cutoff = now - 3600
         self._decided = {k: v for k, v in self._decided.items() if v >= cutoff}
+        self._matched = {k: v for k, v in self._matched.items() if k in self._decided}
         return out
 
     def _close(self, track_id: str, track: _OpenTrack, decision, now: float) -> TrackOutcome:
@@ -109,6 +121,8 @@ class Recognizer:
             if decision.status == "match" and decision.label is not None
             else None
         )
+        if customer is not None:
+            self._matched[track_id] = customer
         return TrackOutcome(
             camera_id=track.camera_id,
             track_id=track_id,

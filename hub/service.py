@@ -221,11 +221,15 @@ class HubService:
             return
         self._reload_gallery()  # one SELECT: an enrolment counts from its next message on
         now = time.time()
+        still_here = self.recognizer.still_present(msg.track_id)
         outcome = self.recognizer.observe(msg, now)
         with db.write(self.conn):
             alerts.remember_message(self.conn, msg.msg_id, now)
             if outcome is not None:
                 self._apply_outcome(outcome, now)
+            elif still_here is not None:
+                alerts.seen_again(self.conn, still_here, msg.camera_id, now,
+                                  cooldown_s=self.cfg.visits.cooldown_s)  # fmt: skip
 
     def _sweep_tracks(self, now: float) -> None:
         outcomes = self.recognizer.sweep(now)

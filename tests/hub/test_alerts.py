@@ -272,3 +272,38 @@ def test_alert_carries_the_loyalty_tier_when_asked(gallery: Gallery) -> None:
     _open_alert(conn, loyalty=LoyaltyConfig(tiers=tiers))
     (alert,) = _outbox(conn, "/alerts/")
     assert alert.tier == "Member"  # no purchases yet: the entry tier
+
+
+def test_the_cooldown_runs_from_when_the_customer_was_last_seen(gallery: Gallery) -> None:
+    """A walker recognised at t=0, still in view at t=2.5 (later messages of the same track),
+    whose face is found again as a new track at t=5: with a 3 s cooldown that is the same
+    visit. Without the sighting at 2.5 the same match opens a second alert."""
+    conn = gallery.conn
+    gallery.enrol("c1", "Ada", consent(), [(unit(1), 0.9, "t")])
+
+    def match(t: float) -> alerts.MatchOutcome:
+        with db.write(conn):
+            return alerts.record_match(
+                conn,
+                TOPICS,
+                customer_id="c1",
+                camera_id="door-1",
+                first_usable_at=t,
+                now=t,
+                cooldown_s=3,
+                alert_ttl_s=60,
+            )
+
+    t0 = 1000.0
+    first = match(t0)
+    with db.write(conn):
+        assert alerts.seen_again(conn, "c1", "door-1", t0 + 2.5, cooldown_s=3) == first.visit_id
+    again = match(t0 + 5)
+    assert (again.visit_id, again.alert_id) == (first.visit_id, None)
+    row = conn.execute("SELECT last_seen_at FROM visits").fetchone()
+    assert row[0] == t0 + 5
+    # and a sighting after the visit ended extends nothing; the next match is a new visit
+    with db.write(conn):
+        assert alerts.seen_again(conn, "c1", "door-1", t0 + 20, cooldown_s=3) is None
+    later = match(t0 + 21)
+    assert later.alert_id is not None and later.visit_id != first.visit_id

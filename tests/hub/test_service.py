@@ -126,6 +126,20 @@ def test_stranger_track_is_an_unknown_visitor_not_an_alert(hub: HubService, came
     assert set(row.keys()) == {"track_id", "camera_id", "seen_at", "best_distance"}
 
 
+def test_later_messages_of_a_matched_track_keep_the_visit_alive(hub: HubService, camera) -> None:
+    track = _track(unit(1))
+    _publish(camera, hub.topics.faces("door-1"), track.to_bytes())
+    assert _wait(lambda: _alert_count(hub) == 1)
+    first_seen = hub.conn.execute("SELECT last_seen_at FROM visits").fetchone()[0]
+    time.sleep(0.3)
+    final = track.model_copy(update={"update": 1, "final": True, "msg_id": m.new_msg_id()})
+    _publish(camera, hub.topics.faces("door-1"), final.to_bytes())
+    assert _wait(
+        lambda: hub.conn.execute("SELECT last_seen_at FROM visits").fetchone()[0] > first_seen
+    ), "the visit's last-seen did not move with the track"
+    assert _alert_count(hub) == 1  # still one visit, one alert
+
+
 def test_duplicate_messages_make_one_alert(hub: HubService, camera) -> None:
     payload = _track(unit(1)).to_bytes()
     for _ in range(3):
