@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 TICK_S = 0.25
 HOUSEKEEPING_S = 300.0
+SUBSCRIBE_WAIT_S = 10.0
 
 
 @dataclass
@@ -71,6 +72,9 @@ class HubService:
         self.outbox = Outbox(self.conn, self.client)
         self.client.on_message = self._on_message
         self.client.on_connect = self._on_connect
+        self.client.on_subscribe = self._on_subscribe
+        self.subscribed = threading.Event()
+        self._subscribe_mid: int | None = None
         self.client.on_publish = lambda c, u, mid, rc, p: self.outbox.on_publish(mid)
         self._inbox: queue.Queue[_Inbound | None] = queue.Queue()
         self._stop = threading.Event()
@@ -80,6 +84,10 @@ class HubService:
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> HubService:
         connect(self.client, self.cfg.mqtt)
+        # Ready means subscribed: a camera message published between CONNACK and SUBACK to a
+        # new session would reach nobody (systemd's READY and the tests both wait on this).
+        if not self.subscribed.wait(SUBSCRIBE_WAIT_S):
+            log.warning("no SUBACK from the broker in %.0f s; going on", SUBSCRIBE_WAIT_S)
         self._worker = threading.Thread(target=self._run, name="hub-worker", daemon=True)
         self._worker.start()
         return self
@@ -112,10 +120,21 @@ class HubService:
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             return
-        for topic in (self.topics.all_faces, self.topics.all_claims, self.topics.all_edge_status):
-            client.subscribe(topic, qos=1)
-        client.subscribe(self.topics.all_floor, qos=1)
-        log.info("hub connected to MQTT, subscribed under %s", self.topics.base)
+        topics = (
+            self.topics.all_faces,
+            self.topics.all_claims,
+            self.topics.all_edge_status,
+            self.topics.all_floor,
+        )
+        _, self._subscribe_mid = client.subscribe([(t, 1) for t in topics])
+        log.info("hub connected to MQTT, subscribing under %s", self.topics.base)
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        if mid == self._subscribe_mid:
+            failed = [str(rc) for rc in reason_codes if rc.is_failure]
+            if failed:
+                log.error("the broker refused hub subscriptions: %s", ", ".join(failed))
+            self.subscribed.set()
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
         self._inbox.put(_Inbound(msg.topic, bytes(msg.payload), msg.mid, msg.qos))
