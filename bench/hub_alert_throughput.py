@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import sys
 import tempfile
 import threading
@@ -42,8 +41,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's tests/
 
@@ -51,10 +49,12 @@ from hub import db
 from hub.gallery import Consent, Gallery
 from hub.service import HubService
 from storesense import messages as m
+from storesense.cli_floor import progress_bar
 from storesense.config import parse_config
 from storesense.embedded_broker import EmbeddedBroker
 from storesense.mqtt_client import connect, make_client
 from storesense.paths import hub_db_path, template_key_path
+from tests.mosquitto_proc import private_mosquitto
 
 
 def _vectors(n: int, seed: int = 0) -> np.ndarray:
@@ -81,21 +81,6 @@ def _track(vec: np.ndarray, t: float) -> m.FaceTrack:
         first_usable_at=t,
         samples=samples,
     )
-
-
-def _private_mosquitto(stack: ExitStack, home: Path) -> int:
-    from tests.mosquitto_proc import MOSQUITTO, MosquittoProcess
-
-    if not Path(MOSQUITTO).exists():
-        raise SystemExit("mosquitto is not installed (apt-get install mosquitto)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    conf = home / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n")
-    proc = MosquittoProcess(conf, port).start()
-    stack.callback(proc.stop)
-    return port
 
 
 class AlertCounter:
@@ -139,14 +124,12 @@ def main() -> int:
     args = ap.parse_args()
     if args.tracks < 10 or args.customers < 1 or not 1 <= args.window < 1000:
         ap.error("--tracks ≥ 10, --customers ≥ 1 and 1 ≤ --window < 1000, please")
-    progress = Progress(
+    progress = progress_bar(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=True,
-        disable=args.quiet or not sys.stderr.isatty(),
+        quiet=args.quiet,
     )
     with ExitStack() as stack, progress:
         home = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="alert-bench-")))
@@ -154,7 +137,7 @@ def main() -> int:
         if args.embedded:
             port, broker = stack.enter_context(EmbeddedBroker()).port, "amqtt (embedded)"
         elif not args.system_broker:
-            port, broker = _private_mosquitto(stack, home), "private Mosquitto, tcp_nodelay"
+            port, broker = private_mosquitto(stack, home), "private Mosquitto, tcp_nodelay"
         store = f"alerts{os.getpid()}"
         cfg = parse_config(
             f"store_id: {store}\nmqtt: {{port: {port}, keepalive_s: 30}}\n"

@@ -20,7 +20,6 @@ import asyncio
 import json
 import os
 import random
-import socket
 import statistics
 import sys
 import tempfile
@@ -41,6 +40,9 @@ from storesense.config import parse_config
 from storesense.embedded_broker import EmbeddedBroker
 from storesense.paths import hub_db_path
 from storesense.topics import Topics
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's tests/
+from tests.mosquitto_proc import private_mosquitto
 
 
 class BenchPhone:
@@ -125,22 +127,6 @@ async def _run(args: argparse.Namespace, base: str, phones: list[BenchPhone], cf
     return gone_ms, post_ms
 
 
-def _private_mosquitto(stack: ExitStack, home: Path) -> int:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's tests/
-    from tests.mosquitto_proc import MOSQUITTO, MosquittoProcess
-
-    if not Path(MOSQUITTO).exists():
-        raise SystemExit("mosquitto is not installed (apt-get install mosquitto)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    conf = home / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n")
-    proc = MosquittoProcess(conf, port).start()
-    stack.callback(proc.stop)
-    return port
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--phones", type=int, default=50)
@@ -158,7 +144,7 @@ def main() -> int:
         if args.embedded:
             port, broker = stack.enter_context(EmbeddedBroker()).port, "amqtt (embedded)"
         elif not args.system_broker:
-            port, broker = _private_mosquitto(stack, home), "private Mosquitto, tcp_nodelay"
+            port, broker = private_mosquitto(stack, home), "private Mosquitto, tcp_nodelay"
         store = f"bench{os.getpid()}"
         cfg = parse_config(f"store_id: {store}\nmqtt: {{port: {port}}}\n")
         conn = db.open_db(hub_db_path(home))

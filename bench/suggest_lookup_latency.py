@@ -34,13 +34,13 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from hub import db
 from hub.customer_profile import _suggestions, customer_card
 from hub.suggest import last_build, lookup
 from storesense.cli import main as storesense
+from storesense.cli_floor import progress_bar
 from storesense.config import parse_config
 from storesense.paths import hub_db_path
 
@@ -123,14 +123,12 @@ def main() -> int:
     random.Random(args.seed).shuffle(ids)
     cfg = parse_config("store_id: bench\n")
     now = datetime(2011, 11, 1)  # the day after the data ends
-    progress = Progress(
+    progress = progress_bar(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=True,
-        disable=args.quiet or not sys.stderr.isatty(),
+        quiet=args.quiet,
     )
     with progress:
         t_lookup = _time("lookup", lambda c: lookup(conn, c, 10), ids, progress, args.warmup)

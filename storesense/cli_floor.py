@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from storesense.errors import CliError
 
 if TYPE_CHECKING:
-    from rich.progress import Progress
+    from rich.progress import Progress, ProgressColumn
 
 # Without --image-size the fit is the same, but the size the marks were clicked in is unknown,
 # so the floor camera cannot rescale other resolutions or refuse another view. Said on stdout.
@@ -35,7 +35,7 @@ NO_IMAGE_SIZE_NOTE = (
 )
 
 
-def progress_bar(*, quiet: bool = False) -> Progress:
+def progress_bar(*columns: ProgressColumn, quiet: bool = False) -> Progress:
     """A rich progress bar on stderr that draws only when a person is watching.
 
     Why stderr: stdout carries the summary line (and may be piped into a file or a script), so
@@ -52,6 +52,7 @@ def progress_bar(*, quiet: bool = False) -> Progress:
     from rich.progress import Progress
 
     return Progress(
+        *columns,  # none: rich's default columns
         console=Console(stderr=True),
         transient=True,
         disable=quiet or not sys.stderr.isatty(),

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,20 @@ class MosquittoProcess:
             self.proc.send_signal(signal.SIGTERM)  # Mosquitto saves its persistence file on exit
             self.proc.wait(timeout=10)
             self.proc = None
+
+
+def private_mosquitto(stack: ExitStack, home: Path) -> int:
+    """An anonymous loopback Mosquitto (tcp_nodelay) for the benches; stopped with ``stack``.
+
+    Returns its port. A bench is run by hand, so a missing broker ends it with a message.
+    """
+    if not Path(MOSQUITTO).exists():
+        raise SystemExit("mosquitto is not installed (apt-get install mosquitto)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    conf = home / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n")
+    proc = MosquittoProcess(conf, port).start()
+    stack.callback(proc.stop)
+    return port
