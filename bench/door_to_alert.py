@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from storesense.demo import run_demo
+from storesense_tools.demo import run_demo
 
 
 def main() -> None:

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from edge.face_pipeline import FacePipeline, load_rgb
-from edge.face_types import DetectedFace
+from edge.entrance.face_pipeline import FacePipeline, load_rgb
+from edge.entrance.face_types import DetectedFace
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 CONFIGS: list[tuple[str, str, dict]] = [
@@ -47,7 +47,7 @@ def data_dir(arg: str | None) -> Path:
 def make_pipeline(det: str, label: str, **kw: object) -> FacePipeline:
     pipe = FacePipeline(det, **kw)  # type: ignore[arg-type]
     if det == "dlib-hog":
-        from edge.face_detect import DlibHogDetector
+        from edge.entrance.face_detect import DlibHogDetector
 
         pipe.detector = DlibHogDetector(upsample=0 if "up0" in label else 1)
     return pipe

@@ -52,12 +52,12 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from edge.face_detect import DlibHogDetector
-from edge.face_embed import FaceEmbedder
-from edge.face_pipeline import FacePipeline, load_rgb
-from edge.face_tracker import FaceTracker, Track, TrackUpdate
-from edge.face_types import DetectedFace, FaceObservation, FaceQuality
-from storesense.cli_floor import progress_bar
+from edge.entrance.face_detect import DlibHogDetector
+from edge.entrance.face_embed import FaceEmbedder
+from edge.entrance.face_pipeline import FacePipeline, load_rgb
+from edge.entrance.face_tracker import FaceTracker, Track, TrackUpdate
+from edge.entrance.face_types import DetectedFace, FaceObservation, FaceQuality
+from storesense_tools.cli_floor import progress_bar
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID

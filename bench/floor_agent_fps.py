@@ -30,11 +30,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from edge.floor_geometry import foot_points, load_calibration  # noqa: E402
-from edge.floor_pipeline import DETECTOR_OPTIONS, FLOOR_COAST_S, FloorBatcher, FloorFrame  # noqa: E402
-from edge.person_detect import make_person_detector  # noqa: E402
-from edge.person_tracker import PersonTracker  # noqa: E402
-from storesense.cli_floor import progress_bar  # noqa: E402
+from edge.floor.geometry import foot_points, load_calibration  # noqa: E402
+from edge.floor.person_detect import make_person_detector  # noqa: E402
+from edge.floor.person_tracker import PersonTracker  # noqa: E402
+from edge.floor.pipeline import DETECTOR_OPTIONS, FLOOR_COAST_S, FloorBatcher, FloorFrame  # noqa: E402
+from storesense_tools.cli_floor import progress_bar  # noqa: E402
 
 VIDEO = REPO.parent / "shared" / "data" / "mot" / "pets09-s2l1" / "vtest.avi"
 CALIBRATION = REPO / "config" / "calibration" / "pets09-s2l1.yaml"

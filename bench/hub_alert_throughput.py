@@ -45,15 +45,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsed
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's tests/
 
-from hub import db
-from hub.gallery import Consent, Gallery
+from hub.faces.gallery import Consent, Gallery
 from hub.service import HubService
+from hub.store import db
 from storesense import messages as m
-from storesense.cli_floor import progress_bar
 from storesense.config import parse_config
-from storesense.embedded_broker import EmbeddedBroker
 from storesense.mqtt_client import connect, make_client
 from storesense.paths import hub_db_path, template_key_path
+from storesense_tools.cli_floor import progress_bar
+from storesense_tools.embedded_broker import EmbeddedBroker
 from tests.mosquitto_proc import private_mosquitto
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hub import db
-from hub.floor_ingest import FloorIngest
+from hub.floor.ingest import FloorIngest
+from hub.store import db
 from storesense import messages as m
 from storesense.config import parse_config
 from storesense.topics import Topics

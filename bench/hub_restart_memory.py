@@ -22,12 +22,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hub.gallery import Gallery
+from hub.faces.gallery import Gallery
+from hub.faces.template_crypto import TemplateCipher, load_or_create_key
 from hub.service import HubService
-from hub.template_crypto import TemplateCipher, load_or_create_key
 from storesense.config import MqttConfig, StoreConfig
-from storesense.embedded_broker import free_port
 from storesense.paths import template_key_path
+from storesense_tools.embedded_broker import free_port
 from tests.consent import consent
 from tests.mosquitto_proc import MosquittoProcess
 

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from hub.matcher import TemplateIndex
+from hub.faces.matcher import TemplateIndex
 
 PER_CUSTOMER = 4
 TRACK = 5

@@ -13,7 +13,8 @@ What is scored, and why:
 
 * The real floor pipeline (detector → ByteTrack → Kalman box) on every frame of the video,
   times from ``seqinfo.ini`` (PETS09: 7 fps, not the avi's 10).
-* CLEAR-MOT / ID metrics at IoU ≥ 0.5 against the gt scaled to the video (storesense.mot_data).
+* CLEAR-MOT / ID metrics at IoU ≥ 0.5 against the gt scaled to the video
+  (storesense_tools.mot_data).
   As in MOTChallenge, a hypothesis matched to an ignore row (``conf == 0``) is removed.
 * PETS09's gt leaves out walkers outside the annotated area (the far-left footpath), so a
   second line scores with an ROI: hypotheses whose foot point lies outside the convex hull of
@@ -40,12 +41,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from edge.floor_geometry import foot_points, load_calibration  # noqa: E402
-from edge.floor_pipeline import DETECTOR_OPTIONS, FLOOR_COAST_S, occupancy_grid  # noqa: E402
-from edge.person_detect import make_person_detector  # noqa: E402
-from edge.person_tracker import PersonTracker, TrackerConfig, iou_matrix  # noqa: E402
-from storesense.cli_floor import progress_bar  # noqa: E402
-from storesense.mot_data import MotSequence, gt_roi, load_sequence  # noqa: E402
+from edge.floor.geometry import foot_points, load_calibration  # noqa: E402
+from edge.floor.person_detect import make_person_detector  # noqa: E402
+from edge.floor.person_tracker import PersonTracker, TrackerConfig, iou_matrix  # noqa: E402
+from edge.floor.pipeline import DETECTOR_OPTIONS, FLOOR_COAST_S, occupancy_grid  # noqa: E402
+from storesense_tools.cli_floor import progress_bar  # noqa: E402
+from storesense_tools.mot_data import MotSequence, gt_roi, load_sequence  # noqa: E402
 
 if TYPE_CHECKING:
     from rich.progress import Progress

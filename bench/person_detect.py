@@ -1,8 +1,8 @@
 """Person-detector precision/recall (IoU >= 0.5) and single-thread speed on MOTChallenge clips.
 
-Runs a detector from ``edge/person_detect.py`` over PETS09-S2L1 (gt scaled by 0.625 to the
+Runs a detector from ``edge/floor/person_detect.py`` over PETS09-S2L1 (gt scaled by 0.625 to the
 480x360 ``vtest.avi``; precision scored only inside the hull of the gt foot points, see
-``storesense.mot_data.score_frame``) and TUD-Campus (640x480, full frame), at one thread
+``storesense_tools.mot_data.score_frame``) and TUD-Campus (640x480, full frame), at one thread
 (``cv2.setNumThreads(1)``, TFLite ``num_threads=1``). Detections are collected once at a low
 score threshold and re-thresholded offline: with greedy NMS that is the same as running at
 each threshold. Figures are in docs/floor-detection.md.
@@ -26,8 +26,8 @@ import cv2
 import numpy as np
 from rich.progress import Progress
 
-from edge.person_detect import make_person_detector
-from storesense.mot_data import gt_roi, load_sequence, score_frame
+from edge.floor.person_detect import make_person_detector
+from storesense_tools.mot_data import gt_roi, load_sequence, score_frame
 
 DATA = Path(os.environ.get("STORESENSE_SHARED_DATA", Path(__file__).parents[2] / "shared/data"))
 SEQS = {"pets09": ("mot/pets09-s2l1", True), "tud": ("mot/tud-campus", False)}

@@ -31,15 +31,16 @@ import httpx
 import numpy as np
 import websockets
 
-from hub import alerts, db
+from hub.alerts import claims as alerts
 from hub.service import HubService
+from hub.store import db
 from hub.web.accounts import Staff, add_staff, create_session
 from hub.web.app import create_app
 from hub.web.server import ServerThread
 from storesense.config import parse_config
-from storesense.embedded_broker import EmbeddedBroker
 from storesense.paths import hub_db_path
 from storesense.topics import Topics
+from storesense_tools.embedded_broker import EmbeddedBroker
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's tests/
 from tests.mosquitto_proc import private_mosquitto

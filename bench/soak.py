@@ -49,14 +49,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge.outbox import EdgeOutbox
-from hub.gallery import Gallery
+from hub.faces.gallery import Gallery
+from hub.faces.template_crypto import TemplateCipher, load_or_create_key
 from hub.service import HubService
-from hub.template_crypto import TemplateCipher, load_or_create_key
 from storesense import messages as m
 from storesense.config import parse_config
-from storesense.embedded_broker import free_port
 from storesense.mqtt_client import connect_in_background, make_client
 from storesense.paths import template_key_path
+from storesense_tools.embedded_broker import free_port
 from tests.consent import consent
 from tests.mosquitto_proc import MosquittoProcess
 

@@ -20,12 +20,12 @@ from dataclasses import asdict, replace
 from datetime import datetime
 from pathlib import Path
 
-from hub import db
-from hub.customer_profile import customer_card
-from hub.pos_import import import_csv
-from hub.suggest import SuggestParams, build_suggestions, lookup
+from hub.shop.card import customer_card
+from hub.shop.pos_import import import_csv
+from hub.shop.suggest import SuggestParams, build_suggestions, lookup
+from hub.store import db
 from storesense.config import StoreConfig
-from storesense.retail_eval import evaluate, markdown
+from storesense_tools.retail_eval import evaluate, markdown
 
 DEFAULT_CSV = (
     Path(__file__).resolve().parents[1]

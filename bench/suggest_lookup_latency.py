@@ -7,7 +7,7 @@ out of the build so the best-seller fallback is timed too). Then, for every cust
 purchase data, in a shuffled order, on one connection (the card reads through the web app's
 per-request connection, which it opens once per view):
 
-* ``lookup``: ``hub.suggest.lookup``, the primary-key read of the two precomputed lists — the
+* ``lookup``: ``hub.shop.suggest.lookup``, the primary-key read of the two precomputed lists — the
   live lookup the card makes;
 * ``card suggestions``: what the card does with it (``customer_profile._suggestions``): the
   lookup, dropping items bought since the build, product names and categories;
@@ -36,13 +36,13 @@ from pathlib import Path
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from hub import db
-from hub.customer_profile import _suggestions, customer_card
-from hub.suggest import last_build, lookup
-from storesense.cli import main as storesense
-from storesense.cli_floor import progress_bar
+from hub.shop.card import _suggestions, customer_card
+from hub.shop.suggest import last_build, lookup
+from hub.store import db
 from storesense.config import parse_config
 from storesense.paths import hub_db_path
+from storesense_tools.cli import main as storesense
+from storesense_tools.cli_floor import progress_bar
 
 DEFAULT_CSV = (
     Path(__file__).resolve().parents[1].parent
@@ -145,7 +145,7 @@ def main() -> int:
     )
     print("| step | p50 ms | p95 ms | p99 ms | max ms | mean ms |")
     print("|---|---|---|---|---|---|")
-    print(_row("lookup (`hub.suggest.lookup`)", t_lookup))
+    print(_row("lookup (`hub.shop.suggest.lookup`)", t_lookup))
     if fallback.any():
         print(_row("  lookup, customers in the build", t_lookup[~fallback]))
         print(_row("  lookup, fallback customers", t_lookup[fallback]))

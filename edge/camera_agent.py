@@ -3,7 +3,7 @@
 Entrance role: frames → motion gate → face pipeline (detect, align, quality gate) → face
 tracker → embed only the faces a track will keep → a few best embeddings per track →
 ``FaceTrack`` messages. Floor role: frames → person detector → ByteTrack → foot points on the
-floor (homography) → one ``FloorPositions`` per interval (``edge.floor_pipeline``).
+floor (homography) → one ``FloorPositions`` per interval (``edge.floor.pipeline``).
 
 The camera reader runs in its own thread and keeps only the newest frame, so slow analysis
 drops frames instead of building a backlog; a heartbeat reports frame rate, rejections and
@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import paho.mqtt.client as mqtt
 
-from edge.face_pipeline import FacePipeline
-from edge.face_tracker import FaceTracker, Track
-from edge.motion_gate import MotionGate
+from edge.entrance.face_pipeline import FacePipeline
+from edge.entrance.face_tracker import FaceTracker, Track
+from edge.entrance.motion_gate import MotionGate
 from edge.outbox import EdgeOutbox
-from edge.video_source import VideoSource, VideoSourceError
+from edge.video.source import VideoSource, VideoSourceError
 from storesense import messages as m
 from storesense import service_notify
 from storesense.config import CameraConfig, StoreConfig
@@ -34,7 +34,7 @@ from storesense.mqtt_client import connect_in_background, make_client
 from storesense.topics import Topics
 
 if TYPE_CHECKING:
-    from edge.floor_pipeline import FloorRole
+    from edge.floor.pipeline import FloorRole
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +56,12 @@ class CameraAgent:
         self.camera = camera
         self.realtime = realtime
         self.topics = Topics(cfg.store_id)
-        # Floor role (edge/floor_pipeline.py): people → tracks → floor metres, one
+        # Floor role (edge/floor/pipeline.py): people → tracks → floor metres, one
         # FloorPositions per floor.publish_interval_s. No motion gate: a shopper standing
         # still is exactly the dwell we must count.
         self.floor: FloorRole | None = None
         if camera.role == "floor":
-            from edge.floor_pipeline import FloorRole  # loads the person detector
+            from edge.floor.pipeline import FloorRole  # loads the person detector
 
             self.floor = FloorRole(cfg, camera)
         else:

@@ -17,11 +17,13 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
-from hub import alerts, db, node_health
-from hub.floor_ingest import FloorIngest
-from hub.gallery import Gallery
-from hub.outbox import Outbox
-from hub.recognizer import Recognizer, TrackOutcome
+from hub.alerts import claims as alerts
+from hub.alerts import node_health
+from hub.bus.outbox import Outbox
+from hub.faces.gallery import Gallery
+from hub.faces.recognizer import Recognizer, TrackOutcome
+from hub.floor.ingest import FloorIngest
+from hub.store import db
 from storesense import messages as m
 from storesense import service_notify
 from storesense.config import StoreConfig

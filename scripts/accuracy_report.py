@@ -1,7 +1,7 @@
 """Accuracy and bias report for door recognition: generates docs/accuracy.md.
 
 The command line only: the protocols, the evaluation, the statistics and the markdown are in
-``storesense.accuracy`` (its docstring says why the report is generated and what runs).
+``storesense_tools.accuracy`` (its docstring says why the report is generated and what runs).
 
     .venv/bin/python scripts/accuracy_report.py [--data DIR] [--out docs/accuracy.md] [--rows F.csv]
 
@@ -22,12 +22,12 @@ from pathlib import Path
 
 from rich.console import Console
 
-from hub.matcher import OpenSetPolicy
-from storesense.accuracy.checkout import REPO, default_data_root, git_state
-from storesense.accuracy.evaluate import build_report
-from storesense.accuracy.protocols import standard_protocols
-from storesense.accuracy.render import render_markdown
-from storesense.accuracy.rows import write_rows
+from hub.faces.matcher import OpenSetPolicy
+from storesense_tools.accuracy.checkout import REPO, default_data_root, git_state
+from storesense_tools.accuracy.evaluate import build_report
+from storesense_tools.accuracy.protocols import standard_protocols
+from storesense_tools.accuracy.render import render_markdown
+from storesense_tools.accuracy.rows import write_rows
 
 DEFAULT_OUT = REPO / "docs" / "accuracy.md"
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import beta
 
-from hub.matcher import OpenSetPolicy, SearchHit
-from storesense.face_eval import build_index, embed_images, lfw_split
+from hub.faces.matcher import OpenSetPolicy, SearchHit
+from storesense_tools.face_eval import build_index, embed_images, lfw_split
 
 DEFAULT_LFW = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces" / "lfw-dev"
 THRESHOLDS = [round(float(t), 2) for t in np.arange(0.35, 0.6001, 0.01)]

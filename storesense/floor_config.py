@@ -26,7 +26,8 @@ class FloorConfig(_Strict):
     publish_interval_s: float = Field(1.0, gt=0, le=60, description="edge → hub position batches")
     plan_image: Path | None = Field(None, description="floor plan PNG/JPG for the heatmap")
     plan_px_per_m: float | None = Field(None, gt=0, description="plan image pixels per metre")
-    # Hub-side analytics (hub/occupancy.py, hub/zones.py); docs/floor-analytics.md explains each.
+    # Hub-side analytics (hub/floor/occupancy.py, hub/floor/zones.py);
+    # docs/floor-analytics.md explains each.
     fusion_radius_m: float = Field(
         0.8, ge=0, le=5, description="points of two cameras closer than this are one person"
     )

@@ -38,7 +38,7 @@ class Promotion(_Strict):
 
 
 class LoyaltyConfig(_Strict):
-    """Loyalty rules, applied to the imported purchase history by ``hub/loyalty.py``."""
+    """Loyalty rules, applied to the imported purchase history by ``hub/shop/loyalty.py``."""
 
     currency: str = "GBP"
     points_per_unit: float = Field(1.0, ge=0, description="points per currency unit spent")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hub.gallery import Consent
+from hub.faces.gallery import Consent
 
 
 def consent(reference: str = "consent-1", staff_id: str = "tester") -> Consent:

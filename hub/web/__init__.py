@@ -4,5 +4,5 @@
 client (the ``phone-gateway`` account): it bridges the retained alert topics to phones over
 WebSockets and turns button presses into ``claim_request`` messages, so the claim
 arbitration stays in the hub daemon and this package never writes an alert's state.
-Importing this package is cheap (no FastAPI): ``hub.db`` imports ``hub.web.schema``.
+Importing this package is cheap (no FastAPI): ``hub.store.db`` imports ``hub.web.schema``.
 """

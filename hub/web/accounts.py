@@ -18,7 +18,8 @@ from typing import Literal
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from hub import audit, db
+from hub.privacy import audit
+from hub.store import db
 
 Role = Literal["salesperson", "manager"]
 ROLES: tuple[Role, ...] = ("salesperson", "manager")

@@ -20,19 +20,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from hub import db
-from hub.web import reports as routes_reports  # nightly floor reports (hub/report.py)
-from hub.web import (
-    routes_alerts,
-    routes_auth,
-    routes_customers,
-    routes_manager,
-    routes_pos,
-    routes_privacy,
-)
+from hub.store import db
 from hub.web.accounts import staff_names
 from hub.web.gateway import Gateway
-from hub.web.routes_pos import token_path
+from hub.web.routers import alerts as routes_alerts
+from hub.web.routers import auth as routes_auth
+from hub.web.routers import customers as routes_customers
+from hub.web.routers import manager as routes_manager
+from hub.web.routers import pos as routes_pos
+from hub.web.routers import privacy as routes_privacy
+from hub.web.routers import reports as routes_reports  # nightly floor reports (hub/floor/report.py)
+from hub.web.routers.pos import token_path
 from hub.web.security import BodyLimit, LoginThrottle, SecurityHeaders
 from storesense.config import MqttConfig, StoreConfig
 from storesense.paths import hub_db_path

@@ -2,12 +2,12 @@
 
 MQTT → phones: the retained ``alerts/+`` topics give the whole current state of every alert
 on (re)connect and each change after; the gateway keeps the highest ``seq`` per alert (an older
-state arriving late is ignored, exactly as ``storesense.sim_phone`` does) and pushes each
+state arriving late is ignored, exactly as ``storesense_tools.sim_phone`` does) and pushes each
 change, serialised once, to every connected phone's bounded queue.
 
 Phones → MQTT: a button press becomes a ``claim_request`` on ``claims/<staff_id>``; the
 gateway waits for the hub's ``claim_result`` (matched by request id) and hands it back to
-the HTTP request. The claim arbitration itself stays in the hub (``hub.alerts``).
+the HTTP request. The claim arbitration itself stays in the hub (``hub.alerts.claims``).
 
 Threads: paho callbacks run on paho's network thread and only decode, then hand the message
 to the asyncio loop with ``call_soon_threadsafe``; all state lives on the loop's thread, so no
@@ -138,7 +138,8 @@ class Gateway:
         section = self.topics.segment(msg.topic, 0)
         payload = bytes(msg.payload)
         if section == "alerts" and not payload:
-            # the hub cleared a long-closed alert's retained message (hub.alerts.housekeeping)
+            # the hub cleared a long-closed alert's retained message
+            # (hub.alerts.claims.housekeeping)
             alert_id = self.topics.segment(msg.topic, 1) or ""
             loop.call_soon_threadsafe(self._forget, alert_id)
             return

@@ -1,4 +1,4 @@
-"""Tables of the web app: staff accounts and login sessions (executed by ``hub.db.open_db``).
+"""Tables of the web app: staff accounts and login sessions (executed by ``hub.store.db.open_db``).
 
 Sessions live server-side so a logout, a password change or a disabled account ends them at
 once; the cookie only carries a random token whose SHA-256 is stored here, so a copy of the

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from fastapi import Depends, HTTPException, Request, WebSocket
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hub import db
+from hub.store import db
 from hub.web.accounts import Session, get_session
 
 COOKIE = "ss_session"

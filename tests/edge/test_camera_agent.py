@@ -67,7 +67,7 @@ def test_agent_publishes_few_embedding_messages_per_track_and_no_images(tmp_path
 
 
 def test_a_floor_camera_without_calibration_is_refused_clearly() -> None:
-    # the floor role itself is tested in tests/edge/test_floor_pipeline.py
+    # the floor role itself is tested in tests/edge/floor/test_pipeline.py
     from storesense.config import ConfigError
 
     cfg = parse_config("store_id: s1\ncameras:\n  - {id: f1, role: floor, source: 0}\n")

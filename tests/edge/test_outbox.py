@@ -10,8 +10,8 @@ import paho.mqtt.client as mqtt
 
 from edge.outbox import EdgeOutbox
 from storesense.config import MqttConfig
-from storesense.embedded_broker import EmbeddedBroker, free_port
 from storesense.mqtt_client import connect, connect_in_background, make_client
+from storesense_tools.embedded_broker import EmbeddedBroker, free_port
 from tests.waiting import wait_for as _wait
 
 

@@ -17,8 +17,8 @@ import pytest
 
 from edge.outbox import EdgeOutbox
 from storesense.config import MqttConfig
-from storesense.embedded_broker import EmbeddedBroker, free_port
 from storesense.mqtt_client import connect_in_background
+from storesense_tools.embedded_broker import EmbeddedBroker, free_port
 from tests.edge.test_outbox import _collector, _edge_client
 from tests.waiting import wait_for as _wait
 

@@ -5,10 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hub import db
-from hub.gallery import Gallery
-from hub.template_crypto import TemplateCipher, load_or_create_key
-from storesense.embedded_broker import EmbeddedBroker
+from hub.faces.gallery import Gallery
+from hub.faces.template_crypto import TemplateCipher, load_or_create_key
+from hub.store import db
+from storesense_tools.embedded_broker import EmbeddedBroker
 
 MOSQUITTO = ("127.0.0.1", 1883)
 

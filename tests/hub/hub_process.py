@@ -43,7 +43,7 @@ class HubRunner:
     def start(self) -> subprocess.Popen:
         self.status.clear()
         self.logs.append(self.log_dir / f"hub-{len(self.logs)}.log")
-        argv = [sys.executable, "-m", "storesense.cli", "--home", str(self.home),
+        argv = [sys.executable, "-m", "storesense_tools.cli", "--home", str(self.home),
                 "--config", str(self.conf), "hub", "run"]  # fmt: skip
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         with self.logs[-1].open("w") as log:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime
 
-from hub import db
-from hub.categories import default_rules
-from hub.pos_store import Invoice, Line, insert_invoices
+from hub.shop.categories import default_rules
+from hub.shop.pos_store import Invoice, Line, insert_invoices
+from hub.store import db
 
 
 def add_invoice(

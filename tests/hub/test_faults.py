@@ -15,15 +15,15 @@ import numpy as np
 import pytest
 
 from edge.outbox import EdgeOutbox
-from hub.gallery import Gallery
+from hub.faces.gallery import Gallery
+from hub.faces.template_crypto import TemplateCipher, load_or_create_key
 from hub.service import HubService
-from hub.template_crypto import TemplateCipher, load_or_create_key
 from storesense import messages as m
 from storesense.config import StoreConfig, parse_config
-from storesense.embedded_broker import free_port
 from storesense.mqtt_client import connect_in_background, make_client
 from storesense.paths import template_key_path
-from storesense.sim_phone import Phone
+from storesense_tools.embedded_broker import free_port
+from storesense_tools.sim_phone import Phone
 from tests.consent import consent
 from tests.hub.conftest import unit
 from tests.mosquitto_proc import MosquittoProcess, require_mosquitto

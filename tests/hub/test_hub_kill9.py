@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from hub import db
-from hub.floor_ingest import FloorIngest
+from hub.floor.ingest import FloorIngest
+from hub.store import db
 from storesense import messages as m
 from storesense.mqtt_client import connect, make_client
 from storesense.topics import Topics

@@ -32,9 +32,10 @@ import paho.mqtt.client as mqtt
 import pytest
 import yaml
 
-from hub import alerts, db
-from hub.gallery import Gallery
-from hub.outbox import Outbox
+from hub.alerts import claims as alerts
+from hub.bus.outbox import Outbox
+from hub.faces.gallery import Gallery
+from hub.store import db
 from storesense import messages as m
 from storesense.config import StoreConfig, parse_config
 from storesense.mqtt_client import connect, make_client

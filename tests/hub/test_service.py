@@ -12,15 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hub.gallery import Gallery
+from hub.faces.gallery import Gallery
+from hub.faces.template_crypto import TemplateCipher, load_or_create_key
 from hub.service import HubService
-from hub.template_crypto import TemplateCipher, load_or_create_key
 from storesense import messages as m
 from storesense.config import StoreConfig, parse_config
-from storesense.embedded_broker import EmbeddedBroker
 from storesense.mqtt_client import connect, make_client
 from storesense.paths import template_key_path
-from storesense.sim_phone import Phone
+from storesense_tools.embedded_broker import EmbeddedBroker
+from storesense_tools.sim_phone import Phone
 from tests.consent import consent
 from tests.hub.conftest import unit
 from tests.waiting import wait_for as _wait
@@ -116,7 +116,7 @@ def test_stranger_track_is_an_unknown_visitor_not_an_alert(hub: HubService, came
     assert _alert_count(hub) == 0
     # A stranger's embeddings are dropped once matching fails: nothing of them stays in the
     # hub's memory or in its database file (main file or WAL), only the count row.
-    assert track.track_id not in hub.recognizer._open
+    assert track.track_id not in hub.faces.recognizer._open
     db_file = Path(hub.conn.execute("PRAGMA database_list").fetchone()[2])
     raw = b"".join(p.read_bytes() for p in db_file.parent.glob(db_file.name + "*"))
     for s in track.samples:
@@ -256,8 +256,9 @@ def test_claims_from_someone_not_on_the_staff_list_are_rejected(tmp_path: Path) 
 
 
 def test_heartbeats_are_recorded_and_a_silent_camera_is_marked_down(tmp_path: Path, capsys) -> None:
-    from hub import db, node_health
-    from storesense.cli import main
+    from hub.alerts import node_health
+    from hub.store import db
+    from storesense_tools.cli import main
 
     with EmbeddedBroker() as broker:
         cfg = parse_config(f"store_id: s1\nmqtt: {{port: {broker.port}}}\n")
@@ -312,8 +313,8 @@ def test_the_running_hub_follows_enrolment_and_erasure_without_a_restart(
     """``storesense enroll`` / ``erase`` write from another process while the hub runs; the
     matcher must reload from the gallery version, or a new customer is not greeted until a
     restart and an erased one is still recognised (the erasure promise broken)."""
-    from hub import db
-    from hub.erasure import erase_customer
+    from hub.privacy.erasure import erase_customer
+    from hub.store import db
     from storesense.paths import hub_db_path
 
     topic = hub.topics.faces("door-1")
@@ -372,7 +373,7 @@ def test_node_health_is_published_retained_with_a_silent_camera_down(
     """
     import functools
 
-    from hub import node_health
+    from hub.alerts import node_health
 
     monkeypatch.setattr(
         node_health, "mark_silent", functools.partial(node_health.mark_silent, silent_after_s=1.5)

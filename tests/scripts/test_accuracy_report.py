@@ -1,4 +1,4 @@
-"""storesense.accuracy on a real ORL subset: every rate it prints is a count of its rows.
+"""storesense_tools.accuracy on a real ORL subset: every rate it prints is a count of its rows.
 
 docs/accuracy.md is the project's statement of how often the door recognises enrolled
 customers and how often it wrongly names a stranger. These tests run the report's own
@@ -27,13 +27,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hub.matcher import OpenSetPolicy
-from storesense.accuracy.evaluate import build_report, decide, stranger_hits
-from storesense.accuracy.protocols import lfw_folds, orl_protocol, standard_protocols
-from storesense.accuracy.render import render_markdown
-from storesense.accuracy.render_sections import short_name
-from storesense.accuracy.stats import clopper_pearson, summarise, threshold_for_fpir
-from storesense.face_eval import embed_images
+from hub.faces.matcher import OpenSetPolicy
+from storesense_tools.accuracy.evaluate import build_report, decide, stranger_hits
+from storesense_tools.accuracy.protocols import lfw_folds, orl_protocol, standard_protocols
+from storesense_tools.accuracy.render import render_markdown
+from storesense_tools.accuracy.render_sections import short_name
+from storesense_tools.accuracy.stats import clopper_pearson, summarise, threshold_for_fpir
+from storesense_tools.face_eval import embed_images
 
 ENROLLED = [1, 2, 3, 4, 5]
 STRANGERS = [31, 32, 33]

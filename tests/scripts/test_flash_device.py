@@ -22,10 +22,10 @@ import pytest
 import yaml
 from cryptography import x509
 
-from storesense.broker_config import verify_mosquitto_hash
 from storesense.config import MqttConfig, load_config
-from storesense.embedded_broker import free_port
 from storesense.mqtt_client import MqttConnectError, connect, make_client
+from storesense_tools.broker_config import verify_mosquitto_hash
+from storesense_tools.embedded_broker import free_port
 from tests.mosquitto_proc import MosquittoProcess, require_mosquitto
 
 REPO = Path(__file__).resolve().parents[2]
@@ -522,7 +522,7 @@ def test_hub_refuses_a_broker_folder_it_cannot_use(
     assert snapshot(root) == before
 
     shutil.rmtree(broker)
-    cli = [sys.executable, "-m", "storesense.cli", "--home", str(tmp_path / "home")]
+    cli = [sys.executable, "-m", "storesense_tools.cli", "--home", str(tmp_path / "home")]
     made_here = subprocess.run(
         [*cli, "--config", str(EXAMPLE), "broker-config", "--out", str(broker)],
         capture_output=True,

@@ -205,7 +205,7 @@ def test_hub_run_says_ready_pings_the_watchdog_and_says_stopping(
     every half of ``WATCHDOG_USEC``, STOPPING on SIGTERM, all from the main process."""
     notify_socket.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
     script = Path(sys.executable).with_name("storesense")
-    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "storesense.cli"]
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "storesense_tools.cli"]
     env = {k: v for k, v in os.environ.items() if k not in ("WATCHDOG_PID", "STORESENSE_HOME")}
     env["WATCHDOG_USEC"] = "400000"  # WatchdogSec=0.4: a ping every 0.2 s
     home = tmp_path / "home"

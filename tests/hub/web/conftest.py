@@ -15,10 +15,11 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from hub import alerts, db
-from hub.gallery import Gallery
+from hub.alerts import claims as alerts
+from hub.faces.gallery import Gallery
+from hub.faces.template_crypto import TemplateCipher, load_or_create_key
 from hub.service import HubService
-from hub.template_crypto import TemplateCipher, load_or_create_key
+from hub.store import db
 from hub.web.accounts import add_staff
 from hub.web.app import create_app
 from hub.web.server import ServerThread

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from hub import db
+from hub.store import db
 from storesense.paths import hub_db_path
 from tests.hub.conftest import unit
 from tests.hub.web.conftest import Stack, camera_sends, face_track

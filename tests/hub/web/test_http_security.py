@@ -12,10 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from hub import db
-from hub.pos_webhook import ingest_webhook
+from hub.shop.pos_webhook import ingest_webhook
+from hub.store import db
 from hub.web import accounts
-from hub.web.routes_pos import ensure_token
+from hub.web.routers.pos import ensure_token
 from storesense.paths import hub_db_path
 from tests.hub.web.conftest import PASSWORD, claimed_alert, login
 

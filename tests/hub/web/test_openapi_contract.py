@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from hub import db
-from hub.suggest import build_suggestions
+from hub.shop.suggest import build_suggestions
+from hub.store import db
 from hub.web.accounts import add_staff
 from hub.web.app import create_app
 from storesense.config import parse_config

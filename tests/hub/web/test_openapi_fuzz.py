@@ -36,12 +36,13 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.errors import FailureGroup
 
-from hub import alerts, db
+from hub.alerts import claims as alerts
 from hub.service import HubService
-from hub.suggest import build_suggestions
+from hub.shop.suggest import build_suggestions
+from hub.store import db
 from hub.web.accounts import add_staff
 from hub.web.app import create_app
-from hub.web.routes_pos import ensure_token
+from hub.web.routers.pos import ensure_token
 from hub.web.server import ServerThread
 from storesense.config import parse_config
 from storesense.paths import hub_db_path
@@ -56,7 +57,7 @@ REPORT_DAY = date(2026, 11, 30)
 # Every built-in check, with two adjustments for what this app rightly does:
 # - a 413 (body over 64 KiB, hub.web.security.BodyLimit) is a rejection of invalid data too;
 # - the POS webhook's business rules go beyond its JSON Schema (quantity never 0, customer id
-#   characters after trimming, finite prices: hub/pos_webhook.py), so a schema-valid receipt
+#   characters after trimming, finite prices: hub/shop/pos_webhook.py), so a schema-valid receipt
 #   may get its documented one-line 422; "valid data accepted" is not checked there.
 CHECKS = schemathesis.Config.from_dict(
     {

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from hub import db
+from hub.store import db
 from storesense.paths import hub_db_path
 from tests.hub.conftest import unit
 from tests.hub.web.conftest import ARTIFACTS, PASSWORD, Stack, camera_sends, face_track

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from hub import db
-from hub.report import build_report, reports_root
+from hub.floor.report import build_report, reports_root
+from hub.store import db
 from storesense.config import StoreConfig
 from storesense.paths import hub_db_path
 from tests.hub.web.conftest import MANAGER, login

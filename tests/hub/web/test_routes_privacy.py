@@ -7,7 +7,8 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from hub import audit, db
+from hub.privacy import audit
+from hub.store import db
 from storesense.paths import hub_db_path
 from tests.hub.conftest import unit
 from tests.hub.web.conftest import ARTIFACTS, MANAGER, Stack, camera_sends, face_track, login

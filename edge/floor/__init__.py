@@ -1,0 +1,1 @@
+"""The floor role: person detection, person tracks, image-to-floor geometry."""

@@ -1,0 +1,288 @@
+"""The floor camera's analysis: frame → people boxes → tracks → floor metres → one message/s.
+
+Stages are small and joined by value objects (supervision style): the detector returns
+``Detections``, the tracker ``TrackedPerson``s, this module a :class:`FloorFrame` with each
+person's foot point on the floor, and :class:`FloorBatcher` turns frames into
+``messages.FloorPositions`` — positions and track ids only, never an image.
+
+:class:`FloorRole` is what ``edge.camera_agent`` runs for a camera with ``role: floor``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edge.floor.geometry import CalibrationError, Homography, foot_points, load_calibration
+from edge.floor.person_detect import PersonDetector, check_frame, make_person_detector
+from edge.floor.person_tracker import PersonTracker, TrackedPerson, TrackerConfig
+from storesense import messages as m
+from storesense.config import CameraConfig, ConfigError, StoreConfig
+
+log = logging.getLogger(__name__)
+
+# The detector's own score threshold is for reporting people; here it would cut away
+# ByteTrack's low-score band, the weak boxes of half-hidden people that keep their ids alive,
+# so the floor role asks for everything above 0.1 and the tracker decides what counts. Tiles,
+# NMS and box scale stay the detector's defaults (bench/person_detect.py picked them).
+DETECTOR_OPTIONS: dict[str, dict[str, Any]] = {"ssdlite": {"score_threshold": 0.1}, "hog": {}}
+# Floor positions include a track lost for up to this long, at its predicted place (a walker
+# missed for a few frames is still there). PETS09 per-interval count error: 0.74 person without
+# coasting, 0.485 with 0.75 s, 0.51 with 1 s (over-counts); docs/floor-tracking.md.
+FLOOR_COAST_S = 0.75
+MAX_PEOPLE = 200  # per frame, the FloorSample schema limit
+
+
+@dataclass(frozen=True)
+class FloorFrame:
+    """One analysed frame: tracked people, their foot points (px) and floor positions (m).
+
+    ``floor_xy`` is NaN for a person whose foot point is at or beyond the horizon, and all NaN
+    when the pipeline has no calibration (tracking only, e.g. ``storesense track``).
+    """
+
+    t: float
+    frame_size: tuple[int, int]
+    people: list[TrackedPerson]
+    foot_px: np.ndarray  # (N,2)
+    floor_xy: np.ndarray  # (N,2)
+
+
+class FloorPipeline:
+    """Detector + tracker + homography for one camera; :meth:`process` once per frame.
+
+    ``coast_s``: also report tracks lost for at most this long, at their predicted boxes (0 for
+    MOTChallenge output, where only seen people count).
+    """
+
+    def __init__(
+        self,
+        detector: PersonDetector,
+        homography: Homography | None = None,
+        tracker: TrackerConfig | None = None,
+        coast_s: float = FLOOR_COAST_S,
+    ) -> None:
+        self.detector = detector
+        self.homography = homography
+        self.coast_s = coast_s
+        self.tracker = PersonTracker(tracker)
+        self.rejections: Counter[str] = Counter()
+
+    def process(self, frame_bgr: np.ndarray, t: float) -> FloorFrame:
+        """Analyse one frame taken at ``t`` (seconds on a clock that never goes back).
+
+        A frame that is not an HxWx3 uint8 image is counted (``bad_frame``) and yields an
+        empty result instead of stopping the camera.
+        """
+        try:
+            frame = check_frame(frame_bgr)
+        except ValueError as exc:
+            self.rejections["bad_frame"] += 1
+            log.warning("floor pipeline: frame rejected: %s", exc)
+            empty = np.empty((0, 2))
+            return FloorFrame(t=t, frame_size=(0, 0), people=[], foot_px=empty, floor_xy=empty)
+        size = (int(frame.shape[1]), int(frame.shape[0]))
+        dets = self.detector.detect(frame)
+        people = self.tracker.update(dets.boxes, dets.scores, t) + self.tracker.coasting(
+            self.coast_s
+        )
+        boxes = np.array([p.box for p in people]).reshape(-1, 4)
+        feet = foot_points(boxes, size)
+        if self.homography is None:
+            floor = np.full_like(feet, np.nan)
+        else:
+            floor = self.homography.to_floor(feet, size)
+            beyond = int(np.isnan(floor).any(axis=1).sum())
+            if beyond:
+                self.rejections["beyond_horizon"] += beyond
+        return FloorFrame(t=t, frame_size=size, people=people, foot_px=feet, floor_xy=floor)
+
+    def rejection_counts(self) -> dict[str, int]:
+        """Pipeline and tracker rejections together, for the camera's status heartbeat."""
+        return {k: int(v) for k, v in (self.rejections + self.tracker.rejections).items()}
+
+
+class FloorBatcher:
+    """Collect per-frame floor positions into one ``FloorPositions`` per ``interval_s``.
+
+    Intervals are aligned to multiples of ``interval_s`` on the wall clock, so the hub can line
+    up several cameras without guessing. An interval with frames but nobody in them still
+    produces a message (empty ``people``): "nobody there" is data, "camera silent" is not.
+    ``seq`` counts messages of this run; a gap on the hub means lost messages.
+    """
+
+    def __init__(self, camera_id: str, interval_s: float = 1.0) -> None:
+        if not 0 < interval_s <= 60:
+            raise ValueError("interval_s must be in (0, 60]")
+        self.camera_id = camera_id
+        self.interval_s = interval_s
+        self.run_id = m.new_msg_id()
+        self._seq = 0
+        self._start: float | None = None
+        self._samples: list[m.FloorSample] = []
+        self.truncated = 0  # people beyond MAX_PEOPLE in one frame (schema limit), dropped
+
+    def add(self, frame: FloorFrame, t_wall: float) -> list[m.FloorPositions]:
+        """Add one frame (``t_wall`` epoch s); returns the messages of intervals now complete."""
+        start = math.floor(t_wall / self.interval_s) * self.interval_s
+        out: list[m.FloorPositions] = []
+        if self._start is not None and start != self._start:
+            out = self.flush()
+        if self._start is None:
+            self._start = start
+        if len(frame.people) > MAX_PEOPLE:
+            self.truncated += len(frame.people) - MAX_PEOPLE
+            log.warning(
+                "floor batcher: %d people in one frame, kept %d", len(frame.people), MAX_PEOPLE
+            )
+        people = [
+            m.FloorPosition(
+                track_id=p.track_id,
+                x=round(float(xy[0]), 3),
+                y=round(float(xy[1]), 3),
+                conf=round(min(max(p.score, 0.0), 1.0), 3),
+            )
+            for p, xy in zip(frame.people, frame.floor_xy, strict=True)
+            if np.isfinite(xy).all()
+        ][:MAX_PEOPLE]
+        self._samples.append(m.FloorSample(t=round(t_wall, 3), people=people))
+        return out
+
+    def flush(self) -> list[m.FloorPositions]:
+        """The pending interval as messages (usually one; split if it would exceed 64 KiB)."""
+        if self._start is None or not self._samples:
+            self._start, self._samples = None, []
+            return []
+        out = self._pack(self._start, self._start + self.interval_s, self._samples)
+        self._start, self._samples = None, []
+        return out
+
+    def _pack(
+        self, start: float, end: float, samples: list[m.FloorSample]
+    ) -> list[m.FloorPositions]:
+        msg = m.FloorPositions(
+            camera_id=self.camera_id,
+            run_id=self.run_id,
+            seq=self._seq,
+            interval_start=start,
+            interval_s=round(end - start, 6),
+            samples=samples,
+        )
+        if (len(msg.to_bytes()) <= m.MAX_PAYLOAD_BYTES - 1024 and len(samples) <= 600) or len(
+            samples
+        ) < 2:
+            self._seq += 1
+            return [msg]
+        # Too big (a crowd at a high frame rate): split at a sample time; the two halves tile
+        # the interval exactly, so person-seconds on the hub add up the same.
+        mid = len(samples) // 2
+        cut = samples[mid].t
+        if not start < cut < end:
+            cut = start + (end - start) / 2
+        return self._pack(start, cut, samples[:mid]) + self._pack(cut, end, samples[mid:])
+
+
+class FloorRole:
+    """A ``role: floor`` camera inside the edge agent: pipeline + batcher from the store config.
+
+    Refuses to start without a calibration: positions in pixels are useless to the hub.
+    """
+
+    def __init__(self, cfg: StoreConfig, camera: CameraConfig) -> None:
+        if camera.calibration is None:
+            raise ConfigError(
+                f"camera {camera.id!r}: role floor needs `calibration:` (a homography YAML "
+                "from `storesense calibrate --points FILE.csv --out FILE.yaml`)"
+            )
+        try:
+            homography = load_calibration(camera.calibration)
+        except CalibrationError as exc:
+            raise ConfigError(f"camera {camera.id!r}: {exc}") from None
+        detector = make_person_detector(
+            camera.person_detector, **DETECTOR_OPTIONS[camera.person_detector]
+        )
+        self.pipeline = FloorPipeline(detector, homography)
+        self.batcher = FloorBatcher(camera.id, cfg.floor.publish_interval_s)
+        self.positions_sent = 0
+
+    def process(
+        self, image_bgr: np.ndarray, t_mono: float, t_wall: float
+    ) -> list[m.FloorPositions]:
+        """One frame in; the messages due (0 or 1, rarely more) out."""
+        try:
+            frame = self.pipeline.process(image_bgr, t_mono)
+        except CalibrationError as exc:  # the camera's resolution no longer fits its calibration
+            self.pipeline.rejections["calibration_mismatch"] += 1
+            if self.pipeline.rejections["calibration_mismatch"] == 1:  # once, not every frame
+                log.error("floor camera: %s (frames are skipped until it is fixed)", exc)
+            return []
+        out = self.batcher.add(frame, t_wall)
+        self.positions_sent += sum(len(s.people) for msg in out for s in msg.samples)
+        return out
+
+    def flush(self) -> list[m.FloorPositions]:
+        return self.batcher.flush()
+
+
+def read_video(path: str, max_frames: int | None = None) -> tuple[float, Iterator[np.ndarray]]:
+    """(container fps, BGR frames) of a video file, decoded in order; ValueError if unreadable.
+
+    Offline evaluation reads every frame (no drop, no pacing), unlike ``VideoSource``, so frame
+    numbers in the output match the file's.
+    """
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise ValueError(f"cannot open video {path}")
+    ok, first = cap.read()
+    if not ok:
+        cap.release()
+        raise ValueError(f"{path}: no decodable frame")
+    fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+
+    def frames() -> Iterator[np.ndarray]:
+        try:
+            n, frame = 0, first
+            while ok_frame(frame) and (max_frames is None or n < max_frames):
+                yield frame
+                n += 1
+                good, frame = cap.read()
+                if not good:
+                    break
+        finally:
+            cap.release()
+
+    return fps, frames()
+
+
+def ok_frame(frame: np.ndarray | None) -> bool:
+    return frame is not None and getattr(frame, "size", 0) > 0
+
+
+def occupancy_grid(
+    samples: Iterable[tuple[float, np.ndarray]], cell_m: float, interval_s: float
+) -> list[tuple[float, int, int, float]]:
+    """Mean number of people per floor cell per interval, from (t seconds, (N,2) metres) samples.
+
+    ``cell_x = floor(x / cell_m)``; an interval's mean divides by the frames *in that interval*
+    (frames with nobody count as zeros). Only cells with someone in them are returned, sorted
+    by interval then cell. NaN positions (beyond the horizon) are skipped.
+    """
+    if cell_m <= 0 or interval_s <= 0:
+        raise ValueError("cell size and interval must be positive")
+    frames_in: Counter[int] = Counter()
+    counts: Counter[tuple[int, int, int]] = Counter()
+    for t, xy in samples:
+        k = math.floor(t / interval_s + 1e-9)
+        frames_in[k] += 1
+        pts = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+        pts = pts[np.isfinite(pts).all(axis=1)]
+        for cx, cy in np.floor(pts / cell_m).astype(np.int64):
+            counts[(k, int(cx), int(cy))] += 1
+    return [(k * interval_s, cx, cy, n / frames_in[k]) for (k, cx, cy), n in sorted(counts.items())]

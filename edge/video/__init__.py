@@ -1,0 +1,1 @@
+"""Video input: capture (files, GIFs, streams) and a source that reconnects."""

@@ -1,0 +1,1 @@
+"""Door alerts: visits, the claim state machine, and camera node health."""

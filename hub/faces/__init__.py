@@ -1,0 +1,1 @@
+"""Faces: the encrypted gallery, 1:N matcher, recognizer, template crypto and keys."""

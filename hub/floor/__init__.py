@@ -1,0 +1,1 @@
+"""The floor: position ingest, occupancy grids, zones and journeys, insights, the report."""

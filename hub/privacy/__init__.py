@@ -1,0 +1,1 @@
+"""Privacy: the keyed audit chain, erasure, export (right of access) and retention."""

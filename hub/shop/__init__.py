@@ -1,0 +1,2 @@
+"""The shop: POS store, import and webhook, product categories, loyalty, suggestions,
+the customer card."""

@@ -1,0 +1,1 @@
+"""The hub's SQLite file: connection settings, the whole schema and its numbered migrations."""

@@ -1,0 +1,227 @@
+"""``storesense`` — one console script, one subcommand per job.
+
+Heavy imports (dlib, OpenCV, TFLite) happen inside the subcommand that needs them, so
+``storesense --help`` and config checks are instant on a Pi.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from storesense import service_notify
+from storesense.config import ConfigError, StoreConfig, load_config
+from storesense.errors import CliError
+from storesense.paths import resolve_home
+from storesense_tools import cli_floor, cli_privacy, cli_shop
+
+log = logging.getLogger("storesense")
+
+
+def _config(args: argparse.Namespace, home: Path) -> StoreConfig:
+    path = args.config or os.environ.get("STORESENSE_CONFIG") or str(home / "store.yaml")
+    if not Path(path).exists():
+        raise CliError(
+            f"no store config at {path}: pass --config FILE (see config/store.example.yaml)"
+        )
+    return load_config(path)
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    service_notify.stopping()
+
+
+def cmd_hub_run(args: argparse.Namespace, home: Path) -> int:
+    from hub.service import HubService
+
+    cfg = _config(args, home)
+    with HubService(cfg, home):
+        service_notify.ready()  # Type=notify: systemd waits for this
+        log.info("hub running for store %s (home %s); Ctrl-C stops", cfg.store_id, home)
+        _wait_for_signal()
+    return 0
+
+
+def cmd_edge_run(args: argparse.Namespace, home: Path) -> int:
+    from edge.camera_agent import CameraAgent
+
+    cfg = _config(args, home)
+    agent = CameraAgent(cfg, cfg.camera(args.camera), home=home)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: agent.request_stop())
+    agent.run()
+    return 0
+
+
+def cmd_eval_faces(args: argparse.Namespace, home: Path) -> int:
+    from storesense_tools.face_eval import run_face_eval
+
+    summary = run_face_eval(Path(args.enroll), Path(args.probe), Path(args.out))
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, home: Path) -> int:
+    from storesense_tools.demo import run_demo
+
+    summary = run_demo(
+        home=home, seconds=args.seconds, out_dir=Path(args.out), headless=args.headless
+    )
+    return 0 if summary["alerts"] else 1
+
+
+def cmd_status(args: argparse.Namespace, home: Path) -> int:
+    import json as _json
+    import time
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from hub.alerts.node_health import node_rows
+    from hub.store import db
+    from storesense.paths import hub_db_path
+
+    if not hub_db_path(home).exists():
+        raise CliError(f"no hub database in {home}: run this on the hub (or pass --home)")
+    table = Table(
+        "camera",
+        "role",
+        "state",
+        "last heartbeat",
+        "fps",
+        "frames",
+        "queue",
+        "reconnects",
+        "rejected faces",
+    )
+    now = time.time()
+    for r in node_rows(db.open_db(hub_db_path(home))):
+        rejected = sum(_json.loads(r["rejections"]).values())
+        table.add_row(
+            r["camera_id"],
+            r["role"],
+            r["state"],
+            f"{now - r['last_heartbeat_at']:.0f} s ago",
+            f"{r['fps']:.1f}",
+            str(r["frames"]),
+            str(r["queue_depth"]),
+            str(r["reconnects"]),
+            str(rejected),
+        )
+    Console().print(table)
+    return 0
+
+
+def cmd_broker_config(args: argparse.Namespace, home: Path) -> int:
+    from storesense_tools.broker_config import BrokerConfigError, write_broker_config
+
+    cfg = _config(args, home)
+    try:
+        bundle = write_broker_config(
+            cfg,
+            Path(args.out),
+            listen_host=args.listen,
+            tls_port=args.port,
+            hub_host_names=args.host,
+            force=args.force,
+        )
+    except BrokerConfigError as exc:
+        raise CliError(str(exc)) from None
+    print(
+        f"wrote {bundle.conf} (TLS on {args.listen}:{args.port}), CA {bundle.ca_cert}, "
+        f"{len(bundle.accounts)} accounts; per-device credentials in {bundle.out_dir}/credentials"
+    )
+    return 0
+
+
+def cmd_config_check(args: argparse.Namespace, home: Path) -> int:
+    cfg = load_config(args.file)
+    print(f"{args.file}: ok (store {cfg.store_id}, {len(cfg.cameras)} cameras)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="storesense", description=__doc__.splitlines()[0])
+    p.add_argument("--home", help="state folder (default $STORESENSE_HOME or the user data dir)")
+    p.add_argument("--config", help="store YAML (default $STORESENSE_CONFIG or HOME/store.yaml)")
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    hub = sub.add_parser("hub", help="the in-store hub").add_subparsers(
+        dest="action", required=True
+    )
+    hub.add_parser("run", help="run the hub daemon").set_defaults(func=cmd_hub_run)
+
+    edge = sub.add_parser("edge", help="a camera's edge agent").add_subparsers(
+        dest="action", required=True
+    )
+    er = edge.add_parser("run", help="run the agent for one configured camera")
+    er.add_argument("--camera", required=True, help="camera id from the store config")
+    er.set_defaults(func=cmd_edge_run)
+
+    ev = sub.add_parser("eval", help="evaluate on labelled data").add_subparsers(
+        dest="action", required=True
+    )
+    ef = ev.add_parser("faces", help="open-set identification on DIR/<identity>/<images>")
+    ef.add_argument("--enroll", required=True)
+    ef.add_argument("--probe", required=True)
+    ef.add_argument("--out", required=True)
+    ef.set_defaults(func=cmd_eval_faces)
+
+    de = sub.add_parser("demo", help="broker + hub + door camera + 3 phones on a bundled clip")
+    de.add_argument("--headless", action="store_true", help="no live narration")
+    de.add_argument("--seconds", type=float, default=20.0)
+    de.add_argument("--out", default="demo-out")
+    de.set_defaults(func=cmd_demo)
+
+    sub.add_parser(
+        "status", help="each camera's last heartbeat, frame rate and queue depth"
+    ).set_defaults(func=cmd_status)
+
+    bc = sub.add_parser("broker-config", help="TLS Mosquitto config, accounts and ACLs")
+    bc.add_argument("--out", required=True)
+    bc.add_argument("--listen", default="0.0.0.0")
+    bc.add_argument("--port", type=int, default=8883)
+    bc.add_argument("--host", action="append", default=[], help="hub name/IP for the cert")
+    bc.add_argument("--force", action="store_true", help="replace an existing folder")
+    bc.set_defaults(func=cmd_broker_config)
+
+    cc = sub.add_parser("config", help="configuration tools").add_subparsers(
+        dest="action", required=True
+    )
+    ck = cc.add_parser("check", help="validate a store YAML")
+    ck.add_argument("file")
+    ck.set_defaults(func=cmd_config_check)
+
+    cli_privacy.register(sub)
+    cli_floor.register(sub)
+    cli_shop.register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        home = resolve_home(args.home)
+        return int(args.func(args, home))
+    except (CliError, ConfigError) as exc:
+        print(f"storesense: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,308 @@
+"""`storesense` subcommands for the floor part; `storesense_tools.cli` calls `register`.
+
+Heavy imports happen inside each command, as in `storesense_tools.cli`.
+
+* ``calibrate``: fit a floor camera's image → floor homography from measured marks;
+* ``track``: the floor pipeline over a video file → MOTChallenge rows (for evaluation);
+* ``occupancy``: the floor pipeline over a video file → people per floor cell per interval;
+* ``report``: the hub's floor report of a day (hub/floor/report.py), run nightly by systemd.
+
+``track`` and ``occupancy`` run a detector over every frame (minutes on a long clip), so they
+draw a progress bar (:func:`progress_bar`, also used by the floor and face benches) on stderr
+for someone watching; their stdout line and output files are the same with or without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from storesense.errors import CliError
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, ProgressColumn
+
+# Without --image-size the fit is the same, but the size the marks were clicked in is unknown,
+# so the floor camera cannot rescale other resolutions or refuse another view. Said on stdout.
+NO_IMAGE_SIZE_NOTE = (
+    "note: no --image-size given, so the frame-size check is skipped: the map takes pixels as "
+    "they come and is right only for frames of the resolution the marks were clicked in; frames "
+    "of another resolution or aspect ratio will be neither rescaled nor refused. Pass "
+    "--image-size WxH to record it."
+)
+
+
+def progress_bar(*columns: ProgressColumn, quiet: bool = False) -> Progress:
+    """A rich progress bar on stderr that draws only when a person is watching.
+
+    Why stderr: stdout carries the summary line (and may be piped into a file or a script), so
+    it must read the same with or without the bar. Why disabled unless stderr is a terminal:
+    under pytest, CI, cron or a pipe a bar is just escape codes in a log; ``--quiet`` turns it
+    off at a terminal too. ``add_task``/``advance`` still work when disabled, so callers do not
+    branch. Transient, as in ``bench/person_detect.py``: the finished bar leaves no trace.
+
+    rich's live display reroutes ``print`` through its console (here: stderr) so lines land
+    above the bar; that is only done when stdout is the same kind of screen. With stdout
+    redirected to a file, prints made while the bar runs must still go to that file.
+    """
+    from rich.console import Console
+    from rich.progress import Progress
+
+    return Progress(
+        *columns,  # none: rich's default columns
+        console=Console(stderr=True),
+        transient=True,
+        disable=quiet or not sys.stderr.isatty(),
+        redirect_stdout=sys.stdout.isatty(),
+    )
+
+
+def cmd_calibrate(args: argparse.Namespace, home: Path) -> int:
+    """Fit, report the error in metres, write the YAML the camera's ``calibration:`` names."""
+    from edge.floor.geometry import (
+        CalibrationError,
+        fit_homography,
+        read_points_csv,
+        save_calibration,
+    )
+
+    try:
+        image_px, floor_m = read_points_csv(args.points)
+        size = args.image_size  # None: fit anyway, skip only the frame-size check (see note)
+        hom, rep = fit_homography(image_px, floor_m, size)
+    except CalibrationError as exc:
+        raise CliError(f"calibration refused: {exc}") from None
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    save_calibration(args.out, hom, rep, source=Path(args.points).name)
+    where = "image size not given" if size is None else f"image {size[0]}x{size[1]} px"
+    print(
+        f"{rep.n_points} points, {where}: reprojection error "
+        f"RMS {rep.rms_m:.3f} m, max {rep.max_m:.3f} m (row {rep.worst_index + 1} of the data)"
+    )
+    if size is None:
+        print(NO_IMAGE_SIZE_NOTE)
+    if rep.max_m > args.warn_m:
+        print(f"warning: max error above {args.warn_m} m; re-measure the worst point")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT, e.g. 480x360") from None
+    if w <= 0 or h <= 0:
+        raise argparse.ArgumentTypeError("width and height must be positive")
+    return w, h
+
+
+def _positive(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not v > 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} must be a positive number")
+    return v
+
+
+def _run_video(
+    args: argparse.Namespace, homography: Any = None, coast_s: float = 0.0
+) -> tuple[float, int | None, Iterator[tuple[int, Any]]]:
+    """(fps, frames expected or None, generator of (frame index, FloorFrame)).
+
+    The expected count (the container's, capped by ``--max-frames``) only sizes the progress
+    bar; containers may lie or say 0, so nothing else relies on it.
+    """
+    import cv2
+
+    from edge.floor.person_detect import make_person_detector
+    from edge.floor.pipeline import DETECTOR_OPTIONS, FloorPipeline, read_video
+
+    if not Path(args.video).is_file():
+        raise CliError(f"no video file {args.video}")
+    try:
+        container_fps, frames = read_video(args.video, args.max_frames)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    fps = args.fps or container_fps
+    if not fps or fps <= 0:
+        raise CliError(f"{args.video}: the file has no frame rate; pass --fps")
+    cap = cv2.VideoCapture(str(args.video))
+    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    cap.release()
+    if args.max_frames is not None:
+        count = min(count, args.max_frames) if count > 0 else args.max_frames
+    expected = count if count > 0 else None
+    cv2.setNumThreads(args.threads)
+    detector = make_person_detector(
+        args.detector, **DETECTOR_OPTIONS[args.detector], **_threads(args)
+    )
+    pipeline = FloorPipeline(detector, homography, coast_s=coast_s)
+
+    def run() -> Iterator[tuple[int, Any]]:
+        for i, frame in enumerate(frames):
+            yield i, pipeline.process(frame, i / fps)
+
+    return fps, expected, run()
+
+
+def _threads(args: argparse.Namespace) -> dict[str, int]:
+    return {"num_threads": args.threads} if args.detector == "ssdlite" else {}
+
+
+def cmd_track(args: argparse.Namespace, home: Path) -> int:
+    """MOTChallenge rows ``frame,id,x,y,w,h,conf,-1,-1,-1`` (frame from 1, video pixels)."""
+    _, expected, results = _run_video(args)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    rows = frames = 0
+    ids: set[int] = set()
+    with (
+        open(args.out, "w", encoding="utf-8") as fh,
+        progress_bar(quiet=args.quiet) as progress,
+    ):
+        task = progress.add_task(f"track {Path(args.video).name}", total=expected)
+        for i, ff in results:
+            frames += 1
+            progress.advance(task)
+            for p in ff.people:
+                x1, y1, x2, y2 = (float(v) for v in p.box)
+                fh.write(
+                    f"{i + 1},{p.track_id},{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},"
+                    f"{p.score:.4f},-1,-1,-1\n"
+                )
+                rows += 1
+                ids.add(p.track_id)
+    print(f"{frames} frames, {rows} boxes, {len(ids)} track ids -> {args.out}")
+    return 0
+
+
+def cmd_occupancy(args: argparse.Namespace, home: Path) -> int:
+    """``interval_start_s,cell_x,cell_y,mean_persons`` for every cell someone was in."""
+    from edge.floor.geometry import CalibrationError, load_calibration
+    from edge.floor.pipeline import FLOOR_COAST_S, occupancy_grid
+
+    try:
+        hom = load_calibration(args.calibration)
+    except CalibrationError as exc:
+        raise CliError(str(exc)) from None
+    fps, expected, results = _run_video(args, hom, coast_s=FLOOR_COAST_S)  # as the camera counts
+    samples: list[tuple[float, Any]] = []
+    try:
+        with progress_bar(quiet=args.quiet) as progress:
+            task = progress.add_task(f"occupancy {Path(args.video).name}", total=expected)
+            for i, ff in results:
+                samples.append((i / fps, ff.floor_xy))
+                progress.advance(task)
+    except CalibrationError as exc:  # frame size not a scaled copy of the calibrated view
+        raise CliError(str(exc)) from None
+    grid = occupancy_grid(samples, args.cell_m, args.interval_s)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with open(args.out, "w", encoding="utf-8") as fh:
+        fh.write("interval_start_s,cell_x,cell_y,mean_persons\n")
+        for t0, cx, cy, mean in grid:
+            fh.write(f"{t0:.3f},{cx},{cy},{mean:.4f}\n")
+    print(
+        f"{len(samples)} frames at {fps:g} fps, {len(grid)} occupied cell-intervals -> {args.out}"
+    )
+    return 0
+
+
+def _report_day(text: str):
+    """``YYYY-MM-DD``, ``today`` or ``yesterday`` (what the nightly timer passes)."""
+    import datetime as dt
+
+    if text in ("today", "yesterday"):
+        return dt.date.today() - dt.timedelta(days=text == "yesterday")
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not YYYY-MM-DD, today or yesterday"
+        ) from None
+
+
+def cmd_report(args: argparse.Namespace, home: Path) -> int:
+    """The floor report of one day (or ``--days`` ending on it) from the hub database."""
+    import os
+
+    from hub.floor.report import ReportError, build_report, reports_root
+    from hub.store import db
+    from storesense.paths import hub_db_path
+    from storesense_tools.cli import _config
+
+    cfg = _config(args, home)
+    if not hub_db_path(home).exists():
+        raise CliError(f"no hub database in {home}: run this on the hub (or pass --home)")
+    plan = cfg.floor.plan_image
+    if plan is not None and not plan.is_absolute():  # relative to the store YAML
+        cfg_path = Path(args.config or os.environ.get("STORESENSE_CONFIG") or home / "store.yaml")
+        plan = cfg_path.parent / plan
+    out = args.out or reports_root(home) / args.date.isoformat()
+    conn = db.open_db(hub_db_path(home))
+    try:
+        res = build_report(conn, cfg, args.date, out, days=args.days, plan_image=plan)
+    except ReportError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        conn.close()
+    n = sum(len(v) for v in res.insights.values())
+    print(
+        f"report {res.days[0]}..{res.days[-1]}: {len(res.zones)} zones, {n} insights, "
+        f"{res.observed_s / 3600:.1f} h observed per day -> {res.out_dir}/report.html"
+    )
+    return 0
+
+
+def _video_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--video", required=True, help="video file")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument(
+        "--fps", type=_positive, help="the video's true frame rate if the container is wrong"
+    )
+    p.add_argument("--detector", choices=["ssdlite", "hog"], default="ssdlite")
+    p.add_argument("--max-frames", type=int, help="stop after this many frames")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads for the detector")
+    p.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bar (it is off without a TTY)"
+    )
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add this part's subcommands to the top-level parser."""
+    ca = sub.add_parser(
+        "calibrate", help="fit a floor camera's image→floor homography from measured marks"
+    )
+    ca.add_argument("--points", required=True, type=Path, help="CSV u,v,x,y (pixels, metres)")
+    ca.add_argument("--out", required=True, type=Path, help="calibration YAML to write")
+    ca.add_argument(
+        "--image-size",
+        type=_parse_size,
+        help="frame size WxH the u,v pixels refer to, e.g. 480x360; recorded so the camera "
+        "rescales other resolutions and refuses another view (without it that check is skipped)",
+    )
+    ca.add_argument("--warn-m", type=_positive, default=0.25, help="warn above this max error")
+    ca.set_defaults(func=cmd_calibrate)
+
+    tr = sub.add_parser("track", help="track people in a video → MOTChallenge rows")
+    _video_args(tr)
+    tr.set_defaults(func=cmd_track)
+
+    oc = sub.add_parser("occupancy", help="people per floor cell per interval from a video")
+    _video_args(oc)
+    oc.add_argument("--calibration", required=True, type=Path, help="YAML from `calibrate`")
+    oc.add_argument("--cell-m", type=_positive, default=0.5, help="cell size, metres")
+    oc.add_argument("--interval-s", type=_positive, default=1.0, help="interval, seconds")
+    oc.set_defaults(func=cmd_occupancy)
+
+    rp = sub.add_parser(
+        "report", help="floor report: heatmap.png, zones.csv, insights.json, report.html"
+    )
+    rp.add_argument("--date", required=True, type=_report_day, help="YYYY-MM-DD or yesterday")
+    rp.add_argument("--days", type=int, default=1, help="average over this many days to --date")
+    rp.add_argument("--out", type=Path, help="folder to write (default HOME/reports/DATE)")
+    rp.set_defaults(func=cmd_report)

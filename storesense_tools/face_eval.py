@@ -1,0 +1,211 @@
+"""Open-set evaluation with the live pipeline and the live decision rule.
+
+Lives beside enrolment, not in ``hub/``: it composes the edge pipeline with the hub matcher,
+and the hub itself never imports edge code.
+
+``storesense eval faces`` and the threshold calibration both come through here, so the numbers
+in docs/calibration.md are the numbers of the code that runs at the door: the same
+``FacePipeline`` (detector, alignment, quality gate, embedding) and the same
+``OpenSetPolicy.decide_one`` at the configured threshold and margin.
+
+Which face of a photo is the labelled person: the quality-passing face nearest the image
+centre (the convention of LFW and of most labelled face sets).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import multiprocessing as mp
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from rich.progress import Progress
+
+from hub.faces.matcher import OpenSetPolicy, TemplateIndex
+from storesense.config import QualityConfig, RecognitionConfig
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".pgm", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+CACHE_VERSION = "1"
+
+
+def identity_images(root: Path) -> list[tuple[str, Path]]:
+    """``root/<identity>/<image>`` pairs, sorted for a stable order."""
+    out = []
+    for d in sorted(p for p in root.iterdir() if p.is_dir()):
+        for f in sorted(d.iterdir()):
+            if f.suffix.lower() in IMAGE_SUFFIXES:
+                out.append((d.name, f))
+    return out
+
+
+_PIPELINE = None
+
+
+def _worker_init() -> None:
+    global _PIPELINE
+    from edge.entrance.face_pipeline import FacePipeline
+
+    os.environ["STORESENSE_TFLITE_THREADS"] = "1"  # one worker per core already
+
+    _PIPELINE = FacePipeline()
+
+
+def _central_embedding(path: Path) -> np.ndarray | None:
+    """Embedding of the usable face nearest the image centre; None if there is none."""
+    from edge.entrance.face_pipeline import FaceImageError, load_rgb
+
+    assert _PIPELINE is not None
+    try:
+        rgb = load_rgb(path)
+    except FaceImageError:
+        return None
+    usable = [o for o in _PIPELINE.process_rgb(rgb) if o.embedding is not None]
+    if not usable:
+        return None
+    cy, cx = rgb.shape[0] / 2, rgb.shape[1] / 2
+
+    def off_centre(o) -> float:
+        x1, y1, x2, y2 = o.face.box
+        return ((x1 + x2) / 2 - cx) ** 2 + ((y1 + y2) / 2 - cy) ** 2
+
+    return min(usable, key=off_centre).embedding
+
+
+def _cache_key(paths: Sequence[Path]) -> str:
+    h = hashlib.sha256(CACHE_VERSION.encode())
+    import edge
+
+    models = Path(edge.__file__).resolve().parent
+    for src in sorted(models.glob("face_*.py")) + sorted((models / "models").glob("*.tflite")):
+        h.update(src.read_bytes())
+    # What else decides an embedding: the quality gate's defaults (they live in the config
+    # models, not in edge/) and the installed dlib model weights.
+    from importlib.metadata import version
+
+    h.update(QualityConfig().model_dump_json().encode())
+    for dist in ("dlib-bin", "face_recognition_models"):
+        h.update(f"{dist}=={version(dist)}".encode())
+    for p in paths:
+        h.update(str(p).encode())
+    return h.hexdigest()[:20]
+
+
+def embed_images(
+    paths: Sequence[Path],
+    *,
+    workers: int | None = None,
+    cache_dir: Path | None = None,
+    label: str = "embedding",
+) -> np.ndarray:
+    """(N, 128) float32, NaN rows where no usable face. Cached by pipeline code + file list."""
+    cache_dir = cache_dir or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    cache = cache_dir / "storesense" / f"embeddings-{_cache_key(paths)}.npy"
+    if cache.exists():
+        return np.load(cache)
+    workers = workers or max(1, min(2, os.cpu_count() or 1))
+    out = np.full((len(paths), 128), np.nan, dtype=np.float32)
+    with (
+        mp.get_context("fork").Pool(workers, initializer=_worker_init) as pool,
+        Progress(transient=True) as progress,
+    ):
+        task = progress.add_task(f"{label} ({len(paths)} images)", total=len(paths))
+        for i, emb in enumerate(pool.imap(_central_embedding, paths, chunksize=8)):
+            if emb is not None:
+                out[i] = emb
+            progress.advance(task)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.save(cache, out)
+    return out
+
+
+def build_index(ids: Sequence[str], embeddings: np.ndarray) -> tuple[TemplateIndex, list[str]]:
+    """Index of every enrol image with a face; labels are positions in the returned id list."""
+    names = sorted({i for i, e in zip(ids, embeddings, strict=True) if np.isfinite(e).all()})
+    pos = {n: k for k, n in enumerate(names)}
+    keep = [k for k, e in enumerate(embeddings) if np.isfinite(e).all()]
+    labels = np.array([pos[ids[k]] for k in keep], dtype=np.int64)
+    return TemplateIndex(labels, embeddings[keep].reshape(-1, 128)), names
+
+
+def lfw_split(lfw: Path) -> tuple[list[tuple[str, Path]], list[tuple[str, Path]], list[Path]]:
+    """LFW open-set split: (enrol pairs, probe pairs, all paths in embedding order).
+
+    The first image of each person with >= 2 images is enrolled; their other images are
+    genuine probes; single-image people are strangers who were never enrolled.
+    """
+    pairs = identity_images(lfw)
+    by_id: dict[str, list[Path]] = {}
+    for ident, path in pairs:
+        by_id.setdefault(ident, []).append(path)
+    enrol, probes = [], []
+    for ident, paths in by_id.items():
+        if len(paths) >= 2:
+            enrol.append((ident, paths[0]))
+            probes.extend((ident, p) for p in paths[1:])
+        else:
+            probes.append((ident, paths[0]))
+    return enrol, probes, [p for _, p in pairs]
+
+
+def policy_from(cfg: RecognitionConfig | None = None) -> OpenSetPolicy:
+    cfg = cfg or RecognitionConfig()
+    return OpenSetPolicy(cfg.threshold, cfg.margin, cfg.min_votes, cfg.min_vote_share)
+
+
+def run_face_eval(
+    enroll_dir: Path,
+    probe_dir: Path,
+    out_csv: Path,
+    *,
+    policy: OpenSetPolicy | None = None,
+    workers: int | None = None,
+) -> dict:
+    """Evaluate, write one CSV row per probe image, return the JSON summary."""
+    for d in (enroll_dir, probe_dir):
+        if not d.is_dir():
+            raise FileNotFoundError(f"{d} is not a folder of <identity>/<images>")
+    policy = policy or policy_from()
+    enrol = identity_images(enroll_dir)
+    probes = identity_images(probe_dir)
+    e_emb = embed_images([p for _, p in enrol], workers=workers, label="enrol")
+    index, names = build_index([i for i, _ in enrol], e_emb)
+    p_emb = embed_images([p for _, p in probes], workers=workers, label="probe")
+    enrolled = set(names)
+    n_face = n_enrolled = rank1 = identified = n_strangers = strangers_matched = 0
+    out_csv.parent.mkdir(parents=True, exist_ok=True)
+    with out_csv.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["probe", "true_id", "nearest_id", "distance", "decision"])
+        for (true_id, path), emb in zip(probes, p_emb, strict=True):
+            rel = str(path.relative_to(probe_dir))
+            if not np.isfinite(emb).all():
+                w.writerow([rel, true_id, "", "", ""])
+                continue
+            n_face += 1
+            hit = index.search(emb)[0]
+            nearest = names[hit.label] if hit.label >= 0 else ""
+            decided = policy.decide_one(hit)
+            decision = names[decided] if decided is not None else ""
+            w.writerow([rel, true_id, nearest, f"{hit.distance:.4f}", decision])
+            if true_id in enrolled:
+                n_enrolled += 1
+                rank1 += nearest == true_id
+                identified += decision == true_id
+            else:
+                n_strangers += 1
+                strangers_matched += decision != ""
+    return {
+        "n_probes": len(probes),
+        "n_no_face": len(probes) - n_face,
+        "n_enrolled_identities": len(names),
+        "n_enrolled_probes": n_enrolled,
+        "n_stranger_probes": n_strangers,
+        "rank1": round(rank1 / n_enrolled, 4) if n_enrolled else None,
+        "identified_rate": round(identified / n_enrolled, 4) if n_enrolled else None,
+        "stranger_match_rate": round(strangers_matched / n_strangers, 4) if n_strangers else None,
+        "threshold": policy.threshold,
+        "margin": policy.margin,
+    }

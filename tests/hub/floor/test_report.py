@@ -1,0 +1,127 @@
+"""The nightly report from a simulated store day: files, picture, figures, insights, CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from hub.floor.ingest import FloorIngest
+from hub.floor.occupancy import local_day
+from hub.floor.report import REPORT_FILES, build_report, latest_report
+from hub.store import db
+from storesense.topics import Topics
+from storesense_tools import cli
+from tests.hub.floor_synth import T0, floor_cfg, messages, shoppers
+
+SECONDS = 240
+
+
+@pytest.fixture(scope="module")
+def store_day(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    """A hub database holding 4 simulated minutes of 12 shoppers seen by two cameras."""
+    home = tmp_path_factory.mktemp("home")
+    cfg = floor_cfg()
+    conn = db.open_db(home / "hub.sqlite3")
+    ing = FloorIngest(conn, cfg)
+    who = shoppers(12, seed=5, seconds=SECONDS)
+    msgs = messages("cam-a", T0, SECONDS, who) + messages(
+        "cam-b", T0, SECONDS, lambda t: [(p, x + 0.1, y) for p, x, y in who(t)]
+    )
+    msgs.sort(key=lambda msg: msg.interval_start)
+    topics = Topics(cfg.store_id)
+    for msg in msgs:
+        ing.handle(topics.floor(msg.camera_id), msg.to_bytes(), now=T0 + 86400)
+    ing.close()
+    conn.close()
+    return home, cfg
+
+
+def test_report_files_picture_and_figures(store_day, tmp_path):
+    home, cfg = store_day
+    conn = db.open_db(home / "hub.sqlite3")
+    day = np.datetime64(local_day(T0)).astype(object)
+    res = build_report(conn, cfg, day, tmp_path, sales_per_day={"bags": 300.0, "toys": 900.0})
+    for name in REPORT_FILES:
+        assert (tmp_path / name).stat().st_size > 0, name
+
+    img = np.asarray(Image.open(tmp_path / "heatmap.png").convert("RGB")).astype(float)
+    assert img.shape[0] > 300 and img.shape[1] > 500
+    assert img.std() > 20  # not a uniform picture
+    # the colour-bar legend: a tall strip on the right whose colour runs dark → bright
+    strip = img[:, int(img.shape[1] * 0.80) : int(img.shape[1] * 0.95)]
+    rows_with_many_colours = (strip.std(axis=1).sum(axis=1) > 30).sum()
+    assert rows_with_many_colours > img.shape[0] * 0.3
+    assert "person-seconds per day" in res.colorbar_label
+
+    zones = {r["zone"]: r for r in csv.DictReader((tmp_path / "zones.csv").open())}
+    assert set(zones) == {"denim", "till", "office"}
+    assert float(zones["denim"]["visits_per_day"]) == 12  # every shopper, once, both cameras
+    assert float(zones["till"]["visits_per_day"]) == 12
+    assert 15 <= float(zones["denim"]["median_dwell_s"]) <= 60
+    assert float(zones["till"]["revenue_per_visit"]) == 75.0  # 900 / 12
+    assert zones["office"]["visits_per_day"] == "0.0"
+
+    doc = json.loads((tmp_path / "insights.json").read_text())
+    assert doc["transitions"][0] == {"from": "denim", "to": "till", "count": 12}
+    # person-seconds on the floor: each shopper's time, never doubled by the second camera
+    assert 12 * 20 <= doc["person_s_per_day"] <= 12 * 100
+    ins = doc["insights"]
+    assert [i["rank"] for i in ins["advertising"]] == [1, 2, 3]
+    assert ins["advertising"][0]["where"]["zone"] in ("denim", "till")
+    assert ins["rarely_visited"], "the empty right-hand side of the floor is never visited"
+    hfls = ins["high_footfall_low_sales"]
+    assert hfls[0]["where"]["zone"] == "denim"  # half the visits, a quarter of the revenue
+    assert hfls[0]["evidence"]["visit_share"] == 0.5
+    assert hfls[0]["evidence"]["revenue_share"] == 0.25
+    assert ins["new_product"] and all(i["evidence"]["saturation"] < 1 for i in ins["new_product"])
+    html = (tmp_path / "report.html").read_text()
+    assert "data:image/png;base64," in html and "Best spots for advertising" in html
+
+
+def test_report_over_a_plan_image(store_day, tmp_path):
+    home, cfg = store_day
+    plan = tmp_path / "plan.png"
+    Image.new("RGB", (500, 400), (200, 220, 240)).save(plan)  # 10 x 8 m at 50 px/m
+    conn = db.open_db(home / "hub.sqlite3")
+    day = np.datetime64(local_day(T0)).astype(object)
+    build_report(conn, cfg, day, tmp_path / "r", plan_image=plan)
+    img = np.asarray(Image.open(tmp_path / "r" / "heatmap.png").convert("RGB"))
+    assert (np.abs(img.astype(int) - (200, 220, 240)).sum(axis=2) < 10).sum() > 10_000
+
+
+def test_cli_report_writes_under_home_and_latest_finds_it(store_day, tmp_path, capsys):
+    home, _ = store_day
+    conf = tmp_path / "store.yaml"
+    conf.write_text(
+        "store_id: s1\nfloor: {width_m: 10, height_m: 8}\nzones:\n"
+        "  - {name: denim, polygon: [[0, 0], [4, 0], [4, 4], [0, 4]], categories: [bags]}\n"
+    )
+    rc = cli.main(["--home", str(home), "--config", str(conf), "report", "--date", local_day(T0)])
+    assert rc == 0, capsys.readouterr()
+    assert latest_report(home) == home / "reports" / local_day(T0)
+    assert "1 zones" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:  # argparse: usage error, exit code 2
+        cli.main(["--home", str(home), "--config", str(conf), "report", "--date", "2025-02-30"])
+    assert exc.value.code == 2
+    assert "is not YYYY-MM-DD" in capsys.readouterr().err
+
+
+def test_cli_report_bad_plan_image_is_a_clear_error(store_day, tmp_path, capsys):
+    home, _ = store_day
+    (tmp_path / "plan.png").write_text("not a picture")
+    conf = tmp_path / "store.yaml"
+    conf.write_text("store_id: s1\nfloor: {plan_image: plan.png}\n")
+    rc = cli.main(["--home", str(home), "--config", str(conf), "report", "--date", "today"])
+    assert rc == 2
+    assert "cannot read the floor plan image" in capsys.readouterr().err
+
+
+def test_durations_read_well_for_short_and_long_days() -> None:
+    from hub.floor.report import _duration
+
+    assert [_duration(s) for s in (12, 600, 9 * 3600)] == ["12 s", "10 min", "9.0 h"]

@@ -1,0 +1,66 @@
+"""`storesense staff add` and `storesense web pos-token` on a real home folder."""
+
+from __future__ import annotations
+
+import io
+import stat
+from pathlib import Path
+
+import pytest
+
+from hub.store import db
+from hub.web.accounts import authenticate
+from storesense.paths import hub_db_path
+from storesense_tools.cli import main
+
+
+def _staff_add(monkeypatch: pytest.MonkeyPatch, home: Path, password: str, *extra: str) -> int:
+    monkeypatch.setattr("sys.stdin", io.StringIO(password + "\n"))
+    return main(
+        ["--home", str(home), "staff", "add", "--id", "alice", "--name", "Alice Adams",
+         "--role", "salesperson", "--password-stdin", *extra]
+    )  # fmt: skip
+
+
+def test_staff_add_then_login_and_refusals(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _staff_add(monkeypatch, tmp_path, "a long enough pw") == 0
+    assert "added alice (Alice Adams) as salesperson" in capsys.readouterr().out
+    conn = db.open_db(hub_db_path(tmp_path))
+    staff = authenticate(conn, "alice", "a long enough pw")
+    assert staff is not None and staff.role == "salesperson"
+    assert authenticate(conn, "alice", "wrong password!") is None
+
+    assert _staff_add(monkeypatch, tmp_path, "another long pw") == 2  # exists
+    assert "already exists" in capsys.readouterr().err
+    assert _staff_add(monkeypatch, tmp_path, "short") == 2
+    assert "password must be" in capsys.readouterr().err
+    assert _staff_add(monkeypatch, tmp_path, "another long pw", "--replace") == 0
+    assert authenticate(conn, "alice", "another long pw") is not None
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    code = main(["--home", str(tmp_path), "staff", "add", "--id", "bad id!", "--name", "X",
+                 "--role", "manager", "--password-stdin"])  # fmt: skip
+    assert code == 2 and "nothing on standard input" in capsys.readouterr().err
+
+
+def test_pos_token_is_created_private_and_stable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--home", str(tmp_path), "web", "pos-token"]) == 0
+    token = capsys.readouterr().out.strip()
+    path = tmp_path / "secrets" / "pos_webhook.token"
+    assert path.read_text().strip() == token and len(token) >= 40
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert main(["--home", str(tmp_path), "web", "pos-token"]) == 0
+    assert capsys.readouterr().out.strip() == token
+    assert main(["--home", str(tmp_path), "web", "pos-token", "--rotate"]) == 0
+    assert capsys.readouterr().out.strip() != token
+
+
+def test_web_run_without_config_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--home", str(tmp_path), "web", "run"]) == 2
+    assert "no store config" in capsys.readouterr().err
