@@ -91,7 +91,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
         t0 = time.perf_counter()
         dets = detector.detect(frame)
         t1 = time.perf_counter()
-        people = tracker.update(dets.boxes, dets.scores, i / args.fps)
+        people = tracker.update(i / args.fps, dets)
         people += tracker.coasting(FLOOR_COAST_S)
         boxes = np.array([p.box for p in people]).reshape(-1, 4)
         feet = foot_points(boxes, size)

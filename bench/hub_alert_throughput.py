@@ -144,7 +144,7 @@ def main() -> int:
             "visits: {cooldown_s: 0, alert_ttl_s: 3600}\n"
         )
         vecs = _vectors(args.customers)
-        conn = db.open_db(hub_db_path(home))
+        conn = db.migrate_db(hub_db_path(home))
         gallery = Gallery.open(conn, template_key_path(home))
         consent = Consent(reference="bench", staff_id="bench", notice_version="bench")
         task = progress.add_task("enrol synthetic customers", total=args.customers)

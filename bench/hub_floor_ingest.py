@@ -81,7 +81,7 @@ def main() -> None:
     msgs = payloads(args.people, args.seconds)
     n_pos = sum(p.count(b'"track_id"') for _, p in msgs)
     with tempfile.TemporaryDirectory() as tmp:
-        conn = db.open_db(Path(tmp) / "hub.sqlite3")
+        conn = db.migrate_db(Path(tmp) / "hub.sqlite3")
         ing = FloorIngest(conn, CFG)
         now = time.time()
         start = time.perf_counter()

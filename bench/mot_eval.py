@@ -41,11 +41,13 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from edge.boxes import iou_matrix  # noqa: E402
 from edge.floor.geometry import foot_points, load_calibration  # noqa: E402
-from edge.floor.person_detect import make_person_detector  # noqa: E402
-from edge.floor.person_tracker import PersonTracker, TrackerConfig, iou_matrix  # noqa: E402
-from edge.floor.pipeline import DETECTOR_OPTIONS, FLOOR_COAST_S, occupancy_grid  # noqa: E402
+from edge.floor.person_detect import Detections, make_person_detector  # noqa: E402
+from edge.floor.person_tracker import PersonTracker, TrackerConfig  # noqa: E402
+from edge.floor.pipeline import DETECTOR_OPTIONS, FLOOR_COAST_S  # noqa: E402
 from storesense_tools.cli_floor import progress_bar  # noqa: E402
+from storesense_tools.floor_offline import occupancy_grid  # noqa: E402
 from storesense_tools.mot_data import MotSequence, gt_roi, load_sequence  # noqa: E402
 
 if TYPE_CHECKING:
@@ -87,7 +89,7 @@ def track_all(
     tracker = PersonTracker(cfg)
     out = []
     for i, (b, s) in enumerate(dets):
-        people = tracker.update(b, s, i / fps)
+        people = tracker.update(i / fps, Detections(b, s))
         out.append(people + tracker.coasting(coast_s))
     return out
 

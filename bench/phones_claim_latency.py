@@ -33,8 +33,8 @@ import websockets
 
 from hub.alerts import claims as alerts
 from hub.service import HubService
+from hub.staff.accounts import Staff, add_staff, create_session
 from hub.store import db
-from hub.web.accounts import Staff, add_staff, create_session
 from hub.web.app import create_app
 from hub.web.server import ServerThread
 from storesense.config import parse_config
@@ -148,7 +148,7 @@ def main() -> int:
             port, broker = private_mosquitto(stack, home), "private Mosquitto, tcp_nodelay"
         store = f"bench{os.getpid()}"
         cfg = parse_config(f"store_id: {store}\nmqtt: {{port: {port}}}\n")
-        conn = db.open_db(hub_db_path(home))
+        conn = db.migrate_db(hub_db_path(home))
         phones = []
         t_accounts = time.perf_counter()
         for i in range(args.phones):
@@ -161,7 +161,7 @@ def main() -> int:
         conn.close()
         print(f"{args.phones} accounts + sessions in {time.perf_counter() - t_accounts:.1f} s")
         hub = stack.enter_context(HubService(cfg, home, client_id=f"hub-{store}"))
-        app = create_app(cfg, home)
+        app = create_app(cfg)  # a stateless gateway: it asks the hub for everything
         web = stack.enter_context(ServerThread(app))
         while not app.state.gateway.connected:
             time.sleep(0.02)

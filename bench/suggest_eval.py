@@ -45,7 +45,7 @@ def main() -> int:
     args = ap.parse_args()
     print("load:", os.getloadavg())
     fresh = not Path(args.db).exists()
-    conn = db.open_db(args.db)
+    conn = db.migrate_db(args.db)
     if fresh:
         rep = import_csv(conn, args.csv)
         print(f"import: {rep.rows} rows in {rep.seconds:.1f} s ({rep.rows_per_s:,.0f} rows/s)")

@@ -61,7 +61,7 @@ def _setup(home: Path, csv: Path, cutoff: str | None) -> None:
 
 
 def _commands(home: Path, csv: Path, cutoff: str | None) -> None:
-    conn = db.open_db(hub_db_path(home))
+    conn = db.migrate_db(hub_db_path(home))
     have = conn.execute("SELECT COUNT(*) FROM pos_invoices").fetchone()[0]
     conn.close()
     if not have:

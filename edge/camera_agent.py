@@ -1,9 +1,8 @@
 """The edge agent: one camera, on-device analysis, MQTT out. Never sends an image.
 
-Entrance role: frames → motion gate → face pipeline (detect, align, quality gate) → face
-tracker → embed only the faces a track will keep → a few best embeddings per track →
-``FaceTrack`` messages. Floor role: frames → person detector → ByteTrack → foot points on the
-floor (homography) → one ``FloorPositions`` per interval (``edge.floor.pipeline``).
+capture (``edge.video``) → the camera's role (``edge.role``: entrance faces or floor people,
+picked once from the config) → the disk outbox (``edge.outbox``) → MQTT. The agent owns what
+every role shares and never asks which role it runs.
 
 The camera reader runs in its own thread and keeps only the newest frame, so slow analysis
 drops frames instead of building a backlog; a heartbeat reports frame rate, rejections and
@@ -17,24 +16,19 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import paho.mqtt.client as mqtt
 
-from edge.entrance.face_pipeline import FacePipeline
-from edge.entrance.face_tracker import FaceTracker, Track
-from edge.entrance.motion_gate import MotionGate
 from edge.outbox import EdgeOutbox
+from edge.role import Outgoing, Role
+from edge.roles import make_role
 from edge.video.source import VideoSource, VideoSourceError
 from storesense import messages as m
 from storesense import service_notify
 from storesense.config import CameraConfig, StoreConfig
 from storesense.mqtt_client import connect_in_background, make_client
 from storesense.topics import Topics
-
-if TYPE_CHECKING:
-    from edge.floor.pipeline import FloorRole
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +38,8 @@ RECONNECT_BACKOFF_MAX_S = 20.0  # keeps reconnect attempts (progress) well insid
 
 
 class CameraAgent:
+    """One camera end to end; ``run`` blocks until the source ends or ``request_stop``."""
+
     def __init__(
         self,
         cfg: StoreConfig,
@@ -56,27 +52,16 @@ class CameraAgent:
         self.camera = camera
         self.realtime = realtime
         self.topics = Topics(cfg.store_id)
-        # Floor role (edge/floor/pipeline.py): people → tracks → floor metres, one
-        # FloorPositions per floor.publish_interval_s. No motion gate: a shopper standing
-        # still is exactly the dwell we must count.
-        self.floor: FloorRole | None = None
-        if camera.role == "floor":
-            from edge.floor.pipeline import FloorRole  # loads the person detector
-
-            self.floor = FloorRole(cfg, camera)
-        else:
-            self.pipeline = FacePipeline(
-                detector=camera.detector, quality=cfg.quality, roi=camera.roi
-            )
-            self.tracker = FaceTracker(k=camera.best_per_track)
-            self.motion = MotionGate()
-        self.counters: Counter[str] = Counter()
+        # First, so a camera that cannot run as configured fails before connecting anywhere.
+        self.role: Role = make_role(cfg, camera, self.topics)
+        self.counters: Counter[str] = Counter()  # the agent's own; the role keeps its figures
         self._stop = threading.Event()
         self._frames = 0
         self._fps = 0.0
         self._reconnects = 0
         self._source: VideoSource | None = None
-        offline = self._status(online=False).to_bytes()
+        # The last will is fixed at connect time, before the outbox exists: nothing queued yet.
+        offline = self._status(online=False, queue_depth=0).to_bytes()
         self.client = make_client(
             f"storesense-edge-{camera.id}",
             cfg.mqtt,
@@ -128,9 +113,7 @@ class CameraAgent:
     def run(self) -> None:
         # "online" goes out from on_connect, after the CONNACK: published before it, it could
         # beat the CONNECT onto the wire (see EdgeOutbox._ready), and every reconnect re-announces.
-        self.client.on_connect = lambda c, u, f, rc, p: (
-            None if rc.is_failure else self._publish_status(online=True)
-        )
+        self.client.on_connect = self._on_connect
         connect_in_background(self.client, self.cfg.mqtt)  # the outbox holds what can't go yet
         service_notify.ready()  # not waiting for the broker: the outbox covers an outage
         wd = service_notify.watchdog_interval_s()
@@ -146,7 +129,7 @@ class CameraAgent:
             self.counters["source_errors"] += 1
             log.error("camera %s: %s", self.camera.id, exc)
         finally:
-            self._flush_tracks(time.monotonic(), everything=True)
+            self._publish_all(self.role.flush(time.monotonic(), everything=True))
             goodbye = self._publish_status(online=False)
             self._drain(timeout_s=5.0)
             if goodbye is not None and self.client.is_connected():
@@ -182,59 +165,25 @@ class CameraAgent:
 
     def process_frame(self, image_bgr: np.ndarray, t_capture: float) -> None:
         """Analyse one frame (t_capture on the monotonic clock) and publish what is due."""
-        if self.floor is not None:
-            for msg in self.floor.process(image_bgr, t_capture, _wall(t_capture)):
-                self._publish(self.topics.floor(self.camera.id), msg)
-            self.outbox.pump()
-            return
-        if not self.motion.changed(image_bgr) and not self.tracker.active():
-            self.counters["frames_skipped_still"] += 1
-            self._flush_tracks(t_capture)
-            return
-        # Lazy embedding: the ResNet (~55 ms/face, most of the frame budget) runs only for the
-        # faces their track will keep among its best samples; the rest stop after the gate.
-        observations = self.pipeline.analyse_bgr(image_bgr)
-        for up in self.tracker.update_lazily(t_capture, observations, self.pipeline.embed):
-            if up.observation.quality.passed:
-                key = "embeddings_computed" if up.usable else "embeddings_skipped"
-                self.counters[key] += 1
-        self._flush_tracks(t_capture)
+        self._publish_all(self.role.process(image_bgr, t_capture))
 
     # -- publishing ------------------------------------------------------------------------
-    def _flush_tracks(self, t: float, *, everything: bool = False) -> None:
+    def _publish_all(self, messages: list[Outgoing]) -> None:
+        """Into the outbox (on disk until acknowledged), then let it send what it can."""
+        for msg in messages:
+            self.outbox.send(self.role.topic, msg.to_bytes())
         self.outbox.pump()
-        if self.floor is not None:
-            if everything:  # the last, partial interval on shutdown
-                for msg in self.floor.flush():
-                    self._publish(self.topics.floor(self.camera.id), msg)
-            return
-        for track, final in self.tracker.due_for_publication(t, flush_all=everything):
-            self._publish(self.topics.faces(self.camera.id), self._face_track(track, final))
 
-    def _face_track(self, track: Track, final: bool) -> m.FaceTrack:
-        samples = [
-            m.EmbeddingSample(
-                vector=s.embedding,
-                quality=s.quality.score,
-                face_px=s.quality.face_px,
-                sharpness=s.quality.sharpness,
-                frontalness=s.quality.frontalness,
-                t=_wall(s.t),
-            )
-            for s in track.best_samples()
-        ]
-        self.counters["face_tracks_published"] += 1
-        return m.FaceTrack(
-            camera_id=self.camera.id,
-            track_id=track.track_id,
-            update=track.publications - 1,
-            final=final,
-            first_usable_at=_wall(track.first_usable_t or track.first_seen_t),
-            samples=samples,
-        )
-
-    def _publish(self, topic: str, msg: m._Message) -> None:
-        self.outbox.send(topic, msg.to_bytes())
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.ConnectFlags,
+        rc: mqtt.ReasonCode,
+        props: mqtt.Properties | None,
+    ) -> None:
+        if not rc.is_failure:
+            self._publish_status(online=True)
 
     def _publish_status(self, *, online: bool) -> mqtt.MQTTMessageInfo | None:
         """Heartbeats skip the disk outbox: a stale one is worthless after an outage, and
@@ -248,21 +197,17 @@ class CameraAgent:
             self.topics.edge_status(self.camera.id), status.to_bytes(), qos=1, retain=True
         )
 
-    def _status(self, *, online: bool) -> m.EdgeStatus:
-        floor = getattr(self, "floor", None)  # the last-will status is built before it
-        if floor is not None:
-            rejections = floor.pipeline.rejection_counts()
-        else:
-            rejections = {k: int(v) for k, v in self.pipeline.rejections.items()}
+    def _status(self, *, online: bool, queue_depth: int | None = None) -> m.EdgeStatus:
+        """This camera's heartbeat; ``queue_depth`` defaults to the outbox's current depth."""
         return m.EdgeStatus(
             camera_id=self.camera.id,
             role=self.camera.role,
             online=online,
             fps=round(self._fps, 2),
             frames=self._frames,
-            queue_depth=self._queue_depth(),
+            queue_depth=self.outbox.depth() if queue_depth is None else queue_depth,
             reconnects=self._reconnects,
-            rejections=rejections,
+            rejections=self.role.rejections(),
         )
 
     def _drain(self, timeout_s: float) -> None:
@@ -280,12 +225,6 @@ class CameraAgent:
                 self.outbox.depth(),
             )
 
-    def _queue_depth(self) -> int:
-        """Messages on disk not yet acknowledged by the broker."""
-        outbox = getattr(self, "outbox", None)  # the last-will status is built before it
-        return outbox.depth() if outbox is not None else 0
-
-
-def _wall(t_monotonic: float) -> float:
-    """Monotonic capture time → epoch seconds, for latency measured across machines."""
-    return time.time() - (time.monotonic() - t_monotonic)
+    def rejections(self) -> dict[str, int]:
+        """The role's refusals so far (also in every status heartbeat)."""
+        return self.role.rejections()

@@ -155,7 +155,7 @@ class EdgeOutbox:
                 (topic, payload, int(retain), time.time()),
             )
             self._enforce_bound()
-            return int(cur.lastrowid)
+            return cur.lastrowid  # an INSERT's rowid
         except sqlite3.Error as exc:
             self._disk_error("write", exc)
             return None

@@ -3,6 +3,9 @@
 paho callbacks only decode-free enqueue (and count); the single worker thread owns the database
 connection and the matcher, so no lock guards them. Messages are acknowledged to the broker
 (manual ack) only after their effect has committed: a hub crash re-delivers, never loses.
+Topic dispatch is paho's own (``message_callback_add`` per subscription): the callback only
+tags the message with the worker-side handler it is for. The daemon is the one process that
+migrates the database (``hub.store.db.migrate_db``).
 """
 
 from __future__ import annotations
@@ -12,24 +15,35 @@ import queue
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
 
 from hub.alerts import claims as alerts
 from hub.alerts import node_health
+from hub.api.dispatch import Api
+from hub.bus import seen
 from hub.bus.outbox import Outbox
+from hub.faces import profiles
 from hub.faces.gallery import Gallery
 from hub.faces.recognizer import Recognizer, TrackOutcome
 from hub.floor.ingest import FloorIngest
+from hub.shop.loyalty import tier_lookup
 from hub.store import db
 from storesense import messages as m
 from storesense import service_notify
 from storesense.config import StoreConfig
 from storesense.mqtt_client import connect, make_client
 from storesense.paths import hub_db_path, template_key_path
+from storesense.rpc import too_late
 from storesense.topics import Topics
+
+if TYPE_CHECKING:
+    from paho.mqtt.properties import Properties
+    from paho.mqtt.reasoncodes import ReasonCode
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +67,8 @@ class _Inbound:
     payload: bytes
     mid: int
     qos: int
+    # the worker-side handler paho's topic match chose; None: not ours (acknowledged, dropped)
+    handler: Callable[[_Inbound], None] | None = None
 
 
 class HubService:
@@ -61,7 +77,8 @@ class HubService:
         self.home = home
         self.topics = Topics(cfg.store_id)
         self.stats = HubStats()
-        self.conn = db.open_db(hub_db_path(home))
+        self.conn = db.migrate_db(hub_db_path(home))  # the hub owns the schema: it migrates
+        self._tier = tier_lookup(cfg.loyalty)  # alerts ask the shop for a tier through this
         self.gallery = Gallery.open(self.conn, template_key_path(home))
         self.recognizer = Recognizer(cfg.recognition)
         self.floor = FloorIngest(self.conn, cfg)  # floor cameras → occupancy grid, zone visits
@@ -72,7 +89,19 @@ class HubService:
             client_id, cfg.mqtt, manual_ack=True, will=(self.topics.hub_status, offline)
         )
         self.outbox = Outbox(self.conn, self.client)
-        self.client.on_message = self._on_message
+        # the web process's one channel to the hub (storesense.rpc), served by this worker
+        self.api = Api(self.conn, cfg, home, self.topics)
+        # subscription pattern -> worker-side handler; paho matches, the callback only enqueues
+        self._routes: dict[str, Callable[[_Inbound], None]] = {
+            self.topics.all_faces: self._on_face_track,
+            self.topics.all_claims: self._on_claim,
+            self.topics.all_edge_status: self._on_edge_status,
+            self.topics.all_floor: self._on_floor,
+            self.topics.all_rpc_requests: self._handle_rpc,
+        }
+        for pattern, handler in self._routes.items():
+            self.client.message_callback_add(pattern, self._enqueuer(handler))
+        self.client.on_message = self._enqueuer(None)
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = self._on_subscribe
         self.subscribed = threading.Event()
@@ -119,27 +148,40 @@ class HubService:
         self.stop()
 
     # -- paho thread -----------------------------------------------------------------------
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.ConnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
         if reason_code.is_failure:
             return
-        topics = (
-            self.topics.all_faces,
-            self.topics.all_claims,
-            self.topics.all_edge_status,
-            self.topics.all_floor,
-        )
-        _, self._subscribe_mid = client.subscribe([(t, 1) for t in topics])
+        _, self._subscribe_mid = client.subscribe([(t, 1) for t in self._routes])
         log.info("hub connected to MQTT, subscribing under %s", self.topics.base)
 
-    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
         if mid == self._subscribe_mid:
             failed = [str(rc) for rc in reason_codes if rc.is_failure]
             if failed:
                 log.error("the broker refused hub subscriptions: %s", ", ".join(failed))
             self.subscribed.set()
 
-    def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
-        self._inbox.put(_Inbound(msg.topic, bytes(msg.payload), msg.mid, msg.qos))
+    def _enqueuer(
+        self, handler: Callable[[_Inbound], None] | None
+    ) -> Callable[[mqtt.Client, object, mqtt.MQTTMessage], None]:
+        def on_message(client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+            self._inbox.put(_Inbound(msg.topic, bytes(msg.payload), msg.mid, msg.qos, handler))
+
+        return on_message
 
     # -- worker thread ---------------------------------------------------------------------
     def _run(self) -> None:
@@ -199,45 +241,61 @@ class HubService:
         log.warning("rejected message on %s (%s): %s", topic, reason, detail)
 
     def _handle(self, item: _Inbound) -> None:
-        kind = self.topics.segment(item.topic, 0)
+        if item.handler is None:
+            return  # a topic under none of our subscriptions' callbacks: nothing to do
         try:
-            if kind == "edge" and self.topics.segment(item.topic, 2) == "faces":
-                msg = m.decode(item.payload, m.FaceTrack)
-                if msg.camera_id != self.topics.segment(item.topic, 1):
-                    raise m.PayloadError("topic_mismatch", "camera_id differs from the topic")
-                self.stats.received["face_track"] += 1
-                self._handle_face(msg)
-            elif kind == "edge" and self.topics.segment(item.topic, 2) == "floor":
-                applied = self.floor.handle(item.topic, item.payload)  # PayloadError if bad
-                self.stats.received["floor_positions"] += 1
-                self.stats.duplicates += not applied
-            elif kind == "claims":
-                msg = m.decode(item.payload, m.ClaimRequest)
-                if msg.staff_id != self.topics.segment(item.topic, 1):
-                    raise m.PayloadError("topic_mismatch", "staff_id differs from the topic")
-                if self.cfg.staff and msg.staff_id not in self.cfg.staff:
-                    raise m.PayloadError(
-                        "unknown_staff", f"{msg.staff_id!r} is not on the staff list"
-                    )
-                self.stats.received["claim_request"] += 1
-                result = alerts.handle_claim(self.conn, self.topics, msg, time.time())
-                if result is None:
-                    self.stats.duplicates += 1
-            elif kind == "edge" and self.topics.segment(item.topic, 2) == "status":
-                msg = m.decode(item.payload, m.EdgeStatus)
-                if msg.camera_id != self.topics.segment(item.topic, 1):
-                    raise m.PayloadError("topic_mismatch", "camera_id differs from the topic")
-                self.stats.received["edge_status"] += 1
-                node_health.record_heartbeat(self.conn, self.topics, msg, time.time())
+            item.handler(item)
         except m.PayloadError as exc:
             self._reject(exc.reason, item.topic, exc.detail)
 
+    def _on_face_track(self, item: _Inbound) -> None:
+        msg = m.decode(item.payload, m.FaceTrack)
+        if msg.camera_id != self.topics.segment(item.topic, 1):
+            raise m.PayloadError("topic_mismatch", "camera_id differs from the topic")
+        self.stats.received["face_track"] += 1
+        self._handle_face(msg)
+
+    def _on_floor(self, item: _Inbound) -> None:
+        applied = self.floor.handle(item.topic, item.payload)  # PayloadError if bad
+        self.stats.received["floor_positions"] += 1
+        self.stats.duplicates += not applied
+
+    def _on_claim(self, item: _Inbound) -> None:
+        msg = m.decode(item.payload, m.ClaimRequest)
+        if msg.staff_id != self.topics.segment(item.topic, 1):
+            raise m.PayloadError("topic_mismatch", "staff_id differs from the topic")
+        if self.cfg.staff and msg.staff_id not in self.cfg.staff:
+            raise m.PayloadError("unknown_staff", f"{msg.staff_id!r} is not on the staff list")
+        self.stats.received["claim_request"] += 1
+        now = time.time()
+        if msg.deadline is not None and too_late(msg.deadline, now):
+            raise m.PayloadError("past_deadline", "the claim came after its deadline")
+        result = alerts.handle_claim(self.conn, self.topics, msg, now)
+        if result is None:
+            self.stats.duplicates += 1
+
+    def _on_edge_status(self, item: _Inbound) -> None:
+        msg = m.decode(item.payload, m.EdgeStatus)
+        if msg.camera_id != self.topics.segment(item.topic, 1):
+            raise m.PayloadError("topic_mismatch", "camera_id differs from the topic")
+        self.stats.received["edge_status"] += 1
+        node_health.record_heartbeat(self.conn, self.topics, msg, time.time())
+
+    def _handle_rpc(self, item: _Inbound) -> None:
+        """A web request: answered on the reply topic of the topic it came on (never one the
+        payload names), after the outbox has sent the state changes it caused."""
+        web_id = self.topics.segment(item.topic, 1) or ""
+        reply = self.api.handle(item.payload, time.time())
+        self.stats.received["rpc_request"] += 1
+        if reply is None:
+            self.stats.rejected["bad_rpc_request"] += 1
+            return
+        self.outbox.flush()
+        self.client.publish(self.topics.rpc_reply(web_id), reply.to_bytes(), qos=1)
+
     def _handle_face(self, msg: m.FaceTrack) -> None:
         """Dedupe, vote, and commit the message id together with whatever it decided."""
-        seen = self.conn.execute(
-            "SELECT 1 FROM seen_messages WHERE msg_id=?", (msg.msg_id,)
-        ).fetchone()
-        if seen:
+        if seen.already_seen(self.conn, msg.msg_id):
             self.stats.duplicates += 1
             return
         self._reload_gallery()  # one SELECT: an enrolment counts from its next message on
@@ -245,7 +303,7 @@ class HubService:
         still_here = self.recognizer.still_present(msg.track_id)
         outcome = self.recognizer.observe(msg, now)
         with db.write(self.conn):
-            alerts.remember_message(self.conn, msg.msg_id, now)
+            seen.remember(self.conn, msg.msg_id, now)
             if outcome is not None:
                 self._apply_outcome(outcome, now)
             elif still_here is not None:
@@ -262,10 +320,8 @@ class HubService:
     def _apply_outcome(self, outcome: TrackOutcome, now: float) -> None:
         """Inside a write transaction: record an unknown visitor or a customer match."""
         if outcome.customer_id is None:
-            self.conn.execute(
-                "INSERT OR IGNORE INTO unknown_visitors(track_id, camera_id, seen_at, "
-                "best_distance) VALUES (?,?,?,?)",
-                (outcome.track_id, outcome.camera_id, now, outcome.best_distance),
+            profiles.record_unknown(
+                self.conn, outcome.track_id, outcome.camera_id, now, outcome.best_distance
             )
             self.stats.unknown_visitors += 1
             return
@@ -280,7 +336,7 @@ class HubService:
             alert_ttl_s=self.cfg.visits.alert_ttl_s,
             track_id=outcome.track_id,
             best_distance=outcome.best_distance,
-            loyalty=self.cfg.loyalty,
+            tier=self._tier,
         )
         if result.alert_id is not None:
             self.stats.alerts += 1

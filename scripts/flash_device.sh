@@ -22,8 +22,12 @@
 #      account and CA come from that folder; --hub-address (repeatable on the hub) names the
 #      broker certificate must cover: the names and IPs the cameras reach the hub by. A drop-in
 #      <root>/etc/systemd/system/mosquitto.service.d/storesense.conf runs Mosquitto on it;
+#      On the hub also web.yaml (root:storesense-web 0640): the same config without any MQTT
+#      password, for the web process, which has its own account (phone-gateway.yaml);
 #   4. the `storesense` system user (sysusers.d) and the file ownership above (tmpfiles.d; on
-#      the hub also the broker's files the mosquitto user must read);
+#      the hub also the `storesense-web` user of the web process, a stateless gateway that may
+#      read neither the hub's database nor its credentials, and the broker's files the
+#      mosquitto user must read);
 #   5. the units into <root>/etc/systemd/system and enabled: without --root by systemctl
 #      (daemon-reload, enable --now, restart when something changed; on the hub Mosquitto
 #      first); with --root by creating the *.target.wants symlinks, as systemctl would, for an
@@ -286,6 +290,28 @@ sys.stdout.write(out)
 PY
 }
 
+# The web process's config on the hub: the rendered store.yaml without the hub's MQTT account
+# (username, password). The web's own account comes from phone-gateway.yaml (LoadCredential=).
+render_web_config() { # python rendered-store.yaml
+    "$1" - "$2" <<'PY'
+import sys
+
+import yaml
+
+with open(sys.argv[1], encoding="utf-8") as fh:
+    data = yaml.safe_load(fh)
+mqtt = data.get("mqtt") or {}
+for key in ("username", "password"):
+    mqtt.pop(key, None)
+data["mqtt"] = mqtt
+sys.stdout.write(
+    "# Written by scripts/flash_device.sh for the web process (storesense-web.service): no\n"
+    "# MQTT password here; its account is credentials/phone-gateway.yaml. Re-run the script.\n"
+    + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+)
+PY
+}
+
 # `storesense broker-config` into $stage/mosquitto, its paths rewritten to the node's: the
 # generated mosquitto.conf and credentials name their files by absolute path.
 generate_broker() { # python
@@ -361,6 +387,10 @@ prepare_node_files() {
     fi
     render_config "$py" > "$stage/store.yaml"
     node_files=("store.yaml:0640")
+    if [[ $role == hub ]]; then
+        render_web_config "$py" "$stage/store.yaml" > "$stage/web.yaml"
+        node_files+=("web.yaml:0640")
+    fi
     if [[ -n $credentials ]]; then
         cp "$credentials" "$stage/mqtt-credentials.yaml"
         node_files+=("mqtt-credentials.yaml:0600")
@@ -556,15 +586,23 @@ if [[ -f $CHECKOUT/docs/deployment.md ]]; then # the units' Documentation= link
 fi
 
 # 4. the service account and who may read the node files
-put_text /etc/sysusers.d/storesense.conf 0644 \
-"# Written by scripts/flash_device.sh: the account the Storesense units run as.
+sysusers="# Written by scripts/flash_device.sh: the account the Storesense units run as.
 u storesense - \"Storesense services\" -"
-put_text /etc/tmpfiles.d/storesense.conf 0644 \
-"# Written by scripts/flash_device.sh: store.yaml holds the MQTT password; only the services
+tmpfiles="# Written by scripts/flash_device.sh: store.yaml holds the MQTT password; only the services
 # (group storesense) and root may read it. Re-applied at every boot.
 z $CONF_DIR/store.yaml 0640 root storesense -
 z $CONF_DIR/mqtt-credentials.yaml 0600 root root -
 z $CONF_DIR/ca.crt 0644 root root -"
+if [[ $role == hub ]]; then
+    # The web process runs as its own user: not in group storesense, so neither store.yaml (the
+    # hub's MQTT password) nor /var/lib/storesense (database, template key) is readable to it.
+    sysusers+="
+u storesense-web - \"Storesense web app (stateless gateway)\" -"
+    tmpfiles+="
+z $CONF_DIR/web.yaml 0640 root storesense-web -"
+fi
+put_text /etc/sysusers.d/storesense.conf 0644 "$sysusers"
+put_text /etc/tmpfiles.d/storesense.conf 0644 "$tmpfiles"
 if [[ $role == hub ]]; then
     put_text /etc/tmpfiles.d/storesense-mosquitto.conf 0644 \
 "# Written by scripts/flash_device.sh: Mosquitto reads its password file and key, and writes
@@ -590,6 +628,11 @@ elif [[ -f $root/etc/passwd && $EUID -eq 0 ]] && command -v systemd-sysusers >/d
     if [[ -n $gid && -e $root$CONF_DIR/store.yaml &&
         $(stat -c %g "$root$CONF_DIR/store.yaml") != "$gid" ]]; then
         run chgrp "$gid" "$root$CONF_DIR/store.yaml"
+    fi
+    web_gid=$(awk -F: '$1 == "storesense-web" { print $3 }' "$root/etc/group" 2>/dev/null || true)
+    if [[ -n $web_gid && -e $root$CONF_DIR/web.yaml &&
+        $(stat -c %g "$root$CONF_DIR/web.yaml") != "$web_gid" ]]; then
+        run chgrp "$web_gid" "$root$CONF_DIR/web.yaml"
     fi
 else
     say "note: no OS tree in $root: the storesense user is created at first boot by" \

@@ -10,10 +10,16 @@ import logging
 import socket
 import ssl
 import threading
+from typing import TYPE_CHECKING, Any, cast
 
 import paho.mqtt.client as mqtt
 
 from storesense.config import MqttConfig
+
+if TYPE_CHECKING:
+    from paho.mqtt.client import CallbackOnConnect_v2, ConnectFlags
+    from paho.mqtt.properties import Properties
+    from paho.mqtt.reasoncodes import ReasonCode
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +68,17 @@ def connect(client: mqtt.Client, cfg: MqttConfig, *, timeout_s: float = 10.0) ->
     """Connect, start the network thread and wait for CONNACK, with a clear error on failure."""
     connected = threading.Event()
     failure: list[str] = []
-    previous = client.on_connect
+    # make_client builds every client with CallbackAPIVersion.VERSION2, so a callback already
+    # set has the v2 signature; paho's property type is the union of all three API versions.
+    previous = cast("CallbackOnConnect_v2 | None", client.on_connect)
 
-    def on_connect(c, userdata, flags, reason_code, properties):
+    def on_connect(
+        c: mqtt.Client,
+        userdata: Any,
+        flags: ConnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
         if reason_code.is_failure:
             failure.append(str(reason_code))
         connected.set()

@@ -49,6 +49,12 @@ class Topics:
     def all_alerts(self) -> str:
         return f"{self.base}/alerts/+"
 
+    @staticmethod
+    def alert_in_any_store(alert_id: str) -> str:
+        """The subscription pattern of one alert's topic whichever store sent it: erasure
+        clears an alert's retained message without knowing the store it was raised in."""
+        return f"{ROOT}/+/alerts/{alert_id}"
+
     def claim_result(self, staff_id: str) -> str:
         return f"{self.base}/staff/{staff_id}/result"
 
@@ -59,6 +65,18 @@ class Topics:
     @property
     def all_claims(self) -> str:
         return f"{self.base}/claims/+"
+
+    # web process ⇄ hub (storesense.rpc): one request and one reply topic per web instance;
+    # the hub answers on the reply topic of the request's topic, never one named in a payload
+    def rpc_request(self, web_id: str) -> str:
+        return f"{self.base}/rpc/{web_id}/request"
+
+    def rpc_reply(self, web_id: str) -> str:
+        return f"{self.base}/rpc/{web_id}/reply"
+
+    @property
+    def all_rpc_requests(self) -> str:
+        return f"{self.base}/rpc/+/request"
 
     @property
     def hub_status(self) -> str:

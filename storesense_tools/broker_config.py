@@ -96,16 +96,23 @@ def acl_rules(cfg: StoreConfig) -> dict[str, list[tuple[Access, str]]]:
             ("read", t.all_floor),
             ("read", t.all_edge_status),  # heartbeats and cameras' last wills
             ("read", t.all_claims),
+            ("read", t.all_rpc_requests),  # the web process's requests (storesense.rpc)
+            ("write", t.rpc_reply("+")),
             ("write", t.all_alerts),
             ("write", t.claim_result("+")),
             ("write", t.hub_status),  # also the hub's last will
             ("write", t.node_health),
         ],
+        # The web process (a stateless gateway): it sends requests on the rpc topics and reads
+        # the replies, the alert projection and the hub's status; it never reads embeddings,
+        # camera topics or requests (a login's password goes to the hub only).
         GATEWAY: [
             ("read", t.all_alerts),
             ("read", t.claim_result("+")),
             ("read", t.hub_status),
             ("write", t.claims("+")),
+            ("write", t.rpc_request("+")),
+            ("read", t.rpc_reply("+")),
         ],
     }
     for cam in cfg.cameras:

@@ -9,28 +9,25 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import signal
 import sys
 import threading
 from pathlib import Path
 
 from storesense import service_notify
-from storesense.config import ConfigError, StoreConfig, load_config
+from storesense.config import ConfigError, load_config
 from storesense.errors import CliError
 from storesense.paths import resolve_home
-from storesense_tools import cli_floor, cli_privacy, cli_shop
+from storesense_tools import cli_floor, cli_pos, cli_privacy, cli_web
+from storesense_tools.common import (
+    EXTRA_KEY,
+    HUB_EXTRA,
+    missing_distributions,
+    needs_extra_message,
+    store_config,
+)
 
 log = logging.getLogger("storesense")
-
-
-def _config(args: argparse.Namespace, home: Path) -> StoreConfig:
-    path = args.config or os.environ.get("STORESENSE_CONFIG") or str(home / "store.yaml")
-    if not Path(path).exists():
-        raise CliError(
-            f"no store config at {path}: pass --config FILE (see config/store.example.yaml)"
-        )
-    return load_config(path)
 
 
 def _wait_for_signal() -> None:
@@ -44,7 +41,7 @@ def _wait_for_signal() -> None:
 def cmd_hub_run(args: argparse.Namespace, home: Path) -> int:
     from hub.service import HubService
 
-    cfg = _config(args, home)
+    cfg = store_config(args, home)
     with HubService(cfg, home):
         service_notify.ready()  # Type=notify: systemd waits for this
         log.info("hub running for store %s (home %s); Ctrl-C stops", cfg.store_id, home)
@@ -55,7 +52,7 @@ def cmd_hub_run(args: argparse.Namespace, home: Path) -> int:
 def cmd_edge_run(args: argparse.Namespace, home: Path) -> int:
     from edge.camera_agent import CameraAgent
 
-    cfg = _config(args, home)
+    cfg = store_config(args, home)
     agent = CameraAgent(cfg, cfg.camera(args.camera), home=home)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: agent.request_stop())
@@ -122,10 +119,22 @@ def cmd_status(args: argparse.Namespace, home: Path) -> int:
     return 0
 
 
+def cmd_db_migrate(args: argparse.Namespace, home: Path) -> int:
+    """Create or upgrade the hub database (installers, tests; the hub daemon does it itself)."""
+    from hub.store import db
+    from storesense.paths import hub_db_path
+
+    path = hub_db_path(home)
+    applied = db.migrate(path)
+    done = f"applied {', '.join(map(str, applied))}" if applied else "nothing to apply"
+    print(f"{path}: schema version {db.SCHEMA_VERSION} ({done})")
+    return 0
+
+
 def cmd_broker_config(args: argparse.Namespace, home: Path) -> int:
     from storesense_tools.broker_config import BrokerConfigError, write_broker_config
 
-    cfg = _config(args, home)
+    cfg = store_config(args, home)
     try:
         bundle = write_broker_config(
             cfg,
@@ -160,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     hub = sub.add_parser("hub", help="the in-store hub").add_subparsers(
         dest="action", required=True
     )
-    hub.add_parser("run", help="run the hub daemon").set_defaults(func=cmd_hub_run)
+    hub.add_parser("run", help="run the hub daemon").set_defaults(func=cmd_hub_run, extra=HUB_EXTRA)
 
     edge = sub.add_parser("edge", help="a camera's edge agent").add_subparsers(
         dest="action", required=True
@@ -182,11 +191,16 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--headless", action="store_true", help="no live narration")
     de.add_argument("--seconds", type=float, default=20.0)
     de.add_argument("--out", default="demo-out")
-    de.set_defaults(func=cmd_demo)
+    de.set_defaults(func=cmd_demo, extra=HUB_EXTRA)
 
     sub.add_parser(
         "status", help="each camera's last heartbeat, frame rate and queue depth"
-    ).set_defaults(func=cmd_status)
+    ).set_defaults(func=cmd_status, extra=HUB_EXTRA)
+
+    dbp = sub.add_parser("db", help="the hub database").add_subparsers(dest="action", required=True)
+    dbp.add_parser(
+        "migrate", help="create or upgrade the hub database (the hub does it when it starts)"
+    ).set_defaults(func=cmd_db_migrate, extra=HUB_EXTRA)
 
     bc = sub.add_parser("broker-config", help="TLS Mosquitto config, accounts and ACLs")
     bc.add_argument("--out", required=True)
@@ -194,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     bc.add_argument("--port", type=int, default=8883)
     bc.add_argument("--host", action="append", default=[], help="hub name/IP for the cert")
     bc.add_argument("--force", action="store_true", help="replace an existing folder")
-    bc.set_defaults(func=cmd_broker_config)
+    bc.set_defaults(func=cmd_broker_config, extra=HUB_EXTRA)
 
     cc = sub.add_parser("config", help="configuration tools").add_subparsers(
         dest="action", required=True
@@ -205,7 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_privacy.register(sub)
     cli_floor.register(sub)
-    cli_shop.register(sub)
+    cli_web.register(sub)  # staff add, web run, web pos-token (phone app)
+    cli_pos.register(sub)  # pos import/recategorize/birthday/card, suggest build/eval
     return p
 
 
@@ -215,6 +230,12 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    extra = getattr(args, EXTRA_KEY, None)
+    if extra is not None and missing_distributions(extra):
+        # A camera install (core only) has the hub's code but not its libraries: one line
+        # saying what to install, not an ImportError traceback from deep inside the hub.
+        print(f"storesense: {needs_extra_message(args, extra)}", file=sys.stderr)
+        return 2
     try:
         home = resolve_home(args.home)
         return int(args.func(args, home))

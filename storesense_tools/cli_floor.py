@@ -8,22 +8,25 @@ Heavy imports happen inside each command, as in `storesense_tools.cli`.
 * ``report``: the hub's floor report of a day (hub/floor/report.py), run nightly by systemd.
 
 ``track`` and ``occupancy`` run a detector over every frame (minutes on a long clip), so they
-draw a progress bar (:func:`progress_bar`, also used by the floor and face benches) on stderr
+draw a progress bar (``storesense_tools.common.progress_bar``, also the benches') on stderr
 for someone watching; their stdout line and output files are the same with or without it.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from storesense.errors import CliError
-
-if TYPE_CHECKING:
-    from rich.progress import Progress, ProgressColumn
+from storesense_tools.common import (  # progress_bar: also the benches' bar
+    HUB_EXTRA,
+    config_path,
+    progress_bar,
+    store_config,
+)
 
 # Without --image-size the fit is the same, but the size the marks were clicked in is unknown,
 # so the floor camera cannot rescale other resolutions or refuse another view. Said on stdout.
@@ -33,31 +36,6 @@ NO_IMAGE_SIZE_NOTE = (
     "of another resolution or aspect ratio will be neither rescaled nor refused. Pass "
     "--image-size WxH to record it."
 )
-
-
-def progress_bar(*columns: ProgressColumn, quiet: bool = False) -> Progress:
-    """A rich progress bar on stderr that draws only when a person is watching.
-
-    Why stderr: stdout carries the summary line (and may be piped into a file or a script), so
-    it must read the same with or without the bar. Why disabled unless stderr is a terminal:
-    under pytest, CI, cron or a pipe a bar is just escape codes in a log; ``--quiet`` turns it
-    off at a terminal too. ``add_task``/``advance`` still work when disabled, so callers do not
-    branch. Transient, as in ``bench/person_detect.py``: the finished bar leaves no trace.
-
-    rich's live display reroutes ``print`` through its console (here: stderr) so lines land
-    above the bar; that is only done when stdout is the same kind of screen. With stdout
-    redirected to a file, prints made while the bar runs must still go to that file.
-    """
-    from rich.console import Console
-    from rich.progress import Progress
-
-    return Progress(
-        *columns,  # none: rich's default columns
-        console=Console(stderr=True),
-        transient=True,
-        disable=quiet or not sys.stderr.isatty(),
-        redirect_stdout=sys.stdout.isatty(),
-    )
 
 
 def cmd_calibrate(args: argparse.Namespace, home: Path) -> int:
@@ -121,7 +99,8 @@ def _run_video(
     import cv2
 
     from edge.floor.person_detect import make_person_detector
-    from edge.floor.pipeline import DETECTOR_OPTIONS, FloorPipeline, read_video
+    from edge.floor.pipeline import DETECTOR_OPTIONS, FloorPipeline
+    from storesense_tools.floor_offline import read_video
 
     if not Path(args.video).is_file():
         raise CliError(f"no video file {args.video}")
@@ -184,7 +163,8 @@ def cmd_track(args: argparse.Namespace, home: Path) -> int:
 def cmd_occupancy(args: argparse.Namespace, home: Path) -> int:
     """``interval_start_s,cell_x,cell_y,mean_persons`` for every cell someone was in."""
     from edge.floor.geometry import CalibrationError, load_calibration
-    from edge.floor.pipeline import FLOOR_COAST_S, occupancy_grid
+    from edge.floor.pipeline import FLOOR_COAST_S
+    from storesense_tools.floor_offline import occupancy_grid
 
     try:
         hom = load_calibration(args.calibration)
@@ -212,7 +192,7 @@ def cmd_occupancy(args: argparse.Namespace, home: Path) -> int:
     return 0
 
 
-def _report_day(text: str):
+def _report_day(text: str) -> date:
     """``YYYY-MM-DD``, ``today`` or ``yesterday`` (what the nightly timer passes)."""
     import datetime as dt
 
@@ -228,20 +208,16 @@ def _report_day(text: str):
 
 def cmd_report(args: argparse.Namespace, home: Path) -> int:
     """The floor report of one day (or ``--days`` ending on it) from the hub database."""
-    import os
-
     from hub.floor.report import ReportError, build_report, reports_root
     from hub.store import db
     from storesense.paths import hub_db_path
-    from storesense_tools.cli import _config
 
-    cfg = _config(args, home)
+    cfg = store_config(args, home)
     if not hub_db_path(home).exists():
         raise CliError(f"no hub database in {home}: run this on the hub (or pass --home)")
     plan = cfg.floor.plan_image
     if plan is not None and not plan.is_absolute():  # relative to the store YAML
-        cfg_path = Path(args.config or os.environ.get("STORESENSE_CONFIG") or home / "store.yaml")
-        plan = cfg_path.parent / plan
+        plan = config_path(args, home).parent / plan
     out = args.out or reports_root(home) / args.date.isoformat()
     conn = db.open_db(hub_db_path(home))
     try:
@@ -305,4 +281,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     rp.add_argument("--date", required=True, type=_report_day, help="YYYY-MM-DD or yesterday")
     rp.add_argument("--days", type=int, default=1, help="average over this many days to --date")
     rp.add_argument("--out", type=Path, help="folder to write (default HOME/reports/DATE)")
-    rp.set_defaults(func=cmd_report)
+    rp.set_defaults(func=cmd_report, extra=HUB_EXTRA)

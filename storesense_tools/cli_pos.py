@@ -1,6 +1,6 @@
 """`storesense pos …` and `storesense suggest …`: purchase data, loyalty, suggestions.
 
-Registered by ``storesense_tools.cli_shop``. Heavy imports (numpy, implicit) happen inside each
+Registered by ``storesense_tools.cli``. Heavy imports (numpy, implicit) happen inside each
 command so ``storesense --help`` stays instant.
 """
 
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from storesense.errors import CliError
+from storesense_tools.common import HUB_EXTRA, store_config
 
 if TYPE_CHECKING:
     import sqlite3
@@ -104,11 +105,10 @@ def cmd_pos_birthday(args: argparse.Namespace, home: Path) -> int:
 def cmd_pos_card(args: argparse.Namespace, home: Path) -> int:
     from hub.privacy.audit import record_profile_view
     from hub.shop.card import CustomerNotFound, customer_card
-    from storesense_tools.cli import _config
 
     if not args.reason.strip():
         raise CliError("--reason must say why you look at this customer (it is audited)")
-    cfg = _config(args, home)
+    cfg = store_config(args, home)
     at = _datetime(args.at) if args.at else datetime.now()
     conn = _conn(home)
     try:
@@ -215,34 +215,36 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=0,
         help="skip up to N bad rows (their whole invoices) instead of failing",
     )
-    im.add_argument("--categories", help="category rules YAML (default config/categories.yaml)")
+    im.add_argument(
+        "--categories", help="category rules YAML (default: the shipped rules; see config/)"
+    )
     im.add_argument("--no-progress", action="store_true")
     im.add_argument("--json", action="store_true", help="print the full report as JSON")
-    im.set_defaults(func=cmd_pos_import)
+    im.set_defaults(func=cmd_pos_import, extra=HUB_EXTRA)
     rc = pa.add_parser("recategorize", help="re-derive product categories after a rules edit")
     rc.add_argument("--categories")
-    rc.set_defaults(func=cmd_pos_recategorize)
+    rc.set_defaults(func=cmd_pos_recategorize, extra=HUB_EXTRA)
     bd = pa.add_parser("birthday", help="record a customer's birthday (month and day only)")
     bd.add_argument("--customer", required=True)
     bd.add_argument("--date", required=True, help="MM-DD")
-    bd.set_defaults(func=cmd_pos_birthday)
+    bd.set_defaults(func=cmd_pos_birthday, extra=HUB_EXTRA)
     cd = pa.add_parser("card", help="print a customer's card (what the phone shows) as JSON")
     cd.add_argument("--customer", required=True)
     cd.add_argument("--at", help="as of this store-local time (default now)")
     cd.add_argument("--reason", required=True, help="why you look (written to the audit log)")
-    cd.set_defaults(func=cmd_pos_card)
+    cd.set_defaults(func=cmd_pos_card, extra=HUB_EXTRA)
 
     sg = sub.add_parser("suggest", help="suggestions: build the lookup table, evaluate")
     sa = sg.add_subparsers(dest="action", required=True)
     sb = sa.add_parser("build", help="recompute every customer's suggestions (nightly job)")
     sb.add_argument("--cutoff", help="use purchases before this time only (default now)")
-    sb.set_defaults(func=cmd_suggest_build)
+    sb.set_defaults(func=cmd_suggest_build, extra=HUB_EXTRA)
     sx = sa.add_parser(
         "export", help="write every customer's suggestions as CSV (customer_id,kind,rank,item_id)"
     )
     sx.add_argument("--k", type=int, default=10, help="items per list (1 to the build's k)")
     sx.add_argument("--out", required=True, help="CSV file to write (replaced atomically)")
-    sx.set_defaults(func=cmd_suggest_export)
+    sx.set_defaults(func=cmd_suggest_export, extra=HUB_EXTRA)
     se = sa.add_parser("eval", help="offline evaluation on a CSV, split by time")
     se.add_argument("--csv", required=True)
     se.add_argument("--format", choices=["online-retail", "generic"], default="online-retail")
@@ -250,4 +252,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     se.add_argument("--cutoff", default=date(2011, 10, 1).isoformat())
     se.add_argument("--end", default=date(2011, 11, 1).isoformat())
     se.add_argument("--out", help="also write the metrics as JSON here")
-    se.set_defaults(func=cmd_suggest_eval)
+    se.set_defaults(func=cmd_suggest_eval, extra=HUB_EXTRA)

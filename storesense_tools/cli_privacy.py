@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from storesense.errors import CliError
+from storesense_tools.common import HUB_EXTRA, config_path
 
 if TYPE_CHECKING:
     import sqlite3
@@ -37,8 +38,8 @@ def _optional_config(args: argparse.Namespace, home: Path) -> StoreConfig | None
     """The store config if one is given or installed; privacy defaults apply without one."""
     from storesense.config import load_config
 
-    path = args.config or os.environ.get("STORESENSE_CONFIG") or str(home / "store.yaml")
-    return load_config(path) if Path(path).exists() else None
+    path = config_path(args, home)
+    return load_config(path) if path.exists() else None
 
 
 def cmd_enroll(args: argparse.Namespace, home: Path) -> int:
@@ -180,7 +181,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     en.add_argument("--consent-method", choices=["written", "digital"], default="written")
     en.add_argument("--notice-version", help="privacy notice shown (default: privacy config)")
     en.add_argument("images", nargs="+")
-    en.set_defaults(func=cmd_enroll)
+    en.set_defaults(func=cmd_enroll, extra=HUB_EXTRA)
 
     def forget_args(p: argparse.ArgumentParser, customer_flag: bool) -> None:
         if customer_flag:
@@ -188,7 +189,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         else:
             p.add_argument("customer", metavar="ID")
         p.add_argument("--reason", default="erasure request", help="written to the audit log")
-        p.set_defaults(func=cmd_forget)
+        p.set_defaults(func=cmd_forget, extra=HUB_EXTRA)
 
     forget_args(sub.add_parser("erase", help="erase a customer (same as `customer forget`)"), True)
     cu = sub.add_parser("customer", help="a customer's rights: erasure, export").add_subparsers(
@@ -200,15 +201,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     ex.add_argument("customer", metavar="ID")
     ex.add_argument("--reason", default="access request", help="written to the audit log")
     ex.add_argument("--out", help="file to write (0600); default: print")
-    ex.set_defaults(func=cmd_export)
+    ex.set_defaults(func=cmd_export, extra=HUB_EXTRA)
 
     au = sub.add_parser("audit", help="the audit log").add_subparsers(dest="action", required=True)
     au.add_parser("verify", help="check the keyed hash chain; say where it breaks").set_defaults(
-        func=cmd_audit_verify
+        func=cmd_audit_verify, extra=HUB_EXTRA
     )
     ke = sub.add_parser("keys", help="encryption keys").add_subparsers(dest="action", required=True)
     ke.add_parser("rotate", help="new template key; re-encrypt every template").set_defaults(
-        func=cmd_keys_rotate
+        func=cmd_keys_rotate, extra=HUB_EXTRA
     )
     re_ = sub.add_parser("retention", help="the retention schedule").add_subparsers(
         dest="action", required=True
@@ -216,4 +217,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     rr = re_.add_parser("run", help="delete what is past its retention time (nightly job)")
     rr.add_argument("--dry-run", action="store_true", help="count, delete nothing")
     rr.add_argument("--report-dir", help="default HOME/reports/retention")
-    rr.set_defaults(func=cmd_retention_run)
+    rr.set_defaults(func=cmd_retention_run, extra=HUB_EXTRA)

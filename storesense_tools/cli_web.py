@@ -1,6 +1,11 @@
 """`storesense staff add` and `storesense web run|pos-token`: the phone app's commands.
 
-Registered from ``storesense_tools.cli_shop.register`` (kept in their own file so the POS/loyalty
+``staff add`` and ``web pos-token`` are hub administration (run as the hub's user on the hub's
+home: they write the hub database / a hub secret). ``web run`` starts the web process, a
+stateless gateway: its home holds nothing of the hub's, it reaches the hub only over MQTT
+with its own account (``--mqtt-credentials``).
+
+Registered by ``storesense_tools.cli`` (kept in their own file so the POS/loyalty
 commands and these can change independently). Heavy imports happen inside each command.
 """
 
@@ -11,8 +16,13 @@ import getpass
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from storesense.errors import CliError
+from storesense_tools.common import HUB_EXTRA, store_config
+
+if TYPE_CHECKING:
+    from storesense.config import MqttConfig, StoreConfig
 
 
 def _read_password(args: argparse.Namespace) -> str:
@@ -30,8 +40,8 @@ def _read_password(args: argparse.Namespace) -> str:
 
 
 def cmd_staff_add(args: argparse.Namespace, home: Path) -> int:
+    from hub.staff.accounts import AccountError, add_staff
     from hub.store import db
-    from hub.web.accounts import AccountError, add_staff
     from storesense.paths import hub_db_path
 
     password = _read_password(args)
@@ -49,18 +59,18 @@ def cmd_staff_add(args: argparse.Namespace, home: Path) -> int:
 
 
 def cmd_web_pos_token(args: argparse.Namespace, home: Path) -> int:
-    from hub.web.routers.pos import ensure_token, token_path
+    from hub.api.pos_token import ensure_token, token_path
 
     token = ensure_token(home, rotate=args.rotate)
     print(token)
     print(
-        f"(stored in {token_path(home)}; restart `storesense web run` after rotating)",
+        f"(stored in {token_path(home)}; the hub reads it at each request, no restart needed)",
         file=sys.stderr,
     )
     return 0
 
 
-def _gateway_mqtt(args: argparse.Namespace, cfg):  # -> MqttConfig
+def _gateway_mqtt(args: argparse.Namespace, cfg: StoreConfig) -> MqttConfig:
     """``cfg.mqtt`` with the gateway's own account from a ``broker-config`` credentials YAML
     (username, password, tls_ca, port) laid over it."""
     from pydantic import ValidationError
@@ -88,10 +98,9 @@ def cmd_web_run(args: argparse.Namespace, home: Path) -> int:
     import uvicorn
 
     from hub.web.app import create_app
-    from storesense_tools.cli import _config
 
-    cfg = _config(args, home)
-    app = create_app(cfg, home, mqtt=_gateway_mqtt(args, cfg))
+    cfg = store_config(args, home)
+    app = create_app(cfg, mqtt=_gateway_mqtt(args, cfg))  # home: nothing of the hub's in it
     uvicorn.run(
         app,
         host=args.host or cfg.app.host,
@@ -114,7 +123,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     sa.add_argument("--role", required=True, choices=["salesperson", "manager"])
     sa.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     sa.add_argument("--replace", action="store_true", help="update an existing account")
-    sa.set_defaults(func=cmd_staff_add)
+    sa.set_defaults(func=cmd_staff_add, extra=HUB_EXTRA)
 
     web = sub.add_parser("web", help="the phone app / manager page server").add_subparsers(
         dest="action", required=True
@@ -127,7 +136,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=os.environ.get("STORESENSE_GATEWAY_CREDENTIALS"),
         help="broker-config's credentials/phone-gateway.yaml (the gateway's MQTT account)",
     )
-    wr.set_defaults(func=cmd_web_run)
+    wr.set_defaults(func=cmd_web_run, extra=HUB_EXTRA)
     wt = web.add_parser("pos-token", help="print (create) the POS webhook's bearer token")
     wt.add_argument("--rotate", action="store_true", help="replace the token with a new one")
-    wt.set_defaults(func=cmd_web_pos_token)
+    wt.set_defaults(func=cmd_web_pos_token, extra=HUB_EXTRA)

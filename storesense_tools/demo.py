@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
+import sqlite3
 import tempfile
 import threading
 import time
@@ -69,10 +70,12 @@ cameras:
     )
 
 
-def _enrol_demo_walker(home: Path, clip: Path, pipeline: FacePipeline, db_conn) -> None:
+def _enrol_demo_walker(
+    home: Path, clip: Path, pipeline: FacePipeline, db_conn: sqlite3.Connection
+) -> None:
     """Enrol the walker nearest the centre of the last frame, from a crop that is then deleted."""
     gif = Image.open(clip)
-    gif.seek(gif.n_frames - 1)
+    gif.seek(getattr(gif, "n_frames", 1) - 1)  # n_frames: animated formats only
     frame = cv2.cvtColor(np.asarray(gif.convert("RGB")), cv2.COLOR_RGB2BGR)
     faces = pipeline.process_bgr(frame)
     if not faces:
@@ -143,8 +146,8 @@ def run_demo(*, home: Path, seconds: float, out_dir: Path, headless: bool) -> di
                 agent = CameraAgent(cfg, cfg.camera("door-1"), home=home, realtime=True)
                 agent.run()
                 console.print(
-                    f"   door-1 published {agent.counters['face_tracks_published']} "
-                    f"face-track messages; rejected {dict(agent.pipeline.rejections)}; "
+                    f"   door-1 published {agent.role.counters['face_tracks_published']} "
+                    f"face-track messages; rejected {agent.rejections()}; "
                     f"aisle-1 positions so far {floor_cam.positions_sent}"
                 )
                 _sleep_until(min(deadline, time.time() + ARRIVAL_GAP_S))

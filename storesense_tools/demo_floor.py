@@ -13,14 +13,18 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import sqlite3
 import threading
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge.camera_agent import CameraAgent
 from storesense.config import StoreConfig
+
+if TYPE_CHECKING:
+    from hub.floor.ingest import FloorIngest
 
 FLOOR_CLIP = "store-aisle-detection.gif"
 CALIBRATION = "store-aisle-calibration.yaml"
@@ -94,8 +98,8 @@ class FloorCamera:
 
     @property
     def positions_sent(self) -> int:
-        floor = self.agent.floor
-        return 0 if floor is None else floor.positions_sent
+        """People-samples the floor camera has published so far."""
+        return self.agent.role.counters["positions_sent"]
 
 
 @dataclass
@@ -104,7 +108,9 @@ class FloorOutcome:
     figures: dict[str, Any]
 
 
-def build_floor_report(hub_conn, cfg: StoreConfig, out_dir: Path, hub_floor) -> FloorOutcome:
+def build_floor_report(
+    hub_conn: sqlite3.Connection, cfg: StoreConfig, out_dir: Path, hub_floor: FloorIngest
+) -> FloorOutcome:
     """Today's floor report (hub/floor/report.py) into ``out_dir/report`` plus the demo's floor
     figures. Call after the hub stopped, so the visits still open were stored."""
     from hub.floor.report import build_report

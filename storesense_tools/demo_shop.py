@@ -6,7 +6,7 @@ the demo customer a birthday next week and builds the suggestions, so the card o
 phone has history, a tier, points, bonuses, usual items and new-for-you. ``CardDesk`` plays the
 phone app's customer view: when a phone wins a claim it builds the card with
 ``hub.shop.card.customer_card`` and records the view with ``hub.privacy.audit.record_profile_view``
-(who, when, which customer, why) exactly as ``hub/web/routers/customers.py`` does.
+(who, when, which customer, why) exactly as the hub does for the phones (``hub/api/dispatch.py``).
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ _TODAY: list[tuple[str, list[tuple[str, int]]]] = [
 ]
 
 
-def _invoice(no: int, cid: str, at: dt.datetime, items: list[tuple[str, int]]):
+def _invoice(no: int, cid: str, at: dt.datetime, items: list[tuple[str, int]]) -> pos_store.Invoice:
     lines = [pos_store.Line(c, PRODUCTS[c][0], q, PRODUCTS[c][1]) for c, q in items]
     return pos_store.Invoice(f"DEMO-{no:04d}", cid, at, "United Kingdom", False, lines)
 

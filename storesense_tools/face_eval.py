@@ -19,6 +19,7 @@ import hashlib
 import multiprocessing as mp
 import os
 from collections.abc import Sequence
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +56,7 @@ def _worker_init() -> None:
 
 def _central_embedding(path: Path) -> np.ndarray | None:
     """Embedding of the usable face nearest the image centre; None if there is none."""
-    from edge.entrance.face_pipeline import FaceImageError, load_rgb
+    from edge.entrance.face_pipeline import FaceImageError, FaceObservation, load_rgb
 
     assert _PIPELINE is not None
     try:
@@ -67,7 +68,7 @@ def _central_embedding(path: Path) -> np.ndarray | None:
         return None
     cy, cx = rgb.shape[0] / 2, rgb.shape[1] / 2
 
-    def off_centre(o) -> float:
+    def off_centre(o: FaceObservation) -> float:
         x1, y1, x2, y2 = o.face.box
         return ((x1 + x2) / 2 - cx) ** 2 + ((y1 + y2) / 2 - cy) ** 2
 
@@ -76,10 +77,12 @@ def _central_embedding(path: Path) -> np.ndarray | None:
 
 def _cache_key(paths: Sequence[Path]) -> str:
     h = hashlib.sha256(CACHE_VERSION.encode())
-    import edge
+    from edge.model_files import MODELS_DIR
 
-    models = Path(edge.__file__).resolve().parent
-    for src in sorted(models.glob("face_*.py")) + sorted((models / "models").glob("*.tflite")):
+    # The face code and the detector weights, found through the package (the face modules
+    # live in edge/entrance since the rooms layout; a glob of edge/ itself now finds none).
+    entrance = Path(str(resources.files("edge.entrance")))
+    for src in sorted(entrance.glob("face_*.py")) + sorted(MODELS_DIR.glob("*.tflite")):
         h.update(src.read_bytes())
     # What else decides an embedding: the quality gate's defaults (they live in the config
     # models, not in edge/) and the installed dlib model weights.
@@ -140,7 +143,8 @@ def lfw_split(lfw: Path) -> tuple[list[tuple[str, Path]], list[tuple[str, Path]]
     by_id: dict[str, list[Path]] = {}
     for ident, path in pairs:
         by_id.setdefault(ident, []).append(path)
-    enrol, probes = [], []
+    enrol: list[tuple[str, Path]] = []
+    probes: list[tuple[str, Path]] = []
     for ident, paths in by_id.items():
         if len(paths) >= 2:
             enrol.append((ident, paths[0]))

@@ -24,6 +24,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge.boxes import iou_matrix  # the edge's one IoU: scores match what the tracker saw
+
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov")
 
 
@@ -196,17 +198,6 @@ def load_sequence(root: Path, video: Path | None = None) -> MotSequence:
     if abs(sx - sy) > 1e-3:
         raise ValueError(f"{video}: {w}x{h} is not a uniform scale of {info.width}x{info.height}")
     return MotSequence(root, info, video, (w, h), sx, read_gt(root / "gt" / "gt.txt", sx))
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of (N,4) and (M,4) x1,y1,x2,y2 boxes."""
-    a = np.asarray(a, np.float64).reshape(-1, 4)[:, None]
-    b = np.asarray(b, np.float64).reshape(-1, 4)[None]
-    iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    inter = iw * ih
-    area = lambda x: (x[..., 2] - x[..., 0]) * (x[..., 3] - x[..., 1])  # noqa: E731
-    return inter / np.maximum(area(a) + area(b) - inter, 1e-9)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 
@@ -104,6 +105,9 @@ def evaluate(
     def als_new(u: int) -> list[int]:
         return [int(i) for i in als_unseen(model, u, inter.counts.getrow(u), k)[0]]
 
+    def blended(p_b: SuggestParams) -> Ranker:  # one closure per blend weight
+        return lambda u: usual_items(inter, u, p_b, model)[0].tolist()
+
     usual_methods: dict[str, Ranker] = {
         "popularity": lambda u: global_pop,
         "repeat-purchase baseline": lambda u: usual_items(inter, u, params)[0].tolist(),
@@ -111,9 +115,7 @@ def evaluate(
     }
     for b in blends:
         p_b = replace(params, usual_blend=b)
-        usual_methods[f"repeat + {b:g}×ALS"] = lambda u, p_b=p_b: usual_items(inter, u, p_b, model)[
-            0
-        ].tolist()
+        usual_methods[f"repeat + {b:g}×ALS"] = blended(p_b)
     new_methods: dict[str, Ranker] = {
         "popularity (seen filtered)": lambda u: popular_unseen(
             inter, inter.counts.getrow(u).indices, k
@@ -124,7 +126,9 @@ def evaluate(
             0
         ].tolist(),
     }
-    results: dict[str, object] = {
+    usual: dict[str, dict[str, float]] = {}
+    new: dict[str, dict[str, float]] = {}
+    results: dict[str, Any] = {
         "cutoff": cutoff.strftime(TIME_FMT),
         "end": end.strftime(TIME_FMT),
         "train_customers": len(inter.users),
@@ -134,13 +138,13 @@ def evaluate(
         "new_customers": len(new_truth),
         "seconds_load": round(t_load, 2),
         "seconds_als_fit": round(t_fit, 2),
-        "usual": {},
-        "new": {},
+        "usual": usual,
+        "new": new,
     }
     for name, rank in usual_methods.items():
         t0 = time.perf_counter()
         hn = np.array([hit_ndcg(rank(u), rel, k) for u, rel in usual_truth.items()])
-        results["usual"][name] = {  # type: ignore[index]
+        usual[name] = {
             "HR@10": round(float(hn[:, 0].mean()), 4),
             "NDCG@10": round(float(hn[:, 1].mean()), 4),
             "ms_per_customer": round(1000 * (time.perf_counter() - t0) / len(hn), 3),
@@ -149,7 +153,7 @@ def evaluate(
         t0 = time.perf_counter()
         rec = [recall(rank(u), rel, k) for u, rel in new_truth.items()]
         hits = [bool(set(rank(u)[:k]) & rel) for u, rel in new_truth.items()]
-        results["new"][name] = {  # type: ignore[index]
+        new[name] = {
             "Recall@10": round(float(np.mean(rec)), 4),
             "HR@10": round(float(np.mean(hits)), 4),
             "ms_per_customer": round(500 * (time.perf_counter() - t0) / len(rec), 3),
@@ -157,7 +161,7 @@ def evaluate(
     return results
 
 
-def markdown(results: dict[str, object]) -> str:
+def markdown(results: dict[str, Any]) -> str:
     """The two result tables as Markdown, for docs/suggestions.md."""
     out = [
         f"Train: before {results['cutoff']} ({results['train_customers']} customers, "
@@ -169,7 +173,7 @@ def markdown(results: dict[str, object]) -> str:
         "| method | HR@10 | NDCG@10 |",
         "|---|---|---|",
     ]
-    for name, m in results["usual"].items():  # type: ignore[union-attr]
+    for name, m in results["usual"].items():
         out.append(f"| {name} | {m['HR@10']:.3f} | {m['NDCG@10']:.3f} |")
     out += [
         "",
@@ -178,7 +182,7 @@ def markdown(results: dict[str, object]) -> str:
         "| method | Recall@10 | HR@10 |",
         "|---|---|---|",
     ]
-    for name, m in results["new"].items():  # type: ignore[union-attr]
+    for name, m in results["new"].items():
         out.append(f"| {name} | {m['Recall@10']:.3f} | {m['HR@10']:.3f} |")
     return "\n".join(out)
 

@@ -2,7 +2,9 @@
 
 It behaves as the phone app does: shows every open alert (retained per alert topic, so a phone
 that connects late still sees it), hides an alert as soon as a higher ``seq`` says it is no
-longer open, and optionally races to claim each open alert.
+longer open (the seq rule of ``storesense.alert_state``, the same code the web gateway
+uses), and optionally races to claim each open alert. A claim may carry a deadline, which the
+hub enforces (refused, never applied, once past it).
 """
 
 from __future__ import annotations
@@ -12,13 +14,19 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
 
 from storesense import messages as m
+from storesense.alert_state import supersedes
 from storesense.config import MqttConfig
 from storesense.mqtt_client import connect, make_client
 from storesense.topics import Topics
+
+if TYPE_CHECKING:
+    from paho.mqtt.properties import Properties
+    from paho.mqtt.reasoncodes import ReasonCode
 
 
 @dataclass
@@ -56,11 +64,18 @@ class Phone:
         self.client.disconnect()
         self.client.loop_stop()
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.ConnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
         client.subscribe(self.topics.all_alerts, qos=1)
         client.subscribe(self.topics.claim_result(self.staff_id), qos=1)
 
-    def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         try:
             decoded = m.decode(bytes(msg.payload))
         except m.PayloadError:
@@ -71,22 +86,21 @@ class Phone:
             if decoded.msg_id in self._seen_ids:
                 return
             self._seen_ids.add(decoded.msg_id)
+            claim: str | None = None  # the alert to claim, once the lock is released
             if isinstance(decoded, m.Alert):
-                claim = self._apply_alert(decoded, now)
+                if self._apply_alert(decoded, now):
+                    claim = decoded.alert_id
             elif isinstance(decoded, m.ClaimResult):
                 self.results.append(decoded)
-                claim = False
                 self._emit("result", f"{decoded.outcome}: {decoded.message}")
-            else:
-                claim = False
             self._changed.notify_all()
-        if claim:
+        if claim is not None:
             delay = random.uniform(*self.claim_delay_s)
-            threading.Timer(delay, self.claim, args=(decoded.alert_id,)).start()
+            threading.Timer(delay, self.claim, args=(claim,)).start()
 
     def _apply_alert(self, alert: m.Alert, now: float) -> bool:
         known = self.alerts.get(alert.alert_id)
-        if known is not None and known.alert.seq >= alert.seq:
+        if not supersedes(alert, known.alert if known is not None else None):
             return False  # an older state arriving late never reopens an alert
         if known is None:
             self.alerts[alert.alert_id] = PhoneAlert(alert, now)
@@ -105,8 +119,14 @@ class Phone:
         if self.on_event is not None:
             self.on_event(self.staff_id, f"{kind}: {text}")
 
-    def claim(self, alert_id: str, action: m.ClaimAction = "claim") -> m.ClaimRequest:
-        req = m.ClaimRequest(alert_id=alert_id, staff_id=self.staff_id, action=action)
+    def claim(
+        self, alert_id: str, action: m.ClaimAction = "claim", *, timeout_s: float | None = None
+    ) -> m.ClaimRequest:
+        """Publish a press; with ``timeout_s`` it carries a deadline the hub enforces."""
+        deadline = None if timeout_s is None else time.time() + timeout_s
+        req = m.ClaimRequest(
+            alert_id=alert_id, staff_id=self.staff_id, action=action, deadline=deadline
+        )
         self.client.publish(self.topics.claims(self.staff_id), req.to_bytes(), qos=1)
         return req
 

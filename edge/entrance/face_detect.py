@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal, Protocol
 
 import cv2
 import numpy as np
 
+from edge.boxes import iou_matrix
 from edge.entrance.face_types import DetectedFace
+from edge.model_files import MODELS_DIR
 
-MODELS_DIR = Path(__file__).resolve().parent / "models"
 DETECTOR_NAMES = ("blazeface-short", "blazeface-full", "dlib-hog")
 
 
@@ -99,17 +99,6 @@ def ssd_anchor_centres(size: int, strides: tuple[int, ...], interp_ratio: float)
     return np.concatenate(centres).astype(np.float32)
 
 
-def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    x1 = np.maximum(box[0], boxes[:, 0])
-    y1 = np.maximum(box[1], boxes[:, 1])
-    x2 = np.minimum(box[2], boxes[:, 2])
-    y2 = np.minimum(box[3], boxes[:, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    return inter / np.maximum(area + areas - inter, 1e-9)
-
-
 def weighted_nms(
     boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, iou: float = 0.3
 ) -> list[tuple[np.ndarray, np.ndarray, float]]:
@@ -121,12 +110,13 @@ def weighted_nms(
     order = np.argsort(-scores)
     boxes, keypoints, scores = boxes[order], keypoints[order], scores[order]
     alive = np.ones(len(scores), dtype=bool)
+    overlaps = iou_matrix(boxes, boxes) > iou  # once: the loop below only reads rows of it
     out = []
     for i in range(len(scores)):
         if not alive[i]:
             continue
-        overlap = _iou(boxes[i], boxes) > iou
-        group = overlap & alive
+        overlap = overlaps[i]
+        group = overlap & alive  # a fresh array: ``overlaps`` stays untouched
         group[i] = True
         w = scores[group][:, None]
         box = (boxes[group] * w).sum(0) / w.sum()

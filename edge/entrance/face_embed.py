@@ -14,11 +14,15 @@ unmapped box shifts the landmarks, the chip and therefore the embedding.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edge.entrance.face_detect import as_rgb_uint8
 from edge.entrance.face_types import EMBEDDING_DIM, DetectedFace
+
+if TYPE_CHECKING:  # dlib ships no types: Any to mypy, the real name to a reader
+    import dlib
 
 CHIP_SIZE = 150  # the ResNet was trained on 150x150 chips
 CHIP_PADDING = 0.25  # dlib's default; the ResNet expects exactly this framing
@@ -67,7 +71,9 @@ class FaceEmbedder:
         # where several frames per visit vote anyway.
         self.num_jitters = int(num_jitters)
 
-    def _shape_of(self, rgb: np.ndarray, box: tuple[float, float, float, float]):
+    def _shape_of(
+        self, rgb: np.ndarray, box: tuple[float, float, float, float]
+    ) -> dlib.full_object_detection:
         rect = self._dlib.rectangle(
             round(box[0]), round(box[1]), round(box[2]) - 1, round(box[3]) - 1
         )

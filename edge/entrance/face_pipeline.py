@@ -54,9 +54,9 @@ def load_rgb(path: str | Path) -> np.ndarray:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
-            im.load()  # decode now so truncated files fail here, not deep in dlib
-            im = ImageOps.exif_transpose(im)
+        with Image.open(path) as opened:
+            opened.load()  # decode now so truncated files fail here, not deep in dlib
+            im = ImageOps.exif_transpose(opened)
             if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
                 arr = np.asarray(im, dtype=np.float64)
                 hi = float(arr.max()) or 1.0
@@ -252,7 +252,9 @@ def _tiled(det: BlazeFaceDetector, view: np.ndarray) -> list[DetectedFace]:
     if len(found) < 2:
         return found
     boxes = np.array([f.box for f in found], np.float32)
-    kps = np.stack([f.keypoints for f in found]).astype(np.float32)  # type: ignore[arg-type]
+    points = [f.keypoints for f in found if f.keypoints is not None]
+    assert len(points) == len(found)  # BlazeFace always gives keypoints (only HOG has none)
+    kps = np.stack(points).astype(np.float32)
     scores = np.array([f.score for f in found], np.float32)
     return [
         DetectedFace(tuple(float(v) for v in b), s, k.astype(np.float32))  # type: ignore[arg-type]

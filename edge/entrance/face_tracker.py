@@ -35,6 +35,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from edge.boxes import iou_matrix
 from edge.entrance.face_types import FaceObservation, FaceQuality
 
 _INVALID = 1e6  # cost of a forbidden pairing; kept finite so the solver always succeeds
@@ -52,16 +53,6 @@ class Sample:
     @property
     def score(self) -> float:
         return self.quality.score
-
-
-def _iou(a: Box, b: Box) -> float:
-    iw = min(a[2], b[2]) - max(a[0], b[0])
-    ih = min(a[3], b[3]) - max(a[1], b[1])
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def _usable(obs: FaceObservation) -> bool:
@@ -225,6 +216,8 @@ class TrackUpdate:
 class FaceTracker:
     """Greedy-free, global frame-to-frame association of face observations into tracks.
 
+    An ``edge.role.Tracker`` (``update`` / ``active``), like the floor's ``PersonTracker``.
+
     ``max_jump`` (in face widths) bounds how far a face may move between sightings when the
     association rests on the embedding rather than on overlap (a face lost behind a shoulder and
     re-found); pairs with both embeddings further apart than ``max_embed_dist`` (dlib Euclidean)
@@ -271,9 +264,9 @@ class FaceTracker:
         """True while any track is alive, so callers keep analysing still-looking frames."""
         return bool(self._tracks)
 
-    def _cost(self, track: Track, obs: FaceObservation, t: float) -> float:
+    def _cost(self, track: Track, obs: FaceObservation, t: float, iou: float) -> float:
+        """Cost of joining ``obs`` to ``track``; ``iou`` is with the track's predicted box."""
         pred = track.predicted_box(t)
-        iou = _iou(pred, obs.face.box)
         embs = track.embeddings()
         if embs and obs.embedding is not None:
             d = min(float(np.linalg.norm(e - obs.embedding)) for e in embs)
@@ -295,7 +288,14 @@ class FaceTracker:
         """Globally optimal observation index → track pairs whose cost is allowed."""
         matches: dict[int, Track] = {}
         if tracks and observations:
-            cost = np.array([[self._cost(tr, ob, t) for ob in observations] for tr in tracks])
+            preds = np.array([tr.predicted_box(t) for tr in tracks])
+            ious = iou_matrix(preds, np.array([ob.face.box for ob in observations]))
+            cost = np.array(
+                [
+                    [self._cost(tr, ob, t, float(ious[r, c])) for c, ob in enumerate(observations)]
+                    for r, tr in enumerate(tracks)
+                ]
+            )
             rows, cols = linear_sum_assignment(cost)
             for r, c in zip(rows, cols, strict=True):
                 if cost[r, c] < _INVALID:

@@ -30,7 +30,9 @@ from typing import Any, Literal, Protocol
 import cv2
 import numpy as np
 
-MODELS_DIR = Path(__file__).resolve().parent / "models"
+from edge.boxes import coverage_matrix
+from edge.model_files import MODELS_DIR
+
 SSD_MODEL = MODELS_DIR / "ssdlite_person.tflite"
 SSD_ANCHORS = MODELS_DIR / "ssdlite_person_anchors.npy"
 SSD_SIZE = 300
@@ -100,7 +102,9 @@ def check_frame(frame_bgr: object) -> np.ndarray:
     return frame_bgr
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, iou: float, score_threshold: float = 0.0):
+def nms(
+    boxes: np.ndarray, scores: np.ndarray, iou: float, score_threshold: float = 0.0
+) -> np.ndarray:
     """Indices of the boxes kept by greedy NMS at ``iou``, best score first.
 
     Uses OpenCV's ``cv2.dnn.NMSBoxes`` (x,y,w,h boxes) rather than a hand-written loop.
@@ -110,8 +114,8 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float, score_threshold: floa
     if boxes.shape[0] == 0:
         return np.zeros(0, np.int64)
     xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
-    keep = cv2.dnn.NMSBoxes(xywh.tolist(), scores.tolist(), float(score_threshold), float(iou))
-    keep = np.asarray(keep, np.int64).reshape(-1)
+    kept = cv2.dnn.NMSBoxes(xywh.tolist(), scores.tolist(), float(score_threshold), float(iou))
+    keep = np.asarray(kept, np.int64).reshape(-1)
     return keep[np.argsort(-scores[keep], kind="stable")]
 
 
@@ -120,20 +124,18 @@ def part_of(a: np.ndarray, b: np.ndarray, inside: float, taller: float) -> np.nd
     that is at least ``taller`` times its height, i.e. it looks like a body part of ``b``."""
     if not len(a) or not len(b):
         return np.zeros(len(a), bool)
-    lo = np.maximum(a[:, None, :2], b[None, :, :2])
-    hi = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(hi - lo, 0, None), axis=2)
-    area = np.prod(np.clip(a[:, 2:] - a[:, :2], 1e-6, None), axis=1)
     ratio = (b[None, :, 3] - b[None, :, 1]) / np.maximum(a[:, None, 3] - a[:, None, 1], 1e-6)
-    return ((inter / area[:, None] >= inside) & (ratio >= taller)).any(axis=1)
+    return ((coverage_matrix(a, b) >= inside) & (ratio >= taller)).any(axis=1)
 
 
-def tile_grid(width: int, height: int, cols: int, rows: int, overlap: float):
+def tile_grid(
+    width: int, height: int, cols: int, rows: int, overlap: float
+) -> list[tuple[int, int, int, int]]:
     """(x1, y1, x2, y2) tiles covering the frame, neighbours overlapping by ``overlap``.
 
     Overlap lets a person cut by one tile border appear whole in the next tile.
     """
-    out = []
+    out: list[tuple[int, int, int, int]] = []
     tw = width / (cols - (cols - 1) * overlap)
     th = height / (rows - (rows - 1) * overlap)
     for r in range(rows):
@@ -265,7 +267,8 @@ class SsdlitePersonDetector:
         frame = check_frame(frame_bgr)
         h, w = frame.shape[:2]
         rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)  # the network was trained on RGB
-        all_boxes, all_scores = [], []
+        all_boxes: list[np.ndarray] = []
+        all_scores: list[np.ndarray] = []
         windows = self.windows(w, h)
         tiled = windows != [(0, 0, w, h)]
         m = self.edge_margin
@@ -336,7 +339,9 @@ class HogPersonDetector:
         self.pyramid_scale = pyramid_scale
         self.box_scale = box_scale
         self._hog = cv2.HOGDescriptor()
-        self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+        self._hog.setSVMDetector(
+            np.asarray(cv2.HOGDescriptor.getDefaultPeopleDetector(), np.float32)
+        )
 
     def detect(self, frame_bgr: np.ndarray) -> Detections:
         frame = check_frame(frame_bgr)
@@ -362,7 +367,9 @@ class HogPersonDetector:
         return Detections(rescale_boxes(boxes[keep], self.box_scale), scores[keep])
 
 
-def make_person_detector(name: Literal["ssdlite", "hog"] = "ssdlite", **options: Any):
+def make_person_detector(
+    name: Literal["ssdlite", "hog"] = "ssdlite", **options: Any
+) -> PersonDetector:
     """Build a detector by config name; ``options`` go to its constructor (bad ones raise)."""
     if name == "ssdlite":
         return SsdlitePersonDetector(**options)

@@ -5,9 +5,12 @@ for three frames behind a shelf, or detected twice, must stay one person with on
 
 Why written here rather than taken from a library (evaluated for this issue, pins as of now):
 
-* ``supervision`` 0.31 no longer ships a tracker; its successor ``trackers`` 2.6 requires
-  numpy 2 and ``opencv-python`` 5, which clash with our numpy 1.26 (tflite-runtime) and
-  ``opencv-python-headless`` 4.11 (which keeps the HOG people detector);
+* ``supervision`` 0.31.2 no longer ships a tracker (it no longer requires OpenCV either: it
+  vendors a small ``_cv2`` layer), and its ByteTrack now lives in ``trackers`` 2.6.1, which
+  requires ``numpy>=2.0.2`` and ``opencv-python>=4.8`` (the GUI build, installed next to our
+  ``opencv-python-headless``, both owning ``cv2``); that clashes with our numpy 1.26
+  (tflite-runtime) and headless 4.11 (which keeps the HOG people detector). Checked with
+  ``pip download --no-deps`` of both, reading their METADATA;
 * ``norfair`` 2.3 requires ``rich<15`` (we pin 15) and pulls matplotlib + filterpy onto the
   edge device, and has no low-score second association;
 * ``motpy`` 0.0.10 is unmaintained since 2021 and pulls matplotlib.
@@ -36,6 +39,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
+
+from edge.boxes import coverage_matrix, grow, iou_matrix
+from edge.floor.person_detect import Detections
 
 log = logging.getLogger(__name__)
 
@@ -127,28 +133,6 @@ class _Track:
     box: np.ndarray = field(default_factory=lambda: np.zeros(4))
 
 
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of (N,4) and (M,4) x1,y1,x2,y2 boxes."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    ix1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    iy1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    ix2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    iy2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
-
-
-def _grow(boxes: np.ndarray, b: np.ndarray | float) -> np.ndarray:
-    """Boxes enlarged by ``b`` × (w, h) on every side (per box or one value for all)."""
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 1)
-    wh = boxes[:, 2:] - boxes[:, :2]
-    return np.hstack([boxes[:, :2] - b * wh, boxes[:, 2:] + b * wh])
-
-
 def _associate(
     tracks: list[_Track], boxes: np.ndarray, min_iou: float, buffers: np.ndarray | float = 0.0
 ) -> tuple[list[tuple[int, int]], list[int], list[int]]:
@@ -164,7 +148,7 @@ def _associate(
     pred = np.stack([t.kf.box() for t in tracks])
     b = np.broadcast_to(np.asarray(buffers, dtype=np.float64), (len(tracks),))
     iou = np.vstack(
-        [iou_matrix(_grow(pred[i : i + 1], b[i]), _grow(boxes, b[i])) for i in range(len(pred))]
+        [iou_matrix(grow(pred[i : i + 1], b[i]), grow(boxes, b[i])) for i in range(len(pred))]
     )
     rows, cols = linear_sum_assignment(1.0 - iou)
     pairs = [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if iou[r, c] >= min_iou]
@@ -194,6 +178,10 @@ class PersonTracker:
         """People currently followed (matched or briefly lost)."""
         return len(self._active) + len(self._lost)
 
+    def active(self) -> bool:
+        """True while any track is alive, tentative ones included (``edge.role.Tracker``)."""
+        return bool(self._active or self._lost or self._tentative)
+
     def _clean(self, boxes: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Drop boxes a detector should never produce (NaN, inverted); count them."""
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
@@ -211,15 +199,16 @@ class PersonTracker:
             log.warning("tracker: dropped %d malformed boxes", int((~ok).sum()))
         return boxes[ok], scores[ok]
 
-    def update(self, boxes: np.ndarray, scores: np.ndarray, t: float) -> list[TrackedPerson]:
+    def update(self, t: float, detections: Detections, /) -> list[TrackedPerson]:
         """Feed one frame's detections (x1,y1,x2,y2 px; scores) at time ``t`` seconds.
 
         Returns the confirmed tracks matched in this frame. Lost ones are not in it (a person we
-        cannot see keeps their id if they reappear soon); :meth:`coasting` lists them.
+        cannot see keeps their id if they reappear soon); :meth:`coasting` lists them. Time
+        first, as in ``FaceTracker.update``: both are ``edge.role.Tracker``s.
         """
         if self._last_t is not None and t < self._last_t:
             raise ValueError(f"frame time went backwards ({t} < {self._last_t})")
-        boxes, scores = self._clean(boxes, scores)
+        boxes, scores = self._clean(detections.boxes, detections.scores)
         dt = 0.0 if self._last_t is None else t - self._last_t
         self._last_t = t
         cfg = self.cfg
@@ -309,21 +298,8 @@ class PersonTracker:
         taken = [tr.box for tr in self._active + self._tentative if tr.last_t == t]
         if not len(idx) or not taken:
             return idx
-        cand, other = boxes[idx], np.stack(taken)
-        ix = np.clip(
-            np.minimum(cand[:, None, 2], other[None, :, 2])
-            - np.maximum(cand[:, None, 0], other[None, :, 0]),
-            0,
-            None,
-        )
-        iy = np.clip(
-            np.minimum(cand[:, None, 3], other[None, :, 3])
-            - np.maximum(cand[:, None, 1], other[None, :, 1]),
-            0,
-            None,
-        )
-        area = ((cand[:, 2] - cand[:, 0]) * (cand[:, 3] - cand[:, 1]))[:, None]
-        inside = ((ix * iy) / np.maximum(area, 1e-9)).max(axis=1) >= self.cfg.duplicate_overlap
+        cover = coverage_matrix(boxes[idx], np.stack(taken))
+        inside = cover.max(axis=1) >= self.cfg.duplicate_overlap
         if inside.any():
             self.rejections["duplicate_box"] += int(inside.sum())
         return idx[~inside]

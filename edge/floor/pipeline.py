@@ -5,7 +5,9 @@ Stages are small and joined by value objects (supervision style): the detector r
 person's foot point on the floor, and :class:`FloorBatcher` turns frames into
 ``messages.FloorPositions`` — positions and track ids only, never an image.
 
-:class:`FloorRole` is what ``edge.camera_agent`` runs for a camera with ``role: floor``.
+``edge.floor.role.FloorRole`` joins them for a camera with ``role: floor``; the offline
+commands (``storesense track`` / ``occupancy``, bench/mot_eval.py) run :class:`FloorPipeline`
+over video files through ``storesense_tools.floor_offline``.
 """
 
 from __future__ import annotations
@@ -13,18 +15,15 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import cv2
 import numpy as np
 
-from edge.floor.geometry import CalibrationError, Homography, foot_points, load_calibration
-from edge.floor.person_detect import PersonDetector, check_frame, make_person_detector
+from edge.floor.geometry import Homography, foot_points
+from edge.floor.person_detect import PersonDetector, check_frame
 from edge.floor.person_tracker import PersonTracker, TrackedPerson, TrackerConfig
 from storesense import messages as m
-from storesense.config import CameraConfig, ConfigError, StoreConfig
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +89,7 @@ class FloorPipeline:
             return FloorFrame(t=t, frame_size=(0, 0), people=[], foot_px=empty, floor_xy=empty)
         size = (int(frame.shape[1]), int(frame.shape[0]))
         dets = self.detector.detect(frame)
-        people = self.tracker.update(dets.boxes, dets.scores, t) + self.tracker.coasting(
-            self.coast_s
-        )
+        people = self.tracker.update(t, dets) + self.tracker.coasting(self.coast_s)
         boxes = np.array([p.box for p in people]).reshape(-1, 4)
         feet = foot_points(boxes, size)
         if self.homography is None:
@@ -187,102 +184,3 @@ class FloorBatcher:
         if not start < cut < end:
             cut = start + (end - start) / 2
         return self._pack(start, cut, samples[:mid]) + self._pack(cut, end, samples[mid:])
-
-
-class FloorRole:
-    """A ``role: floor`` camera inside the edge agent: pipeline + batcher from the store config.
-
-    Refuses to start without a calibration: positions in pixels are useless to the hub.
-    """
-
-    def __init__(self, cfg: StoreConfig, camera: CameraConfig) -> None:
-        if camera.calibration is None:
-            raise ConfigError(
-                f"camera {camera.id!r}: role floor needs `calibration:` (a homography YAML "
-                "from `storesense calibrate --points FILE.csv --out FILE.yaml`)"
-            )
-        try:
-            homography = load_calibration(camera.calibration)
-        except CalibrationError as exc:
-            raise ConfigError(f"camera {camera.id!r}: {exc}") from None
-        detector = make_person_detector(
-            camera.person_detector, **DETECTOR_OPTIONS[camera.person_detector]
-        )
-        self.pipeline = FloorPipeline(detector, homography)
-        self.batcher = FloorBatcher(camera.id, cfg.floor.publish_interval_s)
-        self.positions_sent = 0
-
-    def process(
-        self, image_bgr: np.ndarray, t_mono: float, t_wall: float
-    ) -> list[m.FloorPositions]:
-        """One frame in; the messages due (0 or 1, rarely more) out."""
-        try:
-            frame = self.pipeline.process(image_bgr, t_mono)
-        except CalibrationError as exc:  # the camera's resolution no longer fits its calibration
-            self.pipeline.rejections["calibration_mismatch"] += 1
-            if self.pipeline.rejections["calibration_mismatch"] == 1:  # once, not every frame
-                log.error("floor camera: %s (frames are skipped until it is fixed)", exc)
-            return []
-        out = self.batcher.add(frame, t_wall)
-        self.positions_sent += sum(len(s.people) for msg in out for s in msg.samples)
-        return out
-
-    def flush(self) -> list[m.FloorPositions]:
-        return self.batcher.flush()
-
-
-def read_video(path: str, max_frames: int | None = None) -> tuple[float, Iterator[np.ndarray]]:
-    """(container fps, BGR frames) of a video file, decoded in order; ValueError if unreadable.
-
-    Offline evaluation reads every frame (no drop, no pacing), unlike ``VideoSource``, so frame
-    numbers in the output match the file's.
-    """
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise ValueError(f"cannot open video {path}")
-    ok, first = cap.read()
-    if not ok:
-        cap.release()
-        raise ValueError(f"{path}: no decodable frame")
-    fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-
-    def frames() -> Iterator[np.ndarray]:
-        try:
-            n, frame = 0, first
-            while ok_frame(frame) and (max_frames is None or n < max_frames):
-                yield frame
-                n += 1
-                good, frame = cap.read()
-                if not good:
-                    break
-        finally:
-            cap.release()
-
-    return fps, frames()
-
-
-def ok_frame(frame: np.ndarray | None) -> bool:
-    return frame is not None and getattr(frame, "size", 0) > 0
-
-
-def occupancy_grid(
-    samples: Iterable[tuple[float, np.ndarray]], cell_m: float, interval_s: float
-) -> list[tuple[float, int, int, float]]:
-    """Mean number of people per floor cell per interval, from (t seconds, (N,2) metres) samples.
-
-    ``cell_x = floor(x / cell_m)``; an interval's mean divides by the frames *in that interval*
-    (frames with nobody count as zeros). Only cells with someone in them are returned, sorted
-    by interval then cell. NaN positions (beyond the horizon) are skipped.
-    """
-    if cell_m <= 0 or interval_s <= 0:
-        raise ValueError("cell size and interval must be positive")
-    frames_in: Counter[int] = Counter()
-    counts: Counter[tuple[int, int, int]] = Counter()
-    for t, xy in samples:
-        k = math.floor(t / interval_s + 1e-9)
-        frames_in[k] += 1
-        pts = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
-        pts = pts[np.isfinite(pts).all(axis=1)]
-        for cx, cy in np.floor(pts / cell_m).astype(np.int64):
-            counts[(k, int(cx), int(cy))] += 1
-    return [(k * interval_s, cx, cy, n / frames_in[k]) for (k, cx, cy), n in sorted(counts.items())]

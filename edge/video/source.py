@@ -8,7 +8,8 @@ and say what happened in one log line, so:
   backs the camera up and always analyses the latest picture instead of a growing backlog;
 * a ``cap.read()`` that blocks is caught by a watchdog (``read_timeout_s``); the blocked thread is
   abandoned (it releases its own capture when the read returns) and a fresh one reconnects with
-  capped, jittered exponential backoff, so a fleet of agents does not hammer a recovering NVR;
+  capped, jittered exponential backoff (``tenacity``), so a fleet of agents does not hammer a
+  recovering NVR;
 * files are read synchronously (deterministic for tests and evaluation) and end cleanly at EOF,
   or restart when ``loop=True``; ``realtime=True`` paces them at media speed for demos.
 """
@@ -29,6 +30,8 @@ from typing import Literal
 
 import cv2
 import numpy as np
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential
+from tenacity.wait import wait_base
 
 from edge.video.capture import Capture, CvCapture, PillowGifCapture, clean_frame, redact
 
@@ -40,6 +43,37 @@ _TS_EPS = 1e-6  # keeps exact half-slot timestamps from flickering between slots
 
 class VideoSourceError(RuntimeError):
     """The source cannot be used at all (missing file, unreadable format) — retrying won't help."""
+
+
+class _SourceLost(Exception):
+    """A live source failed (would not open, read failed, only garbage): back off and retry."""
+
+    def __init__(self, counter: str, what: str) -> None:
+        super().__init__(what)
+        self.counter = counter  # the VideoSourceStats field that counts this kind of failure
+        self.what = what
+
+
+class _Jittered(wait_base):
+    """``inner``'s delay times a uniform ±20 %, still capped: agents restarted together (a PoE
+    switch reboot) must not retry in lockstep. tenacity's own jitter waits are additive or
+    full-range; the cap-relative spread is what the fleet was tuned with."""
+
+    def __init__(self, inner: wait_base, cap_s: float) -> None:
+        self.inner = inner
+        self.cap_s = cap_s
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        return min(self.cap_s, self.inner(retry_state) * random.uniform(0.8, 1.2))
+
+
+@dataclass
+class _ReaderState:
+    """What one reader thread carries from one retried step to the next."""
+
+    cap: Capture | None
+    reconnect: bool  # the next successful open is a reconnect
+    corrupt_in_row: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,69 +338,105 @@ class VideoSource:
         )
         self._start_reader(reconnect=True)  # the blocked thread sees a stale generation and exits
 
-    def _backoff(self, counter: str, attempt: int, what: str) -> None:
-        """Count a failure, log it once and wait: capped exponential delay with ±20 % jitter."""
-        self._count(counter)
-        delay = min(self.max_backoff_s, self.initial_backoff_s * 2 ** min(attempt, 30))
-        delay = min(self.max_backoff_s, delay * random.uniform(0.8, 1.2))
-        log.warning("%s: %s (attempt %d); retrying in %.2fs", self.name, what, attempt + 1, delay)
-        self._closed.wait(delay)
+    def _retrying(self, live: Callable[[], bool]) -> Retrying:
+        """Back-off policy of one reader thread: capped exponential delay with ±20 % jitter.
+
+        The delay grows with the failures since the last clean frame (each retried step ends
+        at a clean frame, so a good frame starts the count again); it sleeps on the close
+        event, so ``close`` interrupts it, and stops quietly once this reader is stale.
+        """
+        return Retrying(
+            retry=retry_if_exception_type(_SourceLost),
+            wait=_Jittered(
+                wait_exponential(multiplier=self.initial_backoff_s, max=self.max_backoff_s),
+                self.max_backoff_s,
+            ),
+            stop=lambda _: not live(),
+            sleep=self._sleep,
+            before_sleep=self._log_retry,
+            retry_error_callback=lambda _: None,
+        )
+
+    def _sleep(self, seconds: float) -> None:
+        """Back-off wait that ``close`` interrupts."""
+        self._closed.wait(seconds)
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        """Count a failure and log it once, with the wait tenacity chose."""
+        exc = state.outcome.exception() if state.outcome is not None else None
+        if not isinstance(exc, _SourceLost):
+            return
+        self._count(exc.counter)
+        delay = state.next_action.sleep if state.next_action is not None else 0.0
+        log.warning(
+            "%s: %s (attempt %d); retrying in %.2fs",
+            self.name,
+            exc.what,
+            state.attempt_number,
+            delay,
+        )
 
     def _reader_loop(self, gen: int, reconnect: bool) -> None:
         """Own one capture at a time; on any loss back off, reopen and keep going."""
-        attempt = 0
-        cap: Capture | None = None
-        corrupt_in_row = 0
 
         def live() -> bool:
             return gen == self._gen and not self._closed.is_set()
 
+        state = _ReaderState(cap=None, reconnect=reconnect)
+        retrying = self._retrying(live)
         try:
             while live():
-                if cap is None:
-                    cap = self._open_live()
-                    if cap is None:
-                        if live():
-                            self._backoff("open_failures", attempt, "cannot open")
-                            attempt += 1
-                        continue
-                    if reconnect and live():
-                        self._count("reconnects")
-                        log.warning("%s: reconnected (%s)", self.name, self.backend_name)
-                    reconnect = True  # any later open is a reconnect
-                self._op_started = (gen, self.clock())
-                try:
-                    ok = cap.grab()
-                    img = cap.retrieve() if ok else None
-                except cv2.error:
-                    ok, img = False, None
-                t = self.clock()
-                if not live():
-                    break
-                self._op_started = None
-                if not ok or corrupt_in_row >= _CORRUPT_IN_A_ROW_RECONNECT:
-                    cap.release()
-                    cap = None
-                    what = "read failed" if not ok else "only corrupt frames"
-                    self._backoff("read_failures", attempt, f"{what}; reconnecting")
-                    attempt += 1
-                    corrupt_in_row = 0
-                    continue
-                self._count("frames_read")
-                index = self._index
-                self._index += 1
-                clean = clean_frame(img)
-                if clean is None:
-                    self._count("corrupt_frames")
-                    corrupt_in_row += 1
-                    log.warning("%s: corrupt/empty frame %d skipped", self.name, index)
-                    continue
-                corrupt_in_row = 0
-                attempt = 0
-                self._put_newest(Frame(index, t, None, clean))
+                retrying(self._next_clean_frame, gen, state, live)
         finally:
-            if cap is not None:
+            if state.cap is not None:
+                state.cap.release()
+
+    def _next_clean_frame(self, gen: int, state: _ReaderState, live: Callable[[], bool]) -> None:
+        """One retried step: (re)open if needed and read until one clean frame is queued.
+
+        Raises ``_SourceLost`` for a failure worth a back-off; returns without a frame when
+        this reader was closed or replaced meanwhile.
+        """
+        if state.cap is None:
+            if not live():
+                return
+            state.cap = self._open_live()
+            if state.cap is None:
+                raise _SourceLost("open_failures", "cannot open")
+            if state.reconnect and live():
+                self._count("reconnects")
+                log.warning("%s: reconnected (%s)", self.name, self.backend_name)
+            state.reconnect = True  # any later open is a reconnect
+        cap = state.cap
+        while live():
+            self._op_started = (gen, self.clock())
+            try:
+                ok = cap.grab()
+                img = cap.retrieve() if ok else None
+            except cv2.error:
+                ok, img = False, None
+            t = self.clock()
+            if not live():
+                return
+            self._op_started = None
+            if not ok or state.corrupt_in_row >= _CORRUPT_IN_A_ROW_RECONNECT:
                 cap.release()
+                state.cap = None
+                what = "read failed" if not ok else "only corrupt frames"
+                state.corrupt_in_row = 0
+                raise _SourceLost("read_failures", f"{what}; reconnecting")
+            self._count("frames_read")
+            index = self._index
+            self._index += 1
+            clean = clean_frame(img)
+            if clean is None:
+                self._count("corrupt_frames")
+                state.corrupt_in_row += 1
+                log.warning("%s: corrupt/empty frame %d skipped", self.name, index)
+                continue
+            state.corrupt_in_row = 0
+            self._put_newest(Frame(index, t, None, clean))
+            return
 
     def _put_newest(self, frame: Frame) -> None:
         """1-slot queue: replace an unconsumed frame so the consumer always gets the latest."""

@@ -1,1 +1,2 @@
-"""Door alerts: visits, the claim state machine, and camera node health."""
+"""Door alerts: visits, the claim state machine, camera node health, and the records functions
+privacy calls (erasure, retention)."""

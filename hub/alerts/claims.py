@@ -14,41 +14,28 @@ import json
 import logging
 import sqlite3
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 
+from hub.bus import outbox, seen
+from hub.bus.seen import remember as remember_message
+from hub.faces import profiles
 from hub.privacy import audit
 from hub.store import db
 from storesense.messages import Alert, ClaimRequest, ClaimResult, new_msg_id
-from storesense.shop_config import LoyaltyConfig
+from storesense.rpc import too_late
 from storesense.topics import Topics
 
 log = logging.getLogger(__name__)
 
-# Kept beside the claim machine because a rejection writes both in one transaction.
+# The customer's loyalty tier for the alert card: (connection, customer id, now) -> tier name.
+# Injected (the daemon wires hub.shop.loyalty.tier_lookup in) so alerts do not import the shop.
+TierLookup = Callable[[sqlite3.Connection, str, float], str | None]
+
 # ``alert_matches`` remembers the evidence behind each alert (which track, how close) so a
 # false-match report can carry it; ``false_matches`` is the log reviewed when tuning the
-# threshold (docs/calibration.md).
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS alert_matches (
-    alert_id      TEXT PRIMARY KEY REFERENCES alerts(alert_id) ON DELETE CASCADE,
-    track_id      TEXT,
-    best_distance REAL,
-    tier          TEXT
-);
-
-CREATE TABLE IF NOT EXISTS false_matches (
-    false_match_id INTEGER PRIMARY KEY,
-    at             REAL NOT NULL,
-    alert_id       TEXT NOT NULL UNIQUE,
-    customer_id    TEXT NOT NULL,
-    camera_id      TEXT NOT NULL,
-    staff_id       TEXT NOT NULL,
-    track_id       TEXT,
-    best_distance  REAL
-);
-CREATE INDEX IF NOT EXISTS false_matches_at ON false_matches(at);
-"""
+# threshold (docs/calibration.md). Both are written here because a rejection writes both in
+# one transaction; their schema is in hub/store/migrations.
 
 
 @dataclass(frozen=True)
@@ -58,21 +45,10 @@ class MatchOutcome:
     new_visit: bool
 
 
-def remember_message(conn: sqlite3.Connection, msg_id: str, now: float) -> bool:
-    """Inside a write transaction: True the first time a message id is seen, False after."""
-    cur = conn.execute(
-        "INSERT OR IGNORE INTO seen_messages(msg_id, received_at) VALUES (?, ?)", (msg_id, now)
-    )
-    return cur.rowcount == 1
-
-
 def _enqueue(
     conn: sqlite3.Connection, topic: str, payload: bytes, now: float, retain: bool
 ) -> None:
-    conn.execute(
-        "INSERT INTO outbox(topic, payload, retain, created_at) VALUES (?,?,?,?)",
-        (topic, payload, int(retain), now),
-    )
+    outbox.enqueue(conn, topic, payload, retain, now=now)
 
 
 def alert_message(conn: sqlite3.Connection, alert_id: str) -> Alert:
@@ -123,14 +99,14 @@ def record_match(
     alert_ttl_s: float,
     track_id: str | None = None,
     best_distance: float | None = None,
-    loyalty: LoyaltyConfig | None = None,
+    tier: TierLookup | None = None,
 ) -> MatchOutcome:
     """Inside a write transaction: join the customer's current visit or open a visit + alert.
 
     One alert per visit: a second camera, a repeated message or a re-entry inside the cooldown
     all join the visit instead of alerting again. ``track_id``/``best_distance`` are kept
-    with the alert so a later 'Not this person' report carries the evidence; with ``loyalty``
-    the customer's tier goes into the alert (the phones show it on the card).
+    with the alert so a later 'Not this person' report carries the evidence; with ``tier``
+    the customer's loyalty tier goes into the alert (the phones show it on the card).
     """
     visit_id = seen_again(conn, customer_id, camera_id, now, cooldown_s=cooldown_s)
     if visit_id is not None:
@@ -158,9 +134,9 @@ def record_match(
     )
     conn.execute(
         "INSERT INTO alert_matches(alert_id, track_id, best_distance, tier) VALUES (?,?,?,?)",
-        (alert_id, track_id, best_distance, _tier(conn, customer_id, loyalty, now)),
+        (alert_id, track_id, best_distance, _tier(conn, customer_id, tier, now)),
     )
-    conn.execute("UPDATE customers SET last_visit_at=? WHERE customer_id=?", (now, customer_id))
+    profiles.touch_last_visit(conn, customer_id, now)
     dist = "" if best_distance is None else f", distance {best_distance:.3f}"
     audit.append(
         conn, at=now, actor="hub", action="match", customer_id=customer_id,
@@ -189,21 +165,18 @@ def seen_again(
         "UPDATE visits SET last_seen_at=?, cameras=? WHERE visit_id=?",
         (now, json.dumps(sorted(cameras)), row["visit_id"]),
     )
-    conn.execute("UPDATE customers SET last_visit_at=? WHERE customer_id=?", (now, customer_id))
+    profiles.touch_last_visit(conn, customer_id, now)
     return str(row["visit_id"])
 
 
 def _tier(
-    conn: sqlite3.Connection, customer_id: str, loyalty: LoyaltyConfig | None, now: float
+    conn: sqlite3.Connection, customer_id: str, tier: TierLookup | None, now: float
 ) -> str | None:
     """The customer's loyalty tier from the purchase history; an alert never fails on it."""
-    if loyalty is None:
+    if tier is None:
         return None
-    from hub.shop.loyalty import loyalty_status  # the POS side; only needed when a tier is wanted
-
     try:
-        when = datetime.fromtimestamp(now).replace(microsecond=0)
-        return loyalty_status(conn, customer_id, loyalty, when).tier
+        return tier(conn, customer_id, now)
     except (sqlite3.Error, ValueError):
         log.exception("no loyalty tier for %s: alerting without one", customer_id)
         return None
@@ -220,7 +193,7 @@ def _result(req: ClaimRequest, outcome: str, claimed_by: str | None, message: st
         request_id=req.msg_id,
         alert_id=req.alert_id,
         staff_id=req.staff_id,
-        outcome=outcome,  # type: ignore[arg-type]
+        outcome=outcome,
         claimed_by=claimed_by,
         message=message,
     )
@@ -229,7 +202,11 @@ def _result(req: ClaimRequest, outcome: str, claimed_by: str | None, message: st
 def handle_claim(
     conn: sqlite3.Connection, topics: Topics, req: ClaimRequest, now: float
 ) -> ClaimResult | None:
-    """Apply a claim/done/reject request atomically; None if this id was already handled."""
+    """Apply a claim/done/reject request atomically; None if this id was already handled or
+    the request is past its ``deadline`` (the phone was told it failed: never apply it)."""
+    if req.deadline is not None and too_late(req.deadline, now):
+        log.info("claim %s on %s refused: past its deadline", req.msg_id[:8], req.alert_id)
+        return None
     with db.write(conn):
         if not remember_message(conn, req.msg_id, now):
             return None
@@ -374,8 +351,6 @@ def housekeeping(
         for alert_id in old:
             _enqueue(conn, topics.alert(alert_id), b"", now, retain=True)
             conn.execute("UPDATE alerts SET retained_cleared=1 WHERE alert_id=?", (alert_id,))
-        conn.execute("DELETE FROM seen_messages WHERE received_at < ?", (now - keep_ids_s,))
-        conn.execute(
-            "DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ?", (now - keep_ids_s,)
-        )
+        seen.forget_before(conn, now - keep_ids_s)
+        outbox.purge_sent(conn, now - keep_ids_s)
     return len(old)

@@ -11,6 +11,7 @@ import json
 import logging
 import sqlite3
 
+from hub.bus import outbox
 from hub.store import db
 from storesense.messages import EdgeStatus, NodeHealth
 from storesense.topics import Topics
@@ -72,10 +73,7 @@ def mark_silent(
 
 def _announce(conn: sqlite3.Connection, topics: Topics, now: float) -> None:
     nodes = {r[0]: r[1] for r in conn.execute("SELECT camera_id, state FROM nodes")}
-    conn.execute(
-        "INSERT INTO outbox(topic, payload, retain, created_at) VALUES (?,?,1,?)",
-        (topics.node_health, NodeHealth(nodes=nodes).to_bytes(), now),
-    )
+    outbox.enqueue(conn, topics.node_health, NodeHealth(nodes=nodes), True, now=now)
 
 
 def node_rows(conn: sqlite3.Connection) -> list[sqlite3.Row]:

@@ -1,1 +1,2 @@
-"""The hub's side of MQTT out: the transactional outbox (the only writer of its table)."""
+"""The hub's side of MQTT: the transactional outbox and the inbound message ids already applied
+(the only writer of both tables)."""

@@ -1,8 +1,10 @@
-"""Publishes committed outbox rows in order and marks each sent once the broker acknowledged it.
+"""The ``outbox`` table, its only writer: rows enqueued inside the caller's transaction, then
+published in order and marked sent once the broker acknowledged them.
 
-Rows are written in the same transaction as the state change they announce; a crash between
-commit and PUBACK leaves them unsent, and they go out again on the next start (consumers drop
-repeats by ``msg_id`` and keep the highest ``seq``).
+Rows are written in the same transaction as the state change they announce (``enqueue``); a
+crash between commit and PUBACK leaves them unsent, and they go out again on the next start
+(consumers drop repeats by ``msg_id`` and keep the highest ``seq``). No other module runs
+``INSERT``/``UPDATE``/``DELETE`` on the table (tests/hub/store/test_table_owners.py).
 """
 
 from __future__ import annotations
@@ -11,12 +13,67 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable
+from typing import Protocol
 
 import paho.mqtt.client as mqtt
 
 from hub.store import db
 
 log = logging.getLogger(__name__)
+
+
+class WireMessage(Protocol):
+    def to_bytes(self) -> bytes: ...
+
+
+def enqueue(
+    conn: sqlite3.Connection,
+    topic: str,
+    message: WireMessage | bytes,
+    retain: bool,
+    *,
+    now: float | None = None,
+) -> None:
+    """Inside the caller's write transaction: publish ``message`` once that transaction commits.
+
+    ``b""`` with ``retain`` clears the topic's retained message on the broker.
+    """
+    if not conn.in_transaction:
+        raise RuntimeError("outbox.enqueue must run inside the transaction it announces")
+    payload = message if isinstance(message, bytes) else message.to_bytes()
+    conn.execute(
+        "INSERT INTO outbox(topic, payload, retain, created_at) VALUES (?,?,?,?)",
+        (topic, payload, int(retain), time.time() if now is None else now),
+    )
+
+
+def retract_retained(conn: sqlite3.Connection, patterns: Iterable[str], now: float) -> int:
+    """Inside a write transaction: forget what was sent on topics matching any MQTT ``patterns``
+    (the stored copies) and clear their retained message on the broker. Returns topics cleared.
+
+    Matching is paho's ``topic_matches_sub``, so a pattern is built by ``storesense.topics``
+    like any topic (erasure passes one per alert, for whichever store sent it).
+    """
+    subs = list(patterns)
+    if not subs:
+        return 0
+    topics = [
+        t
+        for (t,) in conn.execute("SELECT DISTINCT topic FROM outbox")
+        if any(mqtt.topic_matches_sub(s, t) for s in subs)
+    ]
+    conn.executemany("DELETE FROM outbox WHERE topic=?", [(t,) for t in topics])
+    for t in topics:
+        enqueue(conn, t, b"", True, now=now)
+    return len(topics)
+
+
+def purge_sent(conn: sqlite3.Connection, before: float) -> int:
+    """Inside a write transaction: drop rows acknowledged before ``before``."""
+    return conn.execute(
+        "DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ?", (before,)
+    ).rowcount
 
 
 class Outbox:

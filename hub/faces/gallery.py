@@ -1,7 +1,8 @@
 """Customers and their face templates: consent-gated enrolment, erasure, and the search matrix.
 
-Only the hub process and the ``storesense enroll/erase`` commands write here. Every change bumps
-the ``gallery_version`` counter, which the live matcher polls to reload its in-memory matrix.
+Only the hub process and the ``storesense enroll`` command enrol here (erasure and retention go
+through ``hub.faces.profiles``). Every change bumps the ``gallery_version`` counter, which the
+live matcher polls to reload its in-memory matrix.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from hub.faces import template_crypto
+from hub.faces import profiles, template_crypto
 from hub.faces.template_crypto import TemplateCipher
+from hub.faces.template_keys import open_cipher
 from hub.privacy import audit
 from hub.store import db
 
@@ -74,15 +76,10 @@ class Gallery:
 
     @classmethod
     def open(cls, conn: sqlite3.Connection, key_path: Path) -> Gallery:
-        from hub.faces.template_keys import open_cipher
-
         return cls(conn, open_cipher(conn, key_path), key_path=key_path)
 
     def version(self) -> int:
-        row = self.conn.execute(
-            "SELECT value FROM counters WHERE name='gallery_version'"
-        ).fetchone()
-        return int(row[0]) if row else 0
+        return profiles.gallery_version(self.conn)
 
     def enrol(
         self,
@@ -140,20 +137,15 @@ class Gallery:
                     f"{consent.notice_version}, taken by {consent.staff_id})"
                 ),
             )  # fmt: skip
-            db.next_counter(c, "gallery_version")
+            profiles.gallery_changed(c)
         return len(templates)
 
     def _check_key(self, c: sqlite3.Connection) -> None:
         """Refuse to write with a key the database no longer uses (rotated meanwhile)."""
-        row = c.execute(
-            "SELECT value FROM meta WHERE key=?", (template_crypto.FINGERPRINT_KEY,)
-        ).fetchone()
-        if row is None:
-            c.execute(
-                "INSERT INTO meta(key, value) VALUES (?, ?)",
-                (template_crypto.FINGERPRINT_KEY, self.cipher.fingerprint),
-            )
-        elif row[0] != self.cipher.fingerprint:
+        stored = db.get_meta(c, template_crypto.FINGERPRINT_KEY)
+        if stored is None:
+            db.put_meta(c, template_crypto.FINGERPRINT_KEY, self.cipher.fingerprint)
+        elif stored != self.cipher.fingerprint:
             raise template_crypto.TemplateKeyError(
                 "the template key was rotated since this process loaded it: run again"
             )
@@ -166,14 +158,6 @@ class Gallery:
         if row is None:
             return None
         return self.cipher.decrypt_bytes(customer_id, row["photo_enc"]), row["media_type"]
-
-    def erase(
-        self, customer_id: str, *, actor: str = "cli", reason: str = "erasure request"
-    ) -> bool:
-        """Right to erasure; see ``hub.privacy.erasure``. True if there was anything to erase."""
-        from hub.privacy.erasure import erase_customer
-
-        return erase_customer(self.conn, customer_id, actor=actor, reason=reason).anything
 
     def customer_name(self, customer_id: str) -> str | None:
         row = self.conn.execute(
@@ -189,12 +173,8 @@ class Gallery:
     def load_matrix(self) -> GalleryMatrix:
         version = self.version()
         if self.key_path is not None:
-            row = self.conn.execute(
-                "SELECT value FROM meta WHERE key=?", (template_crypto.FINGERPRINT_KEY,)
-            ).fetchone()
-            if row is not None and row[0] != self.cipher.fingerprint:
-                from hub.faces.template_keys import open_cipher
-
+            stored = db.get_meta(self.conn, template_crypto.FINGERPRINT_KEY)
+            if stored is not None and stored != self.cipher.fingerprint:
                 self.cipher = open_cipher(self.conn, self.key_path)  # rotated meanwhile
         rows = self.conn.execute(
             "SELECT t.customer_id, t.vector_enc, c.name FROM templates t "

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hub.faces.gallery import GalleryMatrix
-from hub.faces.matcher import OpenSetPolicy, TemplateIndex, TrackVote
+from hub.faces.matcher import Decision, OpenSetPolicy, TemplateIndex, TrackVote
 from storesense.config import RecognitionConfig
 from storesense.messages import FaceTrack
 
@@ -113,7 +113,9 @@ class Recognizer:
         self._matched = {k: v for k, v in self._matched.items() if k in self._decided}
         return out
 
-    def _close(self, track_id: str, track: _OpenTrack, decision, now: float) -> TrackOutcome:
+    def _close(
+        self, track_id: str, track: _OpenTrack, decision: Decision, now: float
+    ) -> TrackOutcome:
         self._open.pop(track_id, None)
         self._decided[track_id] = now
         customer = (

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from hub.faces import profiles
 from hub.faces.template_crypto import (
     FINGERPRINT_KEY,
     TemplateCipher,
@@ -36,8 +37,7 @@ def _next_path(key_path: Path) -> Path:
 
 
 def _stored_fingerprint(conn: sqlite3.Connection) -> str | None:
-    row = conn.execute("SELECT value FROM meta WHERE key=?", (FINGERPRINT_KEY,)).fetchone()
-    return row[0] if row else None
+    return db.get_meta(conn, FINGERPRINT_KEY)
 
 
 def open_cipher(conn: sqlite3.Connection, key_path: Path) -> TemplateCipher:
@@ -60,10 +60,7 @@ def open_cipher(conn: sqlite3.Connection, key_path: Path) -> TemplateCipher:
                 stored = "unknown"
         if stored is None:
             with db.write(conn) as c:
-                c.execute(
-                    "INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)",
-                    (FINGERPRINT_KEY, cipher.fingerprint),
-                )
+                db.put_meta(c, FINGERPRINT_KEY, cipher.fingerprint, keep=True)
             stored = _stored_fingerprint(conn)
     if stored != cipher.fingerprint:
         raise TemplateKeyError(
@@ -90,24 +87,22 @@ def rotate(conn: sqlite3.Connection, key_path: Path, *, actor: str) -> int:
             stored = _stored_fingerprint(c)
             if stored is not None and stored != old.fingerprint:
                 raise TemplateKeyError("the key was rotated by another process meanwhile")
-            for table, col in (("templates", "vector_enc"), ("enrolment_photos", "photo_enc")):
-                pk = "template_id" if table == "templates" else "customer_id"
-                rows = c.execute(f"SELECT {pk}, customer_id, {col} FROM {table}").fetchall()
+            # written out per table (no f-string table names): the ownership check reads them
+            for select, update in (
+                ("SELECT template_id, customer_id, vector_enc FROM templates",
+                 "UPDATE templates SET vector_enc=? WHERE template_id=?"),
+                ("SELECT customer_id, customer_id, photo_enc FROM enrolment_photos",
+                 "UPDATE enrolment_photos SET photo_enc=? WHERE customer_id=?"),
+            ):  # fmt: skip
+                rows = c.execute(select).fetchall()
                 for row in rows:
                     plain = old.decrypt_bytes(row[1], row[2])
-                    c.execute(
-                        f"UPDATE {table} SET {col}=? WHERE {pk}=?",
-                        (new.encrypt_bytes(row[1], plain), row[0]),
-                    )
+                    c.execute(update, (new.encrypt_bytes(row[1], plain), row[0]))
                 changed += len(rows)
-            c.execute(
-                "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET "
-                "value=excluded.value",
-                (FINGERPRINT_KEY, new.fingerprint),
-            )
+            db.put_meta(c, FINGERPRINT_KEY, new.fingerprint)
             audit.append(c, actor=actor, action="key_rotation",
                          detail=f"template key rotated; {changed} rows re-encrypted")  # fmt: skip
-            db.next_counter(c, "gallery_version")  # running hubs reload (and re-read the key)
+            profiles.gallery_changed(c)  # running hubs reload (and re-read the key)
     except BaseException:
         nxt.unlink(missing_ok=True)
         raise

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hub.bus import seen
 from hub.floor.occupancy import Frame, OccupancyGrid, local_day
 from hub.floor.zones import Journey, Journeys, ZoneSet
 from hub.store import db
@@ -98,15 +99,11 @@ class FloorIngest:
         """Apply one message; False if it was a repeat. Raises ``PayloadError`` on bad input."""
         now = time.time() if now is None else now
         msg = self.decode(topic, payload, now)
-        if self.conn.execute(
-            "SELECT 1 FROM seen_messages WHERE msg_id=?", (msg.msg_id,)
-        ).fetchone():
+        if seen.already_seen(self.conn, msg.msg_id):
             self.stats.duplicates += 1
             return False
         with db.write(self.conn):
-            self.conn.execute(
-                "INSERT INTO seen_messages(msg_id, received_at) VALUES (?,?)", (msg.msg_id, now)
-            )
+            seen.remember(self.conn, msg.msg_id, now)
             self._record_run(msg, now)
             self._apply(msg)
             cam_t = self._cam_time.get(msg.camera_id, -math.inf)

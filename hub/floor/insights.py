@@ -43,14 +43,16 @@ class ZoneStats:
     categories: str
 
 
-def cell_centres(floor: FloorConfig, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def cell_centres(floor: FloorConfig, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """x and y (metres) of every cell centre of a grid of ``shape`` (rows, columns)."""
     ny, nx = shape
     xs = (np.arange(nx) + 0.5) * floor.cell_m
     ys = (np.arange(ny) + 0.5) * floor.cell_m
-    return np.meshgrid(xs, ys)
+    gx, gy = np.meshgrid(xs, ys)
+    return gx, gy
 
 
-def zone_masks(floor: FloorConfig, zones: Sequence[ZoneConfig], shape: tuple[int, int]) -> dict:
+def zone_masks(floor: FloorConfig, zones: Sequence[ZoneConfig], shape: tuple[int, ...]) -> dict:
     """Cells whose centre lies in each zone: {zone name: bool (ny, nx)}."""
     cx, cy = cell_centres(floor, shape)
     return {

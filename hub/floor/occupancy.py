@@ -21,62 +21,18 @@ import logging
 import math
 import sqlite3
 import time
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 from storesense.floor_config import FloorConfig
+from storesense.floor_grid import cell_indices, slot_index
 
 log = logging.getLogger(__name__)
 
-# All floor-analytics tables; hub/db.open_db executes this once per connection.
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS floor_grid (
-    day      TEXT NOT NULL,              -- local date of the slot, YYYY-MM-DD
-    cell_mm  INTEGER NOT NULL,           -- cell size in mm: a config change starts a new grid
-    ix       INTEGER NOT NULL,
-    iy       INTEGER NOT NULL,
-    person_s REAL NOT NULL,
-    PRIMARY KEY (day, cell_mm, ix, iy)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS floor_days (
-    day        TEXT PRIMARY KEY,
-    observed_s REAL NOT NULL             -- seconds with at least one camera frame
-);
-CREATE TABLE IF NOT EXISTS floor_visits (
-    person_key TEXT NOT NULL,
-    zone       TEXT NOT NULL,
-    day        TEXT NOT NULL,
-    enter_t    REAL NOT NULL,
-    exit_t     REAL NOT NULL,
-    PRIMARY KEY (person_key, zone, enter_t)
-);
-CREATE INDEX IF NOT EXISTS floor_visits_day ON floor_visits(day, zone);
-CREATE TABLE IF NOT EXISTS floor_runs (
-    camera_id TEXT NOT NULL,
-    run_id    TEXT NOT NULL,
-    received  INTEGER NOT NULL,
-    max_seq   INTEGER NOT NULL,
-    first_at  REAL NOT NULL,
-    last_at   REAL NOT NULL,
-    PRIMARY KEY (camera_id, run_id)
-);
--- Crash recovery (hub/floor/ingest.py): the open tracks' zone state, saved every snapshot_s.
-CREATE TABLE IF NOT EXISTS floor_state (
-    name     TEXT PRIMARY KEY,
-    saved_at REAL NOT NULL,
-    body     TEXT NOT NULL                -- versioned JSON of plain data
-);
--- Slots still open for late data, rewritten with every change in the transaction that writes
--- their grid delta, so after a crash a late frame is fused against what was really written.
-CREATE TABLE IF NOT EXISTS floor_slots (
-    slot  INTEGER PRIMARY KEY,            -- floor(t / sample_s)
-    grid  TEXT NOT NULL,                  -- grid geometry; another geometry's slots are dropped
-    body  TEXT NOT NULL                   -- JSON: the slot's frames and the cells it wrote
-);
-"""
+# The floor tables' schema is in hub/store/migrations (0001_baseline.sql); this room owns them.
 
 
 def local_day(t: float) -> str:
@@ -112,8 +68,6 @@ def fuse(frames: Sequence[Frame], radius_m: float) -> list[Cluster]:
     people. Two points of one camera are never merged: its detector already told them apart.
     The fused position is the confidence-weighted mean.
     """
-    from scipy.optimize import linear_sum_assignment  # here: hub.store.db imports this module
-
     sx: list[float] = []
     sy: list[float] = []
     sw: list[float] = []
@@ -154,7 +108,8 @@ class _Slot:
     index: int
     day: str
     frames: dict[str, tuple[float, Frame]] = field(default_factory=dict)  # cam → (|t-mid|, fr)
-    applied: Counter[tuple[int, int]] = field(default_factory=Counter)
+    # person-seconds per cell already written to SQLite for this slot (floats, so no Counter)
+    applied: dict[tuple[int, int], float] = field(default_factory=dict)
     observed: bool = False
 
 
@@ -182,16 +137,19 @@ class OccupancyGrid:
         self._dirty: set[int] = set()
 
     def cell_of(self, x: float, y: float) -> tuple[int, int]:
-        """Cell indices of a floor point (callers keep points on the floor)."""
-        ix = min(int(x / self.floor.cell_m), self.nx - 1)
-        iy = min(int(y / self.floor.cell_m), self.ny - 1)
-        return ix, iy
+        """Cell indices of a floor point (callers keep points on the floor).
+
+        The rule is the contract's (``storesense.floor_grid``), shared with the offline
+        ``storesense occupancy``; the far edge (x == width) belongs to the last cell.
+        """
+        ix, iy = cell_indices(np.array([x, y]), self.floor.cell_m)[0]
+        return min(int(ix), self.nx - 1), min(int(iy), self.ny - 1)
 
     def add_frame(self, frame: Frame) -> bool:
         """Offer a frame to its slot; False (and counted) if it is too late to fuse."""
         self.stats.frames += 1
         s = self.floor.sample_s
-        index = math.floor(frame.t / s)
+        index = slot_index(frame.t, s)
         if frame.t < self.watermark - self.floor.late_s or index <= self.sealed:
             self.stats.late_frames += 1
             return False
@@ -236,13 +194,16 @@ class OccupancyGrid:
             frames = [fr for _, fr in slot.frames.values()]
             clusters = fuse(frames, self.floor.fusion_radius_m)
             self.stats.slots_fused += 1
-            want: Counter[tuple[int, int]] = Counter()
+            want: dict[tuple[int, int], float] = {}
             for c in clusters:
-                want[self.cell_of(c.x, c.y)] += s
+                cell = self.cell_of(c.x, c.y)
+                want[cell] = want.get(cell, 0.0) + s
                 if len(c.members) > 1:
                     links.append((index, c.members))
-            delta = Counter(want)
-            delta.subtract(slot.applied)
+            delta = {
+                cell: want.get(cell, 0.0) - slot.applied.get(cell, 0.0)
+                for cell in {**want, **slot.applied}  # want's cells first, as written before
+            }
             for (ix, iy), v in delta.items():
                 if v:
                     grid_rows.append((slot.day, self.cell_mm, ix, iy, v))
@@ -356,7 +317,7 @@ def _slot_from_json(index: int, body: str) -> _Slot:
         if not len(arr) == len(c) == len(keys):
             raise ValueError(f"slot {index}: frame of {cam} has mismatched lengths")
         slot.frames[str(cam)] = (float(dist), Frame(str(cam), float(t), arr, c, tuple(keys)))
-    slot.applied = Counter({(int(ix), int(iy)): float(v) for ix, iy, v in d["ap"]})
+    slot.applied = {(int(ix), int(iy)): float(v) for ix, iy, v in d["ap"]}
     return slot
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import csv
-import html
 import json
 import logging
 import os
@@ -19,14 +18,20 @@ import sqlite3
 import time
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
+from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from hub.floor.insights import ZoneStats, insights, transition_counts, zone_stats
 from hub.floor.occupancy import load_grid
+from hub.shop.pos_store import revenue_by_category_range
 from storesense.config import StoreConfig
 from storesense.floor_config import FloorConfig, ZoneConfig
+
+if TYPE_CHECKING:
+    import jinja2
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +67,7 @@ class ReportResult:
 
 
 def _sales(conn: sqlite3.Connection, first: date, last: date, n_days: int) -> dict | None:
-    """Revenue per category per day from the POS tables (hub/pos_store), None if unavailable."""
-    try:
-        from hub.shop.pos_store import revenue_by_category_range
-    except ImportError:
-        return None
+    """Revenue per category per day from the POS tables (hub/shop/pos_store), None if none."""
     try:
         total = revenue_by_category_range(conn, first, last)
     except sqlite3.Error as exc:
@@ -160,7 +161,9 @@ def _zones_csv(stats: list[ZoneStats]) -> str:
     return buf.getvalue()
 
 
-def _plan_extent(floor: FloorConfig, plan_image: Path) -> tuple[np.ndarray, list[float]]:
+def _plan_extent(
+    floor: FloorConfig, plan_image: Path
+) -> tuple[np.ndarray, tuple[float, float, float, float]]:
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -169,7 +172,7 @@ def _plan_extent(floor: FloorConfig, plan_image: Path) -> tuple[np.ndarray, list
     except (OSError, UnidentifiedImageError) as exc:
         raise ReportError(f"cannot read the floor plan image {plan_image}: {exc}") from None
     ppm = floor.plan_px_per_m or img.shape[1] / floor.width_m
-    return img, [0.0, img.shape[1] / ppm, img.shape[0] / ppm, 0.0]
+    return img, (0.0, img.shape[1] / ppm, img.shape[0] / ppm, 0.0)
 
 
 def render_heatmap(
@@ -207,7 +210,7 @@ def render_heatmap(
         c = floor.cell_m
         im = ax.imshow(
             shown,
-            extent=[0, grid.shape[1] * c, grid.shape[0] * c, 0],
+            extent=(0.0, grid.shape[1] * c, grid.shape[0] * c, 0.0),
             cmap=CMAP,
             vmin=0,
             vmax=vmax,
@@ -283,64 +286,55 @@ def render_heatmap(
     return path
 
 
-def _fmt(v: object) -> str:
-    return "–" if v is None else html.escape(str(v))
+def _cell(v: object) -> str:
+    """A table cell: an en dash for "no figure" (no sales data, no visits), else the value."""
+    return "–" if v is None else str(v)
 
 
-def _html(title: str, png: Path, stats: list[ZoneStats], doc: dict) -> str:
+# The section headings of the insights, in page order (keys of ``insights()``'s result).
+_SECTIONS = (
+    ("advertising", "Best spots for advertising"),
+    ("new_product", "Spots for a new product"),
+    ("rarely_visited", "Rarely visited regions"),
+    ("high_footfall_low_sales", "High footfall, low sales"),
+)
+
+
+@lru_cache(maxsize=1)
+def _templates() -> jinja2.Environment:
+    """The report's Jinja2 environment, built once per process.
+
+    Autoescaped: zone names and insight titles come from the store's YAML and end up in a page
+    a browser opens. StrictUndefined: a renamed field fails the report (and its test) instead
+    of printing an empty cell. The template is package data (``hub/floor/templates``), found
+    through the package, so a wheel install finds it as a checkout does.
+    """
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("hub.floor", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    env.filters["cell"] = _cell
+    env.filters["duration"] = _duration
+    return env
+
+
+def _html(title: str, png: Path, stats: list[ZoneStats], doc: dict[str, Any]) -> str:
     """One self-contained page (the PNG embedded), readable on a manager's phone."""
-    img = base64.b64encode(png.read_bytes()).decode()
-    head = (
-        "<tr><th>zone</th><th>visits/day</th><th>median dwell s</th><th>p90 dwell s</th>"
-        "<th>person-s/day</th><th>revenue/day</th><th>revenue/visit</th></tr>"
-    )
-    rows = "".join(
-        f"<tr><td>{_fmt(s.zone)}</td><td>{_fmt(s.visits_per_day)}</td>"
-        f"<td>{_fmt(s.median_dwell_s)}</td><td>{_fmt(s.p90_dwell_s)}</td>"
-        f"<td>{_fmt(s.person_s_per_day)}</td><td>{_fmt(s.revenue_per_day)}</td>"
-        f"<td>{_fmt(s.revenue_per_visit)}</td></tr>"
-        for s in stats
-    )
-    names = {
-        "advertising": "Best spots for advertising",
-        "new_product": "Spots for a new product",
-        "rarely_visited": "Rarely visited regions",
-        "high_footfall_low_sales": "High footfall, low sales",
-    }
-    blocks = []
-    for key, name in names.items():
-        items = doc["insights"].get(key, [])
-        lis = "".join(
-            f"<li><b>{_fmt(i['title'])}</b> <small>score {_fmt(i['score'])}; "
-            f"{_fmt(i['formula'])}</small></li>"
-            for i in items
+    return (
+        _templates()
+        .get_template("report.html.j2")
+        .render(
+            title=title,
+            png_b64=base64.b64encode(png.read_bytes()).decode(),
+            stats=stats,
+            doc=doc,
+            sections=_SECTIONS,
         )
-        blocks.append(f"<h3>{name}</h3><ol>{lis or '<li>nothing to report</li>'}</ol>")
-    moves = "".join(
-        f"<li>{_fmt(t['from'])} → {_fmt(t['to'])}: {t['count']}</li>"
-        for t in doc["transitions"][:8]
     )
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{html.escape(title)}</title>
-<style>body{{font-family:sans-serif;max-width:980px;margin:1em auto;padding:0 1em}}
-img{{max-width:100%}} table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;
-padding:2px 6px;text-align:right}} td:first-child{{text-align:left}}
-.cols{{display:flex;flex-wrap:wrap;gap:2em}} .cols>div{{flex:1;min-width:280px}}</style>
-</head><body>
-<h1>{html.escape(title)}</h1>
-<p>Cameras observed the floor {_duration(doc["observed_s_per_day"])} per day;
-{_duration(doc["person_s_per_day"])} of people on the floor (person-time) per day.
-A = advertising spot, N = new-product spot.</p>
-<img src="data:image/png;base64,{img}" alt="floor occupancy heatmap">
-<h2>Zones</h2><table>{head}{rows}</table>
-<div class="cols"><div><h2>Insights</h2>{"".join(blocks)}</div>
-<div><h2>Zone to zone</h2><ol>{moves or "<li>no moves recorded</li>"}</ol></div></div>
-<p><small>Method and formulas: docs/floor-analytics.md. Files: zones.csv, insights.json,
-heatmap.png.</small></p>
-</body></html>
-"""
 
 
 def _duration(seconds: float) -> str:

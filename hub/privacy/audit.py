@@ -24,93 +24,34 @@ in commit order by whichever process (hub, web app, CLI) writes them.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
-import os
 import sqlite3
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
-from hub.store import db
+from hub.store import chain, db
+from hub.store.chain import GENESIS
 
 VIEW_PROFILE = "view_profile"
-GENESIS = "0" * 64
 ANCHOR_KEY = "audit_anchor"
-KEY_BYTES = 32
 
-# Added to the audit table by hub.store.db's migration to schema 3 (and present in new files).
-CHAIN_COLUMNS = (
-    ("content_mac", "TEXT"),
-    ("prev_mac", "TEXT"),
-    ("row_mac", "TEXT"),
-    ("redacted", "INTEGER NOT NULL DEFAULT 0"),
-)
-
-_keys: dict[str, bytes] = {}
-
-
-class AuditKeyError(RuntimeError):
-    pass
-
-
-def key_path_for(conn: sqlite3.Connection) -> Path | None:
-    """``<home>/secrets/audit.key`` beside the hub database; None for an in-memory database."""
-    for row in conn.execute("PRAGMA database_list"):
-        if row[1] == "main":
-            return Path(row[2]).parent / "secrets" / "audit.key" if row[2] else None
-    return None
-
-
-def _key(conn: sqlite3.Connection) -> bytes:
-    path = key_path_for(conn)
-    cache_key = str(path) if path else f"memory:{id(conn)}"
-    if cache_key in _keys:
-        return _keys[cache_key]
-    if path is None:
-        key = os.urandom(KEY_BYTES)  # an in-memory log lives and dies with this process
-    elif path.exists():
-        key = path.read_bytes()
-        if len(key) != KEY_BYTES:
-            raise AuditKeyError(f"{path}: audit key must be {KEY_BYTES} bytes, found {len(key)}")
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        key = os.urandom(KEY_BYTES)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process made it first: use theirs
-            key = path.read_bytes()
-        else:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(key)
-                fh.flush()
-                os.fsync(fh.fileno())
-    _keys[cache_key] = key
-    return key
-
-
-def _mac(key: bytes, parts: list[object]) -> str:
-    text = json.dumps(parts, separators=(",", ":"), ensure_ascii=False)
-    return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
-
-
-def _content_mac(key: bytes, customer_id: str | None, detail: str) -> str:
-    return _mac(key, ["content", customer_id, detail])
-
-
-def _row_mac(key: bytes, audit_id: int, prev: str, at: float, actor: str, action: str,
-             content_mac: str) -> str:  # fmt: skip
-    return _mac(key, ["row", audit_id, prev, at, actor, action, content_mac])
+# The key file, the MACs and the chaining of pre-chain rows live in hub.store.chain, because
+# the schema-3 migration chains the rows older releases wrote. ``_keys`` is that cache.
+_keys = chain.KEYS
+_key = chain.key
+_mac = chain.mac
+_content_mac = chain.content_mac
+_row_mac = chain.row_mac
 
 
 def _anchor(conn: sqlite3.Connection, key: bytes) -> tuple[int, str] | str:
     """(last purged id, its MAC), or an error text if the stored anchor is not genuine."""
-    row = conn.execute("SELECT value FROM meta WHERE key=?", (ANCHOR_KEY,)).fetchone()
-    if row is None:
+    stored = db.get_meta(conn, ANCHOR_KEY)
+    if stored is None:
         return 0, GENESIS
     try:
-        data = json.loads(row[0])
+        data = json.loads(stored)
         audit_id, mac, seal = int(data["id"]), str(data["mac"]), str(data["seal"])
     except (ValueError, KeyError, TypeError):
         return "the chain anchor in meta is unreadable"
@@ -192,38 +133,8 @@ def purge_before(conn: sqlite3.Connection, cutoff: float) -> int:
     gone = conn.execute(f"DELETE FROM audit WHERE {cond}", args).rowcount
     audit_id, mac = int(last[0]), str(last[1])
     seal = _mac(key, ["anchor", audit_id, mac])
-    conn.execute(
-        "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET "
-        "value=excluded.value",
-        (ANCHOR_KEY, json.dumps({"id": audit_id, "mac": mac, "seal": seal})),
-    )
+    db.put_meta(conn, ANCHOR_KEY, json.dumps({"id": audit_id, "mac": mac, "seal": seal}))
     return gone
-
-
-def chain_existing(conn: sqlite3.Connection) -> int:
-    """Inside a write transaction: chain rows written before the log was chained (schema < 3).
-
-    They were unprotected until now; from here on a change to them is detected.
-    """
-    key = _key(conn)
-    prev = GENESIS
-    n = 0
-    for row in conn.execute(
-        "SELECT audit_id, at, actor, action, customer_id, detail, row_mac FROM audit "
-        "ORDER BY audit_id"
-    ).fetchall():
-        if row["row_mac"] is not None:
-            prev = row["row_mac"]
-            continue
-        content = _content_mac(key, row["customer_id"], row["detail"])
-        mac = _row_mac(key, row["audit_id"], prev, row["at"], row["actor"], row["action"], content)
-        conn.execute(
-            "UPDATE audit SET content_mac=?, prev_mac=?, row_mac=? WHERE audit_id=?",
-            (content, prev, mac, row["audit_id"]),
-        )
-        prev = mac
-        n += 1
-    return n
 
 
 @dataclass(frozen=True)

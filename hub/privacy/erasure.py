@@ -17,6 +17,8 @@ import sqlite3
 import time
 from dataclasses import dataclass
 
+from hub.alerts import records as alert_records
+from hub.faces import profiles
 from hub.privacy import audit
 from hub.shop import pos_store
 from hub.store import db
@@ -36,9 +38,11 @@ class ErasureReport:
 def erase_customer(
     conn: sqlite3.Connection, customer_id: str, *, actor: str, reason: str
 ) -> ErasureReport:
+    """Each room forgets the customer through its own function, all in one transaction."""
     now = time.time()
     with db.write(conn) as c:
-        profile = _erase_face_data(c, customer_id, now)
+        profile = profiles.forget_customer(c, customer_id)  # bumps the gallery version
+        alert_records.forget_customer(c, customer_id, now)
         receipts = pos_store.forget_customer_purchases(c, customer_id)
         redacted = audit.redact_customer(c, customer_id)
         report = ErasureReport(profile, receipts, redacted)
@@ -46,34 +50,4 @@ def erase_customer(
             c, at=now, actor=actor, action="erase", customer_id=customer_id,
             detail=f"{reason}; receipts unlinked: {receipts}; audit rows redacted: {redacted}",
         )  # fmt: skip
-        if profile:
-            db.next_counter(c, "gallery_version")  # the live matcher reloads without them
     return report
-
-
-def _erase_face_data(c: sqlite3.Connection, customer_id: str, now: float) -> bool:
-    gone = c.execute("DELETE FROM customers WHERE customer_id=?", (customer_id,)).rowcount
-    c.execute("DELETE FROM templates WHERE customer_id=?", (customer_id,))
-    c.execute("DELETE FROM enrolment_photos WHERE customer_id=?", (customer_id,))
-    # Retained alert messages on the broker carry the name: clear them (the hub
-    # publishes these outbox rows), and drop the stored copies of what was sent.
-    for (alert_id,) in c.execute(
-        "SELECT alert_id FROM alerts WHERE customer_id=?", (customer_id,)
-    ).fetchall():
-        topics = [
-            r[0]
-            for r in c.execute(
-                "SELECT DISTINCT topic FROM outbox WHERE topic LIKE ?",
-                (f"%/alerts/{alert_id}",),
-            )
-        ]
-        c.execute("DELETE FROM outbox WHERE topic LIKE ?", (f"%/alerts/{alert_id}",))
-        c.executemany(
-            "INSERT INTO outbox(topic, payload, retain, created_at) VALUES (?, x'', 1, ?)",
-            [(t, now) for t in topics],
-        )
-    c.execute("DELETE FROM alerts WHERE customer_id=?", (customer_id,))
-    c.execute("DELETE FROM visits WHERE customer_id=?", (customer_id,))
-    # "not this person" reports name the customer the stranger was mistaken for
-    c.execute("DELETE FROM false_matches WHERE customer_id=?", (customer_id,))
-    return bool(gone)

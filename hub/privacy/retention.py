@@ -17,6 +17,8 @@ import sqlite3
 import time
 from dataclasses import asdict, dataclass
 
+from hub.alerts import records as alert_records
+from hub.faces import profiles as face_profiles
 from hub.privacy import audit
 from hub.store import db
 from storesense.privacy_config import DAY_S, RetentionConfig
@@ -38,17 +40,6 @@ class RetentionReport:
         return asdict(self)
 
 
-def _expired_profiles(c: sqlite3.Connection, cutoff: float) -> list[str]:
-    return [
-        r[0]
-        for r in c.execute(
-            "SELECT customer_id FROM customers "
-            "WHERE coalesce(last_visit_at, consent_at, created_at) < ?",
-            (cutoff,),
-        )
-    ]
-
-
 def run_retention(
     conn: sqlite3.Connection, policy: RetentionConfig, *, now: float | None = None,
     dry_run: bool = False, actor: str = "retention",
@@ -59,48 +50,31 @@ def run_retention(
     visit_cut = now - policy.visits_days * DAY_S
     try:
         with db.write(conn) as c:
-            profiles = _expired_profiles(c, profile_cut)
+            profiles = face_profiles.profiles_unseen_since(c, profile_cut)
             templates = photos = 0
             for cid in profiles:
-                templates += c.execute("DELETE FROM templates WHERE customer_id=?", (cid,)).rowcount
-                photos += c.execute(
-                    "DELETE FROM enrolment_photos WHERE customer_id=?", (cid,)
-                ).rowcount
-                c.execute("DELETE FROM customers WHERE customer_id=?", (cid,))
+                t, p = face_profiles.delete_profile(c, cid)
+                templates, photos = templates + t, photos + p
                 audit.append(
                     c, at=now, actor=actor, action="retention_delete", customer_id=cid,
                     detail=f"face profile deleted: no visit for "
                            f"{policy.templates_days_after_last_visit} days",
                 )  # fmt: skip
-            # An open alert is minutes old by construction; only closed ones can be this old.
-            old_alerts = (
-                "SELECT a.alert_id FROM alerts a JOIN visits v USING (visit_id) "
-                "WHERE v.last_seen_at < ? AND a.state <> 'open'"
+            purged = alert_records.purge_before(
+                c, visits_before=visit_cut,
+                false_matches_before=now - policy.false_matches_days * DAY_S,
+            )  # fmt: skip
+            visits, alerts, false_matches = purged.visits, purged.alerts, purged.false_matches
+            unknown = face_profiles.purge_unknown_before(
+                c, now - policy.unknown_visitors_days * DAY_S
             )
-            c.execute(f"DELETE FROM alert_matches WHERE alert_id IN ({old_alerts})", (visit_cut,))
-            alerts = c.execute(
-                f"DELETE FROM alerts WHERE alert_id IN ({old_alerts})", (visit_cut,)
-            ).rowcount
-            visits = c.execute(
-                "DELETE FROM visits WHERE last_seen_at < ? AND visit_id NOT IN "
-                "(SELECT visit_id FROM alerts)",
-                (visit_cut,),
-            ).rowcount
-            false_matches = c.execute(
-                "DELETE FROM false_matches WHERE at < ?",
-                (now - policy.false_matches_days * DAY_S,),
-            ).rowcount
-            unknown = c.execute(
-                "DELETE FROM unknown_visitors WHERE seen_at < ?",
-                (now - policy.unknown_visitors_days * DAY_S,),
-            ).rowcount
             audit_rows = audit.purge_before(c, now - policy.audit_days * DAY_S)
             report = RetentionReport(
                 now, len(profiles), templates, photos, visits, alerts, false_matches, unknown,
                 audit_rows,
             )  # fmt: skip
             if profiles:
-                db.next_counter(c, "gallery_version")  # the running hub stops matching them
+                face_profiles.gallery_changed(c)  # the running hub stops matching them
             audit.append(
                 c, at=now, actor=actor, action="retention_run",
                 detail=", ".join(f"{k} {v}" for k, v in report.as_dict().items() if k != "at"),

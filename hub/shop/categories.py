@@ -2,15 +2,21 @@
 
 The UCI Online Retail data (and many small-shop POS exports) carry no category, but the
 customer card shows favourite categories and the floor analytics join sales to zones by
-category. A shipped YAML (``config/categories.yaml``) of ordered keyword rules makes the
-derivation reproducible and editable by the store without code; first match wins, nothing
-matched is ``other``, fees and postage are ``non-product``.
+category. A shipped YAML of ordered keyword rules makes the derivation reproducible and editable
+by the store without code; first match wins, nothing matched is ``other``, fees and postage are
+``non-product``.
+
+The default rules are package data (``hub/shop/data/categories.yaml``) read through
+``importlib.resources``: a path computed from ``__file__`` pointed into the source tree and was
+wrong in the non-editable install a hub runs from. ``config/categories.yaml`` is a copy for a
+store to edit and pass with ``--categories``.
 """
 
 from __future__ import annotations
 
 import re
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 
 import yaml
@@ -18,7 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 NON_PRODUCT = "non-product"
 OTHER = "other"
-DEFAULT_RULES_PATH = Path(__file__).resolve().parents[1] / "config" / "categories.yaml"
+# A real file in every install the hub supports (wheel, editable, checkout): pip installs
+# a wheel unpacked, so the resource is a path on disk and error messages can name it.
+DEFAULT_RULES_PATH = Path(str(resources.files("hub.shop") / "data" / "categories.yaml"))
 
 
 class CategoryRule(BaseModel):
@@ -93,7 +101,7 @@ class Categorizer:
 
 
 def load_rules(path: Path | str | None = None) -> Categorizer:
-    """Read and validate a rules YAML (default: the shipped ``config/categories.yaml``)."""
+    """Read and validate a rules YAML (default: the shipped ``hub/shop/data/categories.yaml``)."""
     path = Path(path) if path is not None else DEFAULT_RULES_PATH
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -210,3 +211,14 @@ def loyalty_status(
         currency=cfg.currency,
         bonuses=bonuses,
     )
+
+
+def tier_lookup(cfg: LoyaltyConfig) -> Callable[[sqlite3.Connection, str, float], str | None]:
+    """The tier callable the daemon hands to ``hub.alerts.claims.record_match`` (alerts ask the
+    shop for a tier through it instead of importing the shop)."""
+
+    def tier(conn: sqlite3.Connection, customer_id: str, now: float) -> str | None:
+        when = datetime.fromtimestamp(now).replace(microsecond=0)
+        return loyalty_status(conn, customer_id, cfg, when).tier
+
+    return tier

@@ -196,7 +196,9 @@ def _open_text(path: Path) -> Iterator[tuple[IO[str], IO[bytes], int]]:
     raw = path.open("rb")
     try:
         size = path.stat().st_size
-        stream: IO[bytes] = gzip.GzipFile(fileobj=raw) if path.suffix == ".gz" else raw
+        stream: gzip.GzipFile | io.BufferedReader = (
+            gzip.GzipFile(fileobj=raw) if path.suffix == ".gz" else raw
+        )
         yield io.TextIOWrapper(stream, encoding="utf-8-sig", newline=""), raw, size
     finally:
         raw.close()
@@ -272,7 +274,7 @@ def parse_csv(
                 country = row[i_country].strip() if i_country is not None else ""
                 inv = invoices.get(inv_no)
                 if inv is None:
-                    cancel = bool(fmt.cancel_prefix) and inv_no.startswith(fmt.cancel_prefix)
+                    cancel = bool(fmt.cancel_prefix and inv_no.startswith(fmt.cancel_prefix))
                     inv = invoices[inv_no] = Invoice(inv_no, cust, at, country, cancel, [], line)
                 elif inv.customer_id != cust:
                     raise RowError(
@@ -386,13 +388,3 @@ def _progress(path: Path, enabled: bool) -> Iterator[Callable[[int], None] | Non
         task = bar.add_task("import", total=size)
         yield lambda pos: bar.update(task, completed=pos)
         bar.update(task, completed=size)
-
-
-def __getattr__(name: str) -> object:
-    """``hub.shop.pos_import.ingest_webhook`` / ``WebhookPayload``: the webhook lives in
-    ``hub.shop.pos_webhook`` (it imports this module, hence the lazy lookup)."""
-    if name in ("ingest_webhook", "WebhookPayload", "PosTransaction", "WebhookRejected"):
-        from hub.shop import pos_webhook
-
-        return getattr(pos_webhook, "PosTransaction" if name == "WebhookPayload" else name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

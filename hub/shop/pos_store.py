@@ -1,4 +1,4 @@
-"""Purchase data on the hub: schema, the one write path for invoices, and the read queries.
+"""Purchase data on the hub: the one write path for invoices, and the read queries.
 
 POS customers need not be enrolled (no face), so purchases live in their own tables keyed by
 the POS customer id, the same id space as ``customers.customer_id``. An invoice is immutable
@@ -22,78 +22,8 @@ from datetime import date, datetime
 
 from hub.shop.categories import NON_PRODUCT, Categorizer
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS pos_products (
-    stock_code  TEXT PRIMARY KEY,
-    description TEXT NOT NULL,
-    category    TEXT NOT NULL,
-    updated_at  REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS pos_products_category ON pos_products(category);
+# The tables are defined in hub/store/migrations (0001_baseline.sql); this room owns them.
 
--- One row per till receipt. ``total`` is signed: cancellations are negative.
-CREATE TABLE IF NOT EXISTS pos_invoices (
-    invoice_no   TEXT PRIMARY KEY,
-    customer_id  TEXT NOT NULL,
-    invoiced_at  TEXT NOT NULL,
-    day          TEXT NOT NULL,
-    country      TEXT NOT NULL DEFAULT '',
-    cancellation INTEGER NOT NULL CHECK (cancellation IN (0, 1)),
-    total        REAL NOT NULL,
-    n_lines      INTEGER NOT NULL,
-    content_hash TEXT NOT NULL,
-    source       TEXT NOT NULL,
-    imported_at  REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS pos_invoices_customer ON pos_invoices(customer_id, invoiced_at);
-CREATE INDEX IF NOT EXISTS pos_invoices_day ON pos_invoices(day);
-
-CREATE TABLE IF NOT EXISTS pos_lines (
-    invoice_no  TEXT NOT NULL REFERENCES pos_invoices(invoice_no) ON DELETE CASCADE,
-    line_no     INTEGER NOT NULL,
-    stock_code  TEXT NOT NULL,
-    description TEXT NOT NULL,
-    quantity    INTEGER NOT NULL CHECK (quantity <> 0),
-    unit_price  REAL NOT NULL CHECK (unit_price >= 0),
-    PRIMARY KEY (invoice_no, line_no)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS pos_lines_code ON pos_lines(stock_code);
-
--- Month and day only: enough for the birthday bonus, less personal data than a birth date.
-CREATE TABLE IF NOT EXISTS pos_birthdays (
-    customer_id TEXT PRIMARY KEY,
-    month       INTEGER NOT NULL CHECK (month BETWEEN 1 AND 12),
-    day         INTEGER NOT NULL CHECK (day BETWEEN 1 AND 31)
-);
-
--- POS webhook idempotency: a key seen here returns its first result again.
-CREATE TABLE IF NOT EXISTS pos_webhook_keys (
-    idem_key     TEXT PRIMARY KEY,
-    request_hash TEXT NOT NULL,
-    result       TEXT NOT NULL,
-    received_at  REAL NOT NULL
-);
-
--- Precomputed suggestions (hub/shop/suggest.py); customer_id '*' holds the popularity fallback.
-CREATE TABLE IF NOT EXISTS suggestions (
-    customer_id TEXT NOT NULL,
-    list        TEXT NOT NULL CHECK (list IN ('usual', 'new')),
-    rank        INTEGER NOT NULL,
-    stock_code  TEXT NOT NULL,
-    score       REAL NOT NULL,
-    source      TEXT NOT NULL,
-    PRIMARY KEY (customer_id, list, rank)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS suggestion_builds (
-    build_id  INTEGER PRIMARY KEY,
-    built_at  REAL NOT NULL,
-    cutoff    TEXT NOT NULL,
-    customers INTEGER NOT NULL,
-    items     INTEGER NOT NULL,
-    seconds   REAL NOT NULL,
-    detail    TEXT NOT NULL
-);
-"""
 
 TIME_FMT = "%Y-%m-%d %H:%M:%S"
 

@@ -121,7 +121,9 @@ def ingest_webhook(
             else PosTransaction.model_validate(payload)
         )
     except ValidationError as exc:
-        errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors(include_url=False)]
+        errors: list[dict[str, object]] = [
+            {"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors(include_url=False)
+        ]
         raise WebhookRejected("invalid transaction", errors) from None
     req_hash = _request_hash(tx)
     categorize = categorize or default_rules()

@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
@@ -32,6 +33,9 @@ import scipy.sparse as sp
 from hub.shop.categories import NON_PRODUCT
 from hub.shop.pos_store import TIME_FMT
 from hub.store import db
+
+if TYPE_CHECKING:  # implicit ships no types: this is Any to mypy, a name to the reader
+    from implicit.als import AlternatingLeastSquares
 
 log = logging.getLogger(__name__)
 POPULAR = "*"  # customer_id of the stored popularity list
@@ -81,7 +85,7 @@ def load_interactions(
         (cutoff.strftime(TIME_FMT), NON_PRODUCT, cutoff.strftime(TIME_FMT)),
     ).fetchall()
     if not rows:
-        empty = sp.csr_matrix((0, 0), dtype=np.float32)
+        empty = sp.csr_matrix(np.zeros((0, 0), dtype=np.float32))
         return Interactions(np.array([], str), np.array([], str), empty, empty, np.zeros(0))
     cust, code, _inv, age = zip(*rows, strict=True)
     users, u = np.unique(np.array(cust), return_inverse=True)
@@ -99,14 +103,14 @@ def load_interactions(
         (np.ones(int(recent.sum()), np.float32), (u[recent], it[recent])), shape=shape
     )
     buyers.data[:] = 1.0  # duplicates were summed: one vote per customer
-    popularity = np.asarray(buyers.sum(axis=0)).ravel()
+    popularity = np.asarray(buyers.sum(axis=0), dtype=np.float32).ravel()  # as summed
     popularity += np.asarray(counts.sum(axis=0)).ravel() * 1e-6  # stable tie-break
     counts.sum_duplicates()
     recency.sum_duplicates()
     return Interactions(users, items, counts, recency, popularity)
 
 
-def fit_als(inter: Interactions, params: SuggestParams) -> object:
+def fit_als(inter: Interactions, params: SuggestParams) -> AlternatingLeastSquares:
     """ALS on confidence ``alpha × log1p(count)``; single-threaded BLAS inside (implicit
     parallelises itself and warns that a BLAS thread pool on top slows it down)."""
     from implicit.als import AlternatingLeastSquares
@@ -131,7 +135,10 @@ def _top(scores: np.ndarray, cols: np.ndarray, k: int) -> tuple[np.ndarray, np.n
 
 
 def usual_items(
-    inter: Interactions, u: int, params: SuggestParams, model: object | None = None
+    inter: Interactions,
+    u: int,
+    params: SuggestParams,
+    model: AlternatingLeastSquares | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Item columns and scores of one customer's usual items (only items bought before)."""
     row = inter.recency.getrow(u)
@@ -151,7 +158,7 @@ def popular_unseen(inter: Interactions, seen: np.ndarray, k: int) -> np.ndarray:
 
 
 def new_items(
-    inter: Interactions, u: int, params: SuggestParams, model: object | None
+    inter: Interactions, u: int, params: SuggestParams, model: AlternatingLeastSquares | None
 ) -> tuple[np.ndarray, np.ndarray, str]:
     """Items the customer never bought: ALS, or popularity for a thin history."""
     row = inter.counts.getrow(u)
@@ -161,7 +168,9 @@ def new_items(
     return (*als_unseen(model, u, row, params.k), "als")
 
 
-def als_unseen(model: object, u: int, row: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
+def als_unseen(
+    model: AlternatingLeastSquares, u: int, row: sp.csr_matrix, k: int
+) -> tuple[np.ndarray, np.ndarray]:
     """ALS top-k among items the customer never bought. ``implicit`` pads a short list with
     already-bought items scored -FLT_MAX; those are dropped here."""
     ids, scores = model.recommend(u, row, N=k, filter_already_liked_items=True)

@@ -1,8 +1,8 @@
-"""The hub's HTTP side: the salespeople's phone app, the manager page and the POS webhook.
+"""The web process: the salespeople's phone app, the manager page and the POS webhook.
 
-``hub.web.app.create_app(cfg, home)`` builds the FastAPI application. The app is its own MQTT
-client (the ``phone-gateway`` account): it bridges the retained alert topics to phones over
-WebSockets and turns button presses into ``claim_request`` messages, so the claim
-arbitration stays in the hub daemon and this package never writes an alert's state.
-Importing this package is cheap (no FastAPI): ``hub.store.db`` imports ``hub.web.schema``.
+``hub.web.app.create_app(cfg)`` builds the FastAPI application. It is a stateless gateway: it
+has no database, no template key and no hub MQTT credentials, and imports only itself and the
+contract (``storesense``; tests/test_layers.py checks it). Its one channel to the hub is MQTT
+(the ``phone-gateway`` account): requests with a deadline (``storesense.rpc``) for everything
+it shows or changes, and the retained alert topics it relays to phones over WebSockets.
 """

@@ -1,9 +1,11 @@
-"""``create_app(cfg, home)``: the FastAPI application the hub serves to phones and managers.
+"""``create_app(cfg)``: the FastAPI application for phones, managers and the till.
 
-Routers per resource (auth, alerts + WebSocket, customers, manager, POS webhook), guards as
-dependencies (``hub.web.security``), and the phone gateway (``hub.web.gateway``) started and
-stopped with the app. Static files are plain modern JS/CSS written for this app, no
-third-party front-end code.
+A stateless gateway: no database, no template key, no hub credentials and no state folder of
+the hub's. Routers per resource (auth, alerts + WebSocket, customers, manager, POS webhook,
+privacy, reports) check the HTTP input and ask the hub through the gateway
+(``hub.web.gateway``, started and stopped with the app), which is this process's only channel
+to the hub. Static files are plain modern JS/CSS written for this app, no third-party
+front-end code.
 """
 
 from __future__ import annotations
@@ -20,8 +22,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from hub.store import db
-from hub.web.accounts import staff_names
 from hub.web.gateway import Gateway
 from hub.web.routers import alerts as routes_alerts
 from hub.web.routers import auth as routes_auth
@@ -30,10 +30,8 @@ from hub.web.routers import manager as routes_manager
 from hub.web.routers import pos as routes_pos
 from hub.web.routers import privacy as routes_privacy
 from hub.web.routers import reports as routes_reports  # nightly floor reports (hub/floor/report.py)
-from hub.web.routers.pos import token_path
-from hub.web.security import BodyLimit, LoginThrottle, SecurityHeaders
+from hub.web.security import BodyLimit, SecurityHeaders
 from storesense.config import MqttConfig, StoreConfig
-from storesense.paths import hub_db_path
 from storesense.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -42,25 +40,18 @@ STATIC = Path(__file__).parent / "static"
 
 def create_app(
     cfg: StoreConfig,
-    home: Path,
     *,
     mqtt: MqttConfig | None = None,
     gateway_client_id: str | None = None,
+    timeout_s: float | None = None,
 ) -> FastAPI:
     """The app for one store. ``mqtt`` overrides ``cfg.mqtt`` (the gateway's own account,
-    e.g. from ``broker-config``'s ``credentials/phone-gateway.yaml``)."""
-    db_path = hub_db_path(home)
-    db.open_db(db_path).close()  # tables exist before the first request
+    e.g. from ``broker-config``'s ``credentials/phone-gateway.yaml``); ``timeout_s`` is the
+    deadline given to each request to the hub (``storesense.rpc.DEFAULT_TIMEOUT_S``)."""
     mqtt_cfg = mqtt or cfg.mqtt
-
-    def names() -> dict[str, str]:
-        conn = db.connect(db_path)
-        try:
-            return staff_names(conn)
-        finally:
-            conn.close()
-
-    gateway = Gateway(Topics(cfg.store_id), mqtt_cfg, names=names, client_id=gateway_client_id)
+    gateway = Gateway(Topics(cfg.store_id), mqtt_cfg, client_id=gateway_client_id)
+    if timeout_s is not None:
+        gateway.timeout_s = timeout_s
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -78,13 +69,8 @@ def create_app(
         redoc_url=None,
     )
     app.state.cfg = cfg
-    app.state.home = home
-    app.state.db_path = db_path
     app.state.gateway = gateway
-    app.state.login_throttle = LoginThrottle()
     app.state.secure_cookies = cfg.app.tls_cert is not None
-    tok = token_path(home)
-    app.state.pos_token = tok.read_text().strip() if tok.exists() else None
 
     for module in (
         routes_auth,

@@ -1,13 +1,18 @@
-"""The phone gateway: an MQTT client (account ``phone-gateway``) bridged to phone WebSockets.
+"""The web process's one channel to the hub: an MQTT client bridged to phone WebSockets.
 
-MQTT → phones: the retained ``alerts/+`` topics give the whole current state of every alert
-on (re)connect and each change after; the gateway keeps the highest ``seq`` per alert (an older
-state arriving late is ignored, exactly as ``storesense_tools.sim_phone`` does) and pushes each
-change, serialised once, to every connected phone's bounded queue.
+The web process is a stateless gateway: no database, no template key, no hub credentials. It
+has exactly two things to do with MQTT (its own ``phone-gateway`` account):
 
-Phones → MQTT: a button press becomes a ``claim_request`` on ``claims/<staff_id>``; the
-gateway waits for the hub's ``claim_result`` (matched by request id) and hands it back to
-the HTTP request. The claim arbitration itself stays in the hub (``hub.alerts.claims``).
+- **Ask the hub** (``call``): every login, session check, button press, customer card, manager
+  view, erasure, POS receipt and report file is a ``storesense.rpc.Request`` on this
+  instance's request topic, answered by the hub (``hub.api``) on its reply topic. Each request
+  carries an absolute deadline that the hub enforces (past it, refused and never applied);
+  the gateway gives up only once ``deadline + REPLY_GRACE_S`` has passed, so "timed out" on a
+  phone always means "not applied".
+- **Relay alert states** to phones: the retained ``alerts/+`` topics (the projection of the hub
+  database, which owns alert state) are kept in a ``storesense.alert_state.AlertBook`` (the
+  seq rule, coded once) and each change is pushed, serialised once, to every connected
+  phone's bounded queue. The gateway never decides an alert's state.
 
 Threads: paho callbacks run on paho's network thread and only decode, then hand the message
 to the asyncio loop with ``call_soon_threadsafe``; all state lives on the loop's thread, so no
@@ -19,27 +24,45 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
 
 from storesense import messages as m
+from storesense import rpc
+from storesense.alert_state import AlertBook
 from storesense.config import MqttConfig
 from storesense.mqtt_client import make_client
 from storesense.topics import Topics
 
+if TYPE_CHECKING:
+    from paho.mqtt.properties import Properties
+    from paho.mqtt.reasoncodes import ReasonCode
+
 log = logging.getLogger(__name__)
+# topic section → the one message kind it may carry (others are refused)
+_KIND_ON: dict[str, type[m.Alert] | type[m.HubStatus]] = {"alerts": m.Alert, "hub": m.HubStatus}
 
 PHONE_QUEUE = 256  # a phone this far behind is dropped; it resyncs by seq when it reconnects
 
 
 class GatewayUnavailable(RuntimeError):
-    """The broker (or the hub behind it) cannot take a request now."""
+    """The broker (or the hub behind it) did not take or answer a request: nothing changed."""
+
+
+class HubRefused(Exception):
+    """The hub answered with a refusal: an HTTP status and the detail for the phone."""
+
+    def __init__(self, status: int, detail: str | dict[str, Any]) -> None:
+        super().__init__(f"{status}: {detail}")
+        self.status = status
+        self.detail = detail
 
 
 @dataclass(eq=False)
@@ -66,38 +89,42 @@ class PhoneLink:
 class GatewayStats:
     received: Counter[str] = field(default_factory=Counter)
     rejected: Counter[str] = field(default_factory=Counter)
-    stale: int = 0  # alert states older than one already known (dropped by the seq rule)
     slow_phones_dropped: int = 0
+    timed_out: int = 0  # requests the hub did not answer by deadline + grace
+    late_replies: int = 0  # replies to requests already given up (the hub refused them: 504)
 
 
 class Gateway:
-    """MQTT ⇄ WebSocket bridge; ``start``/``stop`` from the web app's lifespan."""
+    """MQTT ⇄ WebSocket bridge and hub client; ``start``/``stop`` from the app's lifespan."""
 
     def __init__(
         self,
         topics: Topics,
         mqtt_cfg: MqttConfig,
         *,
-        names: Callable[[], dict[str, str]] = dict,
         client_id: str | None = None,
-        answer_timeout_s: float = 5.0,
+        timeout_s: float = rpc.DEFAULT_TIMEOUT_S,
     ) -> None:
         self.topics = topics
         self.mqtt_cfg = mqtt_cfg
-        self.names = names
-        self.answer_timeout_s = answer_timeout_s
+        self.timeout_s = timeout_s
         self.stats = GatewayStats()
-        self.alerts: dict[str, m.Alert] = {}
+        self.book = AlertBook()
         self.hub_online: bool | None = None
         self.links: set[PhoneLink] = set()
-        self._names: dict[str, str] = {}
-        self._pending: dict[str, asyncio.Future[m.ClaimResult]] = {}
+        self.names: dict[str, str] = {}  # staff id -> display name, as the hub reported them
+        self._pending: dict[str, asyncio.Future[rpc.Reply]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._names_task: asyncio.Future[None] | None = None
         # A unique id per process: two gateways (a restart racing its predecessor, or tests)
-        # must not kick each other off the broker.
-        cid = client_id or f"phone-gateway-{uuid.uuid4().hex[:8]}"
-        self.client = make_client(cid, mqtt_cfg, persistent=False)
+        # must not kick each other off the broker, nor read each other's replies.
+        self.web_id = client_id or f"web-{uuid.uuid4().hex[:12]}"
+        self._subscribed = threading.Event()
+        self._sub_mid: int | None = None
+        self.client = make_client(self.web_id, mqtt_cfg, persistent=False)
         self.client.on_connect = self._on_connect
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -120,34 +147,77 @@ class Gateway:
 
     @property
     def connected(self) -> bool:
-        return self.client.is_connected()
+        """Connected and subscribed: a request sent before SUBACK could lose its reply."""
+        return self.client.is_connected() and self._subscribed.is_set()
+
+    @property
+    def alerts(self) -> dict[str, m.Alert]:
+        return self.book.alerts
 
     # -- paho thread: decode and hand over ---------------------------------------------------
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.ConnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
         if reason_code.is_failure:
             log.warning("phone gateway refused by the broker: %s", reason_code)
             return
         t = self.topics
-        client.subscribe([(t.all_alerts, 1), (t.hub_status, 1), (t.claim_result("+"), 1)])
-        log.info("phone gateway connected to MQTT under %s", self.topics.base)
+        _, self._sub_mid = client.subscribe(
+            [(t.all_alerts, 1), (t.hub_status, 1), (t.rpc_reply(self.web_id), 1)]
+        )
+        log.info("phone gateway connected to MQTT under %s as %s", t.base, self.web_id)
 
-    def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        if mid == self._sub_mid:
+            if any(rc.is_failure for rc in reason_codes):
+                log.error("the broker refused the gateway's subscriptions (ACL?)")
+            self._subscribed.set()
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.DisconnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        self._subscribed.clear()
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         loop = self._loop
         if loop is None or loop.is_closed():
             return
         section = self.topics.segment(msg.topic, 0)
         payload = bytes(msg.payload)
+        if section == "rpc":
+            try:
+                reply = rpc.decode_reply(payload)
+            except m.PayloadError as exc:
+                self.stats.rejected[exc.reason] += 1
+                return
+            self.stats.received["rpc_reply"] += 1
+            loop.call_soon_threadsafe(self._apply_reply, reply)
+            return
         if section == "alerts" and not payload:
             # the hub cleared a long-closed alert's retained message
-            # (hub.alerts.claims.housekeeping)
             alert_id = self.topics.segment(msg.topic, 1) or ""
             loop.call_soon_threadsafe(self._forget, alert_id)
             return
-        expected = {"alerts": m.Alert, "staff": m.ClaimResult, "hub": m.HubStatus}.get(
-            section or ""
-        )
+        expected = _KIND_ON.get(section or "")
         try:
-            decoded = m.decode(payload, expected)
+            decoded = m.decode(payload) if expected is None else m.decode(payload, expected)
         except m.PayloadError as exc:
             self.stats.rejected[exc.reason] += 1
             log.warning("phone gateway rejected a message on %s: %s", msg.topic, exc)
@@ -158,18 +228,27 @@ class Gateway:
                 self.stats.rejected["topic_mismatch"] += 1
                 return
             loop.call_soon_threadsafe(self._apply_alert, decoded)
-        elif isinstance(decoded, m.ClaimResult):
-            loop.call_soon_threadsafe(self._apply_result, decoded)
         elif isinstance(decoded, m.HubStatus):
-            loop.call_soon_threadsafe(setattr, self, "hub_online", decoded.online)
+            loop.call_soon_threadsafe(self._hub_status, decoded.online)
 
     # -- loop thread: state and fan-out ------------------------------------------------------
+    def _hub_status(self, online: bool) -> None:
+        came_back = online and not self.hub_online
+        self.hub_online = online
+        if came_back:  # colleagues' names for "taken by …" (sessions add their own later)
+            self._names_task = asyncio.ensure_future(self._refresh_names())
+
+    async def _refresh_names(self) -> None:
+        try:
+            self.names.update(await self.call("staff_names", {}))
+        except (GatewayUnavailable, HubRefused):
+            log.info("no staff names from the hub yet; showing ids")
+
+    def learn_name(self, staff_id: str, name: str) -> None:
+        self.names[staff_id] = name
+
     def _name(self, staff_id: str | None) -> str | None:
-        if staff_id is None:
-            return None
-        if staff_id not in self._names:
-            self._names = self.names()  # a new colleague: one SELECT, then cached
-        return self._names.get(staff_id, staff_id)
+        return None if staff_id is None else self.names.get(staff_id, staff_id)
 
     def alert_view(self, alert: m.Alert) -> dict[str, Any]:
         """What a phone gets: the alert as on MQTT plus the display names of the staff."""
@@ -179,21 +258,19 @@ class Gateway:
         return data
 
     def _apply_alert(self, alert: m.Alert) -> None:
-        known = self.alerts.get(alert.alert_id)
-        if known is not None and known.seq >= alert.seq:
-            self.stats.stale += 1
-            return
-        self.alerts[alert.alert_id] = alert
-        self._broadcast(json.dumps({"type": "alert", "alert": self.alert_view(alert)}))
+        if self.book.apply(alert):
+            self._broadcast(json.dumps({"type": "alert", "alert": self.alert_view(alert)}))
 
     def _forget(self, alert_id: str) -> None:
-        if self.alerts.pop(alert_id, None) is not None:
+        if self.book.forget(alert_id):
             self._broadcast(json.dumps({"type": "gone", "alert_id": alert_id}))
 
-    def _apply_result(self, result: m.ClaimResult) -> None:
-        fut = self._pending.get(result.request_id)
-        if fut is not None and not fut.done():
-            fut.set_result(result)
+    def _apply_reply(self, reply: rpc.Reply) -> None:
+        fut = self._pending.get(reply.request_id)
+        if fut is None or fut.done():
+            self.stats.late_replies += 1
+            return
+        fut.set_result(reply)
 
     def _broadcast(self, text: str) -> None:
         for link in list(self.links):
@@ -228,35 +305,41 @@ class Gateway:
         An alert past ``expires_at`` is not listed as open even if the hub has not swept it
         yet (the hub refuses claims on it anyway)."""
         now = time.time() if now is None else now
-        states = sorted((a for a in self.alerts.values() if a.seq > since_seq), key=lambda a: a.seq)
-        open_ids = [a.alert_id for a in self.alerts.values() if _is_open(a, now)]
         return {
             "type": "snapshot",
-            "seq": max((a.seq for a in self.alerts.values()), default=0),
-            "alerts": [self.alert_view(a) for a in states],
-            "open_ids": open_ids,
+            "seq": self.book.max_seq,
+            "alerts": [self.alert_view(a) for a in self.book.newer_than(since_seq)],
+            "open_ids": self.book.open_ids(now),
             "hub_online": self.hub_online,
             "gateway_online": self.connected,
             "server_time": now,
         }
 
-    async def request(self, staff_id: str, alert_id: str, action: m.ClaimAction) -> m.ClaimResult:
-        """Publish a claim/done/reject for ``staff_id`` and wait for the hub's answer."""
+    # -- the hub -----------------------------------------------------------------------------
+    async def call(self, op: rpc.Op, args: dict[str, Any], timeout_s: float | None = None) -> Any:
+        """Ask the hub; the result, or ``HubRefused`` (its answer) / ``GatewayUnavailable``.
+
+        ``GatewayUnavailable`` is raised only when the request can no longer take effect:
+        never published, or its deadline (which the hub enforces) plus the grace is over.
+        """
         if not self.connected:
             raise GatewayUnavailable("the store's message broker is not reachable")
-        req = m.ClaimRequest(alert_id=alert_id, staff_id=staff_id, action=action)
-        fut: asyncio.Future[m.ClaimResult] = asyncio.get_running_loop().create_future()
-        self._pending[req.msg_id] = fut
+        req = rpc.new_request(op, args, self.timeout_s if timeout_s is None else timeout_s)
+        fut: asyncio.Future[rpc.Reply] = asyncio.get_running_loop().create_future()
+        self._pending[req.request_id] = fut
         try:
-            self.client.publish(self.topics.claims(staff_id), req.to_bytes(), qos=1)
-            return await asyncio.wait_for(fut, self.answer_timeout_s)
+            self.client.publish(self.topics.rpc_request(self.web_id), req.to_bytes(), qos=1)
+            wait_s = req.deadline + rpc.REPLY_GRACE_S - time.time()
+            reply = await asyncio.wait_for(fut, max(wait_s, 0.0))
         except TimeoutError:
+            self.stats.timed_out += 1
             raise GatewayUnavailable(
-                f"the hub did not answer within {self.answer_timeout_s:g} s"
+                "the hub did not answer in time, so nothing was changed"
             ) from None
         finally:
-            self._pending.pop(req.msg_id, None)
-
-
-def _is_open(alert: m.Alert, now: float) -> bool:
-    return alert.state == "open" and alert.expires_at > now
+            self._pending.pop(req.request_id, None)
+        if reply.status == 504:  # the hub took it off its queue after the deadline
+            raise GatewayUnavailable("the hub was too slow, so nothing was changed")
+        if not reply.ok:
+            raise HubRefused(reply.status, reply.detail or "refused by the hub")
+        return reply.result

@@ -1,46 +1,74 @@
-"""Request guards: database per request, session cookie, CSRF, roles, body size, headers.
+"""Request guards: the session (asked of the hub), CSRF, roles, body size, headers.
 
-The session cookie is HttpOnly and SameSite=Strict; on top of that every state-changing
-request must carry the session's CSRF token in ``X-CSRF-Token`` (compared in constant time)
-and, when the browser sends an ``Origin``, it must be this site. WebSockets get the same
-Origin check (cross-site WebSocket hijacking), since browsers send cookies with them.
+The web process keeps no session state: the cookie's token goes to the hub with every request
+(``storesense.rpc`` op ``session``, or as the ``token`` argument of the op itself), and the hub
+answers who it is. The cookie is HttpOnly and SameSite=Strict; on top of that every
+state-changing request must carry the session's CSRF token in ``X-CSRF-Token`` (compared in
+constant time) and, when the browser sends an ``Origin``, it must be this site. WebSockets get
+the same Origin check (cross-site WebSocket hijacking), since browsers send cookies with them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
-import sqlite3
-import threading
-import time
-from collections import defaultdict, deque
-from collections.abc import Iterator
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from fastapi import Depends, HTTPException, Request, WebSocket
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hub.store import db
-from hub.web.accounts import Session, get_session
+from hub.web.gateway import Gateway, GatewayUnavailable, HubRefused
+from storesense import rpc
 
 COOKIE = "ss_session"
 CSRF_HEADER = "X-CSRF-Token"
 MAX_BODY_BYTES = 64 * 1024  # the biggest legitimate body is a POS basket, a few KiB
 
 
-def get_db(request: Request) -> Iterator[sqlite3.Connection]:
-    """A connection per request: FastAPI may run a dependency and its endpoint on different
-    pool threads, so a per-thread connection could be shared by two requests at once. Opening
-    one costs well under a millisecond (WAL is a property of the file, set by the hub)."""
-    conn = db.connect(request.app.state.db_path)
+@dataclass(frozen=True)
+class Staff:
+    staff_id: str
+    name: str
+    role: Literal["salesperson", "manager"]
+
+
+@dataclass(frozen=True)
+class Session:
+    """Who the hub says the cookie belongs to, for this one request (never cached)."""
+
+    staff: Staff
+    csrf_token: str
+    expires_at: float
+    token: str
+
+    @classmethod
+    def from_info(cls, info: rpc.SessionInfo, token: str) -> Session:
+        return cls(Staff(info.staff_id, info.name, info.role), info.csrf_token,
+                   info.expires_at, token)  # fmt: skip
+
+
+def session_key(token: str) -> str:
+    """A name for a session's sockets (logout closes them); the same digest the hub stores."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def gateway_of(request: Request | WebSocket) -> Gateway:
+    return request.app.state.gateway
+
+
+async def ask_hub(
+    request: Request | WebSocket, op: rpc.Op, args: dict[str, Any], timeout_s: float | None = None
+) -> Any:
+    """One request to the hub, its refusals turned into the HTTP answers they stand for."""
     try:
-        yield conn
-    finally:
-        conn.close()
-
-
-Conn = Annotated[sqlite3.Connection, Depends(get_db)]
+        return await gateway_of(request).call(op, args, timeout_s)
+    except GatewayUnavailable as exc:
+        raise HTTPException(503, f"{exc}; try again") from None
+    except HubRefused as exc:
+        raise HTTPException(exc.status, exc.detail) from None
 
 
 def _same_origin(origin: str | None, host: str | None) -> bool:
@@ -50,18 +78,19 @@ def _same_origin(origin: str | None, host: str | None) -> bool:
     return host is not None and urlsplit(origin).netloc == host
 
 
-def session_from_cookie(conn: sqlite3.Connection, token: str | None) -> Session | None:
-    return get_session(conn, token) if token else None
-
-
-def current_session(request: Request, conn: Conn) -> Session:
-    session = session_from_cookie(conn, request.cookies.get(COOKIE))
-    if session is None:
+async def session_from_token(request: Request | WebSocket, token: str | None) -> Session:
+    if not token or len(token) > 128:
         raise HTTPException(401, "not logged in (or the session expired): log in again")
-    return session
+    info = rpc.SessionInfo.model_validate(await ask_hub(request, "session", {"token": token}))
+    gateway_of(request).learn_name(info.staff_id, info.name)
+    return Session.from_info(info, token)
 
 
-def csrf_session(
+async def current_session(request: Request) -> Session:
+    return await session_from_token(request, request.cookies.get(COOKIE))
+
+
+async def csrf_session(
     request: Request, session: Annotated[Session, Depends(current_session)]
 ) -> Session:
     """For every POST: a logged-in session whose CSRF token the request repeats."""
@@ -73,47 +102,32 @@ def csrf_session(
     return session
 
 
-def manager_session(session: Annotated[Session, Depends(current_session)]) -> Session:
+async def press_token(request: Request) -> str:
+    """For a button press: the cookie's token, same-origin checked here; the hub checks the
+    session and the CSRF token inside the claim request itself (one round trip, not two: a
+    press is the path whose latency the phones feel)."""
+    token = request.cookies.get(COOKIE)
+    if not token or len(token) > 128:
+        raise HTTPException(401, "not logged in (or the session expired): log in again")
+    if not _same_origin(request.headers.get("origin"), request.headers.get("host")):
+        raise HTTPException(403, "cross-site request refused")
+    return token
+
+
+async def manager_session(session: Annotated[Session, Depends(current_session)]) -> Session:
+    """A convenience check for a clear 403 early; the hub checks the role again itself."""
     if session.staff.role != "manager":
         raise HTTPException(403, "managers only")
     return session
 
 
-def websocket_session(websocket: WebSocket, conn: sqlite3.Connection) -> Session | None:
+async def websocket_session(websocket: WebSocket) -> Session | None:
     if not _same_origin(websocket.headers.get("origin"), websocket.headers.get("host")):
         return None
-    return session_from_cookie(conn, websocket.cookies.get(COOKIE))
-
-
-class LoginThrottle:
-    """At most ``limit`` failed logins per staff id and per client address in ``window_s``.
-
-    In memory: a restart forgets, which is acceptable for a store LAN; argon2 already makes
-    each guess cost ~0.1 s of CPU.
-    """
-
-    def __init__(self, limit: int = 10, window_s: float = 300.0) -> None:
-        self.limit = limit
-        self.window_s = window_s
-        self._fails: dict[str, deque[float]] = defaultdict(deque)
-        self._lock = threading.Lock()
-
-    def _recent(self, key: str, now: float) -> deque[float]:
-        q = self._fails[key]
-        while q and q[0] <= now - self.window_s:
-            q.popleft()
-        return q
-
-    def blocked(self, keys: list[str], now: float | None = None) -> bool:
-        now = time.time() if now is None else now
-        with self._lock:
-            return any(len(self._recent(k, now)) >= self.limit for k in keys)
-
-    def failed(self, keys: list[str], now: float | None = None) -> None:
-        now = time.time() if now is None else now
-        with self._lock:
-            for k in keys:
-                self._recent(k, now).append(now)
+    try:
+        return await session_from_token(websocket, websocket.cookies.get(COOKIE))
+    except HTTPException:
+        return None
 
 
 class BodyLimit:

@@ -105,6 +105,11 @@ def decide(s: Searched, policy: OpenSetPolicy, data_root: Path) -> list[ProbeRow
     return rows
 
 
+def _outside_fold(folds: dict[str, int], fold: int) -> Callable[[str], bool]:
+    """Keeps the people not in ``fold``: the ones a threshold for that fold is fitted on."""
+    return lambda person: folds.get(person) != fold
+
+
 def stranger_hits(s: Searched, keep: Callable[[str], bool] = lambda _: True) -> list[SearchHit]:
     """Search results of the stranger probes with a usable face (optionally some people only)."""
     enrolled = s.enrolled
@@ -257,7 +262,7 @@ def held_out_operating_points(
         thresholds: list[float | None] = []
         for f in sorted(set(folds.values())):
             thr = threshold_for_fpir(
-                stranger_hits(ref, lambda i, f=f: folds.get(i) != f), policy.margin, target
+                stranger_hits(ref, _outside_fold(folds, f)), policy.margin, target
             )
             thresholds.append(thr)
             fold_rows = decide(ref, policy_at(policy, thr), data_root)

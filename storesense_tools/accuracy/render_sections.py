@@ -215,12 +215,12 @@ def per_person_section(report: Report) -> list[str]:
     ref = report.reference
     if ref:
         sm = report.summaries[ref]
-        top = sorted(sm.per_person.items(), key=lambda kv: -kv[1].n)[:5]
+        top_people = sorted(sm.per_person.items(), key=lambda kv: -kv[1].n)[:5]
         L += [
             "",
             f"{report.searched[ref].protocol.title}'s most-photographed enrolled people "
             "(genuine probes with a usable face, DIR): "
-            + "; ".join(f"`{n}` {r.k}/{r.n}" for n, r in top)
+            + "; ".join(f"`{n}` {r.k}/{r.n}" for n, r in top_people)
             + ".",
         ]
         many = sorted((r.value, n, r) for n, r in sm.per_person.items() if r.n >= 10)

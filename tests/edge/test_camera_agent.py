@@ -19,7 +19,7 @@ from storesense.topics import Topics
 
 CLIP = (
     Path(__file__).resolve().parents[2]
-    / "storesense"
+    / "storesense_tools"
     / "demo_assets"
     / "face-demographics-walking-and-pause.gif"
 )

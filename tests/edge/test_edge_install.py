@@ -30,7 +30,7 @@ import paho.mqtt.client as mqtt
 from edge.camera_agent import CameraAgent
 from storesense.config import parse_config
 
-assets = pathlib.Path(sys.argv[2]) / "storesense" / "demo_assets"
+assets = pathlib.Path(sys.argv[2]) / "storesense_tools" / "demo_assets"
 store = sys.argv[3]
 cfg = parse_config(f'''
 store_id: {store}

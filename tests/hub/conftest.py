@@ -16,7 +16,7 @@ MOSQUITTO = ("127.0.0.1", 1883)
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     path = tmp_path / "hub.sqlite3"
-    db.open_db(path).close()
+    db.migrate_db(path).close()
     return path
 
 

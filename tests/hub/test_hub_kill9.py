@@ -60,7 +60,7 @@ def test_hub_killed_mid_floor_stream_keeps_person_seconds_exact(tmp_path: Path) 
     broker.start()
     cfg = floor_cfg(port=broker.port)
     day = two_camera_day(cfg.store_id, 8, seed=11, seconds=SECONDS)
-    ref = FloorIngest(db.open_db(tmp_path / "ref.sqlite3"), cfg)
+    ref = FloorIngest(db.migrate_db(tmp_path / "ref.sqlite3"), cfg)
     for topic, payload in day:
         ref.handle(topic, payload)
     ref.close()
@@ -108,7 +108,7 @@ def test_hub_killed_mid_floor_stream_keeps_person_seconds_exact(tmp_path: Path) 
             c.loop_stop()
         broker.stop()
 
-    conn = db.open_db(db_path)
+    conn = db.migrate_db(db_path)
     grid, visits = _grid_and_visits(conn)
     assert grid == ref_grid  # person-seconds per cell: none lost, none counted twice
     assert visits.keys() == ref_visits.keys()  # every visit, no person split or invented

@@ -161,7 +161,7 @@ def test_hub_killed_mid_claim_race_has_one_winner(
     home = tmp_path / "home"
     home.mkdir()
     db_path = hub_db_path(home)
-    conn = db.open_db(db_path)
+    conn = db.migrate_db(db_path)
     Gallery.open(conn, template_key_path(home)).enrol(
         "c00", "Ada Lovelace", consent("consent-kill"), [(unit(100), 0.9, "t")]
     )
@@ -314,7 +314,7 @@ def test_a_kill_while_acks_are_recorded_never_leaves_an_older_alert_state_to_res
     topics = Topics(cfg.store_id)
     home = tmp_path / "home"
     home.mkdir()
-    conn = db.open_db(hub_db_path(home))
+    conn = db.migrate_db(hub_db_path(home))
     Gallery.open(conn, template_key_path(home)).enrol(
         "c00", "Ada Lovelace", consent("consent-acks"), [(unit(100), 0.9, "t")]
     )

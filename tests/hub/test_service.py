@@ -116,7 +116,7 @@ def test_stranger_track_is_an_unknown_visitor_not_an_alert(hub: HubService, came
     assert _alert_count(hub) == 0
     # A stranger's embeddings are dropped once matching fails: nothing of them stays in the
     # hub's memory or in its database file (main file or WAL), only the count row.
-    assert track.track_id not in hub.faces.recognizer._open
+    assert track.track_id not in hub.recognizer._open
     db_file = Path(hub.conn.execute("PRAGMA database_list").fetchone()[2])
     raw = b"".join(p.read_bytes() for p in db_file.parent.glob(db_file.name + "*"))
     for s in track.samples:
@@ -294,7 +294,7 @@ def test_heartbeats_are_recorded_and_a_silent_camera_is_marked_down(tmp_path: Pa
                 2,
             )
         # hub stopped; the camera has been silent: a later sweep marks it down
-        conn = db.open_db(tmp_path / "hub.sqlite3")
+        conn = db.migrate_db(tmp_path / "hub.sqlite3")
         assert node_health.mark_silent(conn, hub.topics, time.time() + 60) == ["door-1"]
         assert node_health.mark_silent(conn, hub.topics, time.time() + 90) == []  # once
     assert main(["--home", str(tmp_path), "status"]) == 0
@@ -318,7 +318,7 @@ def test_the_running_hub_follows_enrolment_and_erasure_without_a_restart(
     from storesense.paths import hub_db_path
 
     topic = hub.topics.faces("door-1")
-    cli = db.connect(hub_db_path(hub.home))  # what the CLI opens: its own connection
+    cli = db.open_db(hub_db_path(hub.home))  # what the CLI opens: its own connection
     alice = Phone("alice", hub.topics, cfg.mqtt).start()
     try:
         before = _track(unit(3), final=True)

@@ -370,6 +370,17 @@ def test_hub_is_provisioned(root: Path) -> None:
         "z /etc/storesense/store.yaml 0640 root storesense"
         in (root / "etc/tmpfiles.d/storesense.conf").read_text()
     )
+    # the web process: its own user, its own config without any MQTT password
+    assert "u storesense-web" in (root / "etc/sysusers.d/storesense.conf").read_text()
+    assert (
+        "z /etc/storesense/web.yaml 0640 root storesense-web"
+        in (root / "etc/tmpfiles.d/storesense.conf").read_text()
+    )
+    store = yaml.safe_load((root / "etc/storesense/store.yaml").read_text())
+    web = yaml.safe_load((root / "etc/storesense/web.yaml").read_text())
+    assert store["mqtt"]["password"] and "password" not in web["mqtt"]
+    assert "username" not in web["mqtt"] and web["store_id"] == store["store_id"]
+    assert mode(root / "etc/storesense/web.yaml") == 0o640
 
 
 def _runnable_broker(root: Path, tmp_path: Path) -> MosquittoProcess:
@@ -738,6 +749,20 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
                 "StateDirectory=storesense-edge/%i",
             ],
         ),
+        (
+            "storesense-web.service",
+            [
+                "User=storesense-web\n",
+                "Group=storesense-web\n",
+                "StateDirectory=storesense-web\n",
+                "Environment=STORESENSE_HOME=%S/storesense-web\n",
+                "--config /etc/storesense/web.yaml web run",
+                "LoadCredential=mqtt:/etc/storesense/mosquitto/credentials/phone-gateway.yaml",
+                "InaccessiblePaths=-/var/lib/storesense\n",
+                "CapabilityBoundingSet=\n",
+                "ProtectSystem=strict",
+            ],
+        ),
         ("storesense-report.timer", ["OnCalendar=*-*-* 02:30:00", "Persistent=true"]),
         ("storesense-report.service", ["report --date yesterday", "Type=oneshot"]),
         ("storesense-retention.timer", ["OnCalendar=*-*-* 03:45:00", "Persistent=true"]),
@@ -749,3 +774,18 @@ def test_unit_contract(unit: str, expected: list[str]) -> None:
     text = (UNITS / unit).read_text()
     for needle in expected:
         assert needle in text, f"{unit} lacks {needle!r}"
+
+
+def test_the_web_unit_holds_nothing_of_the_hubs() -> None:
+    """The web process is a stateless gateway: not the hub's user, folder or config file."""
+    text = (UNITS / "storesense-web.service").read_text()
+    hub_things = [
+        "User=storesense\n",
+        "Group=storesense\n",
+        "StateDirectory=storesense\n",
+        "STORESENSE_HOME=%S/storesense\n",
+        "/etc/storesense/store.yaml",
+        "hub.yaml",
+    ]
+    for hub_thing in hub_things:
+        assert hub_thing not in text, hub_thing

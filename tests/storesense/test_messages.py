@@ -88,3 +88,49 @@ def test_a_message_of_another_kind_is_refused_on_a_typed_topic() -> None:
     with pytest.raises(m.PayloadError, match="not allowed"):
         m.decode(claim, m.FaceTrack)
     assert m.decode(claim, m.ClaimRequest).staff_id == "alice"
+
+
+def test_parse_picks_the_model_by_kind_for_every_message() -> None:
+    """One discriminated union: each kind comes back as its own class, field for field."""
+    sent = [
+        m.FaceTrack.model_validate(_face_track()),
+        m.FloorPositions(camera_id="f1", seq=0, interval_start=1.0, interval_s=2.0, samples=[]),
+        m.EdgeStatus(camera_id="door-1", role="entrance", online=True),
+        m.Alert(
+            alert_id="a1",
+            seq=1,
+            state="open",
+            customer_id="c1",
+            customer_name="Ann",
+            greeting="Hi",
+            camera_id="door-1",
+            arrived_at=1.0,
+            expires_at=2.0,
+        ),
+        m.ClaimRequest(alert_id="a1", staff_id="alice"),
+        m.ClaimResult(
+            request_id="d" * 32, alert_id="a1", staff_id="alice", outcome="won", message="yours"
+        ),
+        m.HubStatus(online=True),
+        m.NodeHealth(nodes={"door-1": "up"}),
+    ]
+    assert {type(x) for x in sent} == set(m.Message.__args__)  # every kind is covered
+    for msg in sent:
+        back = m.parse(msg.to_bytes())
+        assert type(back) is type(msg)
+        assert back.model_dump_json() == msg.model_dump_json()  # numpy vectors: no ==
+
+
+@pytest.mark.parametrize(
+    ("data", "detail"),
+    [
+        ({"v": 1, "kind": "nope"}, "unknown kind 'nope'"),
+        ({"v": 1}, "unknown kind None"),
+        ({"v": 1, "kind": "claim_request", "staff_id": "alice"}, "alert_id: Field required"),
+    ],
+)
+def test_parse_names_the_kind_or_the_field_that_is_wrong(data: dict, detail: str) -> None:
+    with pytest.raises(m.PayloadError) as err:
+        m.parse(json.dumps(data).encode())
+    assert err.value.reason == "bad_schema"
+    assert err.value.detail == detail

@@ -280,3 +280,20 @@ def test_a_wedged_hub_worker_stops_the_watchdog_pings(
         finally:
             release.set()
         assert _pings(notify_socket, 1.0) >= 3  # and it recovers when the worker does
+
+
+def test_a_re_created_socket_gets_the_next_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The connection is kept between pings; when systemd re-creates its socket (a daemon
+    re-exec) the next message reconnects and arrives instead of being lost."""
+    with tempfile.TemporaryDirectory(prefix="sn-") as folder:
+        path = os.path.join(folder, "notify.sock")
+        monkeypatch.setenv("NOTIFY_SOCKET", path)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as first:
+            first.bind(path)
+            assert service_notify.watchdog() is True
+            assert _receive(first) == b"WATCHDOG=1"
+        os.unlink(path)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as second:
+            second.bind(path)
+            assert service_notify.status("back") is True
+            assert _receive(second) == b"STATUS=back"

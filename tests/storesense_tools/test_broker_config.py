@@ -235,6 +235,19 @@ def test_hub_alerts_and_results_reach_the_gateway_and_claims_reach_the_hub(clien
     assert hub.until((T.claims("bob"), b"claim")) == []
 
 
+def test_web_requests_reach_the_hub_and_only_the_hubs_replies_reach_the_web(clients) -> None:
+    hub, gw, cam = clients(HUB), clients(GATEWAY), clients(CAM1)
+    hub.sub(T.all_rpc_requests)
+    gw.sub(T.rpc_reply("+"), T.all_rpc_requests)  # the second is refused: requests carry passwords
+    cam.pub(T.rpc_request("web-1"), b"a camera asking the hub for a customer card")
+    gw.pub(T.rpc_request("web-1"), b"request")
+    assert hub.until((T.rpc_request("web-1"), b"request")) == []
+    for forger in (cam, gw):
+        forger.pub(T.rpc_reply("web-1"), b"forged reply")
+    hub.pub(T.rpc_reply("web-1"), b"reply")
+    assert gw.until((T.rpc_reply("web-1"), b"reply")) + gw.drain() == []
+
+
 def test_camera_faces_status_and_last_will_reach_the_hub(clients) -> None:
     hub = clients(HUB)
     hub.sub(T.all_faces, T.all_edge_status)

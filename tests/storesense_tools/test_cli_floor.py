@@ -127,7 +127,7 @@ def test_calibrate_warns_about_a_badly_measured_mark(tmp_path: Path, capsys) -> 
 def test_track_writes_motchallenge_rows_that_match_the_ground_truth(
     pets_dir: Path, tmp_path: Path, capsys
 ) -> None:
-    from edge.floor.person_tracker import iou_matrix
+    from edge.boxes import iou_matrix
     from storesense_tools.mot_data import load_sequence
 
     out = tmp_path / "tracks.txt"

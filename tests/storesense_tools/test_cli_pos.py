@@ -29,6 +29,7 @@ def test_import_build_card(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     home = str(tmp_path / "home")
     csv = tmp_path / "sales.csv"
     csv.write_text(HEADER + ROWS)
+    assert _run(capsys, "--home", home, "db", "migrate")[0] == 0  # as the hub does at start
     code, out, _ = _run(capsys, "--home", home, "pos", "import", "--csv", str(csv), "--json")
     assert code == 0
     rep = json.loads(out)
@@ -67,6 +68,7 @@ def test_bad_file_exits_2_with_line_numbers(
     home = str(tmp_path / "home")
     csv = tmp_path / "bad.csv"
     csv.write_text(HEADER + ROWS + "536999,22970,MUG,x,2010-12-01 10:00:00,2.5,17850.0,UK\n")
+    assert _run(capsys, "--home", home, "db", "migrate")[0] == 0
     code, _, err = _run(capsys, "--home", home, "pos", "import", "--csv", str(csv))
     assert code == 2
     assert "line 42: quantity 'x' is not a whole number" in err
@@ -141,6 +143,7 @@ def built_home(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[str,
     text, bought = _sales_csv()
     csv = tmp_path / "sales.csv"
     csv.write_text(text)
+    assert _run(capsys, "--home", str(home), "db", "migrate")[0] == 0
     assert _run(capsys, "--home", str(home), "pos", "import", "--csv", str(csv))[0] == 0
     # Only the customers row matters here (an enrolled customer with no receipt); enrolment
     # itself, photos to encrypted templates, is tested in test_enrolment.py.
@@ -217,6 +220,7 @@ def test_suggest_export_refuses_bad_k_and_keeps_the_last_file(
     out = tmp_path / "recs.csv"
     csv = tmp_path / "sales.csv"
     csv.write_text(_sales_csv()[0])
+    assert _run(capsys, "--home", home, "db", "migrate")[0] == 0
     assert _run(capsys, "--home", home, "pos", "import", "--csv", str(csv))[0] == 0
     code, _, err = _run(capsys, "--home", home, "suggest", "export", "--out", str(out))
     assert code == 2 and "no suggestions built yet" in err and not out.exists()

@@ -21,6 +21,7 @@ CUSTOMER = "ann-0017"  # no hex digits: it cannot turn up inside a MAC by chance
 def _enrol(home: Path, shared: Path, customer: str = CUSTOMER) -> None:
     photos = [shared / "faces" / "orl" / "s1" / f"{i}.pgm" for i in (1, 2)]
     args = ["--customer", customer, "--name", "Ann Example", "--consent", "form-17"]
+    assert main(["--home", str(home), "db", "migrate"]) == 0  # the hub's part: CLIs only open
     assert main(["--home", str(home), "enroll", *args, "--staff", "bob", *map(str, photos)]) == 0
 
 

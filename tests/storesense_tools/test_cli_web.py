@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from hub.staff.accounts import authenticate
 from hub.store import db
-from hub.web.accounts import authenticate
 from storesense.paths import hub_db_path
 from storesense_tools.cli import main
 
@@ -25,6 +25,7 @@ def _staff_add(monkeypatch: pytest.MonkeyPatch, home: Path, password: str, *extr
 def test_staff_add_then_login_and_refusals(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    db.migrate_db(hub_db_path(tmp_path)).close()  # the hub (or `db migrate`) makes the file
     assert _staff_add(monkeypatch, tmp_path, "a long enough pw") == 0
     assert "added alice (Alice Adams) as salesperson" in capsys.readouterr().out
     conn = db.open_db(hub_db_path(tmp_path))

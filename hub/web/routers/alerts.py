@@ -1,7 +1,9 @@
 """Alerts for the phones: the WebSocket push, a polling snapshot, and the three buttons.
 
 Accept, 'Not this person' and 'Done with customer' are POSTs (session + CSRF token) that the
-gateway turns into ``claim_request`` messages; the answer is the hub's ``claim_result``.
+gateway sends to the hub as ``claim`` requests with a deadline; the hub arbitrates
+(``hub.alerts.claims``) and answers. A press the hub did not answer by the deadline (hub down,
+broker away) is answered 503 "nothing was changed", and the hub refuses it if it ever arrives.
 """
 
 from __future__ import annotations
@@ -12,15 +14,22 @@ import logging
 import time
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, WebSocket
+from fastapi import APIRouter, Depends, Path, Query, Request, WebSocket
 from fastapi.websockets import WebSocketDisconnect
 from pydantic import BaseModel
 
-from hub.store import db
-from hub.web.accounts import Session, _token_hash
 from hub.web.errors import POST_SESSION, SESSION, errors
-from hub.web.gateway import Gateway, GatewayUnavailable, PhoneLink
-from hub.web.security import COOKIE, csrf_session, current_session, websocket_session
+from hub.web.gateway import Gateway, PhoneLink
+from hub.web.security import (
+    CSRF_HEADER,
+    Session,
+    ask_hub,
+    current_session,
+    press_token,
+    session_key,
+    websocket_session,
+)
+from storesense import rpc
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["alerts"])
@@ -43,7 +52,7 @@ def _gateway(request: Request) -> Gateway:
 
 
 @router.get("/api/alerts", responses=errors(*SESSION))
-def snapshot(
+async def snapshot(
     request: Request,
     _: Annotated[Session, Depends(current_session)],
     since: Since = 0,
@@ -61,39 +70,24 @@ async def act(
     request: Request,
     alert_id: AlertId,
     action: Literal["claim", "reject", "done"],
-    session: Annotated[Session, Depends(csrf_session)],
+    token: Annotated[str, Depends(press_token)],
 ) -> ActionResult:
-    gateway = _gateway(request)
-    known = gateway.alerts.get(alert_id)
-    if known is None:
-        raise HTTPException(404, "no such alert (it may have been cleared): pull to refresh")
-    try:
-        result = await gateway.request(session.staff.staff_id, alert_id, action)
-    except GatewayUnavailable as exc:
-        raise HTTPException(503, f"{exc}; try again") from None
-    return ActionResult(
-        alert_id=alert_id,
-        outcome=result.outcome,
-        message=result.message,
-        claimed_by=result.claimed_by,
-        customer_id=known.customer_id if result.outcome in ("won", "already_yours") else None,
-    )
+    csrf = request.headers.get(CSRF_HEADER, "")[:128]
+    args = {"token": token, "csrf": csrf, "alert_id": alert_id, "action": action}
+    answer = rpc.ClaimAnswer.model_validate(await ask_hub(request, "claim", args))
+    return ActionResult(**answer.model_dump())
 
 
 @router.websocket("/ws")
 async def phone_socket(websocket: WebSocket, since: int = 0) -> None:
     """Snapshot (resync by seq) first, then every alert change as it reaches the gateway."""
-    conn = db.connect(websocket.app.state.db_path)
-    try:
-        session = websocket_session(websocket, conn)
-    finally:
-        conn.close()
+    session = await websocket_session(websocket)
     if session is None or not 0 <= since <= 2**62:
         await websocket.close(code=1008)  # before accept: the handshake gets HTTP 403
         return
     await websocket.accept()
     gateway: Gateway = websocket.app.state.gateway
-    link = gateway.register(session.staff.staff_id, _token_hash(websocket.cookies[COOKIE]))
+    link = gateway.register(session.staff.staff_id, session_key(session.token))
     # register and snapshot with no await between: no change can fall in the gap
     await websocket.send_text(json.dumps(gateway.snapshot(since)))
     sender = asyncio.create_task(_send_loop(websocket, link, session.expires_at))

@@ -1,83 +1,76 @@
-"""POST /api/pos/transactions: the till's live feed, bearer-token authenticated.
+"""POST /api/pos/transactions: the till's live feed, bearer-token authenticated by the hub.
 
-The token is a 256-bit random secret in ``HOME/secrets/pos_webhook.token`` (created by
-``storesense web pos-token``), compared in constant time. The ``Idempotency-Key`` header makes
-a retried delivery harmless; the import logic itself is ``hub.shop.pos_webhook.ingest_webhook``,
-which this router only authenticates and hands over to.
+This process forwards the ``Authorization`` header, the ``Idempotency-Key`` header and the raw
+body to the hub (op ``pos_transaction``); the hub checks the token (a hub secret this
+process never holds: ``hub.api.pos_token``) before it looks at anything else, then the key,
+then the receipt (``hub.shop.pos_webhook.ingest_webhook``).
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
-import os
-import secrets
-from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
+from fastapi import APIRouter, Header, HTTPException, Request, Response
+from pydantic import BaseModel, Field
 
-from hub.shop.pos_webhook import PosTransaction, WebhookRejected, WebhookResult, ingest_webhook
 from hub.web.errors import errors
-from hub.web.security import Conn
+from hub.web.security import ask_hub
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/pos", tags=["pos"])
 
-TOKEN_FILE = "pos_webhook.token"
+
+class WebhookOut(BaseModel):
+    """The hub's answer (``hub.shop.pos_webhook.WebhookResult``) as the till receives it."""
+
+    status: Literal["imported", "duplicate", "skipped_no_customer", "conflict"]
+    http_status: int
+    invoice_no: str
+    lines: int
+    replayed: bool = Field(False, description="this key was seen: the first answer, again")
+    message: str
 
 
-def token_path(home: Path) -> Path:
-    return home / "secrets" / TOKEN_FILE
-
-
-def ensure_token(home: Path, *, rotate: bool = False) -> str:
-    """The webhook token, created (0600) on first use or when rotating."""
-    path = token_path(home)
-    if path.exists() and not rotate:
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    token = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(token + "\n")
-    return token
-
-
-def _authorised(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
-    """A dependency, so a caller without the token hears 401 before its body is looked at."""
-    expected = request.app.state.pos_token
-    if expected is None:
-        raise HTTPException(503, "POS webhook not configured: run `storesense web pos-token`")
-    scheme, _, sent = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(sent.encode(), expected.encode()):
-        raise HTTPException(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
+RECEIPT = {
+    "type": "object",
+    "description": "one till receipt: invoice_no, customer_id (or null), invoiced_at "
+    "(ISO 8601), country, lines [{sku, description, quantity (never 0), unit_price}] (docs/pos.md)",
+}
 
 
 @router.post(
     "/transactions",
-    dependencies=[Depends(_authorised)],
-    response_model=WebhookResult,
+    response_model=WebhookOut,
     status_code=201,
     responses={
         201: {"description": "imported"},
-        200: {"model": WebhookResult, "description": "a replay or duplicate"},
-        202: {"model": WebhookResult, "description": "no customer id: not stored"},
-        409: {"model": WebhookResult, "description": "invoice stored with different content"},
+        200: {"model": WebhookOut, "description": "a replay or duplicate"},
+        202: {"model": WebhookOut, "description": "no customer id: not stored"},
+        409: {"model": WebhookOut, "description": "invoice stored with different content"},
         **errors(400, 401, 413, 422, 503),
     },
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": RECEIPT}}}
+    },
 )
-def pos_transactions(
-    conn: Conn,
-    body: PosTransaction,
+async def pos_transactions(
+    request: Request,
     response: Response,
+    authorization: Annotated[str | None, Header(max_length=1024)] = None,
     idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
-) -> WebhookResult:
-    if not idempotency_key:
-        raise HTTPException(400, "the Idempotency-Key header is required")
+) -> WebhookOut:
+    raw = await request.body()  # at most 64 KiB (BodyLimit); parsed by the hub
+    args = {
+        "authorization": authorization,
+        "idempotency_key": idempotency_key,
+        "body": raw.decode("utf-8", errors="replace"),
+    }
     try:
-        result = ingest_webhook(conn, body, idempotency_key)
-    except WebhookRejected as exc:
-        raise HTTPException(422, {"message": str(exc), "errors": exc.errors}) from None
+        result = WebhookOut.model_validate(await ask_hub(request, "pos_transaction", args))
+    except HTTPException as exc:
+        if exc.status_code == 401:
+            exc.headers = {"WWW-Authenticate": "Bearer"}
+        raise
     response.status_code = result.http_status  # 201 imported, 200 replay, 202, 409
     return result

@@ -1,22 +1,21 @@
 """A manager's privacy action on the web: erase a customer who withdraws consent in the store.
 
 Withdrawal must be as easy as consent (DPDP Act s. 6(4)), so it is a form on the manager page
-as well as `storesense customer forget`. Both go through ``hub.privacy.erasure``: one
-transaction, the audit tombstone names the manager, and the running hub stops matching at its
-next message.
+as well as `storesense customer forget`. Both go through ``hub.privacy.erasure`` in the hub
+(op ``erase_customer``): one transaction, the audit tombstone names the manager, and the hub
+stops matching at its next message.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from pydantic import BaseModel, Field
 
-from hub.privacy.erasure import erase_customer
-from hub.web.accounts import Session
 from hub.web.errors import POST_SESSION, errors
-from hub.web.security import Conn, csrf_session
+from hub.web.security import Session, ask_hub, csrf_session
+from storesense import rpc
 
 router = APIRouter(prefix="/api/manager/customers", tags=["privacy"])
 
@@ -37,22 +36,14 @@ class ForgetOut(BaseModel):
 @router.post(
     "/{customer_id}/forget", response_model=ForgetOut, responses=errors(*POST_SESSION, 404)
 )
-def forget(
+async def forget(
+    request: Request,
     customer_id: CustomerId,
     body: ForgetIn,
-    conn: Conn,
     session: Annotated[Session, Depends(csrf_session)],
 ) -> ForgetOut:
     if session.staff.role != "manager":
         raise HTTPException(403, "managers only")
-    report = erase_customer(
-        conn, customer_id, actor=session.staff.staff_id, reason=f"manager page: {body.reason}"
-    )
-    if not report.anything:
-        raise HTTPException(404, "no such customer in the gallery or the purchase data")
-    return ForgetOut(
-        customer_id=customer_id,
-        profile_deleted=report.profile,
-        receipts_unlinked=report.receipts_unlinked,
-        audit_rows_redacted=report.audit_rows_redacted,
-    )
+    args = {"token": session.token, "customer_id": customer_id, "reason": body.reason}
+    answer = rpc.ErasureAnswer.model_validate(await ask_hub(request, "erase_customer", args))
+    return ForgetOut(**answer.model_dump())

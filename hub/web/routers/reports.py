@@ -1,22 +1,22 @@
 """The nightly floor reports over HTTP, for managers: the latest one, or one day's.
 
-Only the four files ``hub/floor/report.py`` writes can be fetched, and only from folders named by a
-valid date under ``HOME/reports``: the path never comes from the request.
+Only the four files ``hub/floor/report.py`` writes can be fetched, and only from folders named
+by a valid date under the hub's ``HOME/reports``; the hub reads them (op ``report_file``) and
+sends the bytes, since this process has no access to the hub's folder.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import base64
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import FileResponse
 
-from hub.floor.report import latest_report, reports_root
-from hub.web.accounts import Session
 from hub.web.errors import errors
 from hub.web.params import IsoDate
-from hub.web.security import manager_session
+from hub.web.security import Session, ask_hub, manager_session
+from storesense import rpc
 
 router = APIRouter(prefix="/reports", tags=["reports"])
 
@@ -39,25 +39,25 @@ def _files(*names: str, codes: tuple[int, ...] = (401, 403, 404, 422)) -> dict[i
     return {200: {"content": content, "description": "the file"}, **errors(*codes)}
 
 
-def _send(folder: Path | None, name: str) -> FileResponse:
-    if folder is None or not (folder / name).is_file():
-        raise HTTPException(404, "no such report yet: the hub writes one every night")
-    return FileResponse(folder / name, media_type=MEDIA[name])
+async def _send(request: Request, session: Session, day: str, name: str) -> Response:
+    args = {"token": session.token, "day": day, "name": name}
+    answer = rpc.FileAnswer.model_validate(await ask_hub(request, "report_file", args))
+    return Response(base64.b64decode(answer.content_b64), media_type=MEDIA[name])
 
 
 @router.get(
     "/latest", response_class=FileResponse, responses=_files("report.html", codes=(401, 403, 404))
 )
-def latest(request: Request, _: Manager) -> FileResponse:
+async def latest(request: Request, session: Manager) -> Response:
     """The newest report's one-page summary (heatmap embedded)."""
-    return _send(latest_report(request.app.state.home), "report.html")
+    return await _send(request, session, "latest", "report.html")
 
 
 @router.get("/latest/{name}", response_class=FileResponse, responses=_files(*MEDIA))
-def latest_file(request: Request, _: Manager, name: FileName) -> FileResponse:
-    return _send(latest_report(request.app.state.home), name)
+async def latest_file(request: Request, session: Manager, name: FileName) -> Response:
+    return await _send(request, session, "latest", name)
 
 
 @router.get("/{day}/{name}", response_class=FileResponse, responses=_files(*MEDIA))
-def day_file(request: Request, _: Manager, day: IsoDate, name: FileName) -> FileResponse:
-    return _send(reports_root(request.app.state.home) / day.isoformat(), name)
+async def day_file(request: Request, session: Manager, day: IsoDate, name: FileName) -> Response:
+    return await _send(request, session, day.isoformat(), name)

@@ -2,7 +2,8 @@
 //
 // Alerts arrive over one WebSocket (/ws). The rule that keeps phones honest is the same as
 // on MQTT: keep the highest `seq` per alert and ignore an older state arriving late, so a
-// claimed alert never reappears as open. On every (re)connect the server sends a snapshot of
+// claimed alert never reappears as open. (This is the browser's own copy of the rule; the
+// server side codes it once, in storesense/alert_state.py.) On every (re)connect the server sends a snapshot of
 // every state newer than our highest seq plus the ids open right now; anything we show that
 // is not in that list is closed at once.
 

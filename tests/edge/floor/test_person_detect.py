@@ -180,7 +180,7 @@ def test_ssdlite_nms_merges_duplicates_on_real_frame(pets_frames) -> None:
 
 
 def _pairwise_iou(b: np.ndarray) -> np.ndarray:
-    from storesense_tools.mot_data import iou_matrix
+    from edge.boxes import iou_matrix
 
     return iou_matrix(b, b)
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.floor.person_tracker import PersonTracker, TrackerConfig, iou_matrix
+from edge.boxes import iou_matrix
+from edge.floor.person_detect import Detections
+from edge.floor.person_tracker import PersonTracker, TrackerConfig
 from tests.conftest import shared_data_dir
 
 
@@ -19,7 +21,7 @@ def _run(tracker: PersonTracker, frames: list[list[tuple[list[float], float]]], 
     for i, dets in enumerate(frames):
         boxes = np.array([b for b, _ in dets], dtype=float).reshape(-1, 4)
         scores = np.array([s for _, s in dets], dtype=float)
-        out.append({p.track_id: p.box for p in tracker.update(boxes, scores, i / fps)})
+        out.append({p.track_id: p.box for p in tracker.update(i / fps, Detections(boxes, scores))})
     return out
 
 
@@ -76,24 +78,24 @@ def test_a_duplicate_box_on_the_same_person_does_not_start_a_second_track() -> N
 def test_coasting_reports_a_just_lost_person_at_the_predicted_place() -> None:
     tracker = PersonTracker()
     for i in range(10):
-        tracker.update(np.array([_box(100 + 5 * i, 200)]), np.array([0.9]), i / 10)
-    assert tracker.update(np.empty((0, 4)), np.empty(0), 1.0) == []
+        tracker.update(i / 10, Detections(np.array([_box(100 + 5 * i, 200)]), np.array([0.9])))
+    assert tracker.update(1.0, Detections(np.empty((0, 4)), np.empty(0))) == []
     coast = tracker.coasting(0.5)
     assert [p.track_id for p in coast] == [1]
     assert (coast[0].box[0] + coast[0].box[2]) / 2 == pytest.approx(150, abs=4)  # moved on
-    tracker.update(np.empty((0, 4)), np.empty(0), 1.6)
+    tracker.update(1.6, Detections(np.empty((0, 4)), np.empty(0)))
     assert tracker.coasting(0.5) == []
 
 
 def test_bad_input_is_counted_or_refused_never_a_crash() -> None:
     tracker = PersonTracker()
     boxes = np.array([_box(100, 100), [np.nan, 0, 10, 10], [50, 50, 40, 60]])
-    tracker.update(boxes, np.array([0.9, 0.9, 0.9]), 0.0)
+    tracker.update(0.0, Detections(boxes, np.array([0.9, 0.9, 0.9])))
     assert tracker.rejections["bad_box"] == 2
     with pytest.raises(ValueError, match="2 boxes but 1 scores"):
-        tracker.update(np.zeros((2, 4)), np.zeros(1), 0.1)
+        tracker.update(0.1, Detections(np.zeros((2, 4)), np.zeros(1)))
     with pytest.raises(ValueError, match="backwards"):
-        tracker.update(np.empty((0, 4)), np.empty(0), -1.0)
+        tracker.update(-1.0, Detections(np.empty((0, 4)), np.empty(0)))
 
 
 def test_on_pets09_ground_truth_boxes_with_misses_and_jitter() -> None:
@@ -113,7 +115,9 @@ def test_on_pets09_ground_truth_boxes_with_misses_and_jitter() -> None:
         boxes, ids, ignore = seq.gt.at(f)
         keep = rng.random(len(boxes)) > 0.15
         noisy = (boxes + rng.normal(0, 2, boxes.shape))[keep]
-        people = tracker.update(noisy, np.full(len(noisy), 0.8), f / seq.info.frame_rate)
+        people = tracker.update(
+            f / seq.info.frame_rate, Detections(noisy, np.full(len(noisy), 0.8))
+        )
         hyp = np.array([p.box for p in people]).reshape(-1, 4)
         dist = 1 - iou_matrix(boxes[~ignore], hyp)
         dist[dist > 0.5] = np.nan

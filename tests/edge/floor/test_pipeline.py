@@ -16,13 +16,7 @@ import pytest
 from edge.floor.geometry import load_calibration
 from edge.floor.person_detect import make_person_detector
 from edge.floor.person_tracker import TrackedPerson
-from edge.floor.pipeline import (
-    DETECTOR_OPTIONS,
-    FloorBatcher,
-    FloorFrame,
-    FloorPipeline,
-    occupancy_grid,
-)
+from edge.floor.pipeline import DETECTOR_OPTIONS, FloorBatcher, FloorFrame, FloorPipeline
 from storesense import messages as m
 from tests.conftest import shared_data_dir
 
@@ -111,19 +105,6 @@ def test_a_crowded_long_interval_is_split_under_the_payload_limit() -> None:
         assert a.interval_start + a.interval_s == pytest.approx(c.interval_start)
     assert out[-1].interval_start + out[-1].interval_s == pytest.approx(t0 + 60)
     assert sum(len(x.samples) for x in out) == 300
-
-
-def test_occupancy_grid_means_per_cell_over_the_frames_of_each_interval() -> None:
-    samples = [
-        (0.0, np.array([[0.2, 0.2], [1.7, 0.1]])),
-        (0.5, np.array([[0.3, 0.4]])),
-        (1.0, np.empty((0, 2))),
-        (1.5, np.array([[-0.5, 2.1], [np.nan, 0.0]])),
-    ]
-    grid = occupancy_grid(samples, cell_m=1.0, interval_s=1.0)
-    assert grid == [(0.0, 0, 0, 1.0), (0.0, 1, 0, 0.5), (1.0, -1, 2, 0.5)]
-    with pytest.raises(ValueError):
-        occupancy_grid(samples, cell_m=0, interval_s=1.0)
 
 
 def test_floor_camera_agent_publishes_positions_over_mqtt(pets, tmp_path: Path) -> None:

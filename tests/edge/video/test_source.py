@@ -316,3 +316,54 @@ def test_live_fps_throttle_and_slow_consumer_gets_latest(mjpeg: type[_MjpegServe
     gaps = [b.index - a.index for a, b in itertools.pairwise(slow)]
     assert min(gaps) >= 5  # it skipped ahead instead of draining a backlog
     assert time.monotonic() - slow[-1].t_capture < 1.0
+
+
+def test_reconnect_backoff_doubles_with_jitter_up_to_the_cap_and_close_cuts_it_short(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The tenacity policy: attempt n waits initial x 2^(n-1) ±20 %, never above the cap, and
+    the wait is on the close event, so stopping a camera never waits out a long back-off."""
+    import re
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    src = VideoSource(
+        f"http://127.0.0.1:{port}/x.mjpg",
+        initial_backoff_s=0.02,
+        max_backoff_s=0.16,
+        read_timeout_s=0.5,
+    )
+    t = threading.Thread(target=lambda: list(itertools.islice(src, 1)), daemon=True)
+    with caplog.at_level(logging.WARNING, logger="edge.video.source"):
+        t.start()
+        time.sleep(1.2)
+        src.close()
+        t.join(timeout=3)
+    waits = [
+        (int(m[1]), float(m[2]))
+        for r in caplog.records
+        if (m := re.search(r"cannot open \(attempt (\d+)\); retrying in ([\d.]+)s", r.getMessage()))
+    ]
+    assert len(waits) >= 5, waits
+    assert [n for n, _ in waits] == list(range(1, len(waits) + 1))
+    for n, delay in waits:
+        nominal = min(0.16, 0.02 * 2 ** (n - 1))
+        assert 0.8 * nominal - 0.01 <= delay <= min(0.16, 1.2 * nominal) + 0.01, (n, delay)
+    assert max(d for _, d in waits) <= 0.16 + 0.01
+    assert src.stats.open_failures == len(waits)
+
+    slow = VideoSource(
+        f"http://127.0.0.1:{port}/x.mjpg", initial_backoff_s=30.0, max_backoff_s=30.0
+    )
+    t2 = threading.Thread(target=lambda: list(itertools.islice(slow, 1)), daemon=True)
+    t2.start()
+    time.sleep(0.3)  # the first open failed: now inside a 24-36 s wait
+    started = time.monotonic()
+    slow.close()
+    t2.join(timeout=3)
+    assert not t2.is_alive() and time.monotonic() - started < 2.0
+    reader = slow._reader  # the thread sleeping in the back-off, not just the consumer
+    assert reader is not None and not reader.is_alive()
+    assert slow.stats.open_failures == 1

@@ -265,12 +265,13 @@ def test_reject_of_finished_or_unknown_alerts_changes_nothing(gallery: Gallery) 
 
 
 def test_alert_carries_the_loyalty_tier_when_asked(gallery: Gallery) -> None:
+    from hub.shop.loyalty import tier_lookup
     from storesense.shop_config import LoyaltyConfig, LoyaltyTier
 
     gallery.enrol("c1", "Ada", consent("consent-1"), [(unit(1), 0.9, "t")])
     conn = gallery.conn
     tiers = [LoyaltyTier(name="Member", min_spend_12m=0), LoyaltyTier(name="VIP", min_spend_12m=1)]
-    _open_alert(conn, loyalty=LoyaltyConfig(tiers=tiers))
+    _open_alert(conn, tier=tier_lookup(LoyaltyConfig(tiers=tiers)))
     (alert,) = _outbox(conn, "/alerts/")
     assert alert.tier == "Member"  # no purchases yet: the entry tier
 

@@ -62,7 +62,7 @@ def test_hub_ingests_floor_positions_over_mqtt(broker_port: int, tmp_path: Path)
 
 @pytest.fixture
 def ingest(tmp_path: Path) -> FloorIngest:
-    return FloorIngest(db.open_db(tmp_path / "hub.sqlite3"), floor_cfg())
+    return FloorIngest(db.migrate_db(tmp_path / "hub.sqlite3"), floor_cfg())
 
 
 def _payload(msg: m.FloorPositions, **change) -> bytes:

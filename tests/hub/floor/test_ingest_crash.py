@@ -52,18 +52,18 @@ def _results(conn) -> tuple[list[tuple], list[tuple], list[tuple]]:
 
 
 def _uninterrupted(tmp_path: Path, cfg: StoreConfig, msgs) -> tuple:
-    ing = FloorIngest(db.open_db(tmp_path / "ref.sqlite3"), cfg)
+    ing = FloorIngest(db.migrate_db(tmp_path / "ref.sqlite3"), cfg)
     _feed(ing, msgs)
     ing.close()
     return _results(ing.conn)
 
 
 def _crash_at(tmp_path: Path, cfg: StoreConfig, msgs, cut: int) -> FloorIngest:
-    a = FloorIngest(db.open_db(tmp_path / "hub.sqlite3"), cfg)
+    a = FloorIngest(db.migrate_db(tmp_path / "hub.sqlite3"), cfg)
     _feed(a, msgs[:cut])
     assert a.journeys.tracks and a.grid.held_slots  # visits and slots are in progress
     a.conn.close()  # no close(): what a kill -9 leaves behind is the committed transactions
-    return FloorIngest(db.open_db(tmp_path / "hub.sqlite3"), cfg)
+    return FloorIngest(db.migrate_db(tmp_path / "hub.sqlite3"), cfg)
 
 
 def test_crash_with_per_message_snapshots_loses_nothing(tmp_path: Path, day):
@@ -113,11 +113,11 @@ def test_state_saved_under_another_config_is_dropped_and_logged(
 ):
     cfg = floor_cfg(store=STORE)
     cut = len(day) // 2
-    a = FloorIngest(db.open_db(tmp_path / "hub.sqlite3"), cfg)
+    a = FloorIngest(db.migrate_db(tmp_path / "hub.sqlite3"), cfg)
     _feed(a, day[:cut])
     a.conn.close()
     with caplog.at_level(logging.WARNING, logger="hub"):
-        b = FloorIngest(db.open_db(tmp_path / "hub.sqlite3"), _with(cfg, **change))
+        b = FloorIngest(db.migrate_db(tmp_path / "hub.sqlite3"), _with(cfg, **change))
     assert any("another configuration" in p for p in b.restore_problems)
     assert "another configuration" in caplog.text
     assert not b.journeys.tracks
@@ -138,7 +138,7 @@ def test_state_saved_under_another_config_is_dropped_and_logged(
 def test_corrupt_saved_state_is_logged_and_ingest_goes_on(tmp_path: Path, day, caplog):
     cfg = floor_cfg(store=STORE)
     cut = len(day) // 2
-    a = FloorIngest(db.open_db(tmp_path / "hub.sqlite3"), cfg)
+    a = FloorIngest(db.migrate_db(tmp_path / "hub.sqlite3"), cfg)
     _feed(a, day[:cut])
     a.conn.execute('UPDATE floor_state SET body = \'{"v": 1, "config": [1\'')
     a.conn.execute(
@@ -147,7 +147,7 @@ def test_corrupt_saved_state_is_logged_and_ingest_goes_on(tmp_path: Path, day, c
     )
     a.conn.close()
     with caplog.at_level(logging.WARNING, logger="hub"):
-        b = FloorIngest(db.open_db(tmp_path / "hub.sqlite3"), cfg)
+        b = FloorIngest(db.migrate_db(tmp_path / "hub.sqlite3"), cfg)
     assert len(b.restore_problems) == 2, b.restore_problems
     assert "floor state dropped: JSONDecodeError" in caplog.text
     assert "unreadable saved slot (KeyError" in caplog.text

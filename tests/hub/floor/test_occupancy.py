@@ -19,7 +19,7 @@ NOW = T0 + 3 * 86400  # the hub clock: after every synthetic message
 
 @pytest.fixture
 def conn(tmp_path: Path) -> sqlite3.Connection:
-    return db.open_db(tmp_path / "hub.sqlite3")
+    return db.migrate_db(tmp_path / "hub.sqlite3")
 
 
 def _ingest(conn: sqlite3.Connection, cfg, msgs) -> FloorIngest:

@@ -26,7 +26,7 @@ def store_day(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
     """A hub database holding 4 simulated minutes of 12 shoppers seen by two cameras."""
     home = tmp_path_factory.mktemp("home")
     cfg = floor_cfg()
-    conn = db.open_db(home / "hub.sqlite3")
+    conn = db.migrate_db(home / "hub.sqlite3")
     ing = FloorIngest(conn, cfg)
     who = shoppers(12, seed=5, seconds=SECONDS)
     msgs = messages("cam-a", T0, SECONDS, who) + messages(
@@ -43,7 +43,7 @@ def store_day(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
 
 def test_report_files_picture_and_figures(store_day, tmp_path):
     home, cfg = store_day
-    conn = db.open_db(home / "hub.sqlite3")
+    conn = db.migrate_db(home / "hub.sqlite3")
     day = np.datetime64(local_day(T0)).astype(object)
     res = build_report(conn, cfg, day, tmp_path, sales_per_day={"bags": 300.0, "toys": 900.0})
     for name in REPORT_FILES:
@@ -87,7 +87,7 @@ def test_report_over_a_plan_image(store_day, tmp_path):
     home, cfg = store_day
     plan = tmp_path / "plan.png"
     Image.new("RGB", (500, 400), (200, 220, 240)).save(plan)  # 10 x 8 m at 50 px/m
-    conn = db.open_db(home / "hub.sqlite3")
+    conn = db.migrate_db(home / "hub.sqlite3")
     day = np.datetime64(local_day(T0)).astype(object)
     build_report(conn, cfg, day, tmp_path / "r", plan_image=plan)
     img = np.asarray(Image.open(tmp_path / "r" / "heatmap.png").convert("RGB"))
@@ -125,3 +125,27 @@ def test_durations_read_well_for_short_and_long_days() -> None:
     from hub.floor.report import _duration
 
     assert [_duration(s) for s in (12, 600, 9 * 3600)] == ["12 s", "10 min", "9.0 h"]
+
+
+def test_report_page_escapes_store_text_and_marks_missing_figures(tmp_path: Path) -> None:
+    """Zone names and insight titles come from the store's YAML: the page shows them as text,
+    never as markup, and a figure the hub does not have (no POS data) shows as an en dash."""
+    from hub.floor.insights import ZoneStats
+    from hub.floor.report import _html
+
+    png = tmp_path / "heatmap.png"
+    Image.new("RGB", (4, 4)).save(png)
+    zone = ZoneStats("<script>x</script>", "sales", 4.0, 3.0, 12.0, 30.0, 40.0, None, None, "")
+    doc = {
+        "observed_s_per_day": 7200.0,
+        "person_s_per_day": 45.0,
+        "insights": {"advertising": [{"title": "A & <b>", "score": 0.5, "formula": "v/a"}]},
+        "transitions": [{"from": "in", "to": "<out>", "count": 3}],
+    }
+    page = _html("Store <1>", png, [zone], doc)
+    assert "<script>" not in page and "&lt;script&gt;x&lt;/script&gt;" in page
+    assert "<title>Store &lt;1&gt;</title>" in page
+    assert "<b>A &amp; &lt;b&gt;</b>" in page and "in → &lt;out&gt;: 3" in page
+    assert "<td>–</td><td>–</td></tr>" in page  # revenue/day and revenue/visit unknown
+    assert "2.0 h per day" in page and "45 s of people" in page
+    assert page.count("<li>nothing to report</li>") == 3  # the three empty insight sections

@@ -95,7 +95,7 @@ def test_staff_zone_marks_the_whole_person_staff():
 
 @pytest.fixture
 def ingest(tmp_path: Path) -> FloorIngest:
-    return FloorIngest(db.open_db(tmp_path / "hub.sqlite3"), CFG)
+    return FloorIngest(db.migrate_db(tmp_path / "hub.sqlite3"), CFG)
 
 
 def _feed(ingest: FloorIngest, msgs) -> None:

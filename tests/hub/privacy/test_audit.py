@@ -167,7 +167,7 @@ def test_a_hub_file_from_before_the_chain_is_chained_on_upgrade(tmp_path: Path) 
         """
     )
     old.close()
-    conn = db.open_db(path)
+    conn = db.migrate_db(path)
     assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "3"
     report = verify(conn)
     assert report.ok and report.rows == 2

@@ -67,7 +67,7 @@ def test_erasure_removes_face_data_and_unlinks_receipts(gallery: Gallery) -> Non
 
 
 def test_reimport_after_erasure_does_not_relink(tmp_path: Path) -> None:
-    conn = db.open_db(tmp_path / "hub.sqlite3")
+    conn = db.migrate_db(tmp_path / "hub.sqlite3")
     csv = tmp_path / "pos.csv"
     csv.write_text(CSV)
     import_csv(conn, csv)
@@ -82,6 +82,7 @@ def test_cli_erases_a_purchase_only_customer(tmp_path: Path, capsys) -> None:
     home = tmp_path / "home"
     csv = tmp_path / "pos.csv"
     csv.write_text(CSV)
+    assert main(["--home", str(home), "db", "migrate"]) == 0  # what the hub does when it starts
     assert main(["--home", str(home), "pos", "import", "--csv", str(csv)]) == 0
     assert main(["--home", str(home), "erase", "--customer", "13047"]) == 0
     assert "no profile; 1 receipts unlinked" in capsys.readouterr().out

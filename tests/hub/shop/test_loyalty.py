@@ -24,7 +24,7 @@ POST = ("POST", "POSTAGE")
 
 @pytest.fixture
 def conn(tmp_path: Path) -> sqlite3.Connection:
-    return db.open_db(tmp_path / "hub.sqlite3")
+    return db.migrate_db(tmp_path / "hub.sqlite3")
 
 
 @pytest.fixture

@@ -57,7 +57,7 @@ def _count(conn: sqlite3.Connection, table: str) -> int:
 
 @pytest.fixture
 def conn(tmp_path: Path) -> sqlite3.Connection:
-    return db.open_db(tmp_path / "hub.sqlite3")
+    return db.migrate_db(tmp_path / "hub.sqlite3")
 
 
 def test_import_counts_cancellations_and_skips(conn: sqlite3.Connection, tmp_path: Path) -> None:

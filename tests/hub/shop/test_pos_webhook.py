@@ -15,7 +15,7 @@ from hub.store import db
 
 @pytest.fixture
 def conn(tmp_path: Path) -> sqlite3.Connection:
-    return db.open_db(tmp_path / "hub.sqlite3")
+    return db.migrate_db(tmp_path / "hub.sqlite3")
 
 
 def _tx(invoice_no: str = "T-100", qty: int = 2, customer: str | None = "C1001") -> dict[str, Any]:

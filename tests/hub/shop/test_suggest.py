@@ -29,7 +29,7 @@ def _item(group: str, i: int) -> tuple[str, str]:
 
 @pytest.fixture
 def conn(tmp_path: Path) -> sqlite3.Connection:
-    return db.open_db(tmp_path / "hub.sqlite3")
+    return db.migrate_db(tmp_path / "hub.sqlite3")
 
 
 @pytest.fixture
@@ -106,7 +106,7 @@ def test_rebuild_swaps_the_table(planted: sqlite3.Connection, tmp_path: Path) ->
     rep = build_suggestions(planted, cutoff=T0, params=SMALL)
     assert planted.execute("SELECT COUNT(*) FROM suggestions").fetchone()[0] == n
     assert last_build(planted)["customers"] == rep.customers == 26
-    empty = build_suggestions(db.open_db(tmp_path / "empty.sqlite3"), cutoff=T0)
+    empty = build_suggestions(db.migrate_db(tmp_path / "empty.sqlite3"), cutoff=T0)
     assert (empty.customers, empty.items) == (0, 0)
 
 
@@ -135,7 +135,7 @@ def test_real_uci_split_beats_baselines(tmp_path: Path) -> None:
             if row[4] >= "2011-04-01":
                 break
             writer.writerow(row)
-    conn = db.open_db(tmp_path / "hub.sqlite3")
+    conn = db.migrate_db(tmp_path / "hub.sqlite3")
     assert import_csv(conn, part).error_count == 0
     r = evaluate(conn, datetime(2011, 3, 1), datetime(2011, 4, 1), SuggestParams())
     usual, new = r["usual"], r["new"]

@@ -1,4 +1,9 @@
-"""Fixtures for the web app: a store config, a home with staff accounts, the live stack."""
+"""Fixtures for the web app: a store config, a hub home with staff accounts, the live stack.
+
+The web app is a stateless gateway that asks the hub for everything over MQTT, so every test
+of it runs a real ``HubService`` on the real Mosquitto (a unique store id per test) next to
+it. The web app itself gets no home at all: the hub's folder is the hub's.
+"""
 
 from __future__ import annotations
 
@@ -19,8 +24,8 @@ from hub.alerts import claims as alerts
 from hub.faces.gallery import Gallery
 from hub.faces.template_crypto import TemplateCipher, load_or_create_key
 from hub.service import HubService
+from hub.staff.accounts import add_staff
 from hub.store import db
-from hub.web.accounts import add_staff
 from hub.web.app import create_app
 from hub.web.server import ServerThread
 from storesense import messages as m
@@ -62,7 +67,7 @@ def home_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Staff accounts and one enrolled customer, made once: argon2 hashing is deliberately
     slow (~0.1 s a password), so each test copies this folder instead of re-hashing."""
     home = tmp_path_factory.mktemp("web-home")
-    conn = db.open_db(hub_db_path(home))
+    conn = db.migrate_db(hub_db_path(home))
     for staff_id, name in STAFF.items():
         add_staff(conn, staff_id, name, "salesperson", PASSWORD)
     add_staff(conn, MANAGER[0], MANAGER[1], "manager", PASSWORD)
@@ -79,13 +84,32 @@ def home(home_template: Path, tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def app(cfg: StoreConfig, home: Path) -> FastAPI:
-    return create_app(cfg, home)
+def hub(cfg: StoreConfig, home: Path) -> Iterator[HubService]:
+    """The real hub daemon on the real broker: the web app's only source of anything."""
+    if not mosquitto_up():
+        pytest.fail("Mosquitto is not listening on 127.0.0.1:1883 (.ci/run starts it)")
+    service = HubService(cfg, home, client_id=f"hub-{cfg.store_id}").start()
+    try:
+        yield service
+    finally:
+        service.stop()
+        _clear_retained(cfg, home)
+
+
+@pytest.fixture
+def app(cfg: StoreConfig, hub: HubService) -> FastAPI:
+    return create_app(cfg)
+
+
+def open_client(app: FastAPI) -> TestClient:
+    """A TestClient (enter it) whose gateway is subscribed before the first request."""
+    return TestClient(app, base_url="http://testserver")
 
 
 @pytest.fixture
 def client(app: FastAPI) -> Iterator[TestClient]:
-    with TestClient(app, base_url="http://testserver") as c:
+    with open_client(app) as c:
+        assert wait_for(lambda: app.state.gateway.connected), "gateway did not reach the broker"
         yield c
 
 
@@ -108,19 +132,14 @@ class Stack:
 
 
 @pytest.fixture
-def stack(cfg: StoreConfig, home: Path) -> Iterator[Stack]:
-    if not mosquitto_up():
-        pytest.fail("Mosquitto is not listening on 127.0.0.1:1883 (.ci/run starts it)")
-    hub = HubService(cfg, home, client_id=f"hub-{cfg.store_id}").start()
-    app = create_app(cfg, home)
+def stack(cfg: StoreConfig, home: Path, hub: HubService) -> Iterator[Stack]:
+    app = create_app(cfg)
     web = ServerThread(app).start()
     assert wait_for(lambda: app.state.gateway.connected), "gateway did not reach the broker"
     try:
         yield Stack(cfg, home, hub, web, app)
     finally:
         web.stop()
-        hub.stop()
-        _clear_retained(cfg, home)
 
 
 def _clear_retained(cfg: StoreConfig, home: Path) -> None:

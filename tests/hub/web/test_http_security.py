@@ -1,7 +1,7 @@
 """Hostile HTTP against the web app: every refusal is a clear 4xx, never a crash.
 
-FastAPI's TestClient drives the real app (real SQLite, argon2, sessions); no broker is needed
-for these (the gateway connects in the background and simply stays offline if none).
+FastAPI's TestClient drives the real app against the real hub (``hub`` fixture: HubService on
+Mosquitto with real SQLite, argon2 and sessions): the web app itself holds no database.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
+from hub.api.pos_token import ensure_token
 from hub.shop.pos_webhook import ingest_webhook
+from hub.staff import accounts
 from hub.store import db
-from hub.web import accounts
-from hub.web.routers.pos import ensure_token
 from storesense.paths import hub_db_path
 from tests.hub.web.conftest import PASSWORD, claimed_alert, login
 
@@ -183,36 +183,30 @@ def test_customer_view_needs_the_claimed_alert_and_is_audited(
     assert [tuple(r) for r in rows] == [("bob", "c1", f"claimed alert {alert_id}")]
 
 
-def test_pos_webhook_token_and_idempotency_key(app, home: Path) -> None:
+def test_pos_webhook_token_and_idempotency_key(client: TestClient, home: Path) -> None:
     url = "/api/pos/transactions"
-    with TestClient(app) as client:
-        assert client.post(url, json=TX).status_code == 503  # no token configured yet
-    token = ensure_token(home)
-    app.state.pos_token = token
-    with TestClient(app) as client:
-        assert client.post(url, json=TX).status_code == 401
-        wrong = {"Authorization": "Bearer " + "x" * len(token)}
-        assert client.post(url, json=TX, headers=wrong).status_code == 401
-        assert (
-            client.post(url, json=TX, headers={"Authorization": f"Basic {token}"}).status_code
-            == 401
-        )
-        ok = {"Authorization": f"Bearer {token}"}
-        res = client.post(url, json=TX, headers=ok)
-        assert res.status_code == 400 and "Idempotency-Key" in res.json()["detail"]
-        key = {**ok, "Idempotency-Key": "till-1:0001"}
-        first = client.post(url, json=TX, headers=key)
-        assert first.status_code == 201, first.text
-        assert (first.json()["status"], first.json()["lines"]) == ("imported", 1)
-        again = client.post(url, json=TX, headers=key)  # the till retried
-        assert again.status_code == 201 and again.json()["replayed"] is True  # same answer
-        other = client.post(url, json={**TX, "invoice_no": "T1002"}, headers=key)
-        assert other.status_code == 422 and "different body" in other.text
-        bad = client.post(url, json={**TX, "lines": []}, headers=key)
-        assert bad.status_code == 422
-        big = b"[" + b"1," * 40_000 + b"1]"
-        assert client.post(url, content=big, headers=key).status_code == 413
-        assert client.post(url, content=b"{not json", headers=key).status_code == 422
+    assert client.post(url, json=TX).status_code == 503  # no token configured yet
+    token = ensure_token(home)  # the hub reads the token file at each request: no restart
+    assert client.post(url, json=TX).status_code == 401
+    wrong = {"Authorization": "Bearer " + "x" * len(token)}
+    assert client.post(url, json=TX, headers=wrong).status_code == 401
+    assert client.post(url, json=TX, headers={"Authorization": f"Basic {token}"}).status_code == 401
+    ok = {"Authorization": f"Bearer {token}"}
+    res = client.post(url, json=TX, headers=ok)
+    assert res.status_code == 400 and "Idempotency-Key" in res.json()["detail"]
+    key = {**ok, "Idempotency-Key": "till-1:0001"}
+    first = client.post(url, json=TX, headers=key)
+    assert first.status_code == 201, first.text
+    assert (first.json()["status"], first.json()["lines"]) == ("imported", 1)
+    again = client.post(url, json=TX, headers=key)  # the till retried
+    assert again.status_code == 201 and again.json()["replayed"] is True  # same answer
+    other = client.post(url, json={**TX, "invoice_no": "T1002"}, headers=key)
+    assert other.status_code == 422 and "different body" in other.text
+    bad = client.post(url, json={**TX, "lines": []}, headers=key)
+    assert bad.status_code == 422
+    big = b"[" + b"1," * 40_000 + b"1]"
+    assert client.post(url, content=big, headers=key).status_code == 413
+    assert client.post(url, content=b"{not json", headers=key).status_code == 422
 
 
 def test_websocket_needs_a_session_and_our_origin(client: TestClient) -> None:

@@ -6,11 +6,13 @@
   the schema, and its 422 described pydantic's error list where the app sends one line.
 
 Self-contained (staff, receipts and an alert written through the product's own functions),
-FastAPI's TestClient on the real app; no broker is needed.
+FastAPI's TestClient on the real app, and the real hub daemon behind it on Mosquitto (the web
+app asks the hub for everything).
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,21 +20,31 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from hub.service import HubService
 from hub.shop.suggest import build_suggestions
+from hub.staff.accounts import add_staff
 from hub.store import db
-from hub.web.accounts import add_staff
 from hub.web.app import create_app
 from storesense.config import parse_config
 from storesense.paths import hub_db_path
 from tests.hub.pos_fixtures import add_invoice
-from tests.hub.web.conftest import PASSWORD, claimed_alert, login
+from tests.hub.web.conftest import PASSWORD, _clear_retained, claimed_alert, login, mosquitto_up
+from tests.waiting import wait_for
 
-STORE = "contract1"
+STORE = f"contract{uuid.uuid4().hex[:8]}"  # unique on the shared Mosquitto
 
 
 @pytest.fixture
-def client(tmp_path: Path) -> Iterator[TestClient]:
-    conn = db.open_db(hub_db_path(tmp_path))
+def hub_home(tmp_path: Path) -> Path:
+    return tmp_path
+
+
+@pytest.fixture
+def client(hub_home: Path) -> Iterator[TestClient]:
+    if not mosquitto_up():
+        pytest.fail("Mosquitto is not listening on 127.0.0.1:1883 (.ci/run starts it)")
+    tmp_path = hub_home
+    conn = db.migrate_db(hub_db_path(tmp_path))
     add_staff(conn, "alice", "Alice Adams", "salesperson", PASSWORD)
     t0 = datetime.now().replace(microsecond=0) - timedelta(days=30)
     for i in range(4):
@@ -40,9 +52,16 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
         add_invoice(conn, f"inv-{i}", "c1", t0 + timedelta(days=7 * i), lines)
     build_suggestions(conn)
     conn.close()
-    app = create_app(parse_config(f"store_id: {STORE}\nmqtt: {{port: 1883}}\n"), tmp_path)
-    with TestClient(app, base_url="http://testserver") as c:
-        yield c
+    cfg = parse_config(f"store_id: {STORE}\nmqtt: {{port: 1883}}\n")
+    hub = HubService(cfg, tmp_path, client_id=f"hub-{STORE}").start()
+    app = create_app(cfg)
+    try:
+        with TestClient(app, base_url="http://testserver") as c:
+            assert wait_for(lambda: app.state.gateway.connected)
+            yield c
+    finally:
+        hub.stop()
+        _clear_retained(cfg, tmp_path)
 
 
 def _times(value: object, key: str = "") -> Iterator[tuple[str, str]]:
@@ -59,8 +78,8 @@ def _times(value: object, key: str = "") -> Iterator[tuple[str, str]]:
         yield key, value
 
 
-def test_card_times_carry_an_offset(client: TestClient) -> None:
-    home = client.app.state.home  # type: ignore[attr-defined]
+def test_card_times_carry_an_offset(client: TestClient, hub_home: Path) -> None:
+    home = hub_home
     alert_id = claimed_alert(home, STORE, "alice")
     login(client, "alice")
     res = client.get(f"/api/customers/c1?alert_id={alert_id}")
@@ -116,10 +135,10 @@ def test_every_refusal_is_in_the_schema(client: TestClient) -> None:
     assert "text/csv" in paths["/reports/{day}/{name}"]["get"]["responses"]["200"]["content"]
 
 
-def test_days_are_iso_dates_not_unix_times(client: TestClient) -> None:
+def test_days_are_iso_dates_not_unix_times(client: TestClient, hub_home: Path) -> None:
     """``?date=0.0`` used to give the manager report of 1970-01-01 (a number read as a Unix
     time); a day is YYYY-MM-DD, as the schema says."""
-    conn = db.connect(hub_db_path(client.app.state.home))  # type: ignore[attr-defined]
+    conn = db.connect(hub_db_path(hub_home))
     add_staff(conn, "maria", "Maria Manager", "manager", PASSWORD)
     conn.close()
     login(client, "maria")

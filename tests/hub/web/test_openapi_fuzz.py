@@ -37,12 +37,12 @@ from schemathesis import GenerationMode
 from schemathesis.errors import FailureGroup
 
 from hub.alerts import claims as alerts
+from hub.api.pos_token import ensure_token
 from hub.service import HubService
 from hub.shop.suggest import build_suggestions
+from hub.staff.accounts import add_staff
 from hub.store import db
-from hub.web.accounts import add_staff
 from hub.web.app import create_app
-from hub.web.routers.pos import ensure_token
 from hub.web.server import ServerThread
 from storesense.config import parse_config
 from storesense.paths import hub_db_path
@@ -134,7 +134,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         f"store_id: fz{uuid.uuid4().hex[:10]}\nmqtt: {{port: 1883, keepalive_s: 5}}\n"
         "visits: {cooldown_s: 0, alert_ttl_s: 3600}\n"
     )
-    conn = db.open_db(hub_db_path(home))
+    conn = db.migrate_db(hub_db_path(home))
     add_staff(conn, "alice", "Alice Adams", "salesperson", PASSWORD)
     add_staff(conn, "maria", "Maria Manager", "manager", PASSWORD)
     t0 = datetime.now().replace(microsecond=0) - timedelta(days=40)
@@ -153,7 +153,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     pos_token = ensure_token(home)
     topics = Topics(cfg.store_id)
     hub = HubService(cfg, home, client_id=f"hub-{cfg.store_id}").start()
-    app = create_app(cfg, home)
+    app = create_app(cfg)  # no home: the web app asks the hub for everything
     web = ServerThread(app).start()
     try:
         assert wait_for(lambda: app.state.gateway.connected), "gateway did not reach the broker"

@@ -112,7 +112,7 @@ def test_two_phones_claim_race_offline_phone_resyncs_and_view_is_audited(
 
 
 def _session_key(context) -> str:
-    from hub.web.accounts import _token_hash
+    from hub.web.security import session_key
 
     (cookie,) = [c for c in context.cookies() if c["name"] == "ss_session"]
-    return _token_hash(cookie["value"])
+    return session_key(cookie["value"])

@@ -1,8 +1,8 @@
 """Staff accounts and login sessions: argon2id password hashes, server-side session rows.
 
-No FastAPI here, so the CLI (``storesense staff add``) and the tests use the same code as the
-web app. Each function takes its own ``sqlite3`` connection (WAL: the hub daemon keeps writing
-alerts while phones log in).
+Called by the hub's worker (``hub.api``, for the web process's login/session requests) and by
+the CLI (``storesense staff add``), each with its own ``sqlite3`` connection. Moved here from
+the web app: the web process no longer opens the hub database at all.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from hub.privacy import audit
 from hub.store import db
+from storesense.rpc import MAX_PASSWORD
 
 Role = Literal["salesperson", "manager"]
 ROLES: tuple[Role, ...] = ("salesperson", "manager")
 STAFF_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")  # = messages.Ident: MQTT topics
 MIN_PASSWORD = 8
-MAX_PASSWORD = 256  # argon2 would hash a megabyte happily: refuse before spending the CPU
 SESSION_TTL_S = 12 * 3600.0  # one shift; the phone logs in again next morning
 
 # argon2-cffi's RFC 9106 "low memory" profile (argon2id, t=3, 64 MiB): about 50–100 ms on a
@@ -97,7 +97,7 @@ def add_staff(
             conn, at=now, actor="cli", action="staff_update" if exists else "staff_add",
             detail=f"{staff_id} as {role}",
         )  # fmt: skip
-    return Staff(staff_id, name.strip(), role)  # type: ignore[arg-type]
+    return Staff(staff_id, name.strip(), role)
 
 
 def authenticate(conn: sqlite3.Connection, staff_id: str, password: str) -> Staff | None:
@@ -117,7 +117,8 @@ def authenticate(conn: sqlite3.Connection, staff_id: str, password: str) -> Staf
     return Staff(row["staff_id"], row["name"], row["role"])
 
 
-def _token_hash(token: str) -> str:
+def token_hash(token: str) -> str:
+    """What is stored for a cookie token: a copy of the database hands out no live session."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -133,7 +134,7 @@ def create_session(
         conn.execute(
             "INSERT INTO web_sessions(token_hash, staff_id, csrf_token, created_at, expires_at) "
             "VALUES (?,?,?,?,?)",
-            (_token_hash(token), staff.staff_id, csrf, now, now + SESSION_TTL_S),
+            (token_hash(token), staff.staff_id, csrf, now, now + SESSION_TTL_S),
         )
     return token, Session(staff, csrf, now + SESSION_TTL_S)
 
@@ -146,7 +147,7 @@ def get_session(conn: sqlite3.Connection, token: str, now: float | None = None) 
     row = conn.execute(
         "SELECT s.csrf_token, s.expires_at, t.staff_id, t.name, t.role FROM web_sessions s "
         "JOIN staff t USING (staff_id) WHERE s.token_hash=? AND s.expires_at > ? AND t.active=1",
-        (_token_hash(token), now),
+        (token_hash(token), now),
     ).fetchone()
     if row is None:
         return None
@@ -155,7 +156,7 @@ def get_session(conn: sqlite3.Connection, token: str, now: float | None = None) 
 
 def end_session(conn: sqlite3.Connection, token: str) -> None:
     with db.write(conn):
-        conn.execute("DELETE FROM web_sessions WHERE token_hash=?", (_token_hash(token),))
+        conn.execute("DELETE FROM web_sessions WHERE token_hash=?", (token_hash(token),))
 
 
 def staff_names(conn: sqlite3.Connection) -> dict[str, str]:

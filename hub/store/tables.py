@@ -1,0 +1,58 @@
+"""Which room owns which table: the only room whose SQL may write it.
+
+Other rooms read a table freely (a report joins what it needs) but change it only through the
+owning room's functions: privacy's erasure asks faces, alerts, shop and the bus to forget a
+customer, alerts asks faces to move a customer's last visit, and so on. Migrations in
+``hub/store/migrations`` are the exception: they own the schema of every table.
+tests/hub/store/test_table_owners.py checks every SQL string of every hub module against this.
+"""
+
+from __future__ import annotations
+
+OWNERS: dict[str, str] = {
+    # store: bookkeeping every room uses through hub.store.db
+    "meta": "store",  # put_meta/get_meta; each key's owner in META_KEYS
+    "counters": "store",  # next_counter/counter
+    "schema_migrations": "store",
+    # bus: MQTT in and out
+    "outbox": "bus",  # hub.bus.outbox.enqueue / retract_retained / purge_sent
+    "seen_messages": "bus",  # hub.bus.seen
+    # faces: enrolled customers and what the door cameras made of strangers
+    "customers": "faces",
+    "templates": "faces",
+    "enrolment_photos": "faces",
+    "unknown_visitors": "faces",  # hub.faces.profiles.record_unknown
+    # alerts: visits, the claim machine, false matches, camera health
+    "visits": "alerts",
+    "alerts": "alerts",
+    "alert_matches": "alerts",
+    "false_matches": "alerts",
+    "nodes": "alerts",  # hub.alerts.node_health
+    # privacy: the keyed audit chain
+    "audit": "privacy",
+    # shop: purchases, loyalty birthdays, webhook keys, suggestions
+    "pos_products": "shop",
+    "pos_invoices": "shop",
+    "pos_lines": "shop",
+    "pos_birthdays": "shop",
+    "pos_webhook_keys": "shop",
+    "suggestions": "shop",
+    "suggestion_builds": "shop",
+    # floor: occupancy grid, zone visits, floor camera runs, crash-recovery state
+    "floor_grid": "floor",
+    "floor_days": "floor",
+    "floor_visits": "floor",
+    "floor_runs": "floor",
+    "floor_state": "floor",
+    "floor_slots": "floor",
+    # staff: accounts and login sessions (hub/staff/accounts.py; the web process holds no DB)
+    "staff": "staff",
+    "web_sessions": "staff",
+}
+
+# meta keys and the room that sets each (all through hub.store.db.put_meta)
+META_KEYS: dict[str, str] = {
+    "schema_version": "store",  # the migrations, kept for tools that read it
+    "template_key_fingerprint": "faces",  # hub.faces.template_crypto.FINGERPRINT_KEY
+    "audit_anchor": "privacy",  # hub.privacy.audit.ANCHOR_KEY
+}
