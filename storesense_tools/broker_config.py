@@ -105,12 +105,13 @@ def acl_rules(cfg: StoreConfig) -> dict[str, list[tuple[Access, str]]]:
         ],
         # The web process (a stateless gateway): it sends requests on the rpc topics and reads
         # the replies, the alert projection and the hub's status; it never reads embeddings,
-        # camera topics or requests (a login's password goes to the hub only).
+        # camera topics or requests (a login's password goes to the hub only). It may not
+        # publish on claims/+ either: its claims are rpc requests whose session and CSRF tokens
+        # the hub checks, and a raw claim names any staff member without a session.
         GATEWAY: [
             ("read", t.all_alerts),
             ("read", t.claim_result("+")),
             ("read", t.hub_status),
-            ("write", t.claims("+")),
             ("write", t.rpc_request("+")),
             ("read", t.rpc_reply("+")),
         ],

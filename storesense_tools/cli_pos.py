@@ -187,7 +187,8 @@ def cmd_suggest_eval(args: argparse.Namespace, home: Path) -> int:
 
     db_path = Path(args.db)
     fresh = not db_path.exists()
-    conn = db.open_db(db_path)
+    # an evaluation database of its own (not the store's hub.sqlite3): made here when new
+    conn = db.migrate_db(db_path) if fresh else db.open_db(db_path)
     if fresh:
         try:
             rep = import_csv(conn, args.csv, args.format, progress=sys.stderr.isatty())

@@ -13,6 +13,7 @@ unmapped box shifts the landmarks, the chip and therefore the embedding.
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,9 +39,8 @@ BOX_MAPS: dict[str, tuple[float, float, float]] = {
 
 
 def _model_path(name: str) -> str:
-    import face_recognition_models
-
-    path = Path(face_recognition_models.__file__).resolve().parent / "models" / name
+    # the weights are package data of face_recognition_models, found as such (no __file__ maths)
+    path = Path(str(resources.files("face_recognition_models") / "models" / name))
     if not path.is_file():
         raise FileNotFoundError(f"dlib model {name} missing; reinstall face_recognition_models")
     return str(path)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,12 +54,15 @@ def _enqueue(
 
 def alert_message(conn: sqlite3.Connection, alert_id: str) -> Alert:
     row = conn.execute(
-        "SELECT a.*, c.name AS customer_name, m.tier FROM alerts a "
-        "LEFT JOIN customers c USING (customer_id) "
+        "SELECT a.*, m.tier FROM alerts a "
         "LEFT JOIN alert_matches m USING (alert_id) WHERE a.alert_id=?",
         (alert_id,),
     ).fetchone()
-    name = row["customer_name"] or "a returning customer"
+    # the name is the face room's (its tables are read through hub.faces.profiles)
+    known = profiles.customer_name(conn, row["customer_id"])
+    # an erased profile keeps its alert rows until they close: greet without a name then
+    name = known or "a returning customer"
+    greeting = f"{known.split()[0]} has just walked in" if known else "A returning customer is here"
     closed_by = None
     if row["state"] == "rejected":
         fm = conn.execute(
@@ -71,7 +75,7 @@ def alert_message(conn: sqlite3.Connection, alert_id: str) -> Alert:
         state=row["state"],
         customer_id=row["customer_id"],
         customer_name=name,
-        greeting=f"{name.split()[0]} has just walked in",
+        greeting=greeting,
         tier=row["tier"],
         camera_id=row["camera_id"],
         arrived_at=row["created_at"],
@@ -207,7 +211,16 @@ def handle_claim(
     if req.deadline is not None and too_late(req.deadline, now):
         log.info("claim %s on %s refused: past its deadline", req.msg_id[:8], req.alert_id)
         return None
+    waited_from = time.monotonic()
     with db.write(conn):
+        # Once more inside the transaction: taking the write lock can wait (a CLI import holds
+        # it), and a claim the phone was told failed must not win after its deadline.
+        if req.deadline is not None and too_late(
+            req.deadline, now + time.monotonic() - waited_from
+        ):
+            log.info("claim %s on %s refused: deadline passed waiting for the database",
+                     req.msg_id[:8], req.alert_id)  # fmt: skip
+            return None
         if not remember_message(conn, req.msg_id, now):
             return None
         result = _decide(conn, topics, req, now)

@@ -1,17 +1,36 @@
-"""The alert room's tables as privacy needs them: forget one customer, drop what is past its time.
+"""The alert room's tables as privacy needs them: what one customer's visits and alerts are,
+forget one customer, drop what is past its time.
 
-Visits, alerts, their match evidence and the false-match log are written only in this room
-(hub/store/tables.py); erasure and retention (hub.privacy) call these functions inside their
-own transaction instead of deleting the rows themselves.
+Visits, alerts, their match evidence and the false-match log are read and written only in
+this room (hub/store/tables.py); export, erasure and retention (hub.privacy) call these
+functions, inside their own transaction where they write, instead of touching the rows.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
+from typing import Any
 
 from hub.bus import outbox
 from storesense.topics import Topics
+
+
+def customer_data(conn: sqlite3.Connection, customer_id: str) -> dict[str, Any]:
+    """One person's ``visits`` and ``alerts`` for the right of access (hub.privacy.export),
+    oldest first; the mirror of ``forget_customer``."""
+    cid = (customer_id,)
+    visits = conn.execute(
+        "SELECT visit_id, started_at, last_seen_at, cameras FROM visits "
+        "WHERE customer_id=? ORDER BY started_at",
+        cid,
+    ).fetchall()
+    alerts = conn.execute(
+        "SELECT alert_id, camera_id, state, created_at, claimed_by, claimed_at, closed_at "
+        "FROM alerts WHERE customer_id=? ORDER BY created_at",
+        cid,
+    ).fetchall()
+    return {"visits": [dict(r) for r in visits], "alerts": [dict(r) for r in alerts]}
 
 
 def forget_customer(conn: sqlite3.Connection, customer_id: str, now: float) -> int:

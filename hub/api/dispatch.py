@@ -2,9 +2,9 @@
 
 Runs on the hub's single worker thread with the worker's connection (the hub is the only
 writer of its database). The deadline is checked before anything else, and once more by
-``hub.alerts.claims.handle_claim`` inside the claim's transaction: a request taken off the
-queue after its deadline (e.g. delivered by the broker when the hub comes back) is answered
-504 and has no effect at all.
+``hub.alerts.claims.handle_claim``, before and inside the claim's transaction (taking the
+write lock can wait): a request taken off the queue after its deadline (e.g. delivered by the
+broker when the hub comes back) is answered 504 and has no effect at all.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hub.alerts import claims as alerts
-from hub.api import manager, pos_token
+from hub.alerts import views as alert_views
+from hub.api import pos_token
 from hub.floor.report import latest_report, reports_root
 from hub.privacy.audit import record_profile_view
 from hub.privacy.erasure import erase_customer
@@ -244,10 +245,8 @@ class Api:
             raise RpcError(404, "no such alert (it may have been cleared): pull to refresh")
         customer_id = None
         if result.outcome in ("won", "already_yours"):
-            row = self.conn.execute(
-                "SELECT customer_id FROM alerts WHERE alert_id=?", (args.alert_id,)
-            ).fetchone()
-            customer_id = row["customer_id"] if row else None
+            held = alert_views.alert_access(self.conn, args.alert_id)
+            customer_id = held.customer_id if held else None
         return rpc.ClaimAnswer(
             alert_id=args.alert_id,
             outcome=result.outcome,
@@ -260,13 +259,11 @@ class Api:
     def _customer_view(self, args: CustomerArgs, req: rpc.Request, now: float) -> dict[str, Any]:
         """Only through an alert the viewer claimed (a manager: any alert); every view audited."""
         session = self._session(args.token, now)
-        row = self.conn.execute(
-            "SELECT customer_id, state, claimed_by FROM alerts WHERE alert_id=?", (args.alert_id,)
-        ).fetchone()
-        if row is None or row["customer_id"] != args.customer_id:
+        held = alert_views.alert_access(self.conn, args.alert_id)
+        if held is None or held.customer_id != args.customer_id:
             raise RpcError(404, "no such alert for this customer")
         staff = session.staff
-        if row["state"] == "claimed" and row["claimed_by"] == staff.staff_id:
+        if held.state == "claimed" and held.claimed_by == staff.staff_id:
             reason = f"claimed alert {args.alert_id}"
         elif staff.role == "manager":
             reason = f"manager review of alert {args.alert_id}"
@@ -284,7 +281,8 @@ class Api:
 
     def _manager_day(self, args: DayArgs, req: rpc.Request, now: float) -> dict[str, Any]:
         self._manager(args.token, now)
-        return manager.day_report(self.conn, args.date or dt.date.today())
+        day = args.date or dt.date.today()
+        return alert_views.day_report(self.conn, day, accounts.staff_names(self.conn))
 
     def _erase(self, args: EraseArgs, req: rpc.Request, now: float) -> rpc.ErasureAnswer:
         session = self._manager(args.token, now)

@@ -1,15 +1,19 @@
-"""The face room's tables as other rooms need them: a customer's last visit, forgetting or
-expiring a profile, and the strangers the door cameras saw.
+"""The face room's tables as other rooms need them: who is enrolled and their names, what a
+person's profile holds, a customer's last visit, forgetting or expiring a profile, and the
+strangers the door cameras saw.
 
-These are the only ways another room changes ``customers``, ``templates``,
-``enrolment_photos`` or ``unknown_visitors`` (hub/store/tables.py): alerts move the last
-visit, privacy erases and expires. Anything that changes who can be matched bumps the
-``gallery_version`` counter, which the live matcher polls to reload.
+These are the only ways another room reads or changes ``customers``, ``templates``,
+``enrolment_photos`` or ``unknown_visitors`` (hub/store/tables.py): alerts name the customer
+on an alert and move the last visit, the shop names the customer on the card and lists the
+enrolled, privacy exports, erases and expires. Anything that changes who can be matched bumps
+the ``gallery_version`` counter, which the live matcher polls to reload.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
+from typing import Any
 
 from hub.store import db
 
@@ -23,6 +27,68 @@ def gallery_changed(conn: sqlite3.Connection) -> int:
 
 def gallery_version(conn: sqlite3.Connection) -> int:
     return db.counter(conn, GALLERY_VERSION)
+
+
+# ids per ``IN (?, …)``: well under SQLite's bound-variable limit (999 before 3.32)
+_CHUNK = 500
+
+
+def customer_names(conn: sqlite3.Connection, customer_ids: Iterable[str]) -> dict[str, str]:
+    """``{customer_id: name}`` of the enrolled ones among ``customer_ids``; others are absent.
+
+    The one way another room learns a name (the alert greeting, the customer card, the
+    manager's lists): a room that joined ``customers`` itself would break when the face room
+    changes how it keeps profiles.
+    """
+    ids = list(dict.fromkeys(customer_ids))
+    out: dict[str, str] = {}
+    for i in range(0, len(ids), _CHUNK):
+        part = ids[i : i + _CHUNK]
+        marks = ",".join("?" * len(part))
+        out.update(
+            (r[0], r[1])
+            for r in conn.execute(
+                f"SELECT customer_id, name FROM customers WHERE customer_id IN ({marks})", part
+            )
+        )
+    return out
+
+
+def customer_name(conn: sqlite3.Connection, customer_id: str) -> str | None:
+    """The enrolled customer's name; None if they are not enrolled (the name is NOT NULL)."""
+    return customer_names(conn, [customer_id]).get(customer_id)
+
+
+def enrolled_ids(conn: sqlite3.Connection) -> list[str]:
+    """Every enrolled customer's id, sorted (the shop lists them with its POS customers)."""
+    return [r[0] for r in conn.execute("SELECT customer_id FROM customers ORDER BY customer_id")]
+
+
+def customer_data(conn: sqlite3.Connection, customer_id: str) -> dict[str, Any]:
+    """What the face room holds about one person, for the right of access (hub.privacy.export).
+
+    The profile and consent record, and which templates exist (when, how good, from which
+    photo), never the vectors: 128 numbers mean nothing to a person and stay encrypted here.
+    The mirror of ``forget_customer``; keys ``profile`` (None if not enrolled),
+    ``face_templates`` and ``enrolment_photo_kept``.
+    """
+    cid = (customer_id,)
+    profile = conn.execute(
+        "SELECT customer_id, name, consent_ref, consent_at, consent_notice, consent_method, "
+        "consent_staff, created_at, last_visit_at FROM customers WHERE customer_id=?",
+        cid,
+    ).fetchone()
+    templates = conn.execute(
+        "SELECT template_id, created_at, quality, source FROM templates "
+        "WHERE customer_id=? ORDER BY template_id",
+        cid,
+    ).fetchall()
+    photo = conn.execute("SELECT 1 FROM enrolment_photos WHERE customer_id=?", cid).fetchone()
+    return {
+        "profile": dict(profile) if profile is not None else None,
+        "face_templates": [dict(r) for r in templates],
+        "enrolment_photo_kept": photo is not None,
+    }
 
 
 def touch_last_visit(conn: sqlite3.Connection, customer_id: str, now: float) -> None:

@@ -13,72 +13,36 @@ import sqlite3
 import time
 from typing import Any
 
+from hub.alerts import records as alert_records
+from hub.faces import profiles
 from hub.privacy import audit
+from hub.shop import pos_store
 from hub.store import db
-
-
-def _rows(conn: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -> list[dict[str, Any]]:
-    return [dict(r) for r in conn.execute(sql, args)]
 
 
 def export_customer(
     conn: sqlite3.Connection, customer_id: str, *, actor: str, reason: str
 ) -> dict[str, Any] | None:
-    """Everything about ``customer_id``, or None if the hub knows nothing of them."""
+    """Everything about ``customer_id``, or None if the hub knows nothing of them.
+
+    Each room says what it holds about the person (``customer_data``, the mirror of the
+    ``forget_customer`` functions erasure calls); only the audit trail is privacy's own table.
+    """
     if not reason.strip():
         raise ValueError("an export needs a reason (e.g. the customer's access request)")
-    cid = (customer_id,)
-    profile = _rows(
-        conn,
-        "SELECT customer_id, name, consent_ref, consent_at, consent_notice, consent_method, "
-        "consent_staff, created_at, last_visit_at FROM customers WHERE customer_id=?",
-        cid,
-    )
     data: dict[str, Any] = {
         "customer_id": customer_id,
         "exported_at": time.time(),
-        "profile": profile[0] if profile else None,
-        "face_templates": _rows(
-            conn,
-            "SELECT template_id, created_at, quality, source FROM templates "
-            "WHERE customer_id=? ORDER BY template_id",
-            cid,
-        ),
-        "enrolment_photo_kept": bool(
-            conn.execute("SELECT 1 FROM enrolment_photos WHERE customer_id=?", cid).fetchone()
-        ),
-        "visits": _rows(
-            conn,
-            "SELECT visit_id, started_at, last_seen_at, cameras FROM visits "
-            "WHERE customer_id=? ORDER BY started_at",
-            cid,
-        ),
-        "alerts": _rows(
-            conn,
-            "SELECT alert_id, camera_id, state, created_at, claimed_by, claimed_at, closed_at "
-            "FROM alerts WHERE customer_id=? ORDER BY created_at",
-            cid,
-        ),
-        "audit": _rows(
-            conn,
-            "SELECT at, actor, action, detail FROM audit WHERE customer_id=? ORDER BY audit_id",
-            cid,
-        ),
-        "purchases": _rows(
-            conn,
-            "SELECT i.invoice_no, i.invoiced_at, i.country, i.cancellation, l.stock_code, "
-            "l.description, l.quantity, l.unit_price FROM pos_invoices i "
-            "JOIN pos_lines l USING (invoice_no) WHERE i.customer_id=? "
-            "ORDER BY i.invoiced_at, i.invoice_no, l.line_no",
-            cid,
-        ),
-        "birthday": _rows(conn, "SELECT month, day FROM pos_birthdays WHERE customer_id=?", cid),
-        "suggestions": _rows(
-            conn,
-            "SELECT list, rank, stock_code FROM suggestions WHERE customer_id=? "
-            "ORDER BY list, rank",
-            cid,
-        ),
+        **profiles.customer_data(conn, customer_id),
+        **alert_records.customer_data(conn, customer_id),
+        "audit": [
+            dict(r)
+            for r in conn.execute(
+                "SELECT at, actor, action, detail FROM audit WHERE customer_id=? ORDER BY audit_id",
+                (customer_id,),
+            )
+        ],
+        **pos_store.customer_data(conn, customer_id),
     }
     # After an erasure only the tombstone names them: that is not data to hand out, and
     # auditing an export of it would write their id into the log again.

@@ -2,8 +2,9 @@
 
 ``customer_card`` is the one call the phone app makes; ``CustomerCard`` is its contract
 (pydantic, so it is also the OpenAPI schema). Everything comes from the hub database: the
-enrolment profile (name) if the customer is enrolled, the imported purchases, the loyalty
-rules and the precomputed suggestions. Reads only; a card is built in a few milliseconds
+name if the customer is enrolled (asked of the face room, ``hub.faces.profiles.customer_name``:
+the shop does not read its tables), the imported purchases, the loyalty rules and the
+precomputed suggestions. Reads only; a card is built in a few milliseconds
 (docs/pos.md), so it needs no cache.
 """
 
@@ -14,6 +15,7 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
 
+from hub.faces import profiles
 from hub.shop import pos_store
 from hub.shop.loyalty import ActiveBonus, LoyaltyStatus, loyalty_status
 from hub.shop.suggest import last_build, lookup
@@ -210,13 +212,11 @@ def customer_card(
     if now.tzinfo is not None:
         now = now.astimezone().replace(tzinfo=None)
     now = now.replace(microsecond=0)
-    prof = conn.execute(
-        "SELECT name FROM customers WHERE customer_id = ?", (customer_id,)
-    ).fetchone()
+    name = profiles.customer_name(conn, customer_id)  # None: not enrolled (no face)
     has_pos = conn.execute(
         "SELECT 1 FROM pos_invoices WHERE customer_id = ? LIMIT 1", (customer_id,)
     ).fetchone()
-    if prof is None and has_pos is None:
+    if name is None and has_pos is None:
         raise CustomerNotFound(customer_id)
     build = last_build(conn)
     usual, new = _suggestions(conn, customer_id, k, build["cutoff"] if build else None)
@@ -224,8 +224,8 @@ def customer_card(
     loyalty = loyalty_status(conn, customer_id, cfg.loyalty, now)
     return CustomerCard(
         customer_id=customer_id,
-        name=prof["name"] if prof else None,
-        enrolled=prof is not None,
+        name=name,
+        enrolled=name is not None,
         as_of=now,
         currency=cfg.loyalty.currency,
         totals=_totals(conn, customer_id, now),

@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 
 from hub.shop.categories import NON_PRODUCT, Categorizer
 
@@ -234,6 +235,34 @@ def get_birthday(conn: sqlite3.Connection, customer_id: str) -> tuple[int, int] 
         "SELECT month, day FROM pos_birthdays WHERE customer_id = ?", (customer_id,)
     ).fetchone()
     return None if row is None else (int(row[0]), int(row[1]))
+
+
+def customer_data(conn: sqlite3.Connection, customer_id: str) -> dict[str, Any]:
+    """One person's ``purchases`` (one entry per receipt line, oldest first), ``birthday``
+    (``[{month, day}]`` or ``[]``) and stored ``suggestions`` for the right of access
+    (``hub.privacy.export``); the mirror of ``forget_customer_purchases``.
+
+    Here rather than in ``hub.shop.suggest``, which also reads ``suggestions``: the export
+    then does not load numpy and scipy for one primary-key read.
+    """
+    cid = (customer_id,)
+    purchases = conn.execute(
+        "SELECT i.invoice_no, i.invoiced_at, i.country, i.cancellation, l.stock_code, "
+        "l.description, l.quantity, l.unit_price FROM pos_invoices i "
+        "JOIN pos_lines l USING (invoice_no) WHERE i.customer_id=? "
+        "ORDER BY i.invoiced_at, i.invoice_no, l.line_no",
+        cid,
+    ).fetchall()
+    birthday = get_birthday(conn, customer_id)
+    suggestions = conn.execute(
+        "SELECT list, rank, stock_code FROM suggestions WHERE customer_id=? ORDER BY list, rank",
+        cid,
+    ).fetchall()
+    return {
+        "purchases": [dict(r) for r in purchases],
+        "birthday": [] if birthday is None else [{"month": birthday[0], "day": birthday[1]}],
+        "suggestions": [dict(r) for r in suggestions],
+    }
 
 
 def forget_customer_purchases(conn: sqlite3.Connection, customer_id: str) -> int:

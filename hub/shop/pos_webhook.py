@@ -27,6 +27,8 @@ from hub.shop.pos_store import Invoice, Line
 from hub.store import db
 
 IDEMPOTENCY_KEY = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
+# the store room's counter of anonymous transactions skipped (hub.store.db keeps ``counters``)
+NO_CUSTOMER = "pos_webhook_no_customer"
 
 
 class _Strict(BaseModel):
@@ -158,7 +160,7 @@ def _apply(conn: sqlite3.Connection, tx: PosTransaction, categorize: Categorizer
         )
 
     if tx.customer_id is None:
-        db.next_counter(conn, "pos_webhook_no_customer")
+        db.next_counter(conn, NO_CUSTOMER)
         return done("skipped_no_customer", 0, "no customer id: not kept (counted)")
     lines = [Line(ln.sku, ln.description.strip(), ln.quantity, ln.unit_price) for ln in tx.lines]
     inv = Invoice(
@@ -185,8 +187,5 @@ def webhook_counts(conn: sqlite3.Connection) -> dict[str, int]:
     for (res,) in conn.execute("SELECT result FROM pos_webhook_keys"):
         status = json.loads(res)["status"]
         out[status] = out.get(status, 0) + 1
-    row = conn.execute(
-        "SELECT value FROM counters WHERE name = 'pos_webhook_no_customer'"
-    ).fetchone()
-    out["no_customer_total"] = int(row[0]) if row else 0
+    out["no_customer_total"] = db.counter(conn, NO_CUSTOMER)
     return out

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 
+from hub.faces import profiles
 from hub.shop.categories import NON_PRODUCT
 from hub.shop.pos_store import TIME_FMT
 from hub.store import db
@@ -310,13 +311,17 @@ def _build_k_cutoff(conn: sqlite3.Connection) -> tuple[int, str] | None:
 
 def all_customers(conn: sqlite3.Connection) -> list[str]:
     """Every customer a card can be opened for: anyone with a receipt, plus enrolled customers
-    without one. Receipts unlinked by erasure (owner ``erased-…``, see
-    ``pos_store.forget_customer_purchases``) lead to nobody and are left out."""
-    rows = conn.execute(
-        "SELECT customer_id FROM pos_invoices WHERE customer_id NOT LIKE 'erased-%' "
-        "UNION SELECT customer_id FROM customers ORDER BY 1"
-    ).fetchall()
-    return [r[0] for r in rows]
+    without one (the face room's list, ``hub.faces.profiles.enrolled_ids``), sorted. Receipts
+    unlinked by erasure (owner ``erased-…``, see ``pos_store.forget_customer_purchases``) lead
+    to nobody and are left out."""
+    buyers = {
+        r[0]
+        for r in conn.execute(
+            "SELECT DISTINCT customer_id FROM pos_invoices WHERE customer_id NOT LIKE 'erased-%'"
+        )
+    }
+    # str order is code-point order: SQLite's BINARY collation on UTF-8, as ORDER BY sorts ids
+    return sorted(buyers.union(profiles.enrolled_ids(conn)))
 
 
 def served_lists(

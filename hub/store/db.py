@@ -1,8 +1,8 @@
 """The hub's SQLite file: connection settings, the one transaction helper, and how a process
 opens it — at the schema version it was written for, or not at all.
 
-WAL lets the phone app read while the hub writes; ``BEGIN IMMEDIATE`` takes the write lock up
-front so two claimers never both read "open" and both write "claimed".
+WAL lets the CLI and the nightly jobs read while the hub writes; ``BEGIN IMMEDIATE`` takes
+the write lock up front so two claimers never both read "open" and both write "claimed".
 
 Only the hub daemon (and ``storesense db migrate``, for installers and tests) changes the
 schema: ``migrate_db`` applies the numbered migrations in ``hub/store/migrations``. Every

@@ -1,9 +1,10 @@
-"""Which room owns which table: the only room whose SQL may write it.
+"""Which room owns which table: the only room whose SQL may read or write it.
 
-Other rooms read a table freely (a report joins what it needs) but change it only through the
-owning room's functions: privacy's erasure asks faces, alerts, shop and the bus to forget a
-customer, alerts asks faces to move a customer's last visit, and so on. Migrations in
-``hub/store/migrations`` are the exception: they own the schema of every table.
+Other rooms read and change it only through the owning room's functions (or a callable the
+daemon injects where the import would point the wrong way): privacy's export asks faces,
+alerts and shop what they hold about a customer and its erasure asks them to forget the
+customer, alerts ask faces for a customer's name and to move their last visit, and so on.
+``hub/store`` (migrations, the connection) is the exception: it owns the schema of every table.
 tests/hub/store/test_table_owners.py checks every SQL string of every hub module against this.
 """
 

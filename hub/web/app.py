@@ -15,6 +15,7 @@ import io
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib import resources
 from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Request
@@ -23,6 +24,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from hub.web.gateway import Gateway
+from hub.web.hub_schemas import SCHEMAS as HUB_SCHEMAS
 from hub.web.routers import alerts as routes_alerts
 from hub.web.routers import auth as routes_auth
 from hub.web.routers import customers as routes_customers
@@ -35,7 +37,9 @@ from storesense.config import MqttConfig, StoreConfig
 from storesense.topics import Topics
 
 log = logging.getLogger(__name__)
-STATIC = Path(__file__).parent / "static"
+# The front end is package data (pyproject [tool.setuptools.package-data]), found through the
+# package rather than __file__ so a wheel install and a checkout resolve it the same way.
+STATIC = Path(str(resources.files("hub.web") / "static"))
 
 
 def create_app(
@@ -120,7 +124,27 @@ def create_app(
         return {"gateway_online": gateway.connected, "hub_online": gateway.hub_online}
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    _document_hub_models(app)
     return app
+
+
+def _document_hub_models(app: FastAPI) -> None:
+    """The schema names the hub's own models for what it relays (the card) and forwards (the
+    receipt), from the generated copy in ``hub.web.hub_schemas``: documented and fuzzed as
+    exactly, without this process importing the hub's rooms."""
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = build()
+            comps = schema.setdefault("components", {}).setdefault("schemas", {})
+            comps.update(HUB_SCHEMAS)
+            card = {"$ref": "#/components/schemas/CustomerCard"}
+            comps["CustomerView"]["properties"]["card"] = card
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 @functools.cache

@@ -116,8 +116,10 @@ class Gateway:
         self._pending: dict[str, asyncio.Future[rpc.Reply]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._names_task: asyncio.Future[None] | None = None
-        # A unique id per process: two gateways (a restart racing its predecessor, or tests)
-        # must not kick each other off the broker, nor read each other's replies.
+        # A unique id per process, so two gateways (a restart racing its predecessor, or tests)
+        # never read each other's replies. With the generated broker config the broker uses the
+        # account name as client id, so there two gateways of one store still displace each
+        # other (docs/broker-security.md).
         self.web_id = client_id or f"web-{uuid.uuid4().hex[:12]}"
         self._subscribed = threading.Event()
         self._sub_mid: int | None = None

@@ -12,6 +12,9 @@ from storesense_tools.cli import main
 
 
 def _enrol(home: Path, *args: str) -> int:
+    # an installed hub: its database exists at the current schema (the hub or `db migrate` made it)
+    home.mkdir(parents=True, exist_ok=True)
+    assert main(["--home", str(home), "db", "migrate"]) == 0
     return main(["--home", str(home), "enroll", *args])
 
 

@@ -32,11 +32,8 @@ class WebhookOut(BaseModel):
     message: str
 
 
-RECEIPT = {
-    "type": "object",
-    "description": "one till receipt: invoice_no, customer_id (or null), invoiced_at "
-    "(ISO 8601), country, lines [{sku, description, quantity (never 0), unit_price}] (docs/pos.md)",
-}
+# The hub's receipt model (hub.shop.pos_webhook.PosTransaction), from hub.web.hub_schemas
+RECEIPT = {"$ref": "#/components/schemas/PosTransaction"}
 
 
 @router.post(

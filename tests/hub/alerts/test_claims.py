@@ -73,6 +73,33 @@ def test_twenty_concurrent_claimers_exactly_one_wins(gallery: Gallery, db_path: 
     assert states == ["open", "claimed"]
 
 
+def test_a_deadline_that_passes_while_waiting_for_the_write_lock_is_not_applied(
+    gallery: Gallery, db_path: Path
+) -> None:
+    """The deadline is checked again once the write lock is held: another writer (a CLI
+    import) holding the lock past the deadline must not let a claim win afterwards."""
+    gallery.enrol("c1", "Ada", consent("consent-1"), [(unit(1), 0.9, "t")])
+    alert_id = _open_alert(gallery.conn)
+    blocker = db.connect(db_path)
+    blocker.execute("BEGIN IMMEDIATE")
+    req = m.ClaimRequest(alert_id=alert_id, staff_id="alice", deadline=time.time() + 0.3)
+    out: list[m.ClaimResult | None] = []
+    worker = threading.Thread(
+        target=lambda: out.append(alerts.handle_claim(gallery.conn, TOPICS, req, time.time()))
+    )
+    worker.start()
+    time.sleep(0.8)  # the lock is held well past the deadline
+    blocker.execute("COMMIT")
+    worker.join(timeout=30)
+    blocker.close()
+    assert out == [None]
+    row = gallery.conn.execute("SELECT state, claimed_by FROM alerts").fetchone()
+    assert (row["state"], row["claimed_by"]) == ("open", None)
+    # the same request with time to spare wins
+    ok = m.ClaimRequest(alert_id=alert_id, staff_id="alice", deadline=time.time() + 30)
+    assert alerts.handle_claim(gallery.conn, TOPICS, ok, time.time()).outcome == "won"
+
+
 def test_repeat_claim_by_winner_is_idempotent_and_late_claim_told(gallery: Gallery) -> None:
     gallery.enrol("c1", "Ada", consent("consent-1"), [(unit(1), 0.9, "t")])
     conn = gallery.conn

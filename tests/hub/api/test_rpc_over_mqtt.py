@@ -72,7 +72,8 @@ class Web:
 
 def test_past_deadline_refused_on_the_wire_and_replies_go_to_the_asker_only(live) -> None:
     cfg, _ = live
-    asker, other = Web(cfg, "web-a"), Web(cfg, "web-b")
+    tag = uuid.uuid4().hex[:8]  # client ids are global on the shared broker
+    asker, other = Web(cfg, f"web-a{tag}"), Web(cfg, f"web-b{tag}")
     try:
         late = rpc.Request(op="staff_names", args={}, deadline=time.time() - 1)
         asker.send(late)
@@ -99,7 +100,8 @@ def test_a_raw_claim_past_its_deadline_is_never_applied(live) -> None:
             conn, hub.topics, customer_id="c1", camera_id="door-1", first_usable_at=now,
             now=now, cooldown_s=0, alert_ttl_s=60,
         )  # fmt: skip
-    phone = Phone("alice", hub.topics, cfg.mqtt).start()
+    # a unique staff id: sim phones are client "phone-<id>" on the shared broker
+    phone = Phone(f"s{uuid.uuid4().hex[:8]}", hub.topics, cfg.mqtt).start()
     try:
         assert phone.wait_for(lambda p: len(p.open_alerts()) == 1)
         phone.claim(out.alert_id, timeout_s=-1.0)  # already past: as if delivered late
