@@ -24,6 +24,7 @@ import paho.mqtt.client as mqtt
 
 from hub.alerts import claims as alerts
 from hub.alerts import node_health
+from hub.alerts import views as alert_views
 from hub.api.dispatch import Api
 from hub.bus import seen
 from hub.bus.outbox import Outbox
@@ -31,6 +32,8 @@ from hub.faces import profiles
 from hub.faces.gallery import Gallery
 from hub.faces.recognizer import Recognizer, TrackOutcome
 from hub.floor.ingest import FloorIngest
+from hub.push.sender import PushSender, load_or_create_vapid
+from hub.push.subscriptions import KNOWN_PUSH_HOSTS
 from hub.shop.loyalty import tier_lookup
 from hub.store import db
 from storesense import messages as m
@@ -72,7 +75,15 @@ class _Inbound:
 
 
 class HubService:
-    def __init__(self, cfg: StoreConfig, home: Path, *, client_id: str = "storesense-hub") -> None:
+    def __init__(
+        self,
+        cfg: StoreConfig,
+        home: Path,
+        *,
+        client_id: str = "storesense-hub",
+        push_hosts: tuple[str, ...] = KNOWN_PUSH_HOSTS,
+    ) -> None:
+        """``push_hosts``: the push services the hub may send to (tests add a local one)."""
         self.cfg = cfg
         self.home = home
         self.topics = Topics(cfg.store_id)
@@ -90,7 +101,16 @@ class HubService:
         )
         self.outbox = Outbox(self.conn, self.client)
         # the web process's one channel to the hub (storesense.rpc), served by this worker
-        self.api = Api(self.conn, cfg, home, self.topics)
+        self.api = Api(self.conn, cfg, home, self.topics, push_hosts=push_hosts)
+        # Web Push: alert changes go to the phones' push services from a thread of its own
+        self.push = PushSender(
+            hub_db_path(home),
+            load_or_create_vapid(home),
+            subject=f"mailto:hub@{cfg.store_id}.storesense.invalid",
+            entrance_name=cfg.entrance_name,
+            hosts=push_hosts,
+        )
+        self._pushed_seq = db.counter(self.conn, "alert_seq")
         # subscription pattern -> worker-side handler; paho matches, the callback only enqueues
         self._routes: dict[str, Callable[[_Inbound], None]] = {
             self.topics.all_faces: self._on_face_track,
@@ -119,6 +139,7 @@ class HubService:
         # new session would reach nobody (systemd's READY and the tests both wait on this).
         if not self.subscribed.wait(SUBSCRIBE_WAIT_S):
             log.warning("no SUBACK from the broker in %.0f s; going on", SUBSCRIBE_WAIT_S)
+        self.push.start()
         self._worker = threading.Thread(target=self._run, name="hub-worker", daemon=True)
         self._worker.start()
         return self
@@ -128,6 +149,7 @@ class HubService:
         self._inbox.put(None)
         if self._worker is not None:
             self._worker.join(timeout=10)
+        self.push.stop()
         try:
             self.floor.close()  # the worker has stopped: close visits still in progress
         except Exception:
@@ -211,17 +233,31 @@ class HubService:
                 next_tick = now + TICK_S
                 self._tick(now)
             self.outbox.flush()
+            self._feed_push()
 
     def _tick(self, now: float) -> None:
         self._reload_gallery()
         self._sweep_tracks(now)
         if alerts.expire_due(self.conn, self.topics, now):
             log.info("expired unclaimed alerts")
+        v = self.cfg.visits
+        for alert_id in alerts.end_idle_claims(
+            self.conn, self.topics, now, idle_s=v.claim_idle_s, confirm_s=v.claim_confirm_s
+        ):
+            log.info("claim on alert %s ended: idle and unanswered", alert_id)
         node_health.mark_silent(self.conn, self.topics, now)
         self.floor.tick(now)
         if now >= self._next_housekeeping:
             self._next_housekeeping = now + HOUSEKEEPING_S
             alerts.housekeeping(self.conn, self.topics, now)
+
+    def _feed_push(self) -> None:
+        """Alert changes since the last look (one SELECT of a counter when there are none) to
+        the push sender, after the outbox published them to the live pages."""
+        seq = db.counter(self.conn, "alert_seq")
+        if seq > self._pushed_seq:
+            self.push.offer(alert_views.alert_states_since(self.conn, self._pushed_seq))
+            self._pushed_seq = seq
 
     def _reload_gallery(self) -> None:
         version = self.gallery.version()
@@ -270,7 +306,9 @@ class HubService:
         now = time.time()
         if msg.deadline is not None and too_late(msg.deadline, now):
             raise m.PayloadError("past_deadline", "the claim came after its deadline")
-        result = alerts.handle_claim(self.conn, self.topics, msg, now)
+        result = alerts.handle_claim(
+            self.conn, self.topics, msg, now, reopen_ttl_s=self.cfg.visits.alert_ttl_s
+        )
         if result is None:
             self.stats.duplicates += 1
 

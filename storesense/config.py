@@ -55,6 +55,14 @@ class RecognitionConfig(_Strict):
 class VisitConfig(_Strict):
     cooldown_s: float = Field(1800.0, ge=0, description="a match within this time joins the visit")
     alert_ttl_s: float = Field(120.0, gt=0, description="unclaimed alerts expire after this")
+    # A claimer who walked away must not hold a customer for ever: after ``claim_idle_s`` with
+    # no press the phone asks "still with …?", and ``claim_confirm_s`` later the hub ends it.
+    claim_idle_s: float = Field(
+        900.0, gt=0, description="a claim with no press for this long asks the claimer"
+    )
+    claim_confirm_s: float = Field(
+        120.0, gt=0, description="unanswered for this long after the question, the claim ends"
+    )
 
 
 class QualityConfig(_Strict):
@@ -68,6 +76,9 @@ class QualityConfig(_Strict):
 class CameraConfig(_Strict):
     id: Ident
     role: Literal["entrance", "floor"]
+    display_name: str = Field(
+        "", max_length=60, description="what staff call this door ('Main door'); default: id"
+    )
     source: str | int = Field(description="camera index, RTSP/HTTP URL, video file or GIF")
     fps: float = Field(8.0, gt=0, le=60, description="frames analysed per second")
     detector: Literal["blazeface-short", "blazeface-full", "dlib-hog"] = "blazeface-full"
@@ -132,6 +143,13 @@ class StoreConfig(_Strict):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def entrance_name(self, camera_id: str) -> str:
+        """The door's name for cards and notifications (staff do not know camera ids)."""
+        for cam in self.cameras:
+            if cam.id == camera_id and cam.display_name:
+                return cam.display_name
+        return camera_id
 
     def camera(self, camera_id: str) -> CameraConfig:
         for cam in self.cameras:

@@ -9,15 +9,99 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+Point = tuple[float, float]
+FixtureKind = Literal["shelf", "table", "till", "display", "wall", "other"]
+
+
+def _area(poly: list[Point]) -> float:
+    area = 0.0
+    for (x1, y1), (x2, y2) in zip(poly, poly[1:] + poly[:1], strict=True):
+        area += x1 * y2 - x2 * y1
+    return area / 2
+
+
+class FixtureConfig(_Strict):
+    """Something on the floor people walk around (a shelf, a table, a till), in floor metres."""
+
+    name: str = Field("", max_length=64)
+    kind: FixtureKind = "shelf"
+    polygon: list[Point] = Field(min_length=3)
+
+
+class EntranceConfig(_Strict):
+    """A door: where footfall comes in (drawn as a marker on the plan)."""
+
+    name: str = Field("entrance", min_length=1, max_length=64)
+    at: Point = Field(description="the door's middle, floor metres")
+    width_m: float = Field(1.5, gt=0, le=20)
+
+
+class CameraPlacement(_Strict):
+    """Where a floor camera hangs and what floor it sees. Without ``coverage`` the hub derives
+    the floor it sees from the camera's calibration (its image outline mapped to the floor)."""
+
+    camera: str = Field(min_length=1, max_length=64)
+    at: Point | None = Field(None, description="the camera's position on the floor, metres")
+    coverage: list[Point] | None = Field(None, min_length=3, description="floor it sees, m")
+    detection_recall: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="measured share of people this view's detector finds (advice confidence)",
+    )
+
+
+class RefPoint(_Strict):
+    """One plan-image pixel and the floor point (metres) it shows."""
+
+    px: Point
+    m: Point
+
+
+class PlanConfig(_Strict):
+    """The store's floor plan (report picture). Floor metres run x to the right and y UP (as
+    on a map: y = 0 is the plan's bottom edge). An image is placed by two reference points
+    (pixel and metres each), or by ``px_per_m`` with ``origin_px`` (the pixel of floor
+    (0, 0); default the image's bottom-left corner). Without an image the plan is drawn from
+    ``outline``, ``fixtures``, ``entrances`` and the zones, never from a camera frame."""
+
+    image: Path | None = Field(None, description="plan PNG/JPG, relative to the store YAML")
+    px_per_m: float | None = Field(None, gt=0)
+    origin_px: Point | None = None
+    ref_points: list[RefPoint] | None = Field(None, min_length=2, max_length=2)
+    outline: list[Point] | None = Field(None, min_length=3, description="walls; default: box")
+    fixtures: list[FixtureConfig] = Field(default_factory=list)
+    entrances: list[EntranceConfig] = Field(default_factory=list)
+    cameras: list[CameraPlacement] = Field(default_factory=list)
+    north_deg: float | None = Field(
+        None, ge=-360, le=360, description="compass bearing of the plan's up (+y) direction"
+    )
+
+    @model_validator(mode="after")
+    def _one_scale(self) -> PlanConfig:
+        if self.ref_points is not None:
+            (a, b) = self.ref_points
+            if self.px_per_m is not None:
+                raise ValueError("give either ref_points or px_per_m, not both")
+            du = (a.px[0] - b.px[0], a.px[1] - b.px[1])
+            dm = (a.m[0] - b.m[0], a.m[1] - b.m[1])
+            if du[0] ** 2 + du[1] ** 2 < 1 or dm[0] ** 2 + dm[1] ** 2 < 1e-4:
+                raise ValueError("the two ref_points must be distinct (pixels and metres)")
+        for f in self.fixtures:
+            if abs(_area(f.polygon)) < 1e-6:
+                raise ValueError(f"fixture {f.name!r}: polygon has no area")
+        return self
+
+
 class FloorConfig(_Strict):
-    """The store floor in metres; the origin is the floor plan's top-left corner."""
+    """The store floor in metres: x to the right, y up, the origin the plan's bottom-left."""
 
     width_m: float = Field(20.0, gt=0, description="floor extent along x, metres")
     height_m: float = Field(15.0, gt=0, description="floor extent along y, metres")
@@ -26,6 +110,10 @@ class FloorConfig(_Strict):
     publish_interval_s: float = Field(1.0, gt=0, le=60, description="edge → hub position batches")
     plan_image: Path | None = Field(None, description="floor plan PNG/JPG for the heatmap")
     plan_px_per_m: float | None = Field(None, gt=0, description="plan image pixels per metre")
+    plan: PlanConfig = Field(
+        default_factory=lambda: PlanConfig(),
+        description="the drawn plan: walls, fixtures, entrances, cameras (hub/floor/plan.py)",
+    )
     # Hub-side analytics (hub/floor/occupancy.py, hub/floor/zones.py);
     # docs/floor-analytics.md explains each.
     fusion_radius_m: float = Field(
@@ -52,6 +140,12 @@ class FloorConfig(_Strict):
     min_conf: float = Field(0.0, ge=0, le=1, description="positions below this are ignored")
     snapshot_s: float = Field(
         5.0, ge=0, le=3600, description="save open tracks for crash recovery at most this often"
+    )
+    # The manager's report (hub/floor/analysis.py; docs/floor-analytics.md "Advice").
+    min_observed_s: float = Field(
+        7200.0,
+        ge=0,
+        description="below this much camera time in a report's period the advice is provisional",
     )
 
 

@@ -189,7 +189,9 @@ class Alert(_Message):
 
 
 # "reject": 'Not this person' — the match was wrong; closes the alert, logs a false match.
-ClaimAction = Literal["claim", "done", "reject"]
+# "handover": the claimer hands the customer to a colleague; the alert is open again for all.
+# "keep": "Yes, still with them" when an idle claim asks (hub/alerts ends unanswered ones).
+ClaimAction = Literal["claim", "done", "reject", "handover", "keep"]
 
 
 class ClaimRequest(_Message):
@@ -205,7 +207,16 @@ class ClaimRequest(_Message):
 
 
 ClaimOutcome = Literal[
-    "won", "already_yours", "taken", "expired", "done", "unknown_alert", "not_yours", "rejected"
+    "won",
+    "already_yours",
+    "taken",
+    "expired",
+    "done",
+    "unknown_alert",
+    "not_yours",
+    "rejected",
+    "handed_over",
+    "kept",
 ]
 
 

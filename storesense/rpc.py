@@ -40,6 +40,7 @@ MAX_PASSWORD = 256  # argon2 would hash a megabyte happily: both sides refuse lo
 Op = Literal[
     "login",  # staff_id, password, client -> LoginResult (the hub verifies the argon2 hash)
     "session",  # token -> SessionInfo
+    "session_check",  # token -> SessionInfo, not counted as use (the web re-checks a socket)
     "logout",  # token -> None
     "staff_names",  # -> {staff_id: name}
     "claim",  # token, alert_id, action -> ClaimAnswer (hub.alerts.claims decides)
@@ -48,6 +49,18 @@ Op = Literal[
     "erase_customer",  # token, customer_id, reason -> ErasureAnswer
     "pos_transaction",  # bearer, idempotency_key, body (text) -> WebhookResult JSON
     "report_file",  # token, day (YYYY-MM-DD or "latest"), name -> FileAnswer
+    "my_customers",  # token -> [{alert_id, customer_id, customer_name, camera_id, …}] held
+    "missed_alerts",  # token (manager), date -> {"date", "count", "alerts": [expired alerts]}
+    "push_key",  # token -> {"key": VAPID public key, base64url}
+    "push_subscribe",  # token, endpoint, p256dh, auth -> None (hub/push)
+    "push_unsubscribe",  # token, endpoint -> None
+    "arrival_hint",  # token, customer_id, alert_id -> {"photo": bool, "hint": str | None}
+    "arrival_photo",  # token, customer_id, alert_id -> FileAnswer (audited; refused once ended)
+    "withdraw_photo_consent",  # token (manager), customer_id, reason -> {"withdrawn": True}
+    "staff_list",  # token (manager) -> [{staff_id, name, role, active, created_at, updated_at}]
+    "staff_add",  # token (manager), staff_id, name, role, password -> {staff_id, name, role}
+    "staff_set_active",  # token (manager), staff_id, active -> {staff_id, active}
+    "staff_reset_password",  # token (manager), staff_id, password -> {password_reset: True}
 ]
 
 

@@ -40,7 +40,13 @@ class Promotion(_Strict):
 class LoyaltyConfig(_Strict):
     """Loyalty rules, applied to the imported purchase history by ``hub/shop/loyalty.py``."""
 
-    currency: str = "GBP"
+    currency: str = Field("GBP", pattern=r"^[A-Z]{3}$", description="ISO 4217 code")
+    locale: str = Field(
+        "en_GB",
+        pattern=r"^[a-z]{2,3}(_[A-Z]{2})?$",
+        description="how money is written on the staff phones (CLDR locale, e.g. de_DE: "
+        "1.234,50 €); see hub/shop/card.py",
+    )
     points_per_unit: float = Field(1.0, ge=0, description="points per currency unit spent")
     tiers: list[LoyaltyTier] = Field(
         default_factory=lambda: [
@@ -78,6 +84,39 @@ class AppConfig(_Strict):
     # speaks TLS and session cookies get the Secure flag.
     tls_cert: str | None = Field(None, description="PEM certificate file for HTTPS")
     tls_key: str | None = Field(None, description="PEM private key file for HTTPS")
+    # Without tls_cert/tls_key, `storesense web run` issues its own certificate from the store
+    # CA in its home (storesense/tls.py) and serves HTTPS: plain HTTP only when asked for here.
+    plain_http: bool = Field(
+        False, description="serve plain HTTP (a lab, or behind a TLS proxy): warned at start"
+    )
+    tls_hosts: list[str] = Field(
+        default_factory=list,
+        description="names/IPs phones use for the hub, put in the web certificate (the host "
+        "name, its .local name, its IPv4 addresses and loopback are always added)",
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host header allow-list; empty: the web certificate's names",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="addresses whose X-Forwarded-For/-Proto are believed; empty: none",
+    )
+    hsts_max_age_s: int = Field(31_536_000, ge=0, description="Strict-Transport-Security on TLS")
+    session_idle_s: float = Field(
+        4 * 3600.0, ge=60, description="a login session unused this long ends (the hub enforces)"
+    )
+    # uvicorn's limits: a client that opens connections and sends nothing (or a header a byte a
+    # minute) must not hold file descriptors for ever.
+    header_timeout_s: float = Field(10.0, gt=0, le=300, description="whole request head")
+    keepalive_s: float = Field(5.0, gt=0, le=300, description="idle keep-alive connection")
+    body_timeout_s: float = Field(15.0, gt=0, le=300, description="gap inside a request body")
+    limit_concurrency: int = Field(
+        1000, ge=10, description="connections + WebSockets at once; over it new ones get 503"
+    )
+    login_verifiers: int = Field(
+        2, ge=1, le=8, description="argon2 password checks at once on the hub (64 MiB each)"
+    )
 
     @model_validator(mode="after")
     def _tls_pair(self) -> AppConfig:

@@ -1,12 +1,13 @@
 """``storesense broker-config``: a Mosquitto set-up in which every client is known and confined.
 
-Generates, for one store: a store CA and a broker certificate (``cryptography``, no openssl
-subprocess), a TLS-only ``mosquitto.conf`` with anonymous access off, a ``passwd`` file with one
-account per device (hub, each camera, the phone gateway) hashed in Mosquitto's own ``$7$``
-format, and an ``acl`` file derived from ``storesense.topics`` so that each camera may only
-publish its own topics, only the hub publishes alerts and claim results, and nobody but the hub
-reads embeddings. Per-account credential files go in ``credentials/`` (0600) for the installer
-to copy onto each device (``scripts/flash_device.sh --mqtt-credentials`` reads them).
+Generates, for one store: a store CA, a broker certificate and the web app's HTTPS certificate
+from that same CA (``storesense.tls``, no openssl subprocess), a TLS-only ``mosquitto.conf``
+with anonymous access off, a ``passwd`` file with one account per device (hub, each camera,
+the phone gateway) hashed in Mosquitto's own ``$7$`` format, and an ``acl`` file derived from
+``storesense.topics`` so that each camera may only publish its own topics, only the hub
+publishes alerts and claim results, and nobody but the hub reads embeddings. Per-account
+credential files go in ``credentials/`` (0600) for the installer to copy onto each device
+(``scripts/flash_device.sh --mqtt-credentials`` reads them).
 
 docs/broker-security.md has the ACL table and the install / rotation steps.
 """
@@ -14,11 +15,9 @@ docs/broker-security.md has the ACL table and the install / rotation steps.
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import hashlib
 import hmac
 import ipaddress
-import os
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -26,11 +25,8 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from storesense import tls
 from storesense.config import StoreConfig
 from storesense.topics import Topics
 
@@ -67,6 +63,8 @@ class BrokerBundle:
     ca_key: Path
     broker_cert: Path
     broker_key: Path
+    web_cert: Path
+    web_key: Path
     passwd: Path
     acl: Path
     credentials_dir: Path
@@ -112,6 +110,7 @@ def acl_rules(cfg: StoreConfig) -> dict[str, list[tuple[Access, str]]]:
             ("read", t.all_alerts),
             ("read", t.claim_result("+")),
             ("read", t.hub_status),
+            ("read", t.node_health),  # door cameras' health, for the phones' banner
             ("write", t.rpc_request("+")),
             ("read", t.rpc_reply("+")),
         ],
@@ -204,93 +203,26 @@ def verify_mosquitto_hash(password: str, hashed: str) -> bool:
 
 
 def _write(path: Path, data: bytes, mode: int) -> None:
-    """Write via a temporary file and rename, with ``mode`` even if ``path`` existed.
-
-    A running broker re-reads ``passwd`` and ``acl`` on SIGHUP; the rename means it never
-    sees a half-written file, and the explicit mode means ``--force`` cannot leave a key
-    world-readable just because an older file at that path was.
-    """
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, path)
-
-
-def _san(hosts: list[str]) -> list[x509.GeneralName]:
-    names: list[x509.GeneralName] = []
-    for h in hosts:
-        try:
-            names.append(x509.IPAddress(ipaddress.ip_address(h)))
-        except ValueError:
-            names.append(x509.DNSName(h))
-    return names
+    """``storesense.tls.write_private``: temporary file + rename, ``mode`` forced (a running
+    broker re-reads ``passwd`` and ``acl`` on SIGHUP and must never see half a file)."""
+    tls.write_private(path, data, mode)
 
 
 def _make_pki(store_id: str, hosts: list[str]) -> dict[str, bytes]:
-    """Store CA (EC P-256, ~10 y, may sign only leaves) and a server-only broker certificate."""
-    now = dt.datetime.now(dt.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Storesense"),
-            x509.NameAttribute(NameOID.COMMON_NAME, f"Storesense store {store_id} CA"),
-        ]
-    )
-    ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=CA_DAYS))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            _key_usage("key_cert_sign", "crl_sign"),
-            critical=True,
-        )
-        .add_extension(ca_ski, critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=BROKER_CERT_DAYS))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            _key_usage("digital_signature"),
-            critical=True,
-        )
-        .add_extension(x509.SubjectAlternativeName(_san(hosts)), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
-            critical=False,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    pem = serialization.Encoding.PEM
-    pkcs8 = serialization.PrivateFormat.PKCS8
-    no_enc = serialization.NoEncryption()  # Mosquitto cannot prompt for a passphrase
+    """Store CA (``storesense.tls``: EC P-256, ~10 y, may sign only leaves), a server-only
+    broker certificate and, from the same CA, the web app's certificate: a phone that
+    installed the store CA trusts the web app, and the devices trust the broker, by one CA."""
+    ca_pem, ca_key_pem = tls.make_ca(store_id)
+    ca = tls.ca_from_pem(ca_pem, ca_key_pem, Path(tls.CA_CERT))
+    broker_crt, broker_key = tls.issue_server_cert(ca, hosts, days=BROKER_CERT_DAYS)
+    web_crt, web_key = tls.issue_server_cert(ca, hosts)
     return {
-        "ca.crt": ca.public_bytes(pem),
-        "ca.key": ca_key.private_bytes(pem, pkcs8, no_enc),
-        "broker.crt": cert.public_bytes(pem),
-        "broker.key": key.private_bytes(pem, pkcs8, no_enc),
+        "ca.crt": ca_pem,
+        "ca.key": ca_key_pem,
+        "broker.crt": broker_crt,
+        "broker.key": broker_key,
+        tls.WEB_CERT: web_crt,
+        tls.WEB_KEY: web_key,
     }
 
 
@@ -362,6 +294,8 @@ def write_broker_config(
         ca_key=out / "ca.key",
         broker_cert=out / "broker.crt",
         broker_key=out / "broker.key",
+        web_cert=out / tls.WEB_CERT,
+        web_key=out / tls.WEB_KEY,
         passwd=out / "passwd",
         acl=out / "acl",
         credentials_dir=creds_dir,
@@ -378,19 +312,3 @@ def write_broker_config(
         head = f"# MQTT account {user} for store {cfg.store_id}: a secret, copy it, then delete.\n"
         _write(bundle.credentials(user), (head + yaml.safe_dump(creds)).encode(), 0o600)
     return bundle
-
-
-def _key_usage(*allowed: str) -> x509.KeyUsage:
-    """A KeyUsage with only ``allowed`` set: the constructor wants all nine flags spelled out."""
-    flags = [
-        "digital_signature",
-        "content_commitment",
-        "key_encipherment",
-        "data_encipherment",
-        "key_agreement",
-        "key_cert_sign",
-        "crl_sign",
-        "encipher_only",
-        "decipher_only",
-    ]
-    return x509.KeyUsage(**{f: f in allowed for f in flags})

@@ -18,7 +18,7 @@ from storesense import service_notify
 from storesense.config import ConfigError, load_config
 from storesense.errors import CliError
 from storesense.paths import resolve_home
-from storesense_tools import cli_floor, cli_pos, cli_privacy, cli_web
+from storesense_tools import cli_floor, cli_pos, cli_privacy, cli_staff, cli_web
 from storesense_tools.common import (
     EXTRA_KEY,
     HUB_EXTRA,
@@ -219,7 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_privacy.register(sub)
     cli_floor.register(sub)
-    cli_web.register(sub)  # staff add, web run, web pos-token (phone app)
+    staff_actions = cli_web.register(sub)  # staff add, web run|cert|onboarding|pos-token
+    cli_staff.register(staff_actions)  # staff list|disable|enable
     cli_pos.register(sub)  # pos import/recategorize/birthday/card, suggest build/eval
     return p
 

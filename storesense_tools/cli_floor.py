@@ -5,7 +5,7 @@ Heavy imports happen inside each command, as in `storesense_tools.cli`.
 * ``calibrate``: fit a floor camera's image → floor homography from measured marks;
 * ``track``: the floor pipeline over a video file → MOTChallenge rows (for evaluation);
 * ``occupancy``: the floor pipeline over a video file → people per floor cell per interval;
-* ``report``: the hub's floor report of a day (hub/floor/report.py), run nightly by systemd.
+* ``report``: the hub's floor report of a day, week or month (hub/floor/report.py), nightly.
 
 ``track`` and ``occupancy`` run a detector over every frame (minutes on a long clip), so they
 draw a progress bar (``storesense_tools.common.progress_bar``, also the benches') on stderr
@@ -207,31 +207,76 @@ def _report_day(text: str) -> date:
 
 
 def cmd_report(args: argparse.Namespace, home: Path) -> int:
-    """The floor report of one day (or ``--days`` ending on it) from the hub database."""
-    from hub.floor.report import ReportError, build_report, reports_root
+    """The floor report of the day, ISO week or month holding ``--date`` (``--period all``:
+    all three, what the nightly timer runs, so the week and month so far stay current and
+    every period's folder is kept as history).
+
+    Exit 0 also for a store without floor cameras (its page says so: a valid set-up); exit 1
+    when the store has floor cameras and none sent anything in the period (the page says so
+    too, and the nightly unit fails where an operator sees it); exit 2 for a usage error.
+    """
+    from hub.floor.report import (
+        PERIODS,
+        NoFloorData,
+        ReportError,
+        build_report,
+        period_bounds,
+        reports_root,
+    )
     from hub.store import db
     from storesense.paths import hub_db_path
 
     cfg = store_config(args, home)
     if not hub_db_path(home).exists():
         raise CliError(f"no hub database in {home}: run this on the hub (or pass --home)")
-    plan = cfg.floor.plan_image
+    base = config_path(args, home).parent
+    plan = cfg.floor.plan.image or cfg.floor.plan_image
     if plan is not None and not plan.is_absolute():  # relative to the store YAML
-        plan = config_path(args, home).parent / plan
-    out = args.out or reports_root(home) / args.date.isoformat()
+        plan = base / plan
+    periods = [p for p in PERIODS if args.period in ("all", p)]
+    if args.out is not None and len(periods) > 1:
+        raise CliError("--out names one folder: give --period day, week or month with it")
+    if args.days != 1 and args.period != "day":
+        raise CliError("--days averages days ending on --date: use it with --period day only")
     conn = db.open_db(hub_db_path(home))
+    rc = 0
     try:
-        res = build_report(conn, cfg, args.date, out, days=args.days, plan_image=plan)
-    except ReportError as exc:
-        raise CliError(str(exc)) from None
+        for period in periods:
+            folder = period_bounds(period, args.date)[2]
+            out = args.out or reports_root(home) / folder
+            try:
+                res = build_report(
+                    conn,
+                    cfg,
+                    args.date,
+                    out,
+                    days=args.days,
+                    period=None if args.days != 1 else period,
+                    plan_image=plan,
+                    base_dir=base,
+                )
+            except NoFloorData as exc:
+                print(f"error: {exc}")
+                rc = 1
+                continue
+            except ReportError as exc:
+                raise CliError(str(exc)) from None
+            if res.no_floor_cameras:
+                print(
+                    f"report {folder}: {len(res.zones)} zones, but this store has no floor "
+                    f"cameras; the page says so "
+                    f"-> {res.out_dir}/report.html"
+                )
+                continue
+            flag = " (provisional: too little observed)" if res.provisional else ""
+            print(
+                f"report {res.days[0]}..{res.days[-1]}: {len(res.zones)} zones, "
+                f"{len(res.insights)} insights, {res.observed_s / 3600:.1f} h observed per day"
+                f"{flag} -> {res.out_dir}/report.html"
+            )
     finally:
         conn.close()
-    n = sum(len(v) for v in res.insights.values())
-    print(
-        f"report {res.days[0]}..{res.days[-1]}: {len(res.zones)} zones, {n} insights, "
-        f"{res.observed_s / 3600:.1f} h observed per day -> {res.out_dir}/report.html"
-    )
-    return 0
+    return rc
 
 
 def _video_args(p: argparse.ArgumentParser) -> None:
@@ -276,9 +321,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     oc.set_defaults(func=cmd_occupancy)
 
     rp = sub.add_parser(
-        "report", help="floor report: heatmap.png, zones.csv, insights.json, report.html"
+        "report",
+        help="floor report: report.html, report.pdf, heatmap.png, zones.csv, insights.json",
     )
     rp.add_argument("--date", required=True, type=_report_day, help="YYYY-MM-DD or yesterday")
+    rp.add_argument(
+        "--period",
+        choices=["day", "week", "month", "all"],
+        default="day",
+        help="the day, ISO week (Mon-Sun) or month holding --date; all: the three (nightly)",
+    )
     rp.add_argument("--days", type=int, default=1, help="average over this many days to --date")
-    rp.add_argument("--out", type=Path, help="folder to write (default HOME/reports/DATE)")
+    rp.add_argument(
+        "--out", type=Path, help="folder to write (default HOME/reports/DATE, YYYY-Www, YYYY-MM)"
+    )
     rp.set_defaults(func=cmd_report, extra=HUB_EXTRA)

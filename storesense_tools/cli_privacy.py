@@ -57,6 +57,8 @@ def cmd_enroll(args: argparse.Namespace, home: Path) -> int:
         staff_id=args.staff or "",
         notice_version=args.notice_version or privacy.notice_version,
         method=args.consent_method,
+        photo_shown=args.photo_consent,
+        hint=args.hint,
     )
     try:
         gallery = Gallery.open(_conn(home), template_key_path(home))
@@ -75,6 +77,10 @@ def cmd_enroll(args: argparse.Namespace, home: Path) -> int:
     for v in verdicts:
         print(f"{'ok  ' if v.accepted else 'skip'} {v.path}: {v.reason}")
     kept = " and one encrypted photo" if privacy.keep_enrolment_photo else ""
+    if args.photo_consent:
+        kept += " (shown to staff at arrival)"
+    elif args.hint:
+        kept += f"; staff see the hint {args.hint.strip()!r}"
     print(f"enrolled {args.customer} with {sum(v.accepted for v in verdicts)} template(s){kept}")
     return 0
 
@@ -93,6 +99,17 @@ def cmd_forget(args: argparse.Namespace, home: Path) -> int:
         + f"{report.receipts_unlinked} receipts unlinked from them; "
         + f"{report.audit_rows_redacted} audit rows redacted (one tombstone row kept)"
     )
+    return 0
+
+
+def cmd_withdraw_photo(args: argparse.Namespace, home: Path) -> int:
+    from hub.privacy.consent import withdraw_photo_consent
+
+    if not args.reason.strip():
+        raise CliError("--reason must say why (it is written to the audit log)")
+    if not withdraw_photo_consent(_conn(home), args.customer, actor=_actor(), reason=args.reason):
+        raise CliError(f"customer {args.customer!r} has no photo consent on file")
+    print(f"{args.customer}: photo no longer shown to staff at arrival (face profile kept)")
     return 0
 
 
@@ -180,6 +197,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     en.add_argument("--staff", help="staff member who took the consent (required)")
     en.add_argument("--consent-method", choices=["written", "digital"], default="written")
     en.add_argument("--notice-version", help="privacy notice shown (default: privacy config)")
+    en.add_argument(
+        "--photo-consent",
+        action="store_true",
+        help="the customer also agreed to 'photo shown to staff at arrival' (a separate "
+        "consent item; needs privacy.keep_enrolment_photo)",
+    )
+    en.add_argument(
+        "--hint", help="the customer's own words for staff, e.g. 'usually wears glasses' (80 max)"
+    )
     en.add_argument("images", nargs="+")
     en.set_defaults(func=cmd_enroll, extra=HUB_EXTRA)
 
@@ -197,6 +223,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     forget_args(cu.add_parser("forget", help="erase a customer's face data; unlink receipts"),
                 False)  # fmt: skip
+    wp = cu.add_parser("withdraw-photo", help="stop showing a customer's photo to staff at arrival")
+    wp.add_argument("customer", metavar="ID")
+    wp.add_argument("--reason", default="consent withdrawn", help="written to the audit log")
+    wp.set_defaults(func=cmd_withdraw_photo, extra=HUB_EXTRA)
     ex = cu.add_parser("export", help="everything the hub holds about a customer, as JSON")
     ex.add_argument("customer", metavar="ID")
     ex.add_argument("--reason", default="access request", help="written to the audit log")

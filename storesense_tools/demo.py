@@ -36,7 +36,12 @@ from hub.service import HubService
 from hub.store import db
 from storesense.config import StoreConfig, parse_config
 from storesense.paths import hub_db_path, template_key_path
-from storesense_tools.demo_floor import FloorCamera, build_floor_report, floor_yaml
+from storesense_tools.demo_floor import (
+    FloorCamera,
+    build_floor_report,
+    floor_yaml,
+    write_demo_history,
+)
 from storesense_tools.demo_shop import CardDesk, promotion_yaml, seed_purchases
 from storesense_tools.embedded_broker import EmbeddedBroker
 from storesense_tools.enrolment import enrol_customer
@@ -124,6 +129,12 @@ def run_demo(*, home: Path, seconds: float, out_dir: Path, headless: bool) -> di
             f"wrote {shop['invoices']} fictitious receipts ({shop['customers']} demo customers) "
             f"through the POS store; suggestions built in {shop['suggestions_s']:.2f} s"
         )
+        # before the hub starts: later its floor grid would refuse days-old frames as late;
+        # its seconds are not the live run's (--seconds), so the clock starts after it
+        t_history = time.time()
+        history = write_demo_history(hub.conn, cfg, dt.date.today())
+        started += time.time() - t_history
+        console.print(f"wrote {history} batches of SYNTHETIC floor history (labelled demo data)")
         with console.status("loading the floor camera's person detector…"):
             floor_cam = FloorCamera(cfg, home)
         hub.start()
@@ -174,7 +185,7 @@ def run_demo(*, home: Path, seconds: float, out_dir: Path, headless: bool) -> di
             )
         ]
         summary["shop"] = shop
-        floor = build_floor_report(conn, cfg, out_dir, hub.floor)
+        floor = build_floor_report(conn, cfg, out_dir, hub.floor, history)
     finally:
         conn.close()
     summary["floor"] = floor.figures | {"positions_sent": floor_cam.positions_sent}

@@ -38,9 +38,17 @@ def enrol_customer(
     A photo is refused when it has no face, several faces (which one is the customer?), or a
     face that fails the quality gate. By default no image is stored: only the embedding and a
     SHA-256 of the file, so an auditor can tell which photo a template came from. With
-    ``keep_photo`` (the store's opt-in) the best accepted photo is kept, encrypted.
+    ``keep_photo`` (the store's opt-in) the best accepted photo is kept, encrypted; only then
+    may the consent carry ``photo_shown`` (the photo is shown on the door alert).
     """
     problems = consent.problems()
+    if consent.photo_shown and not keep_photo:
+        # Decided (issue 17): the "photo shown to staff at arrival" consent never makes the
+        # hub keep a photo; it needs the store's own opt-in to keeping one.
+        problems.append(
+            "the 'photo shown to staff at arrival' consent needs a kept enrolment photo, and "
+            "this store does not keep photos (privacy.keep_enrolment_photo: false)"
+        )
     if problems:  # before any photo is even read
         raise EnrolmentRefused("refusing to enrol: " + "; ".join(problems))
     if not images:

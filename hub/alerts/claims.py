@@ -1,7 +1,11 @@
 """Visits, alerts and claim arbitration: the claim state machine on one table.
 
 open → claimed → done, open → expired, open/claimed → rejected ('Not this person': the
-match was wrong; the alert closes and a ``false_matches`` row feeds the threshold review).
+match was wrong; the alert closes and a ``false_matches`` row feeds the threshold review),
+claimed → open ('hand over to a colleague': the claimer lets go and every phone is alerted
+again, with a fresh expiry), claimed → done by the hub when a claim stays idle (no Accept or
+"Yes, still with them" for ``claim_idle_s``, then ``claim_confirm_s`` unanswered): a claim is
+never left standing by someone who walked away.
 Every transition is one conditional UPDATE inside a
 ``BEGIN IMMEDIATE`` transaction that also writes the messages announcing it to the outbox;
 ``hub.bus.outbox`` publishes them only after the commit, so a phone never hears of a state the
@@ -204,10 +208,16 @@ def _result(req: ClaimRequest, outcome: str, claimed_by: str | None, message: st
 
 
 def handle_claim(
-    conn: sqlite3.Connection, topics: Topics, req: ClaimRequest, now: float
+    conn: sqlite3.Connection,
+    topics: Topics,
+    req: ClaimRequest,
+    now: float,
+    *,
+    reopen_ttl_s: float = 120.0,
 ) -> ClaimResult | None:
     """Apply a claim/done/reject request atomically; None if this id was already handled or
-    the request is past its ``deadline`` (the phone was told it failed: never apply it)."""
+    the request is past its ``deadline`` (the phone was told it failed: never apply it).
+    ``reopen_ttl_s``: how long a handed-over alert stays open for the colleagues."""
     if req.deadline is not None and too_late(req.deadline, now):
         log.info("claim %s on %s refused: past its deadline", req.msg_id[:8], req.alert_id)
         return None
@@ -223,21 +233,23 @@ def handle_claim(
             return None
         if not remember_message(conn, req.msg_id, now):
             return None
-        result = _decide(conn, topics, req, now)
+        result = _decide(conn, topics, req, now, reopen_ttl_s)
         _enqueue(conn, topics.claim_result(req.staff_id), result.to_bytes(), now, retain=False)
     return result
 
 
-def _decide(conn: sqlite3.Connection, topics: Topics, req: ClaimRequest, now: float) -> ClaimResult:
+def _decide(
+    conn: sqlite3.Connection, topics: Topics, req: ClaimRequest, now: float, reopen_ttl_s: float
+) -> ClaimResult:
     if req.action == "claim":
         conn.execute(
             "UPDATE alerts SET claim_attempts = claim_attempts + 1 WHERE alert_id=?",
             (req.alert_id,),
         )
         won = conn.execute(
-            "UPDATE alerts SET state='claimed', claimed_by=?, claimed_at=?, seq=? "
-            "WHERE alert_id=? AND state='open' AND expires_at > ?",
-            (req.staff_id, now, db.next_counter(conn, "alert_seq"), req.alert_id, now),
+            "UPDATE alerts SET state='claimed', claimed_by=?, claimed_at=?, claim_active_at=?, "
+            "seq=? WHERE alert_id=? AND state='open' AND expires_at > ?",
+            (req.staff_id, now, now, db.next_counter(conn, "alert_seq"), req.alert_id, now),
         ).rowcount
         if won:
             audit.append(
@@ -265,6 +277,17 @@ def _decide(conn: sqlite3.Connection, topics: Topics, req: ClaimRequest, now: fl
             _announce(conn, topics, req.alert_id, now)
             return _result(req, "done", claimed_by, "Service ended.")
         return _result(req, "not_yours", claimed_by, "Only the claimer can end this service.")
+    if req.action == "handover":
+        return _handover(conn, topics, req, now, reopen_ttl_s, state, claimed_by)
+    if req.action == "keep":
+        kept = conn.execute(
+            "UPDATE alerts SET claim_active_at=? WHERE alert_id=? AND state='claimed' "
+            "AND claimed_by=?",
+            (now, req.alert_id, req.staff_id),
+        ).rowcount
+        if kept:
+            return _result(req, "kept", claimed_by, "Still yours.")
+        return _result(req, "not_yours", claimed_by, "This customer is no longer yours.")
     if state in ("claimed", "done") and claimed_by == req.staff_id:
         return _result(req, "already_yours", claimed_by, "You already have this customer.")
     if state in ("claimed", "done"):
@@ -317,6 +340,35 @@ def _reject(
     return _result(req, "rejected", None, "Marked as not this person. Thank you.")
 
 
+def _handover(
+    conn: sqlite3.Connection,
+    topics: Topics,
+    req: ClaimRequest,
+    now: float,
+    ttl_s: float,
+    state: str,
+    claimed_by: str | None,
+) -> ClaimResult:
+    """Only the claimer, only while claimed: the alert is open again and alerts every phone
+    (a re-sent alert, same id: a phone's notification for it is replaced, not duplicated)."""
+    if state != "claimed" or claimed_by != req.staff_id:
+        return _result(req, "not_yours", claimed_by, "Only the claimer can hand this over.")
+    changed = conn.execute(
+        "UPDATE alerts SET state='open', claimed_by=NULL, claimed_at=NULL, expires_at=?, seq=? "
+        "WHERE alert_id=? AND state='claimed' AND claimed_by=?",
+        (now + ttl_s, db.next_counter(conn, "alert_seq"), req.alert_id, req.staff_id),
+    ).rowcount
+    if not changed:  # unreachable inside BEGIN IMMEDIATE, kept as a guard
+        return _result(req, "not_yours", claimed_by, "The alert changed; try again.")
+    audit.append(
+        conn, at=now, actor=req.staff_id, action="handover",
+        customer_id=_alert_customer(conn, req.alert_id),
+        detail=f"handed over alert {req.alert_id}",
+    )  # fmt: skip
+    _announce(conn, topics, req.alert_id, now)
+    return _result(req, "handed_over", None, "Handed over: your colleagues are alerted again.")
+
+
 def _expire(conn: sqlite3.Connection, topics: Topics, alert_id: str, now: float) -> bool:
     changed = conn.execute(
         "UPDATE alerts SET state='expired', closed_at=?, seq=? WHERE alert_id=? AND state='open'",
@@ -325,6 +377,38 @@ def _expire(conn: sqlite3.Connection, topics: Topics, alert_id: str, now: float)
     if changed:
         _announce(conn, topics, alert_id, now)
     return bool(changed)
+
+
+def end_idle_claims(
+    conn: sqlite3.Connection, topics: Topics, now: float, *, idle_s: float, confirm_s: float
+) -> list[str]:
+    """End every claim idle for ``idle_s + confirm_s`` (the phone asked at ``idle_s`` and
+    nobody answered): claimed → done, audited, announced. Returns the alert ids ended."""
+    with db.write(conn):
+        due = [
+            r[0]
+            for r in conn.execute(
+                "SELECT alert_id FROM alerts WHERE state='claimed' "
+                "AND coalesce(claim_active_at, claimed_at) <= ?",
+                (now - idle_s - confirm_s,),
+            )
+        ]
+        ended = []
+        for alert_id in due:
+            changed = conn.execute(
+                "UPDATE alerts SET state='done', closed_at=?, seq=? WHERE alert_id=? "
+                "AND state='claimed' AND coalesce(claim_active_at, claimed_at) <= ?",
+                (now, db.next_counter(conn, "alert_seq"), alert_id, now - idle_s - confirm_s),
+            ).rowcount
+            if changed:
+                audit.append(
+                    conn, at=now, actor="hub", action="claim_idle_end",
+                    customer_id=_alert_customer(conn, alert_id),
+                    detail=f"claim on alert {alert_id} ended: idle, the claimer did not answer",
+                )  # fmt: skip
+                _announce(conn, topics, alert_id, now)
+                ended.append(alert_id)
+        return ended
 
 
 def expire_due(conn: sqlite3.Connection, topics: Topics, now: float) -> int:

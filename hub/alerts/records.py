@@ -33,6 +33,21 @@ def customer_data(conn: sqlite3.Connection, customer_id: str) -> dict[str, Any]:
     return {"visits": [dict(r) for r in visits], "alerts": [dict(r) for r in alerts]}
 
 
+def previous_visit(conn: sqlite3.Connection, customer_id: str, now: float) -> float | None:
+    """When the customer was last in the store *before* the visit now in progress (epoch s
+    of that visit's last sighting), for the card's "last visit"; None if this is the first
+    visit on file (visits are kept ``retention.visits_days``). A visit seen within the last
+    hour is the one in progress (the door alert of this arrival is what opened the card)."""
+    rows = conn.execute(
+        "SELECT started_at, last_seen_at FROM visits WHERE customer_id=? AND started_at <= ? "
+        "ORDER BY started_at DESC LIMIT 2",
+        (customer_id, now),
+    ).fetchall()
+    if rows and rows[0][1] >= now - 3600:
+        rows = rows[1:]
+    return float(rows[0][1]) if rows else None
+
+
 def forget_customer(conn: sqlite3.Connection, customer_id: str, now: float) -> int:
     """Inside the erasure's transaction: the customer's visits, alerts and false-match reports
     go, and the retained alert messages on the broker (they carry the name) are cleared.

@@ -14,7 +14,9 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
+from hub.alerts import claims
 from hub.faces import profiles
+from storesense.messages import Alert
 
 
 @dataclass(frozen=True)
@@ -118,3 +120,70 @@ def day_report(conn: sqlite3.Connection, day: dt.date, names: dict[str, str]) ->
         "alerts": alerts,
         "false_matches": false_matches,
     }
+
+
+def my_customers(
+    conn: sqlite3.Connection, staff_id: str, *, idle_s: float = 900.0, confirm_s: float = 120.0
+) -> list[dict[str, Any]]:
+    """The alerts ``staff_id`` holds (claimed, not done), oldest claim first.
+
+    Read from the table, not from the retained messages: a claim can outlive its retained
+    message (cleared an hour after the claim) and a phone that reloads, logs in again or
+    went "← Alerts" must still reach its customer and press Done. ``ask_at``: when the phone
+    asks "still with …?"; ``ends_at``: when the hub ends the claim unanswered
+    (``hub.alerts.claims.end_idle_claims``).
+    """
+    rows = conn.execute(
+        "SELECT alert_id, customer_id, camera_id, created_at, claimed_at, "
+        "coalesce(claim_active_at, claimed_at) AS active_at FROM alerts "
+        "WHERE state='claimed' AND claimed_by=? ORDER BY claimed_at, alert_id",
+        (staff_id,),
+    ).fetchall()
+    names = profiles.customer_names(conn, [r["customer_id"] for r in rows])
+    return [
+        {
+            "alert_id": r["alert_id"],
+            "customer_id": r["customer_id"],
+            "customer_name": names.get(r["customer_id"]) or "a returning customer",
+            "camera_id": r["camera_id"],
+            "arrived_at": r["created_at"],
+            "claimed_at": r["claimed_at"],
+            "ask_at": r["active_at"] + idle_s,
+            "ends_at": r["active_at"] + idle_s + confirm_s,
+        }
+        for r in rows
+    ]
+
+
+def missed_alerts(conn: sqlite3.Connection, day: dt.date) -> list[dict[str, Any]]:
+    """The day's expired alerts, newest first: customers nobody accepted in time (the
+    manager page shows the count and the list)."""
+    start, end = _day_bounds(day)
+    rows = conn.execute(
+        "SELECT alert_id, customer_id, camera_id, created_at, closed_at, claim_attempts "
+        "FROM alerts WHERE state='expired' AND created_at >= ? AND created_at < ? "
+        "ORDER BY created_at DESC, alert_id",
+        (start, end),
+    ).fetchall()
+    names = profiles.customer_names(conn, [r["customer_id"] for r in rows])
+    return [
+        {
+            "alert_id": r["alert_id"],
+            "customer_id": r["customer_id"],
+            "customer_name": names.get(r["customer_id"]),
+            "camera_id": r["camera_id"],
+            "arrived_at": r["created_at"],
+            "expired_at": r["closed_at"],
+            "claim_attempts": r["claim_attempts"],
+        }
+        for r in rows
+    ]
+
+
+def alert_states_since(conn: sqlite3.Connection, seq: int) -> list[Alert]:
+    """Every alert whose state changed after ``seq``, as its current message, oldest change
+    first: what the hub's push sender forwards (it may not read the alerts table itself)."""
+    ids = [
+        r[0] for r in conn.execute("SELECT alert_id FROM alerts WHERE seq > ? ORDER BY seq", (seq,))
+    ]
+    return [claims.alert_message(conn, alert_id) for alert_id in ids]

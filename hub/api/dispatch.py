@@ -26,16 +26,22 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from hub.alerts import claims as alerts
 from hub.alerts import views as alert_views
 from hub.api import pos_token
-from hub.floor.report import latest_report, reports_root
-from hub.privacy.audit import record_profile_view
+from hub.faces import profiles as face_profiles
+from hub.faces.gallery import arrival_photo
+from hub.floor.report import Period, latest_report, period_of_folder, reports_root
+from hub.privacy.audit import record_photo_display, record_profile_view
+from hub.privacy.consent import withdraw_photo_consent
 from hub.privacy.erasure import erase_customer
+from hub.push import subscriptions as push_subscriptions
+from hub.push.sender import application_server_key, load_or_create_vapid
 from hub.shop.card import CustomerCard, CustomerNotFound, customer_card
 from hub.shop.pos_webhook import WebhookRejected, ingest_webhook
 from hub.staff import accounts
-from hub.staff.throttle import LoginThrottle
+from hub.staff.throttle import LoginThrottle, Throttled
 from storesense import messages as m
 from storesense import rpc
 from storesense.config import StoreConfig
+from storesense.paths import template_key_path
 from storesense.rpc import RpcError
 from storesense.topics import Topics
 
@@ -47,7 +53,12 @@ REPORT_MEDIA = {
     "heatmap.png": "image/png",
     "zones.csv": "text/csv; charset=utf-8",
     "insights.json": "application/json",
+    "report.pdf": "application/pdf",
 }
+# "latest" (the newest day), "latest-week", "latest-month", or a folder: YYYY-MM-DD, YYYY-Www
+# (ISO week), YYYY-MM (hub/floor/report.py names them).
+REPORT_DAY = r"^(latest|latest-week|latest-month|\d{4}-\d{2}-\d{2}|\d{4}-W\d{2}|\d{4}-\d{2})$"
+LATEST: dict[str, Period] = {"latest": "day", "latest-week": "week", "latest-month": "month"}
 NOT_LOGGED_IN = "not logged in (or the session expired): log in again"
 
 
@@ -76,6 +87,28 @@ class CustomerArgs(_Token):
     alert_id: str = Field(pattern=Ident)
 
 
+class StaffIdArgs(_Token):
+    staff_id: str = Field(pattern=Ident)
+
+
+class StaffActiveArgs(StaffIdArgs):
+    active: bool
+
+
+class StaffPasswordArgs(StaffIdArgs):
+    password: str = Field(min_length=1, max_length=rpc.MAX_PASSWORD)
+
+
+class StaffAddArgs(StaffPasswordArgs):
+    name: str = Field(min_length=1, max_length=100)
+    role: accounts.Role = "salesperson"
+
+
+class WithdrawPhotoArgs(_Token):
+    customer_id: str = Field(pattern=Ident)
+    reason: str = Field(min_length=3, max_length=200)
+
+
 class DayArgs(_Token):
     date: dt.date | None = None
 
@@ -85,6 +118,12 @@ class EraseArgs(_Token):
     reason: str = Field(min_length=3, max_length=200)
 
 
+class PushArgs(_Token):
+    endpoint: str = Field(max_length=1024)
+    p256dh: str = Field("", max_length=128)
+    auth: str = Field("", max_length=64)
+
+
 class PosArgs(_Args):
     authorization: str | None = Field(None, max_length=1024)
     idempotency_key: str | None = Field(None, max_length=128)
@@ -92,8 +131,27 @@ class PosArgs(_Args):
 
 
 class ReportArgs(_Token):
-    day: str = Field(pattern=r"^(latest|\d{4}-\d{2}-\d{2})$")
+    day: str = Field(pattern=REPORT_DAY)
     name: str
+
+
+def _report_folder(name: str) -> str:
+    """A report folder name checked for a real period (no 2025-02-30, 2021-W53, month 13)."""
+    period = period_of_folder(name)
+    try:
+        if period == "day":
+            return dt.date.fromisoformat(name).isoformat()
+        if period == "week":
+            year, week = name.split("-W")
+            dt.date.fromisocalendar(int(year), int(week), 1)
+            return name
+        if period == "month" and 1 <= int(name[5:]) <= 12:
+            return name
+    except ValueError:
+        pass
+    # The shape was already checked (REPORT_DAY); a shaped name that is no real period (week 53
+    # of a 52-week year, year 0) has no report, which is what the manager is told.
+    raise RpcError(404, "no report for that period")
 
 
 def _with_offset(value: Any) -> Any:
@@ -116,9 +174,16 @@ class Api:
     """The op table; one instance per hub, called only from the hub's worker thread."""
 
     def __init__(
-        self, conn: sqlite3.Connection, cfg: StoreConfig, home: Path, topics: Topics
+        self,
+        conn: sqlite3.Connection,
+        cfg: StoreConfig,
+        home: Path,
+        topics: Topics,
+        *,
+        push_hosts: tuple[str, ...] = push_subscriptions.KNOWN_PUSH_HOSTS,
     ) -> None:
         self.conn = conn
+        self.push_hosts = push_hosts
         self.cfg = cfg
         self.home = home
         self.topics = topics
@@ -128,6 +193,7 @@ class Api:
         self._ops = {
             "login": (LoginArgs, self._login),
             "session": (_Token, self._session_op),
+            "session_check": (_Token, self._session_check),
             "logout": (_Token, self._logout),
             "staff_names": (None, self._staff_names),
             "claim": (ClaimArgs, self._claim),
@@ -136,6 +202,18 @@ class Api:
             "erase_customer": (EraseArgs, self._erase),
             "pos_transaction": (PosArgs, self._pos),
             "report_file": (ReportArgs, self._report_file),
+            "my_customers": (_Token, self._my_customers),
+            "missed_alerts": (DayArgs, self._missed_alerts),
+            "push_key": (_Token, self._push_key),
+            "push_subscribe": (PushArgs, self._push_subscribe),
+            "push_unsubscribe": (PushArgs, self._push_unsubscribe),
+            "arrival_hint": (CustomerArgs, self._arrival_hint),
+            "arrival_photo": (CustomerArgs, self._arrival_photo),
+            "withdraw_photo_consent": (WithdrawPhotoArgs, self._withdraw_photo),
+            "staff_list": (_Token, self._staff_list),
+            "staff_add": (StaffAddArgs, self._staff_add),
+            "staff_set_active": (StaffActiveArgs, self._staff_set_active),
+            "staff_reset_password": (StaffPasswordArgs, self._staff_reset_password),
         }
 
     # -- entry point ------------------------------------------------------------------------
@@ -179,8 +257,13 @@ class Api:
         return rpc.Reply(request_id=req.request_id, result=result)
 
     # -- sessions ---------------------------------------------------------------------------
-    def _session(self, token: str, now: float) -> accounts.Session:
-        session = accounts.get_session(self.conn, token, now) if token else None
+    def _session(self, token: str, now: float, *, touch: bool = True) -> accounts.Session:
+        idle_s = self.cfg.app.session_idle_s
+        session = (
+            accounts.get_session(self.conn, token, now, idle_s=idle_s, touch=touch)
+            if token
+            else None
+        )
         if session is None:
             raise RpcError(401, NOT_LOGGED_IN)
         return session
@@ -203,18 +286,28 @@ class Api:
         )
 
     def _login(self, args: LoginArgs, req: rpc.Request, now: float) -> rpc.LoginResult:
-        keys = [f"id:{args.staff_id}", f"ip:{args.client}"]
-        if self.throttle.blocked(keys, now):
-            raise RpcError(429, "too many failed logins: wait a few minutes")
+        # reserved before verifying (hub.staff.throttle): a refused attempt costs no argon2
+        try:
+            attempt = self.throttle.reserve(args.staff_id, args.client, now)
+        except Throttled as exc:
+            raise RpcError(429, str(exc)) from None
+        self.stats["password_verifications"] += 1
         staff = accounts.authenticate(self.conn, args.staff_id, args.password)
         if staff is None:
-            self.throttle.failed(keys, now)
+            self.throttle.failed(attempt)
             raise RpcError(401, "wrong staff id or password")
-        token, session = accounts.create_session(self.conn, staff, now)
+        self.throttle.succeeded(attempt)
+        token, session = accounts.create_session(
+            self.conn, staff, now, idle_s=self.cfg.app.session_idle_s
+        )
         return rpc.LoginResult(token=token, session=self._info(session))
 
     def _session_op(self, args: _Token, req: rpc.Request, now: float) -> rpc.SessionInfo:
         return self._info(self._session(args.token, now))
+
+    def _session_check(self, args: _Token, req: rpc.Request, now: float) -> rpc.SessionInfo:
+        """The web's re-check of an open WebSocket's session: not a use (no idle reset)."""
+        return self._info(self._session(args.token, now, touch=False))
 
     def _logout(self, args: _Token, req: rpc.Request, now: float) -> None:
         self._session(args.token, now)
@@ -238,7 +331,9 @@ class Api:
             action=args.action,
             deadline=req.deadline,
         )
-        result = alerts.handle_claim(self.conn, self.topics, claim, now)
+        result = alerts.handle_claim(
+            self.conn, self.topics, claim, now, reopen_ttl_s=self.cfg.visits.alert_ttl_s
+        )
         if result is None:
             raise RpcError(409, "this request was already handled")
         if result.outcome == "unknown_alert":
@@ -254,6 +349,41 @@ class Api:
             claimed_by=result.claimed_by,
             customer_id=customer_id,
         )
+
+    def _my_customers(self, args: _Token, req: rpc.Request, now: float) -> list[dict[str, Any]]:
+        """What this salesperson holds (claimed, not done): survives reload and a new login."""
+        staff_id = self._session(args.token, now).staff.staff_id
+        v = self.cfg.visits
+        return alert_views.my_customers(
+            self.conn, staff_id, idle_s=v.claim_idle_s, confirm_s=v.claim_confirm_s
+        )
+
+    def _missed_alerts(self, args: DayArgs, req: rpc.Request, now: float) -> dict[str, Any]:
+        """Managers: the day's customers nobody accepted before the alert expired."""
+        self._manager(args.token, now)
+        day = args.date or dt.date.today()
+        missed = alert_views.missed_alerts(self.conn, day)
+        return {"date": day.isoformat(), "count": len(missed), "alerts": missed}
+
+    # -- Web Push ---------------------------------------------------------------------------
+    def _push_key(self, args: _Token, req: rpc.Request, now: float) -> dict[str, str]:
+        """The VAPID public key a phone subscribes with (``applicationServerKey``)."""
+        self._session(args.token, now)
+        return {"key": application_server_key(load_or_create_vapid(self.home))}
+
+    def _push_subscribe(self, args: PushArgs, req: rpc.Request, now: float) -> None:
+        staff = self._session(args.token, now).staff
+        try:
+            push_subscriptions.subscribe(
+                self.conn, staff.staff_id, args.endpoint, args.p256dh, args.auth, now,
+                hosts=self.push_hosts,
+            )  # fmt: skip
+        except push_subscriptions.BadSubscription as exc:
+            raise RpcError(422, str(exc)) from None
+
+    def _push_unsubscribe(self, args: PushArgs, req: rpc.Request, now: float) -> None:
+        staff = self._session(args.token, now).staff
+        push_subscriptions.unsubscribe(self.conn, args.endpoint, staff.staff_id)
 
     # -- customers --------------------------------------------------------------------------
     def _customer_view(self, args: CustomerArgs, req: rpc.Request, now: float) -> dict[str, Any]:
@@ -278,6 +408,101 @@ class Api:
         )
         card = CustomerCard.model_validate(_with_offset(card.model_dump()))
         return {"alert_id": args.alert_id, "card": card.model_dump(mode="json")}
+
+    # -- who to greet (the "photo shown to staff at arrival" consent) ----------------------
+    def _arrival_access(self, args: CustomerArgs, now: float) -> accounts.Session:
+        """Any staff member while the alert is open (the card every phone shows); the claimer
+        (or a manager) while it is claimed; nobody once it has ended."""
+        session = self._session(args.token, now)
+        held = alert_views.alert_access(self.conn, args.alert_id)
+        if held is None or held.customer_id != args.customer_id:
+            raise RpcError(404, "no such alert for this customer")
+        staff = session.staff
+        if held.state not in ("open", "claimed"):
+            raise RpcError(404, "this alert has ended: the photo is no longer shown")
+        serving = held.state == "claimed" and staff.staff_id != held.claimed_by
+        if serving and staff.role != "manager":
+            raise RpcError(403, "this customer is being served by a colleague")
+        return session
+
+    def _arrival_hint(self, args: CustomerArgs, req: rpc.Request, now: float) -> dict[str, Any]:
+        """Whether a photo may be shown, else the customer's own hint (nothing is decrypted)."""
+        self._arrival_access(args, now)
+        who = face_profiles.arrival_identity(self.conn, args.customer_id)
+        return {"photo": who.photo, "hint": None if who.photo else who.hint}
+
+    def _arrival_photo(self, args: CustomerArgs, req: rpc.Request, now: float) -> rpc.FileAnswer:
+        """The enrolment photo for this alert only: decrypted here, audited per display."""
+        session = self._arrival_access(args, now)
+        photo = arrival_photo(self.conn, template_key_path(self.home), args.customer_id)
+        if photo is None:
+            raise RpcError(404, "no photo: the customer did not agree to it being shown")
+        record_photo_display(
+            self.conn,
+            actor=session.staff.staff_id,
+            customer_id=args.customer_id,
+            alert_id=args.alert_id,
+        )
+        data, media_type = photo
+        return rpc.FileAnswer(
+            name="photo", media_type=media_type, content_b64=base64.b64encode(data).decode()
+        )
+
+    def _withdraw_photo(
+        self, args: WithdrawPhotoArgs, req: rpc.Request, now: float
+    ) -> dict[str, Any]:
+        session = self._manager(args.token, now)
+        done = withdraw_photo_consent(
+            self.conn,
+            args.customer_id,
+            actor=session.staff.staff_id,
+            reason=f"manager page: {args.reason}",
+        )
+        if not done:
+            raise RpcError(404, "no photo consent on file for this customer")
+        return {"customer_id": args.customer_id, "withdrawn": True}
+
+    # -- staff administration (managers) ---------------------------------------------------
+    def _staff_list(self, args: _Token, req: rpc.Request, now: float) -> list[dict[str, Any]]:
+        self._manager(args.token, now)
+        return accounts.list_staff(self.conn)
+
+    def _staff_add(self, args: StaffAddArgs, req: rpc.Request, now: float) -> dict[str, Any]:
+        session = self._manager(args.token, now)
+        try:
+            staff = accounts.add_staff(
+                self.conn, args.staff_id, args.name, args.role, args.password,
+                actor=session.staff.staff_id,
+            )  # fmt: skip
+        except accounts.AccountError as exc:
+            raise RpcError(409 if "already exists" in str(exc) else 422, str(exc)) from None
+        return {"staff_id": staff.staff_id, "name": staff.name, "role": staff.role}
+
+    def _staff_set_active(
+        self, args: StaffActiveArgs, req: rpc.Request, now: float
+    ) -> dict[str, Any]:
+        session = self._manager(args.token, now)
+        if args.staff_id == session.staff.staff_id and not args.active:
+            raise RpcError(409, "you cannot disable your own account")
+        if not accounts.set_active(
+            self.conn, args.staff_id, args.active, actor=session.staff.staff_id
+        ):
+            raise RpcError(404, "no such staff member")
+        return {"staff_id": args.staff_id, "active": args.active}
+
+    def _staff_reset_password(
+        self, args: StaffPasswordArgs, req: rpc.Request, now: float
+    ) -> dict[str, Any]:
+        session = self._manager(args.token, now)
+        try:
+            done = accounts.reset_password(
+                self.conn, args.staff_id, args.password, actor=session.staff.staff_id
+            )
+        except accounts.AccountError as exc:
+            raise RpcError(422, str(exc)) from None
+        if not done:
+            raise RpcError(404, "no such staff member")
+        return {"staff_id": args.staff_id, "password_reset": True}
 
     def _manager_day(self, args: DayArgs, req: rpc.Request, now: float) -> dict[str, Any]:
         self._manager(args.token, now)
@@ -323,19 +548,15 @@ class Api:
 
     # -- reports ----------------------------------------------------------------------------
     def _report_file(self, args: ReportArgs, req: rpc.Request, now: float) -> rpc.FileAnswer:
-        """Only the four files ``hub/floor/report.py`` writes, only from date-named folders:
-        the path never comes from the request."""
+        """Only the files ``hub/floor/report.py`` writes, only from folders named by a real
+        day, ISO week or month: the path never comes from the request."""
         self._manager(args.token, now)
         if args.name not in REPORT_MEDIA:
             raise RpcError(404, "no such report file")
-        if args.day == "latest":
-            folder = latest_report(self.home)
+        if args.day.startswith("latest"):
+            folder = latest_report(self.home, LATEST[args.day])
         else:
-            try:
-                day = dt.date.fromisoformat(args.day)
-            except ValueError:
-                raise RpcError(422, "day: must be a date as YYYY-MM-DD") from None
-            folder = reports_root(self.home) / day.isoformat()
+            folder = reports_root(self.home) / _report_folder(args.day)
         if folder is None or not (folder / args.name).is_file():
             raise RpcError(404, "no such report yet: the hub writes one every night")
         data = (folder / args.name).read_bytes()

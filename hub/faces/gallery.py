@@ -26,6 +26,7 @@ class EnrolmentRefused(ValueError):
 
 
 CONSENT_METHODS = ("written", "digital")
+HINT_MAX = 80  # "usually wears glasses", "tall, often with a red scarf"
 
 
 @dataclass(frozen=True)
@@ -41,9 +42,18 @@ class Consent:
     notice_version: str
     method: str = "written"
     given_at: float | None = None
+    # A separate consent item, asked for separately: "photo shown to staff at arrival". With
+    # it the hub shows the kept enrolment photo on the door alert (hub.faces.gallery.
+    # arrival_photo); without it at most ``hint``, the customer's own words for staff.
+    photo_shown: bool = False
+    hint: str | None = None
 
     def problems(self) -> list[str]:
         out = []
+        if self.hint is not None and (
+            len(self.hint.strip()) > HINT_MAX or not self.hint.isprintable()
+        ):
+            out.append(f"the hint for staff must be one line of at most {HINT_MAX} characters")
         if not self.reference or not self.reference.strip():
             out.append("no consent reference: enrolment needs the customer's recorded consent")
         if not self.staff_id or not self.staff_id.strip():
@@ -101,19 +111,31 @@ class Gallery:
             raise EnrolmentRefused("; ".join(problems))
         if not templates:
             raise EnrolmentRefused("no usable face template to store")
+        if consent.photo_shown and photo is None:
+            # Decided: the photo consent never makes the hub keep a photo the store did not
+            # opt in to keeping (privacy.keep_enrolment_photo): enrolment refuses instead.
+            raise EnrolmentRefused(
+                "the 'photo shown to staff at arrival' consent needs a kept enrolment photo: "
+                "this store does not keep photos (privacy.keep_enrolment_photo is off); enrol "
+                "without it (a hint for staff is possible)"
+            )
+        hint = consent.hint.strip() if consent.hint and consent.hint.strip() else None
         now = time.time()
         given_at = now if consent.given_at is None else consent.given_at
         with db.write(self.conn) as c:
             self._check_key(c)
             c.execute(
                 "INSERT INTO customers(customer_id, name, consent_ref, consent_at, created_at, "
-                "consent_notice, consent_method, consent_staff, last_visit_at) "
-                "VALUES (?,?,?,?,?,?,?,?,NULL) ON CONFLICT(customer_id) DO UPDATE SET "
+                "consent_notice, consent_method, consent_staff, last_visit_at, "
+                "photo_consent_at, arrival_hint) "
+                "VALUES (?,?,?,?,?,?,?,?,NULL,?,?) ON CONFLICT(customer_id) DO UPDATE SET "
                 "name=excluded.name, consent_ref=excluded.consent_ref, "
                 "consent_at=excluded.consent_at, consent_notice=excluded.consent_notice, "
-                "consent_method=excluded.consent_method, consent_staff=excluded.consent_staff",
+                "consent_method=excluded.consent_method, consent_staff=excluded.consent_staff, "
+                "photo_consent_at=excluded.photo_consent_at, arrival_hint=excluded.arrival_hint",
                 (customer_id, name, consent.reference.strip(), given_at, now,
-                 consent.notice_version, consent.method, consent.staff_id),
+                 consent.notice_version, consent.method, consent.staff_id,
+                 given_at if consent.photo_shown else None, hint),
             )  # fmt: skip
             for vector, quality, source in templates:
                 c.execute(
@@ -134,7 +156,9 @@ class Gallery:
                 detail=(
                     f"{len(templates)} templates{'; photo kept' if photo else ''}; consent "
                     f"{consent.reference.strip()} ({consent.method}, notice "
-                    f"{consent.notice_version}, taken by {consent.staff_id})"
+                    f"{consent.notice_version}, taken by {consent.staff_id}); photo shown to "
+                    f"staff at arrival: {'yes' if consent.photo_shown else 'no'}"
+                    f"{'; hint for staff given' if hint else ''}"
                 ),
             )  # fmt: skip
             profiles.gallery_changed(c)
@@ -194,3 +218,17 @@ class Gallery:
             labels[i] = index[cid]
             matrix[i] = self.cipher.decrypt(cid, row["vector_enc"])
         return GalleryMatrix(version, labels, matrix, customer_ids, names)
+
+
+def arrival_photo(
+    conn: sqlite3.Connection, key_path: Path, customer_id: str
+) -> tuple[bytes, str] | None:
+    """The enrolment photo, decrypted, if the customer gave the "photo shown to staff at
+    arrival" consent (and not withdrawn it) and a photo is kept; None otherwise.
+
+    Decrypted per call and never cached: the caller (``hub.api``, op ``arrival_photo``) hands
+    it to one phone for one alert and audits that display.
+    """
+    if not profiles.arrival_identity(conn, customer_id).photo:
+        return None
+    return Gallery.open(conn, key_path).enrolment_photo(customer_id)

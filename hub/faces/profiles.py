@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from hub.store import db
@@ -75,7 +76,8 @@ def customer_data(conn: sqlite3.Connection, customer_id: str) -> dict[str, Any]:
     cid = (customer_id,)
     profile = conn.execute(
         "SELECT customer_id, name, consent_ref, consent_at, consent_notice, consent_method, "
-        "consent_staff, created_at, last_visit_at FROM customers WHERE customer_id=?",
+        "consent_staff, photo_consent_at, arrival_hint, created_at, last_visit_at "
+        "FROM customers WHERE customer_id=?",
         cid,
     ).fetchone()
     templates = conn.execute(
@@ -89,6 +91,41 @@ def customer_data(conn: sqlite3.Connection, customer_id: str) -> dict[str, Any]:
         "face_templates": [dict(r) for r in templates],
         "enrolment_photo_kept": photo is not None,
     }
+
+
+@dataclass(frozen=True)
+class ArrivalIdentity:
+    """What may help staff greet the right person: ``photo`` (consent given, not withdrawn,
+    and a photo kept) or the customer's own ``hint``."""
+
+    photo: bool
+    hint: str | None
+
+
+def arrival_identity(conn: sqlite3.Connection, customer_id: str) -> ArrivalIdentity:
+    row = conn.execute(
+        "SELECT c.photo_consent_at, c.arrival_hint, p.customer_id IS NOT NULL FROM customers c "
+        "LEFT JOIN enrolment_photos p USING (customer_id) WHERE c.customer_id=?",
+        (customer_id,),
+    ).fetchone()
+    if row is None:
+        return ArrivalIdentity(False, None)
+    return ArrivalIdentity(photo=row[0] is not None and bool(row[2]), hint=row[1])
+
+
+def withdraw_photo_consent(conn: sqlite3.Connection, customer_id: str) -> bool:
+    """Inside a write transaction: the photo is no longer shown; True if it had been allowed.
+
+    The kept photo itself stays: it is kept under the enrolment consent and the store's
+    ``privacy.keep_enrolment_photo``; only its display to staff was this consent.
+    """
+    return bool(
+        conn.execute(
+            "UPDATE customers SET photo_consent_at=NULL "
+            "WHERE customer_id=? AND photo_consent_at IS NOT NULL",
+            (customer_id,),
+        ).rowcount
+    )
 
 
 def touch_last_visit(conn: sqlite3.Connection, customer_id: str, now: float) -> None:

@@ -234,7 +234,7 @@ class FloorIngest:
     def _config_key(self) -> dict:
         """What the saved zone state depends on: a change to any of it discards the state."""
         floor = self.floor.model_dump(
-            mode="json", exclude={"plan_image", "plan_px_per_m", "publish_interval_s"}
+            mode="json", exclude={"plan_image", "plan_px_per_m", "plan", "publish_interval_s"}
         )
         floor.pop("snapshot_s", None)
         zones = [z.model_dump(mode="json", exclude={"categories"}) for z in self.cfg.zones]

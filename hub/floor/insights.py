@@ -298,3 +298,83 @@ def insights(
         for rank, (gap, vs, rs, s) in enumerate(gaps[:TOP_N], 1)
     ]
     return out
+
+
+# -- the advice's spatial figures (hub/floor/analysis.py composes them into sentences) --------
+#
+# Cell masks are bool arrays (ny, nx) of the occupancy grid: row iy covers y in
+# [iy·cell, (iy+1)·cell), column ix covers x likewise. "Walkable" = inside the walls and not
+# under a fixture, so walking distances go round shelves instead of through them.
+
+
+@dataclass(frozen=True)
+class Spot:
+    """A window_m × window_m floor square and the time people spent in it."""
+
+    iy: int
+    ix: int
+    centre: tuple[float, float]
+    polygon: list[tuple[float, float]]
+    person_s_per_day: float
+
+
+def polygon_mask(
+    poly: Sequence[tuple[float, float]], shape: tuple[int, ...], cell_m: float
+) -> np.ndarray:
+    """Cells whose centre lies inside ``poly`` (floor metres)."""
+    ny, nx = shape
+    gx, gy = np.meshgrid((np.arange(nx) + 0.5) * cell_m, (np.arange(ny) + 0.5) * cell_m)
+    return shapely.contains_xy(Polygon(poly), gx.ravel(), gy.ravel()).reshape(shape)
+
+
+def best_spots(
+    grid: np.ndarray,
+    allowed: np.ndarray,
+    cell_m: float,
+    n: int,
+    window_m: float = WINDOW_M,
+    weight: np.ndarray | None = None,
+) -> list[Spot]:
+    """The ``n`` windows with the most person-seconds (times ``weight`` if given), centred on
+    allowed cells, no two overlapping (non-maximum suppression)."""
+    k = max(1, round(window_m / cell_m))
+    audience = _window_sum(grid * allowed, k)
+    score = audience * allowed * (1.0 if weight is None else weight)
+    out = []
+    for iy, ix in _pick(score, k, n):
+        cx, cy = (ix + 0.5) * cell_m, (iy + 0.5) * cell_m
+        h = k * cell_m / 2
+        ny, nx = grid.shape
+        x0, x1 = max(cx - h, 0.0), min(cx + h, nx * cell_m)
+        y0, y1 = max(cy - h, 0.0), min(cy + h, ny * cell_m)
+        poly = [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
+        out.append(
+            Spot(
+                iy,
+                ix,
+                (round(cx, 2), round(cy, 2)),
+                [(round(x, 2), round(y, 2)) for x, y in poly],
+                round(float(audience[iy, ix]), 1),
+            )
+        )
+    return out
+
+
+_EIGHT = np.ones((3, 3), dtype=bool)
+_FOUR = ndimage.generate_binary_structure(2, 1)
+
+
+def walk_reach(
+    region: np.ndarray, walkable: np.ndarray, metres: float, cell_m: float
+) -> np.ndarray:
+    """Walkable cells outside ``region`` within ``metres`` walking distance of it (geodesic
+    dilation: it grows round fixtures, never through them)."""
+    steps = max(1, round(metres / cell_m))
+    grown = ndimage.binary_dilation(region, _EIGHT, iterations=steps, mask=walkable | region)
+    return grown & ~region & walkable
+
+
+def access_cells(region: np.ndarray, walkable: np.ndarray) -> np.ndarray:
+    """Walkable cells touching ``region`` side-on: its way in. Their count × cell size is the
+    width of the opening (a zone walled in by shelves but for a 1 m gap gives 1 m)."""
+    return ndimage.binary_dilation(region, _FOUR) & ~region & walkable

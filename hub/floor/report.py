@@ -1,69 +1,150 @@
-"""The nightly floor report: heatmap.png, zones.csv, insights.json and a one-page report.html.
+"""The manager's floor report of a day, a week or a month: report.html, report.pdf,
+heatmap.png, zones.csv and insights.json in one folder.
 
-Reads the hub database (grid, visits, POS revenue), computes with ``hub.floor.insights`` and draws
-with matplotlib (Agg, no display). The heatmap sits over the floor plan image from the config
-(``floor.plan_image`` at ``floor.plan_px_per_m``), or over a schematic plan drawn from the
-floor size and zones when there is no image. Reports land in ``HOME/reports/<date>/``;
-``latest_report`` finds the newest for the hub's web app to serve.
+What is computed is R1's (``hub.floor.analysis``: insights with reasons, evidence and
+confidence, KPIs, the unobserved floor); this module presents it: KPI tiles first, trends
+against the previous period, busiest hours, plain advice, the plan with every overlay named in
+a legend (``hub.floor.plan``), a "provisional" banner when the cameras saw too little, and a
+clear page for a store without floor cameras. The HTML is one self-contained page (Jinja2,
+the heatmap embedded) that fits a 390 px phone and a desktop; the PDF comes from matplotlib's
+PDF backend (already the hub's plotting library: no second renderer, no system libraries).
+
+Folders under ``HOME/reports``: ``YYYY-MM-DD`` (a day), ``YYYY-Www`` (an ISO week, Monday to
+Sunday), ``YYYY-MM`` (a month). The nightly job writes yesterday's day and refreshes the week
+and the month holding it, so the history is kept. Files are written to a temporary name and
+renamed, so a reader never sees half a file.
 """
 
 from __future__ import annotations
 
 import base64
 import csv
+import io
 import json
 import logging
 import os
+import re
 import sqlite3
 import time
-from dataclasses import asdict, dataclass
-from datetime import date, timedelta
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from statistics import median
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from hub.floor.insights import ZoneStats, insights, transition_counts, zone_stats
+from hub.floor import plan as floor_plan
+from hub.floor.insights import ZoneStats, transition_counts, zone_stats
 from hub.floor.occupancy import load_grid
 from hub.shop.pos_store import revenue_by_category_range
 from storesense.config import StoreConfig
-from storesense.floor_config import FloorConfig, ZoneConfig
 
 if TYPE_CHECKING:
     import jinja2
+    from matplotlib.figure import Figure
 
 log = logging.getLogger(__name__)
 
-REPORT_FILES = ("heatmap.png", "zones.csv", "insights.json", "report.html")
+REPORT_FILES = ("heatmap.png", "zones.csv", "insights.json", "report.html", "report.pdf")
 CMAP = "YlOrRd"  # light → dark red: low traffic stays readable over a light plan
+Period = Literal["day", "week", "month"]
+PERIODS: tuple[Period, ...] = ("day", "week", "month")
+# Folder names, one pattern per period: the only names the hub serves (hub/api/dispatch.py).
+FOLDER_RE = {
+    "day": re.compile(r"^\d{4}-\d{2}-\d{2}$"),
+    "week": re.compile(r"^\d{4}-W\d{2}$"),
+    "month": re.compile(r"^\d{4}-\d{2}$"),
+}
+KIND_TITLES = {
+    "advertising": "Where to advertise",
+    "new_product": "Where to put a new product",
+    "cold_region": "Rarely visited areas, and why",
+    "high_footfall_low_sales": "Busy but selling little",
+}
+SALES_CAVEAT = (
+    "Sales are assigned to zones by product category (the zone whose shelves hold that "
+    "category), not by where the buyer stood."
+)
 
 
 class ReportError(ValueError):
     """The report cannot be made as asked (bad plan image, no such day …)."""
 
 
+class NoFloorData(ReportError):
+    """The store has floor cameras but none of them sent anything in the period: the page
+    says so, and ``storesense report`` exits non-zero so the nightly job's failure is seen."""
+
+
 def reports_root(home: Path) -> Path:
     return home / "reports"
 
 
-def latest_report(home: Path) -> Path | None:
-    """The newest complete report folder under ``HOME/reports`` (for HTTP serving), or None."""
+# -- periods ------------------------------------------------------------------------------
+def period_bounds(period: Period, day: date) -> tuple[date, date, str]:
+    """(first day, last day inclusive, folder name) of the ``period`` holding ``day``."""
+    if period == "day":
+        return day, day, day.isoformat()
+    if period == "week":
+        first = day - timedelta(days=day.weekday())
+        iso = day.isocalendar()
+        return first, first + timedelta(days=6), f"{iso.year}-W{iso.week:02d}"
+    first = day.replace(day=1)
+    nxt = (first + timedelta(days=32)).replace(day=1)
+    return first, nxt - timedelta(days=1), f"{day.year}-{day.month:02d}"
+
+
+def period_of_folder(name: str) -> Period | None:
+    """Which period a folder name under ``HOME/reports`` is, or None (not a report)."""
+    for p in PERIODS:
+        if FOLDER_RE[p].match(name):
+            return p
+    return None
+
+
+def latest_report(home: Path, period: Period = "day") -> Path | None:
+    """The newest complete report folder of ``period`` (for HTTP serving), or None."""
     root = reports_root(home)
     if not root.is_dir():
         return None
-    done = [d for d in root.iterdir() if d.is_dir() and (d / "report.html").is_file()]
+    done = [
+        d
+        for d in root.iterdir()
+        if d.is_dir() and period_of_folder(d.name) == period and (d / "report.html").is_file()
+    ]
     return max(done, key=lambda d: d.name) if done else None
 
 
+def history(home: Path) -> dict[str, list[str]]:
+    """The report folders kept, newest first, per period (the manager's archive)."""
+    out: dict[str, list[str]] = {p: [] for p in PERIODS}
+    root = reports_root(home)
+    if root.is_dir():
+        for d in root.iterdir():
+            p = period_of_folder(d.name)
+            if p and (d / "report.html").is_file():
+                out[p].append(d.name)
+    return {p: sorted(v, reverse=True) for p, v in out.items()}
+
+
+# -- the numbers --------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ReportResult:
     out_dir: Path
     days: list[str]
     observed_s: float
     zones: list[ZoneStats]
-    insights: dict[str, list[dict]]
+    insights: list[dict]
     colorbar_label: str
+    provisional: bool = False
+    no_floor_cameras: bool = False
+    doc: dict[str, Any] = field(default_factory=dict)
+
+
+def _days(first: date, last: date) -> list[str]:
+    return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
 
 
 def _sales(conn: sqlite3.Connection, first: date, last: date, n_days: int) -> dict | None:
@@ -78,6 +159,108 @@ def _sales(conn: sqlite3.Connection, first: date, last: date, n_days: int) -> di
     return {cat: v / max(n_days, 1) for cat, v in total.items()}
 
 
+def _visits(conn: sqlite3.Connection, days: list[str]) -> list[tuple[str, str, float, float]]:
+    marks = ",".join("?" * len(days))
+    return [
+        (r[0], r[1], float(r[2]), float(r[3]))
+        for r in conn.execute(
+            f"SELECT person_key, zone, enter_t, exit_t FROM floor_visits WHERE day IN ({marks})",
+            days,
+        )
+    ]
+
+
+def _observed(conn: sqlite3.Connection, days: list[str]) -> tuple[float, int]:
+    """(observed seconds summed over the period, days with camera data)."""
+    marks = ",".join("?" * len(days))
+    row = conn.execute(
+        f"SELECT coalesce(sum(observed_s), 0), count(*) FROM floor_days WHERE day IN ({marks})",
+        days,
+    ).fetchone()
+    return float(row[0]), int(row[1])
+
+
+def kpis(
+    conn: sqlite3.Connection,
+    cfg: StoreConfig,
+    first: date,
+    last: date,
+    sales_per_day: dict[str, float] | None,
+) -> dict[str, Any]:
+    """The tiles: footfall (people entering, per day), zone visits, conversion (sales ÷
+    visits), median and p90 dwell, busiest hours. Footfall counts people seen in an
+    ``entrance`` zone; a store without one counts every person seen in any zone."""
+    days = _days(first, last)
+    observed_s, n_obs = _observed(conn, days)
+    rows = _visits(conn, days)
+    n = max(n_obs, 1)
+    entrance = {z.name for z in cfg.zones if z.kind == "entrance"}
+    people = {p for p, z, _, _ in rows if not entrance or z in entrance}
+    dwell = [b - a for _, z, a, b in rows if z not in entrance]
+    hours: dict[int, int] = {}  # local hours: the hub runs in the store's time zone
+    for _, _, a, _ in rows:
+        h = datetime.fromtimestamp(a).hour
+        hours[h] = hours.get(h, 0) + 1
+    revenue = sum(sales_per_day.values()) if sales_per_day else None
+    visits = len(dwell) / n
+    hours_watched = observed_s / 3600
+    return {
+        # per hour the cameras watched: the fair comparison of a short day with a long one
+        "footfall_per_hour": round(len(people) / hours_watched, 2) if hours_watched else None,
+        "visits_per_hour": round(len(dwell) / hours_watched, 2) if hours_watched else None,
+        "observed_s": observed_s,
+        "days_with_data": n_obs,
+        "footfall_per_day": round(len(people) / n, 1),
+        "footfall_source": "entrance zones" if entrance else "people seen in any zone",
+        "visits_per_day": round(visits, 1),
+        "median_dwell_s": round(median(dwell), 1) if dwell else None,
+        "p90_dwell_s": round(float(np.percentile(dwell, 90)), 1) if dwell else None,
+        "revenue_per_day": round(revenue, 2) if revenue is not None else None,
+        "conversion": round(revenue / visits, 2) if revenue is not None and visits else None,
+        "busiest_hours": [
+            {"hour": h, "visits_per_day": round(c / n, 1)}
+            for h, c in sorted(hours.items(), key=lambda hc: (-hc[1], hc[0]))[:3]
+        ],
+    }
+
+
+# tile -> the figure its trend compares: counts per hour watched, so a day the cameras saw
+# for 20 minutes is not "83 % down" on a day they saw for 8 hours
+TREND_KEYS = {
+    "footfall_per_day": "footfall_per_hour",
+    "visits_per_day": "visits_per_hour",
+    "median_dwell_s": "median_dwell_s",
+    "conversion": "conversion",
+}
+
+
+def trends(now: dict[str, Any], before: dict[str, Any]) -> dict[str, float | None]:
+    """Relative change of each tile against the previous period (None: nothing to compare)."""
+    out: dict[str, float | None] = {}
+    for tile, k in TREND_KEYS.items():
+        a, b = now.get(k), before.get(k)
+        out[tile] = round((a - b) / b, 3) if a is not None and b else None
+    return out
+
+
+def _analysis(
+    conn: sqlite3.Connection,
+    cfg: StoreConfig,
+    first: date,
+    last: date,
+    sales_total: dict[str, float] | None,
+    base_dir: Path | None,
+) -> dict[str, Any]:
+    """R1's analysis (``hub.floor.analysis``) as its ``insights.json`` document, plus its
+    notes (what the data cannot say: coverage or sales unknown)."""
+    from hub.floor import analysis
+
+    a = analysis.analyse(conn, cfg, first, last, sales=sales_total, base_dir=base_dir)
+    doc: dict[str, Any] = analysis.insights_json(a)
+    doc["notes"] = list(a.notes)
+    return doc
+
+
 def build_report(
     conn: sqlite3.Connection,
     cfg: StoreConfig,
@@ -85,62 +268,107 @@ def build_report(
     out_dir: Path,
     *,
     days: int = 1,
+    period: Period | None = None,
     sales_per_day: dict[str, float] | None = None,
     plan_image: Path | None = None,
+    base_dir: Path | None = None,
+    demo_note: str | None = None,
 ) -> ReportResult:
-    """Write the four report files for ``days`` days ending on ``day`` into ``out_dir``.
+    """Write the report files for the ``period`` holding ``day`` (or, without a period,
+    ``days`` days ending on ``day``) into ``out_dir``.
 
-    ``sales_per_day`` ({category: revenue per day}) overrides the POS tables (tests, what-ifs).
-    Files are written to a temporary name and renamed, so a reader never sees half a report.
+    ``sales_per_day`` ({category: revenue per day}) overrides the POS tables (tests, what-ifs);
+    ``base_dir`` resolves relative paths of the store YAML (plan image, calibrations);
+    ``demo_note`` labels the page as demo data.
     """
     if days < 1:
         raise ReportError("--days must be at least 1")
-    day_list = [(day - timedelta(days=i)).isoformat() for i in range(days - 1, -1, -1)]
+    if period is None:
+        first, last = day - timedelta(days=days - 1), day
+        kind = "day" if days == 1 else f"{days} days"
+    else:
+        first, last, _ = period_bounds(period, day)
+        kind = period
+    day_list = _days(first, last)
     floor, zones = cfg.floor, list(cfg.zones)
-    grid, observed_s = load_grid(conn, floor, day_list)
-    n_obs = conn.execute(
-        f"SELECT count(*) FROM floor_days WHERE day IN ({','.join('?' * len(day_list))})",
-        day_list,
-    ).fetchone()[0]
+    floor_cams = [c.id for c in cfg.cameras if c.role == "floor"]
+    grid, observed_per_day = load_grid(conn, floor, day_list)
+    observed_s, n_obs = _observed(conn, day_list)
     if sales_per_day is None:
-        sales_per_day = _sales(conn, day - timedelta(days=days - 1), day, days)
-    rows = conn.execute(
-        f"SELECT person_key, zone, enter_t, exit_t FROM floor_visits "
-        f"WHERE day IN ({','.join('?' * len(day_list))})",
-        day_list,
-    ).fetchall()
+        sales_per_day = _sales(conn, first, last, len(day_list))
+    rows = _visits(conn, day_list)
     dwell: dict[str, list[float]] = {}
     for r in rows:
         dwell.setdefault(r[1], []).append(r[3] - r[2])
     stats = zone_stats(floor, zones, grid, dwell, max(n_obs, 1), sales_per_day)
-    ranked = insights(floor, zones, grid, stats)
     moves = transition_counts((r[0], r[1], r[2]) for r in rows)
+    span = len(day_list)
+    prev = kpis(conn, cfg, first - timedelta(days=7), last - timedelta(days=7), None)
+    if sales_per_day is not None:
+        prev_sales = _sales(conn, first - timedelta(days=7), last - timedelta(days=7), span)
+        prev = kpis(conn, cfg, first - timedelta(days=7), last - timedelta(days=7), prev_sales)
+    now_k = kpis(conn, cfg, first, last, sales_per_day)
+
+    sales_total = (
+        {c: v * span for c, v in sales_per_day.items()} if sales_per_day is not None else None
+    )
+    analysed = _analysis(conn, cfg, first, last, sales_total, base_dir)
+    views = floor_plan.camera_views(cfg, base_dir)
+    provisional = bool(analysed["provisional"])
+    items = list(analysed["insights"])
+    unobserved = [[(float(x), float(y)) for x, y in p] for p in analysed["not_observed"]]
+    no_cams = not floor_cams and n_obs == 0
 
     out_dir.mkdir(parents=True, exist_ok=True)
     label = f"person-seconds per day per {floor.cell_m:g} m cell"
-    title = f"{cfg.name or cfg.store_id}: floor occupancy, {day_list[0]}"
-    if days > 1:
-        title += f" to {day_list[-1]} (mean of {n_obs} day(s) with data)"
-    png = render_heatmap(
-        out_dir / "heatmap.png", floor, zones, grid, label, title, plan_image, ranked
-    )
-    _atomic_text(out_dir / "zones.csv", _zones_csv(stats))
-    doc = {
+    name = cfg.name or cfg.store_id
+    when = day_list[0] if span == 1 else f"{day_list[0]} to {day_list[-1]}"
+    title = f"{name}: floor report, {when}"
+    doc: dict[str, Any] = {
         "store_id": cfg.store_id,
+        "period": {
+            "kind": kind,
+            "start": day_list[0],
+            "end": day_list[-1],
+            "observed_s": round(observed_s, 1),
+        },
+        "provisional": provisional,
+        "provisional_reason": analysed["provisional_reason"],
+        "demo_data": demo_note,
         "days": day_list,
         "days_with_data": n_obs,
         "generated_at": time.time(),
-        "observed_s_per_day": round(observed_s, 1),
+        "observed_s_per_day": round(observed_per_day, 1),
         "person_s_per_day": round(float(grid.sum()), 1),
         "cell_m": floor.cell_m,
+        "floor_cameras": floor_cams,
         "sales_source": "pos" if sales_per_day else None,
+        "kpis": now_k,
+        "previous": prev,
+        "trends": trends(now_k, prev),
         "zones": [asdict(s) for s in stats],
         "transitions": [{"from": a, "to": b, "count": n} for (a, b), n in moves.most_common()],
-        "insights": ranked,
+        "insights": items,
+        "not_observed": [[list(p) for p in poly] for poly in unobserved],
     }
+    doc = {**doc, **analysed, "period": {**doc["period"], **analysed["period"]}}
+    fig_path = out_dir / "heatmap.png"
+    fig = heatmap_figure(cfg, grid, label, title, plan_image, items, views, unobserved)
+    _save(fig, fig_path)
+    _atomic_text(out_dir / "zones.csv", _zones_csv(stats))
     _atomic_text(out_dir / "insights.json", json.dumps(doc, indent=2))
-    _atomic_text(out_dir / "report.html", _html(title, png, stats, doc))
-    return ReportResult(out_dir, day_list, observed_s, stats, ranked, label)
+    links = web_links(period, day) if period is not None else {}
+    _atomic_text(out_dir / "report.html", _html(title, fig_path, stats, doc, no_cams, links))
+    write_pdf(out_dir / "report.pdf", title, fig_path, stats, doc, no_cams)
+    result = ReportResult(
+        out_dir, day_list, observed_per_day, stats, items, label, provisional, no_cams, doc
+    )
+    if floor_cams and n_obs == 0:
+        raise NoFloorData(
+            f"no floor camera data for {when}: the report says so; check the cameras "
+            f"({', '.join(floor_cams)}) and the hub ({out_dir / 'report.html'})"
+        )
+    return result
 
 
 def _atomic_text(path: Path, text: str) -> None:
@@ -150,8 +378,6 @@ def _atomic_text(path: Path, text: str) -> None:
 
 
 def _zones_csv(stats: list[ZoneStats]) -> str:
-    import io
-
     buf = io.StringIO()
     fields = list(ZoneStats.__dataclass_fields__)
     w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
@@ -161,150 +387,201 @@ def _zones_csv(stats: list[ZoneStats]) -> str:
     return buf.getvalue()
 
 
-def _plan_extent(
-    floor: FloorConfig, plan_image: Path
-) -> tuple[np.ndarray, tuple[float, float, float, float]]:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(plan_image) as im:
-            img = np.asarray(im.convert("RGB"))
-    except (OSError, UnidentifiedImageError) as exc:
-        raise ReportError(f"cannot read the floor plan image {plan_image}: {exc}") from None
-    ppm = floor.plan_px_per_m or img.shape[1] / floor.width_m
-    return img, (0.0, img.shape[1] / ppm, img.shape[0] / ppm, 0.0)
+# -- the picture --------------------------------------------------------------------------
+INSIGHT_STYLE = {  # tag, colour: the picture's markers and their legend entries
+    "advertising": ("A", "#2ca02c", "A = advertising spot"),
+    "new_product": ("N", "#d62728", "N = new-product spot"),
+    "cold_region": ("C", "#1f77b4", "C = rarely visited area"),
+}
 
 
-def render_heatmap(
-    path: Path,
-    floor: FloorConfig,
-    zones: list[ZoneConfig],
+def heatmap_figure(
+    cfg: StoreConfig,
     grid: np.ndarray,
     label: str,
     title: str,
     plan_image: Path | None,
-    ranked: dict[str, list[dict]] | None = None,
-) -> Path:
-    """Heatmap over the plan with a colour-bar legend, a metre scale bar and zone outlines."""
+    items: list[dict[str, Any]],
+    views: list[floor_plan.CameraView],
+    unobserved: list[list[tuple[float, float]]],
+) -> Figure:
+    """The plan (image or drawn), the occupancy heatmap with its colour bar, the zones, the
+    insight markers, a metre scale bar and a legend naming every overlay drawn. y is up."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
     from matplotlib.patches import Polygon as MplPolygon
-    from matplotlib.patches import Rectangle
     from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
 
+    floor = cfg.floor
     w, h = floor.width_m, floor.height_m
-    fig, ax = plt.subplots(figsize=(10, max(4.0, 10 * h / w * 0.9)), dpi=110)
+    fig_w = 10.0
+    fig, ax = plt.subplots(figsize=(fig_w, max(4.5, fig_w * h / w * 0.8)), dpi=110)
     try:
-        if plan_image is not None:
-            img, extent = _plan_extent(floor, plan_image)
-            ax.imshow(img, extent=extent, zorder=0)
-        else:
-            ax.add_patch(Rectangle((0, 0), w, h, fc="#f4f1ea", ec="#333333", lw=3, zorder=0))
-            for z in zones:
-                fc = "#d9d9d9" if z.kind == "staff" else "#e8e2d0"
-                ax.add_patch(MplPolygon(z.polygon, closed=True, fc=fc, ec="none", zorder=0))
-        vmax = float(grid.max()) if grid.size and grid.max() > 0 else 1.0
-        shown = np.ma.masked_less_equal(grid, 0)
-        c = floor.cell_m
-        im = ax.imshow(
-            shown,
-            extent=(0.0, grid.shape[1] * c, grid.shape[0] * c, 0.0),
-            cmap=CMAP,
-            vmin=0,
-            vmax=vmax,
-            alpha=0.7,
-            interpolation="nearest",
-            zorder=1,
+        handles = floor_plan.draw_plan(ax, cfg, views, unobserved, plan_image)
+    except floor_plan.PlanError as exc:
+        plt.close(fig)
+        raise ReportError(str(exc)) from None
+    vmax = float(grid.max()) if grid.size and grid.max() > 0 else 1.0
+    shown = np.ma.masked_less_equal(grid, 0)
+    c = floor.cell_m
+    im = ax.imshow(
+        shown,
+        extent=(0.0, grid.shape[1] * c, 0.0, grid.shape[0] * c),
+        origin="lower",
+        cmap=CMAP,
+        vmin=0,
+        vmax=vmax,
+        alpha=0.7,
+        interpolation="nearest",
+        zorder=1,
+    )
+    cb = fig.colorbar(im, ax=ax, fraction=0.035, pad=0.02)
+    cb.set_label(label)
+    handles.append(Patch(fc="#f03b20", alpha=0.7, label="time people spent (colour bar)"))
+    for z in cfg.zones:
+        colour = floor_plan.ZONE_EDGE if z.kind != "staff" else "#7f7f7f"
+        ax.add_patch(MplPolygon(z.polygon, closed=True, fill=False, ec=colour, lw=2, zorder=2.5))
+        xs, ys = zip(*z.polygon, strict=True)
+        ax.text(
+            sum(xs) / len(xs),
+            sum(ys) / len(ys),
+            z.name + (" (staff)" if z.kind == "staff" else ""),
+            ha="center",
+            va="center",
+            fontsize=9,
+            color="#0b3d91",
+            bbox={"fc": "white", "alpha": 0.8, "ec": "none", "pad": 1.5},
+            zorder=5,
         )
-        cb = fig.colorbar(im, ax=ax, fraction=0.035, pad=0.02)
-        cb.set_label(label)
-        for z in zones:
-            colour = "#1f77b4" if z.kind != "staff" else "#7f7f7f"
-            ax.add_patch(MplPolygon(z.polygon, closed=True, fill=False, ec=colour, lw=2, zorder=2))
-            xs, ys = zip(*z.polygon, strict=True)
-            ax.text(
-                sum(xs) / len(xs),
-                sum(ys) / len(ys),
-                z.name + (" (staff)" if z.kind == "staff" else ""),
-                ha="center",
-                va="center",
-                fontsize=9,
-                color="#0b3d91",
-                bbox={"fc": "white", "alpha": 0.75, "ec": "none", "pad": 1.5},
-                zorder=3,
-            )
-        for key, tag, colour in (("advertising", "A", "#2ca02c"), ("new_product", "N", "#d62728")):
-            for item in (ranked or {}).get(key, []):
-                wh = item["where"]
-                ax.add_patch(
-                    Rectangle(
-                        (wh["x_m"], wh["y_m"]),
-                        wh["w_m"],
-                        wh["h_m"],
-                        fill=False,
-                        ec=colour,
-                        lw=1.5,
-                        ls="--",
-                        zorder=4,
-                    )
-                )
-                ax.text(
-                    wh["x_m"] + 0.1,
-                    wh["y_m"] + 0.1,
-                    f"{tag}{item['rank']}",
-                    color=colour,
-                    fontsize=9,
-                    fontweight="bold",
-                    va="top",
-                    zorder=4,
-                )
-        bar = 1.0 if w <= 12 else 2.0 if w <= 30 else 5.0
-        ax.add_artist(
-            AnchoredSizeBar(
-                ax.transData,
-                bar,
-                f"{bar:g} m",
-                "lower left",
-                pad=0.4,
-                frameon=True,
-                size_vertical=0.08,
-            )
+    if cfg.zones:
+        handles.append(Line2D([], [], color=floor_plan.ZONE_EDGE, lw=2, label="zone"))
+    used: set[str] = set()
+    for item in items:
+        style = INSIGHT_STYLE.get(item["kind"])
+        poly = floor_plan.clip_to_floor(floor, item["polygon"]) if item.get("polygon") else []
+        if style is None or not poly:
+            continue
+        tag, colour, _ = style
+        used.add(item["kind"])
+        ax.add_patch(
+            MplPolygon(poly, closed=True, fill=False, ec=colour, lw=1.8, ls="--", zorder=4)
         )
-        ax.set_xlim(0, w)
-        ax.set_ylim(h, 0)
-        ax.set_aspect("equal")
-        ax.set_xlabel("x (m)")
-        ax.set_ylabel("y (m)")
-        ax.set_title(title, fontsize=11)
+        xs, ys = zip(*poly, strict=True)
+        # the tag inside the polygon's top-left, clipped to the floor so it never runs off
+        tx = min(max(min(xs) + 0.1, 0.1), w - 0.4)
+        ty = min(max(max(ys) - 0.1, 0.4), h - 0.1)
+        ax.text(
+            tx,
+            ty,
+            f"{tag}{item['rank']}",
+            color=colour,
+            fontsize=9,
+            fontweight="bold",
+            va="top",
+            zorder=6,
+            clip_on=True,
+            bbox={"fc": "white", "alpha": 0.8, "ec": "none", "pad": 0.8},
+        )
+    for kind in INSIGHT_STYLE:
+        if kind in used:
+            _, colour, text = INSIGHT_STYLE[kind]
+            handles.append(Line2D([], [], color=colour, ls="--", lw=1.8, label=text))
+    bar = 1.0 if w <= 12 else 2.0 if w <= 30 else 5.0
+    ax.add_artist(
+        AnchoredSizeBar(
+            ax.transData, bar, f"{bar:g} m", "lower left", pad=0.4, frameon=True, size_vertical=0.08
+        )
+    )
+    ax.set_xlim(-0.05 * w, 1.05 * w)
+    ax.set_ylim(-0.05 * h, 1.05 * h)  # y up: the plan as drawn on paper
+    ax.set_aspect("equal")
+    ax.set_xlabel("x (m)")
+    ax.set_ylabel("y (m)")
+    ax.set_title(title, fontsize=11)
+    ax.legend(
+        handles=handles,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.08),
+        ncol=3,
+        fontsize=8,
+        frameon=False,
+    )
+    return fig
+
+
+def _save(fig: Figure, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    try:
         tmp = path.with_name(path.name + ".tmp.png")
         fig.savefig(tmp, bbox_inches="tight")
         os.replace(tmp, path)
     finally:
         plt.close(fig)
-    return path
 
 
+# -- the page ---------------------------------------------------------------------------
 def _cell(v: object) -> str:
     """A table cell: an en dash for "no figure" (no sales data, no visits), else the value."""
     return "–" if v is None else str(v)
 
 
-# The section headings of the insights, in page order (keys of ``insights()``'s result).
-_SECTIONS = (
-    ("advertising", "Best spots for advertising"),
-    ("new_product", "Spots for a new product"),
-    ("rarely_visited", "Rarely visited regions"),
-    ("high_footfall_low_sales", "High footfall, low sales"),
-)
+def _trend(v: float | None) -> str:
+    if v is None:
+        return "no earlier data"
+    if abs(v) < 0.005:
+        return "same as the week before"
+    return f"{'▲' if v > 0 else '▼'} {abs(v):.0%} on the week before"  # per hour watched
+
+
+def _hour(h: int) -> str:
+    return f"{h:02d}:00–{(h + 1) % 24:02d}:00"
+
+
+def _number(v: float | None, unit: str = "") -> str:
+    if v is None:
+        return "–"
+    text = f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.1f}".rstrip("0").rstrip(".")
+    return f"{text} {unit}".strip()
+
+
+def tiles(doc: dict[str, Any]) -> list[dict[str, str]]:
+    """The KPI tiles (label, value, trend) shared by the page and the PDF."""
+    k, t = doc["kpis"], doc["trends"]
+    dwell = k.get("median_dwell_s")
+    return [
+        {
+            "label": "Footfall a day",
+            "value": _number(k.get("footfall_per_day")),
+            "trend": _trend(t.get("footfall_per_day")),
+        },
+        {
+            "label": "Zone visits a day",
+            "value": _number(k.get("visits_per_day")),
+            "trend": _trend(t.get("visits_per_day")),
+        },
+        {
+            "label": "Sales per visit",
+            "value": _number(k.get("conversion")),
+            "trend": _trend(t.get("conversion")),
+        },
+        {
+            "label": "Median stay in a zone",
+            "value": "–" if dwell is None else _duration(dwell),
+            "trend": _trend(t.get("median_dwell_s")),
+        },
+    ]
 
 
 @lru_cache(maxsize=1)
 def _templates() -> jinja2.Environment:
     """The report's Jinja2 environment, built once per process.
 
-    Autoescaped: zone names and insight titles come from the store's YAML and end up in a page
+    Autoescaped: zone names and insight text come from the store's YAML and end up in a page
     a browser opens. StrictUndefined: a renamed field fails the report (and its test) instead
     of printing an empty cell. The template is package data (``hub/floor/templates``), found
     through the package, so a wheel install finds it as a checkout does.
@@ -319,11 +596,46 @@ def _templates() -> jinja2.Environment:
     )
     env.filters["cell"] = _cell
     env.filters["duration"] = _duration
+    env.filters["hour"] = _hour
+    env.filters["number"] = _number
     return env
 
 
-def _html(title: str, png: Path, stats: list[ZoneStats], doc: dict[str, Any]) -> str:
+def web_links(period: Period, day: date) -> dict[str, str]:
+    """The hub web app's URLs of this report's files and of the other periods holding ``day``
+    (hub/web/routers/reports.py). Absolute paths: the page is served at several URLs
+    (``/reports/latest`` too), where a relative link would point elsewhere."""
+    prefix = {"day": "/reports/", "week": "/reports/weeks/", "month": "/reports/months/"}
+    folder = {p: period_bounds(p, day)[2] for p in PERIODS}
+    own = prefix[period] + folder[period]
+    out = {name: f"{own}/{name}" for name in REPORT_FILES}
+    out |= {f"{p} report": f"{prefix[p]}{folder[p]}/report.html" for p in PERIODS if p != period}
+    return out
+
+
+def _html(
+    title: str,
+    png: Path,
+    stats: list[ZoneStats],
+    doc: dict[str, Any],
+    no_floor_cameras: bool = False,
+    links: dict[str, str] | None = None,
+) -> str:
     """One self-contained page (the PNG embedded), readable on a manager's phone."""
+    doc = {
+        "kpis": {},
+        "trends": {},
+        "insights": [],
+        "transitions": [],
+        "provisional": False,
+        "provisional_reason": None,
+        "demo_data": None,
+        "floor_cameras": [],
+        "period": {"kind": "day"},
+        "days_with_data": 1,
+        **doc,
+    }
+    items = doc["insights"] if isinstance(doc["insights"], list) else []
     return (
         _templates()
         .get_template("report.html.j2")
@@ -332,7 +644,11 @@ def _html(title: str, png: Path, stats: list[ZoneStats], doc: dict[str, Any]) ->
             png_b64=base64.b64encode(png.read_bytes()).decode(),
             stats=stats,
             doc=doc,
-            sections=_SECTIONS,
+            tiles=tiles(doc) if doc["kpis"] else [],
+            by_kind=[(k, t, [i for i in items if i["kind"] == k]) for k, t in KIND_TITLES.items()],
+            caveat=SALES_CAVEAT,
+            no_floor_cameras=no_floor_cameras,
+            links=links or {},
         )
     )
 
@@ -344,3 +660,188 @@ def _duration(seconds: float) -> str:
     if seconds >= 60:
         return f"{seconds / 60:.0f} min"
     return f"{seconds:.0f} s"
+
+
+# -- the PDF ----------------------------------------------------------------------------
+A4 = (8.27, 11.69)
+
+
+def write_pdf(
+    path: Path,
+    title: str,
+    png: Path,
+    stats: list[ZoneStats],
+    doc: dict[str, Any],
+    no_floor_cameras: bool = False,
+) -> Path:
+    """A4 pages: 1. banner, KPI tiles, busiest hours, the plan; 2+. the advice with its
+    evidence and confidence, then the zone table with the sales caveat."""
+    import textwrap
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_pdf import PdfPages
+    from matplotlib.patches import FancyBboxPatch
+    from PIL import Image
+
+    tmp = path.with_name(path.name + ".tmp")
+    with PdfPages(tmp, metadata={"Title": title, "Creator": "Storesense"}) as pdf:
+        fig = plt.figure(figsize=A4)
+        y = 0.96
+        fig.text(0.06, y, textwrap.fill(title, 60), fontsize=15, fontweight="bold", va="top")
+        y -= 0.05
+        for note, colour in _banners(doc, no_floor_cameras):
+            wrapped = textwrap.fill(note, 95)
+            lines = wrapped.count("\n") + 1
+            fig.patches.append(
+                FancyBboxPatch(
+                    (0.05, y - 0.018 * lines - 0.012),
+                    0.9,
+                    0.018 * lines + 0.02,
+                    boxstyle="round,pad=0.004",
+                    transform=fig.transFigure,
+                    fc=colour,
+                    ec="none",
+                )
+            )
+            fig.text(0.07, y, wrapped, fontsize=9, va="top")
+            y -= 0.018 * lines + 0.035
+        if doc.get("kpis"):
+            for i, tile in enumerate(tiles(doc)):
+                x = 0.05 + i * 0.2275
+                fig.patches.append(
+                    FancyBboxPatch(
+                        (x, y - 0.085),
+                        0.21,
+                        0.08,
+                        boxstyle="round,pad=0.004",
+                        transform=fig.transFigure,
+                        fc="#eef3fb",
+                        ec="#9db3d9",
+                    )
+                )
+                fig.text(x + 0.01, y - 0.01, tile["label"], fontsize=8, va="top")
+                fig.text(
+                    x + 0.01, y - 0.03, tile["value"], fontsize=16, fontweight="bold", va="top"
+                )
+                fig.text(
+                    x + 0.01, y - 0.068, tile["trend"], fontsize=6.5, va="top", color="#444444"
+                )
+            y -= 0.11
+            hours = doc["kpis"].get("busiest_hours") or []
+            if hours:
+                busy = ", ".join(
+                    f"{_hour(b['hour'])} ({_number(b['visits_per_day'])} visits a day)"
+                    for b in hours
+                )
+                fig.text(
+                    0.06, y, textwrap.fill(f"Busiest hours: {busy}", 100), fontsize=9, va="top"
+                )
+                y -= 0.04
+        img = np.asarray(Image.open(png).convert("RGB"))
+        h_frac = min(y - 0.04, 0.88 * img.shape[0] / img.shape[1] * A4[0] / A4[1])
+        ax = fig.add_axes((0.05, y - 0.01 - h_frac, 0.9, h_frac))
+        ax.imshow(img)
+        ax.axis("off")
+        pdf.savefig(fig)
+        plt.close(fig)
+
+        advice = _advice_lines(doc, stats)
+        per_page = 62
+        for start in range(0, len(advice), per_page):
+            fig = plt.figure(figsize=A4)
+            yy = 0.95
+            for text, style in advice[start : start + per_page]:
+                size = {"h": 12, "b": 9.5, "t": 8.5, "s": 7.5}[style]
+                fig.text(
+                    0.06 if style in "hb" else 0.09,
+                    yy,
+                    text,
+                    fontsize=size,
+                    fontweight="bold" if style in "hb" else "normal",
+                    va="top",
+                    family="monospace" if style == "t" else "sans-serif",
+                    color="#333333" if style == "s" else "black",
+                )
+                yy -= 0.023 if style == "h" else 0.0145
+            pdf.savefig(fig)
+            plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def _banners(doc: dict[str, Any], no_floor_cameras: bool) -> list[tuple[str, str]]:
+    out = []
+    if doc.get("demo_data"):
+        out.append((f"DEMO DATA: {doc['demo_data']}", "#e8dcf5"))
+    if no_floor_cameras:
+        out.append(
+            (
+                "This store has no floor cameras, so there is no floor map, no zone figures and "
+                "no advice. Add a camera with role: floor to the store YAML.",
+                "#fde2e1",
+            )
+        )
+    elif doc.get("floor_cameras") and not doc.get("days_with_data"):
+        out.append(
+            (
+                "The floor cameras sent nothing in this period: check that they are running.",
+                "#fde2e1",
+            )
+        )
+    elif doc.get("provisional"):
+        out.append((f"PROVISIONAL: {doc.get('provisional_reason') or ''}", "#fff1c2"))
+    return out
+
+
+def _advice_lines(doc: dict[str, Any], stats: list[ZoneStats]) -> list[tuple[str, str]]:
+    import textwrap
+
+    out: list[tuple[str, str]] = []
+    items = doc.get("insights") or []
+    for kind, heading in KIND_TITLES.items():
+        mine = [i for i in items if i["kind"] == kind]
+        out.append((heading, "h"))
+        if not mine:
+            out.append(("Nothing to report.", "s"))
+        for i in mine:
+            wrapped = textwrap.wrap(f"{i['rank']}. {i['advice']}", 92)
+            out.extend((w, "b") for w in wrapped)
+            ev = "; ".join(
+                f"{k.replace('_', ' ')}: {_number(v['value'], v['unit'])}"
+                for k, v in i["evidence"].items()
+            )
+            out.extend((w, "s") for w in textwrap.wrap(f"Evidence: {ev}", 110))
+            for r in i.get("reasons") or []:
+                out.extend((w, "s") for w in textwrap.wrap(f"Why: {r['text']}", 110))
+            conf = f"Confidence: {i['confidence']} ({i['confidence_reason']})"
+            out.extend((w, "s") for w in textwrap.wrap(conf, 110))
+        if kind == "high_footfall_low_sales":
+            out.extend((w, "s") for w in textwrap.wrap(SALES_CAVEAT, 110))
+        out.append(("", "s"))
+    if doc.get("not_observed"):
+        out.append(("Not observed", "h"))
+        out.append(
+            ("Hatched areas on the plan: no camera sees them, so nothing is said about them.", "s")
+        )
+        out.append(("", "s"))
+    out.append(("Zones", "h"))
+    out.append(
+        (
+            f"{'zone':<18}{'visits/day':>11}{'median s':>10}{'p90 s':>8}"
+            f"{'sales/day':>11}{'sales/visit':>12}",
+            "t",
+        )
+    )
+    for s in stats:
+        out.append(
+            (
+                f"{s.zone[:17]:<18}{_cell(s.visits_per_day):>11}"
+                f"{_cell(s.median_dwell_s):>10}{_cell(s.p90_dwell_s):>8}"
+                f"{_cell(s.revenue_per_day):>11}{_cell(s.revenue_per_visit):>12}",
+                "t",
+            )
+        )
+    return out

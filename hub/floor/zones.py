@@ -208,8 +208,14 @@ class Journeys:
         tz = self.tracks.get(key)
         if tz is None:
             tz = self.tracks[key] = TrackZones(self.zones, self.floor)
-            self._root[key] = key
-            self._groups[key] = _Group(members={key}, open={key})
+            if key in self._root:
+                # A camera reused an ended track's id while the person it was fused with is
+                # still open on another camera: the same group again. (Registering it anew
+                # left the group's other members pointing at a root that then vanished.)
+                self._groups[self._find(key)].open.add(key)
+            else:
+                self._root[key] = key
+                self._groups[key] = _Group(members={key}, open={key})
         return tz
 
     def _find(self, key: str) -> str:

@@ -34,6 +34,8 @@ from hub.store import chain, db
 from hub.store.chain import GENESIS
 
 VIEW_PROFILE = "view_profile"
+SHOW_PHOTO = "show_photo"
+WITHDRAW_PHOTO_CONSENT = "withdraw_photo_consent"
 ANCHOR_KEY = "audit_anchor"
 
 # The key file, the MACs and the chaining of pre-chain rows live in hub.store.chain, because
@@ -103,6 +105,16 @@ def record_profile_view(
     with db.write(conn):
         append(conn, actor=actor, action=VIEW_PROFILE, customer_id=customer_id, detail=reason,
                at=at)  # fmt: skip
+
+
+def record_photo_display(
+    conn: sqlite3.Connection, *, actor: str, customer_id: str, alert_id: str
+) -> None:
+    """Every time the hub hands a phone a customer's enrolment photo ("photo shown to staff
+    at arrival" consent), one row: who, which customer, for which alert."""
+    with db.write(conn):
+        append(conn, actor=actor, action=SHOW_PHOTO, customer_id=customer_id,
+               detail=f"arrival photo for alert {alert_id}")  # fmt: skip
 
 
 def redact_customer(conn: sqlite3.Connection, customer_id: str) -> int:

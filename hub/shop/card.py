@@ -6,19 +6,32 @@ name if the customer is enrolled (asked of the face room, ``hub.faces.profiles.c
 the shop does not read its tables), the imported purchases, the loyalty rules and the
 precomputed suggestions. Reads only; a card is built in a few milliseconds
 (docs/pos.md), so it needs no cache.
+
+What the salesperson reads is decided here, not in the phone's JavaScript: product names
+made readable (POS exports such as the UCI data write them in capitals), every amount also
+as text in the store's currency and locale (``loyalty.currency``/``loyalty.locale``, CLDR
+rules through ``babel``: ``£1,234.50``, ``1.234,50 €``), and ``new_customer`` for someone
+with no purchase yet, so the phone shows "first visit" instead of zeros and a tier the
+customer never earned.
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import lru_cache
 
+from babel import Locale, UnknownLocaleError
+from babel.numbers import format_currency
 from pydantic import BaseModel, Field
 
+from hub.alerts import records
 from hub.faces import profiles
 from hub.shop import pos_store
 from hub.shop.loyalty import ActiveBonus, LoyaltyStatus, loyalty_status
-from hub.shop.suggest import last_build, lookup
+from hub.shop.suggest import Suggestion, last_build, lookup
 from storesense.config import StoreConfig
 
 
@@ -28,17 +41,20 @@ class CustomerNotFound(KeyError):
 
 class BasketLine(BaseModel):
     stock_code: str
-    description: str
+    description: str = Field(description="as the till wrote it")
+    name: str = Field(description="the description made readable for the phone")
     category: str
     quantity: int
     unit_price: float
     amount: float
+    amount_text: str = Field(description="amount in the store's currency format")
 
 
 class Basket(BaseModel):
     invoice_no: str
     at: datetime
     total: float
+    total_text: str = Field(description="total in the store's currency format")
     items: int = Field(description="units bought (negative for a cancellation)")
     cancellation: bool
     lines: list[BasketLine]
@@ -62,9 +78,19 @@ class CategoryShare(BaseModel):
     share: float = Field(description="of the customer's product spend in the period, 0..1")
 
 
+class MoneyText(BaseModel):
+    """The card's amounts as the store writes them (currency symbol, separators, order)."""
+
+    lifetime_spend: str
+    spend_12m: str
+    average_basket: str | None
+    spend_to_next_tier: str | None
+
+
 class SuggestedItem(BaseModel):
     stock_code: str
     description: str
+    name: str = Field(description="the description made readable for the phone")
     category: str
     source: str = Field(description="repeat | repeat+als | als | popular")
     score: float
@@ -76,7 +102,16 @@ class CustomerCard(BaseModel):
     enrolled: bool
     as_of: datetime
     currency: str
+    locale: str = Field(description="CLDR locale the *_text amounts are written in")
+    new_customer: bool = Field(
+        description="no purchase on file: the phone shows a first-visit card, not zeros and "
+        "a tier the customer never earned"
+    )
+    last_visit: datetime | None = Field(
+        description="the visit before this one (hub.alerts.records.previous_visit)"
+    )
     totals: Totals
+    money: MoneyText
     recent_baskets: list[Basket]
     favourite_categories: list[CategoryShare]
     favourite_period: str = Field(description="'12m' or 'all' (no purchase in 12 months)")
@@ -85,6 +120,56 @@ class CustomerCard(BaseModel):
     usual_items: list[SuggestedItem]
     new_for_you: list[SuggestedItem]
     suggestions_built_at: datetime | None
+
+
+# Words kept in capitals (units, sizes, abbreviations a till uses) and words kept small
+# inside a name; everything else in an all-capitals description becomes Title Case.
+_KEEP_UPPER = frozenset({"UK", "USA", "LED", "DIY", "XL", "XXL", "S/M", "M/L", "A4", "A5", "A6"})
+_SMALL = frozenset({"of", "and", "the", "in", "with", "for", "a", "an", "on", "to", "or", "n"})
+_WORD = re.compile(r"[A-Za-z][A-Za-z']*")
+
+
+def readable_name(description: str) -> str:
+    """``"SET OF 3 CAKE TINS PANTRY DESIGN "`` → ``"Set of 3 Cake Tins Pantry Design"``.
+
+    Only a description with no lower-case letter is changed (a till that already writes
+    "Desk lamp" is left alone); spaces are collapsed, the first word is always capitalised.
+    """
+    text = " ".join(description.split())
+    if not text or any(ch.islower() for ch in text):
+        return text
+    words = text.split(" ")
+    out = []
+    for i, word in enumerate(words):
+        if word in _KEEP_UPPER:
+            out.append(word)
+            continue
+
+        def cap(m: re.Match[str], first: bool = i == 0, word: str = word) -> str:
+            w = m.group(0).lower()
+            if m.start() > 0 and word[m.start() - 1] == "'":  # 50'S -> 50's
+                return w
+            if not first and m.start() == 0 and w in _SMALL:
+                return w
+            return w[:1].upper() + w[1:]
+
+        out.append(_WORD.sub(cap, word))
+    return " ".join(out)
+
+
+@lru_cache(maxsize=16)
+def _locale(name: str) -> Locale:
+    """The store's locale; an unknown one (a typo in the YAML) falls back to en_GB rather
+    than failing every card of the day."""
+    try:
+        return Locale.parse(name)
+    except (UnknownLocaleError, ValueError):
+        return Locale.parse("en_GB")
+
+
+def money_text(amount: float, currency: str, locale: str) -> str:
+    """``132.0, "GBP", "en_GB"`` → ``"£132.00"``; ``"EUR", "de_DE"`` → ``"132,00 €"``."""
+    return str(format_currency(amount, currency, locale=_locale(locale)))
 
 
 def _ts(text: str | None) -> datetime | None:
@@ -117,7 +202,12 @@ def _totals(conn: sqlite3.Connection, cid: str, now: datetime) -> Totals:
 
 
 def _baskets(
-    conn: sqlite3.Connection, cid: str, now: datetime, n: int, max_lines: int
+    conn: sqlite3.Connection,
+    cid: str,
+    now: datetime,
+    n: int,
+    max_lines: int,
+    money: Callable[[float], str],
 ) -> list[Basket]:
     rows = conn.execute(
         "SELECT invoice_no, invoiced_at, total, cancellation FROM pos_invoices "
@@ -133,16 +223,19 @@ def _baskets(
                 invoice_no=inv_no,
                 at=_ts(at),
                 total=round(total, 2),
+                total_text=money(round(total, 2)),
                 items=sum(ln["quantity"] for ln in lines),
                 cancellation=bool(cancel),
                 lines=[
                     BasketLine(
                         stock_code=ln["stock_code"],
                         description=ln["description"],
+                        name=readable_name(ln["description"]),
                         category=ln["category"],
                         quantity=ln["quantity"],
                         unit_price=ln["unit_price"],
                         amount=round(ln["quantity"] * ln["unit_price"], 2),
+                        amount_text=money(round(ln["quantity"] * ln["unit_price"], 2)),
                     )
                     for ln in lines[:max_lines]
                 ],
@@ -167,10 +260,26 @@ def _favourites(
     ], period
 
 
+def _once(items: list[Suggestion], skip: set[str]) -> list[Suggestion]:
+    """Items in order, each stock code once, none of ``skip``."""
+    seen = set(skip)
+    out = []
+    for s in items:
+        if s.stock_code not in seen:
+            seen.add(s.stock_code)
+            out.append(s)
+    return out
+
+
 def _suggestions(
     conn: sqlite3.Connection, cid: str, k: int, built_cutoff: str | None
 ) -> tuple[list[SuggestedItem], list[SuggestedItem]]:
-    usual, new = lookup(conn, cid, k)
+    """Both lists, each item at most once, and nothing in "new for you" that is on the
+    customer's own usual list or was bought since the build (the build filters too; this is
+    the phone's guarantee whatever a stored build holds)."""
+    stored_usual, stored_new = lookup(conn, cid, k)
+    usual = _once(stored_usual, set())
+    new = _once(stored_new, {s.stock_code for s in usual})
     if built_cutoff:  # bought since the last build: no longer "new for you"
         since = {
             r[0]
@@ -183,14 +292,15 @@ def _suggestions(
         new = [s for s in new if s.stock_code not in since]
     info = pos_store.product_info(conn, [s.stock_code for s in usual + new])
 
-    def item(s: object) -> SuggestedItem:
-        desc, cat = info.get(s.stock_code, ("", "other"))  # type: ignore[attr-defined]
+    def item(s: Suggestion) -> SuggestedItem:
+        desc, cat = info.get(s.stock_code, ("", "other"))
         return SuggestedItem(
-            stock_code=s.stock_code,  # type: ignore[attr-defined]
+            stock_code=s.stock_code,
             description=desc,
+            name=readable_name(desc),
             category=cat,
-            source=s.source,  # type: ignore[attr-defined]
-            score=round(s.score, 4),  # type: ignore[attr-defined]
+            source=s.source,
+            score=round(s.score, 4),
         )
 
     return [item(s) for s in usual], [item(s) for s in new]
@@ -222,14 +332,34 @@ def customer_card(
     usual, new = _suggestions(conn, customer_id, k, build["cutoff"] if build else None)
     favourites, period = _favourites(conn, customer_id, now, top_categories)
     loyalty = loyalty_status(conn, customer_id, cfg.loyalty, now)
+    currency, locale = cfg.loyalty.currency, cfg.loyalty.locale
+
+    def money(v: float) -> str:
+        return money_text(v, currency, locale)
+
+    totals = _totals(conn, customer_id, now)
+    last_visit = records.previous_visit(conn, customer_id, now.timestamp())
     return CustomerCard(
         customer_id=customer_id,
         name=name,
         enrolled=name is not None,
         as_of=now,
-        currency=cfg.loyalty.currency,
-        totals=_totals(conn, customer_id, now),
-        recent_baskets=_baskets(conn, customer_id, now, baskets, lines_per_basket),
+        currency=currency,
+        locale=locale,
+        new_customer=has_pos is None,
+        last_visit=datetime.fromtimestamp(last_visit).replace(microsecond=0)
+        if last_visit is not None
+        else None,
+        totals=totals,
+        money=MoneyText(
+            lifetime_spend=money(totals.lifetime_spend),
+            spend_12m=money(totals.spend_12m),
+            average_basket=None if totals.average_basket is None else money(totals.average_basket),
+            spend_to_next_tier=None
+            if loyalty.spend_to_next_tier is None
+            else money(loyalty.spend_to_next_tier),
+        ),
+        recent_baskets=_baskets(conn, customer_id, now, baskets, lines_per_basket, money),
         favourite_categories=favourites,
         favourite_period=period,
         loyalty=loyalty,

@@ -172,11 +172,38 @@ def new_items(
 def als_unseen(
     model: AlternatingLeastSquares, u: int, row: sp.csr_matrix, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """ALS top-k among items the customer never bought. ``implicit`` pads a short list with
-    already-bought items scored -FLT_MAX; those are dropped here."""
-    ids, scores = model.recommend(u, row, N=k, filter_already_liked_items=True)
-    keep = np.asarray(scores) > -1e37
-    return np.asarray(ids)[keep], np.asarray(scores)[keep]
+    """ALS top-k among items the customer never bought, each at most once.
+
+    ``implicit`` 0.7 fills a list it cannot fill: with ``N`` above the catalogue it pads with
+    item 0 scored 0.0 (on a 6-item catalogue "new for you" showed the customer's own top item
+    four times), and a short unseen set is padded with bought items scored -FLT_MAX. So ``N``
+    is capped at the catalogue and the answer is filtered here, not trusted: no bought item,
+    no -FLT_MAX pad, no repeat.
+    """
+    n_items = model.item_factors.shape[0]
+    ids, scores = model.recommend(
+        u, row, N=max(1, min(k, n_items)), filter_already_liked_items=True
+    )
+    return unique_unseen(np.asarray(ids), np.asarray(scores), row.indices, k)
+
+
+def unique_unseen(
+    ids: np.ndarray, scores: np.ndarray, seen: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``k`` of ``ids`` (in order) that are not in ``seen``, each once, dropping
+    the -FLT_MAX padding ``implicit`` uses for "no item"."""
+    bought = {int(i) for i in np.asarray(seen).tolist()}
+    keep: list[int] = []
+    taken: set[int] = set()
+    for pos, (i, s) in enumerate(zip(ids.tolist(), scores.tolist(), strict=True)):
+        if s <= -1e37 or int(i) in bought or int(i) in taken:
+            continue
+        taken.add(int(i))
+        keep.append(pos)
+        if len(keep) == k:
+            break
+    idx = np.asarray(keep, dtype=np.int64)
+    return ids[idx].astype(np.int64), scores[idx]
 
 
 @dataclass

@@ -27,6 +27,7 @@ ROLES: tuple[Role, ...] = ("salesperson", "manager")
 STAFF_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")  # = messages.Ident: MQTT topics
 MIN_PASSWORD = 8
 SESSION_TTL_S = 12 * 3600.0  # one shift; the phone logs in again next morning
+TOUCH_EVERY_S = 30.0  # how stale a session's last_used_at may get before a use rewrites it
 
 # argon2-cffi's RFC 9106 "low memory" profile (argon2id, t=3, 64 MiB): about 50–100 ms on a
 # Pi-class CPU, which bounds password guessing without making a shift-start login slow.
@@ -68,6 +69,7 @@ def add_staff(
     *,
     replace: bool = False,
     now: float | None = None,
+    actor: str = "cli",
 ) -> Staff:
     """Create (or with ``replace`` update) an account; a replaced password ends its sessions."""
     if not STAFF_ID_RE.match(staff_id):
@@ -94,7 +96,7 @@ def add_staff(
         )
         conn.execute("DELETE FROM web_sessions WHERE staff_id=?", (staff_id,))
         audit.append(
-            conn, at=now, actor="cli", action="staff_update" if exists else "staff_add",
+            conn, at=now, actor=actor, action="staff_update" if exists else "staff_add",
             detail=f"{staff_id} as {role}",
         )  # fmt: skip
     return Staff(staff_id, name.strip(), role)
@@ -123,7 +125,11 @@ def token_hash(token: str) -> str:
 
 
 def create_session(
-    conn: sqlite3.Connection, staff: Staff, now: float | None = None
+    conn: sqlite3.Connection,
+    staff: Staff,
+    now: float | None = None,
+    *,
+    idle_s: float | None = None,
 ) -> tuple[str, Session]:
     """A new session: (cookie token, session with its CSRF token). Old expired rows go."""
     now = time.time() if now is None else now
@@ -132,26 +138,55 @@ def create_session(
     with db.write(conn):
         conn.execute("DELETE FROM web_sessions WHERE expires_at <= ?", (now,))
         conn.execute(
-            "INSERT INTO web_sessions(token_hash, staff_id, csrf_token, created_at, expires_at) "
-            "VALUES (?,?,?,?,?)",
-            (token_hash(token), staff.staff_id, csrf, now, now + SESSION_TTL_S),
+            "INSERT INTO web_sessions(token_hash, staff_id, csrf_token, created_at, expires_at, "
+            "last_used_at) VALUES (?,?,?,?,?,?)",
+            (token_hash(token), staff.staff_id, csrf, now, now + SESSION_TTL_S, now),
         )
-    return token, Session(staff, csrf, now + SESSION_TTL_S)
+    return token, Session(staff, csrf, _ends_at(now + SESSION_TTL_S, now, idle_s))
 
 
-def get_session(conn: sqlite3.Connection, token: str, now: float | None = None) -> Session | None:
-    """The live session behind a cookie token, or None (unknown, expired, account disabled)."""
+def _ends_at(expires_at: float, last_used: float, idle_s: float | None) -> float:
+    """When the session ends unless used again: its expiry or its idle deadline, whichever
+    comes first. The web process closes the session's WebSockets at this instant."""
+    return expires_at if idle_s is None else min(expires_at, last_used + idle_s)
+
+
+def get_session(
+    conn: sqlite3.Connection,
+    token: str,
+    now: float | None = None,
+    *,
+    idle_s: float | None = None,
+    touch: bool = False,
+) -> Session | None:
+    """The live session behind a cookie token, or None (unknown, expired, idle longer than
+    ``idle_s``, account disabled). ``touch``: this is the phone using it (a request the
+    salesperson made), which moves the idle deadline; the web's own re-checks of an open
+    socket do not touch, so a phone left in a pocket still times out."""
     if not token or len(token) > 128:
         return None
     now = time.time() if now is None else now
     row = conn.execute(
-        "SELECT s.csrf_token, s.expires_at, t.staff_id, t.name, t.role FROM web_sessions s "
-        "JOIN staff t USING (staff_id) WHERE s.token_hash=? AND s.expires_at > ? AND t.active=1",
+        "SELECT s.csrf_token, s.expires_at, COALESCE(s.last_used_at, s.created_at) AS used, "
+        "t.staff_id, t.name, t.role FROM web_sessions s JOIN staff t USING (staff_id) "
+        "WHERE s.token_hash=? AND s.expires_at > ? AND t.active=1",
         (token_hash(token), now),
     ).fetchone()
     if row is None:
         return None
-    return Session(Staff(row["staff_id"], row["name"], row["role"]), row["csrf_token"], row[1])
+    used = float(row["used"])
+    if idle_s is not None and used + idle_s <= now:
+        return None
+    if touch and now - used >= TOUCH_EVERY_S:
+        # not a write per request: the idle deadline moves in steps of TOUCH_EVERY_S
+        with db.write(conn):
+            conn.execute(
+                "UPDATE web_sessions SET last_used_at=? WHERE token_hash=?",
+                (now, token_hash(token)),
+            )
+        used = now
+    staff = Staff(row["staff_id"], row["name"], row["role"])
+    return Session(staff, row["csrf_token"], _ends_at(row["expires_at"], used, idle_s))
 
 
 def end_session(conn: sqlite3.Connection, token: str) -> None:
@@ -162,3 +197,65 @@ def end_session(conn: sqlite3.Connection, token: str) -> None:
 def staff_names(conn: sqlite3.Connection) -> dict[str, str]:
     """staff id → display name, for 'taken by Alice' instead of 'taken by alice-01'."""
     return {r[0]: r[1] for r in conn.execute("SELECT staff_id, name FROM staff")}
+
+
+# -- administration (the manager page and `storesense staff list|disable|enable`) ---------------
+def list_staff(conn: sqlite3.Connection) -> list[dict[str, object]]:
+    """Every account, active or not, by id: what a manager needs to see (never a hash)."""
+    return [
+        {
+            "staff_id": r[0],
+            "name": r[1],
+            "role": r[2],
+            "active": bool(r[3]),
+            "created_at": r[4],
+            "updated_at": r[5],
+        }
+        for r in conn.execute(
+            "SELECT staff_id, name, role, active, created_at, updated_at FROM staff "
+            "ORDER BY staff_id"
+        )
+    ]
+
+
+def set_active(
+    conn: sqlite3.Connection, staff_id: str, active: bool, *, actor: str, now: float | None = None
+) -> bool:
+    """Disable (or enable again) an account; disabling ends its sessions at once, so its
+    phones drop back to the login. False for an unknown id; an unchanged state is a no-op."""
+    now = time.time() if now is None else now
+    with db.write(conn):
+        row = conn.execute("SELECT active FROM staff WHERE staff_id=?", (staff_id,)).fetchone()
+        if row is None:
+            return False
+        if bool(row[0]) != active:
+            conn.execute(
+                "UPDATE staff SET active=?, updated_at=? WHERE staff_id=?",
+                (int(active), now, staff_id),
+            )
+            audit.append(
+                conn, at=now, actor=actor, action="staff_enable" if active else "staff_disable",
+                detail=staff_id,
+            )  # fmt: skip
+        if not active:
+            conn.execute("DELETE FROM web_sessions WHERE staff_id=?", (staff_id,))
+    return True
+
+
+def reset_password(
+    conn: sqlite3.Connection, staff_id: str, password: str, *, actor: str, now: float | None = None
+) -> bool:
+    """A manager sets a new password for a forgotten one; every session of the account ends
+    (a phone left logged in with the old password is logged out). False for an unknown id."""
+    _check_password(password)
+    now = time.time() if now is None else now
+    pw_hash = _hasher.hash(password)
+    with db.write(conn):
+        done = conn.execute(
+            "UPDATE staff SET password_hash=?, updated_at=? WHERE staff_id=?",
+            (pw_hash, now, staff_id),
+        ).rowcount
+        if done:
+            conn.execute("DELETE FROM web_sessions WHERE staff_id=?", (staff_id,))
+            audit.append(conn, at=now, actor=actor, action="staff_password_reset", detail=staff_id)
+    return bool(done)

@@ -49,6 +49,8 @@ OWNERS: dict[str, str] = {
     # staff: accounts and login sessions (hub/staff/accounts.py; the web process holds no DB)
     "staff": "staff",
     "web_sessions": "staff",
+    # push: Web Push subscriptions of the staff phones (hub/push)
+    "push_subscriptions": "push",
 }
 
 # meta keys and the room that sets each (all through hub.store.db.put_meta)

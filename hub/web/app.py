@@ -18,10 +18,14 @@ from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
 
+import segno
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from hub.web.gateway import Gateway
 from hub.web.hub_schemas import SCHEMAS as HUB_SCHEMAS
@@ -48,12 +52,20 @@ def create_app(
     mqtt: MqttConfig | None = None,
     gateway_client_id: str | None = None,
     timeout_s: float | None = None,
+    ca_cert: Path | None = None,
+    allowed_hosts: list[str] | None = None,
 ) -> FastAPI:
     """The app for one store. ``mqtt`` overrides ``cfg.mqtt`` (the gateway's own account,
     e.g. from ``broker-config``'s ``credentials/phone-gateway.yaml``); ``timeout_s`` is the
-    deadline given to each request to the hub (``storesense.rpc.DEFAULT_TIMEOUT_S``)."""
+    deadline given to each request to the hub (``storesense.rpc.DEFAULT_TIMEOUT_S``);
+    ``ca_cert`` is the store CA the onboarding page hands to phones; ``allowed_hosts``
+    overrides ``cfg.app.allowed_hosts`` (``web run`` passes the certificate's names when the
+    config names none; empty: no Host check, as for tests' ``testserver``)."""
     mqtt_cfg = mqtt or cfg.mqtt
-    gateway = Gateway(Topics(cfg.store_id), mqtt_cfg, client_id=gateway_client_id)
+    entrances = {c.id: cfg.entrance_name(c.id) for c in cfg.cameras if c.role == "entrance"}
+    gateway = Gateway(
+        Topics(cfg.store_id), mqtt_cfg, client_id=gateway_client_id, entrances=entrances
+    )
     if timeout_s is not None:
         gateway.timeout_s = timeout_s
 
@@ -74,7 +86,7 @@ def create_app(
     )
     app.state.cfg = cfg
     app.state.gateway = gateway
-    app.state.secure_cookies = cfg.app.tls_cert is not None
+    app.state.ca_cert = ca_cert
 
     for module in (
         routes_auth,
@@ -86,8 +98,11 @@ def create_app(
         routes_reports,
     ):
         app.include_router(module.router)
-    app.add_middleware(SecurityHeaders)
-    app.add_middleware(BodyLimit)
+    app.add_middleware(SecurityHeaders, hsts_max_age_s=cfg.app.hsts_max_age_s)
+    app.add_middleware(BodyLimit, timeout_s=cfg.app.body_timeout_s)
+    hosts = cfg.app.allowed_hosts if allowed_hosts is None else allowed_hosts
+    if hosts:  # outermost: a request for a foreign Host (DNS rebinding) reaches nothing
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(hosts))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -119,6 +134,31 @@ def create_app(
             raise HTTPException(404, "icons come in 192 and 512 px")
         return Response(_icon_png(size), media_type="image/png")
 
+    @app.get("/onboarding", include_in_schema=False)
+    def onboarding_page() -> FileResponse:
+        return FileResponse(STATIC / "onboarding.html")
+
+    @app.get("/onboarding/store-ca.crt", include_in_schema=False)
+    def store_ca() -> Response:
+        """The store CA certificate (public) in DER, the type Android and iOS install from."""
+        return Response(
+            _store_ca(app).public_bytes(serialization.Encoding.DER),
+            media_type="application/x-x509-ca-cert",
+            headers={"content-disposition": 'attachment; filename="storesense-store-ca.crt"'},
+        )
+
+    @app.get("/onboarding/store-ca.json", include_in_schema=False)
+    def store_ca_info() -> dict[str, str]:
+        ca = _store_ca(app)
+        return {"sha256": ca_fingerprint(ca), "subject": ca.subject.rfc4514_string()}
+
+    @app.get("/onboarding/qr.svg", include_in_schema=False)
+    def onboarding_qr(request: Request) -> Response:
+        """The QR code the manager page shows: this server's onboarding page, under the name
+        the manager's browser used (the Host allow-list keeps that name one of ours)."""
+        url = f"{request.url.scheme}://{request.url.netloc}/onboarding"
+        return Response(qr_svg(url), media_type="image/svg+xml")
+
     @app.get("/healthz", include_in_schema=False)
     def health() -> dict[str, object]:
         return {"gateway_online": gateway.connected, "hub_online": gateway.hub_online}
@@ -126,6 +166,28 @@ def create_app(
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _document_hub_models(app)
     return app
+
+
+def _store_ca(app: FastAPI) -> x509.Certificate:
+    path: Path | None = app.state.ca_cert
+    if path is None:
+        raise HTTPException(404, "this server was started without the store CA (plain HTTP)")
+    try:
+        return x509.load_pem_x509_certificate(path.read_bytes())
+    except (OSError, ValueError):
+        raise HTTPException(404, "the store CA certificate cannot be read") from None
+
+
+def ca_fingerprint(cert: x509.Certificate) -> str:
+    """SHA-256 of the DER certificate as colon-separated hex, as phones' settings show it."""
+    return cert.fingerprint(hashes.SHA256()).hex(":").upper()
+
+
+def qr_svg(url: str) -> bytes:
+    """The URL as an SVG QR code (segno, pure Python; error correction M, scale 6)."""
+    buf = io.BytesIO()
+    segno.make_qr(url, error="m").save(buf, kind="svg", scale=6, border=2, xmldecl=False)
+    return buf.getvalue()
 
 
 def _document_hub_models(app: FastAPI) -> None:

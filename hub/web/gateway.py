@@ -13,6 +13,10 @@ has exactly two things to do with MQTT (its own ``phone-gateway`` account):
   database, which owns alert state) are kept in a ``storesense.alert_state.AlertBook`` (the
   seq rule, coded once) and each change is pushed, serialised once, to every connected
   phone's bounded queue. The gateway never decides an alert's state.
+- **Relay the store's health** to phones: the hub's retained ``hub/status`` (its last will
+  says ``online=false``) and ``hub/nodes`` (the cameras' health as the hub sees it) go to every
+  phone as a ``status`` message, so a phone's banners say "hub unreachable" or "door camera
+  down" from what the hub published, not from a guess.
 
 Threads: paho callbacks run on paho's network thread and only decode, then hand the message
 to the asyncio loop with ``call_soon_threadsafe``; all state lives on the loop's thread, so no
@@ -22,6 +26,7 @@ lock guards it and a phone's snapshot and its subsequent updates can never inter
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
@@ -104,13 +109,19 @@ class Gateway:
         *,
         client_id: str | None = None,
         timeout_s: float = rpc.DEFAULT_TIMEOUT_S,
+        entrances: dict[str, str] | None = None,
     ) -> None:
+        """``entrances``: door camera id → display name (the store YAML's ``display_name``);
+        cards and notifications show the name, and only these cameras raise "door camera
+        down" (with none configured, every camera the hub reports counts)."""
         self.topics = topics
         self.mqtt_cfg = mqtt_cfg
         self.timeout_s = timeout_s
         self.stats = GatewayStats()
         self.book = AlertBook()
         self.hub_online: bool | None = None
+        self.entrances = dict(entrances or {})
+        self.nodes: dict[str, str] = {}  # camera id -> up/offline/down, as the hub published
         self.links: set[PhoneLink] = set()
         self.names: dict[str, str] = {}  # staff id -> display name, as the hub reported them
         self._pending: dict[str, asyncio.Future[rpc.Reply]] = {}
@@ -170,7 +181,12 @@ class Gateway:
             return
         t = self.topics
         _, self._sub_mid = client.subscribe(
-            [(t.all_alerts, 1), (t.hub_status, 1), (t.rpc_reply(self.web_id), 1)]
+            [
+                (t.all_alerts, 1),
+                (t.hub_status, 1),
+                (t.node_health, 1),
+                (t.rpc_reply(self.web_id), 1),
+            ]
         )
         log.info("phone gateway connected to MQTT under %s as %s", t.base, self.web_id)
 
@@ -186,6 +202,7 @@ class Gateway:
             if any(rc.is_failure for rc in reason_codes):
                 log.error("the broker refused the gateway's subscriptions (ACL?)")
             self._subscribed.set()
+            self._status_soon()
 
     def _on_disconnect(
         self,
@@ -196,6 +213,13 @@ class Gateway:
         properties: Properties | None,
     ) -> None:
         self._subscribed.clear()
+        self._status_soon()  # the phones say "hub unreachable" rather than show stale cards
+
+    def _status_soon(self) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed in between (shutdown)
+                loop.call_soon_threadsafe(lambda: self._broadcast(json.dumps(self.status())))
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         loop = self._loop
@@ -217,6 +241,17 @@ class Gateway:
             alert_id = self.topics.segment(msg.topic, 1) or ""
             loop.call_soon_threadsafe(self._forget, alert_id)
             return
+        if msg.topic == self.topics.node_health:
+            try:
+                nodes = m.decode(payload, m.NodeHealth) if payload else m.NodeHealth(nodes={})
+            except m.PayloadError as exc:
+                self.stats.rejected[exc.reason] += 1
+                return
+            self.stats.received[nodes.kind] += 1
+            loop.call_soon_threadsafe(
+                self._node_health, {k: str(v) for k, v in nodes.nodes.items()}
+            )
+            return
         expected = _KIND_ON.get(section or "")
         try:
             decoded = m.decode(payload) if expected is None else m.decode(payload, expected)
@@ -236,9 +271,34 @@ class Gateway:
     # -- loop thread: state and fan-out ------------------------------------------------------
     def _hub_status(self, online: bool) -> None:
         came_back = online and not self.hub_online
+        changed = online != self.hub_online
         self.hub_online = online
         if came_back:  # colleagues' names for "taken by …" (sessions add their own later)
             self._names_task = asyncio.ensure_future(self._refresh_names())
+        if changed:
+            self._broadcast(json.dumps(self.status()))
+
+    def _node_health(self, nodes: dict[str, str]) -> None:
+        if nodes != self.nodes:
+            self.nodes = nodes
+            self._broadcast(json.dumps(self.status()))
+
+    def doors_down(self) -> list[str]:
+        """Display names of the door cameras the hub reports not up (sorted, for a banner)."""
+        doors = self.entrances or dict.fromkeys(self.nodes)
+        return sorted(self.entrance_name(cam) for cam in doors if self.nodes.get(cam, "up") != "up")
+
+    def status(self) -> dict[str, Any]:
+        """The store's health as a phone shows it: the hub's liveness, doors that are down."""
+        return {
+            "type": "status",
+            "hub_online": self.hub_online,
+            "gateway_online": self.connected,
+            "doors_down": self.doors_down(),
+        }
+
+    def entrance_name(self, camera_id: str) -> str:
+        return self.entrances.get(camera_id) or camera_id
 
     async def _refresh_names(self) -> None:
         try:
@@ -257,6 +317,7 @@ class Gateway:
         data = alert.model_dump(mode="json")
         data["claimed_by_name"] = self._name(alert.claimed_by)
         data["closed_by_name"] = self._name(alert.closed_by)
+        data["entrance_name"] = self.entrance_name(alert.camera_id)
         return data
 
     def _apply_alert(self, alert: m.Alert) -> None:
@@ -314,6 +375,7 @@ class Gateway:
             "open_ids": self.book.open_ids(now),
             "hub_online": self.hub_online,
             "gateway_online": self.connected,
+            "doors_down": self.doors_down(),
             "server_time": now,
         }
 

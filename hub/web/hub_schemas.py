@@ -5,6 +5,7 @@ customer card (``hub.shop.card.CustomerCard``, as serialised) and the POS receip
 (``hub.shop.pos_webhook.PosTransaction``, as validated). A copy because ``hub.web`` may not
 import the hub's rooms; the test fails when the copy and the models differ.
 """
+# ruff: noqa: E501 (the models' descriptions, as generated)
 
 # fmt: off
 import json
@@ -85,12 +86,18 @@ SCHEMAS: dict = json.loads(
    "total": {
     "title": "Total",
     "type": "number"
+   },
+   "total_text": {
+    "description": "total in the store's currency format",
+    "title": "Total Text",
+    "type": "string"
    }
   },
   "required": [
    "invoice_no",
    "at",
    "total",
+   "total_text",
    "items",
    "cancellation",
    "lines"
@@ -104,12 +111,23 @@ SCHEMAS: dict = json.loads(
     "title": "Amount",
     "type": "number"
    },
+   "amount_text": {
+    "description": "amount in the store's currency format",
+    "title": "Amount Text",
+    "type": "string"
+   },
    "category": {
     "title": "Category",
     "type": "string"
    },
    "description": {
+    "description": "as the till wrote it",
     "title": "Description",
+    "type": "string"
+   },
+   "name": {
+    "description": "the description made readable for the phone",
+    "title": "Name",
     "type": "string"
    },
    "quantity": {
@@ -128,10 +146,12 @@ SCHEMAS: dict = json.loads(
   "required": [
    "stock_code",
    "description",
+   "name",
    "category",
    "quantity",
    "unit_price",
-   "amount"
+   "amount",
+   "amount_text"
   ],
   "title": "BasketLine",
   "type": "object"
@@ -198,8 +218,29 @@ SCHEMAS: dict = json.loads(
     "title": "Favourite Period",
     "type": "string"
    },
+   "last_visit": {
+    "anyOf": [
+     {
+      "format": "date-time",
+      "type": "string"
+     },
+     {
+      "type": "null"
+     }
+    ],
+    "description": "the visit before this one (hub.alerts.records.previous_visit)",
+    "title": "Last Visit"
+   },
+   "locale": {
+    "description": "CLDR locale the *_text amounts are written in",
+    "title": "Locale",
+    "type": "string"
+   },
    "loyalty": {
     "$ref": "#/components/schemas/LoyaltyStatus"
+   },
+   "money": {
+    "$ref": "#/components/schemas/MoneyText"
    },
    "name": {
     "anyOf": [
@@ -211,6 +252,11 @@ SCHEMAS: dict = json.loads(
      }
     ],
     "title": "Name"
+   },
+   "new_customer": {
+    "description": "no purchase on file: the phone shows a first-visit card, not zeros and a tier the customer never earned",
+    "title": "New Customer",
+    "type": "boolean"
    },
    "new_for_you": {
     "items": {
@@ -255,7 +301,11 @@ SCHEMAS: dict = json.loads(
    "enrolled",
    "as_of",
    "currency",
+   "locale",
+   "new_customer",
+   "last_visit",
    "totals",
+   "money",
    "recent_baskets",
    "favourite_categories",
    "favourite_period",
@@ -338,6 +388,49 @@ SCHEMAS: dict = json.loads(
    "bonuses"
   ],
   "title": "LoyaltyStatus",
+  "type": "object"
+ },
+ "MoneyText": {
+  "description": "The card's amounts as the store writes them (currency symbol, separators, order).",
+  "properties": {
+   "average_basket": {
+    "anyOf": [
+     {
+      "type": "string"
+     },
+     {
+      "type": "null"
+     }
+    ],
+    "title": "Average Basket"
+   },
+   "lifetime_spend": {
+    "title": "Lifetime Spend",
+    "type": "string"
+   },
+   "spend_12m": {
+    "title": "Spend 12M",
+    "type": "string"
+   },
+   "spend_to_next_tier": {
+    "anyOf": [
+     {
+      "type": "string"
+     },
+     {
+      "type": "null"
+     }
+    ],
+    "title": "Spend To Next Tier"
+   }
+  },
+  "required": [
+   "lifetime_spend",
+   "spend_12m",
+   "average_basket",
+   "spend_to_next_tier"
+  ],
+  "title": "MoneyText",
   "type": "object"
  },
  "PosLine": {
@@ -437,6 +530,11 @@ SCHEMAS: dict = json.loads(
     "title": "Description",
     "type": "string"
    },
+   "name": {
+    "description": "the description made readable for the phone",
+    "title": "Name",
+    "type": "string"
+   },
    "score": {
     "title": "Score",
     "type": "number"
@@ -454,6 +552,7 @@ SCHEMAS: dict = json.loads(
   "required": [
    "stock_code",
    "description",
+   "name",
    "category",
    "source",
    "score"

@@ -10,9 +10,12 @@ the same Origin check (cross-site WebSocket hijacking), since browsers send cook
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
+import time
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -20,12 +23,17 @@ from urllib.parse import urlsplit
 from fastapi import Depends, HTTPException, Request, WebSocket
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hub.web.gateway import Gateway, GatewayUnavailable, HubRefused
+from hub.web.gateway import Gateway, GatewayUnavailable, HubRefused, PhoneLink
 from storesense import rpc
 
 COOKIE = "ss_session"
 CSRF_HEADER = "X-CSRF-Token"
 MAX_BODY_BYTES = 64 * 1024  # the biggest legitimate body is a POS basket, a few KiB
+BODY_TIMEOUT_S = 15.0
+# Paths that are the same for every user (code, icons): cacheable. Everything else (the API,
+# report files, customer photos, the pages that show them) is sent with no-store, so customer
+# data never lingers in a shared phone's HTTP cache.
+CACHEABLE_PREFIXES = ("/static/", "/icons/", "/manifest.webmanifest")
 
 
 @dataclass(frozen=True)
@@ -130,16 +138,97 @@ async def websocket_session(websocket: WebSocket) -> Session | None:
         return None
 
 
+SESSION_RECHECK_S = 5.0
+# WebSocket close code for "your session ended" (expired, idle, logged out, account disabled):
+# the page returns to the login instead of reconnecting. 4000-4999 are the application's.
+SESSION_ENDED = 4401
+
+
+@dataclass(eq=False)
+class _Watch:
+    websocket: WebSocket
+    link: PhoneLink
+
+
+def _watches(app: Any) -> dict[str, set[_Watch]]:
+    if not hasattr(app.state, "session_watches"):
+        app.state.session_watches = {}
+    return app.state.session_watches
+
+
+async def end_socket(websocket: WebSocket, link: PhoneLink) -> None:
+    """Close one phone socket because its session ended: no more alerts reach it from now."""
+    gateway_of(websocket).unregister(link)
+    with contextlib.suppress(RuntimeError, OSError):  # already closing or closed
+        await websocket.close(code=SESSION_ENDED, reason="session ended: log in again")
+
+
+async def end_session_sockets(request: Request, token: str) -> int:
+    """Logout: close that session's sockets now, with the 'session ended' code."""
+    watches = _watches(request.app).pop(session_key(token), set())
+    for w in watches:
+        await end_socket(w.websocket, w.link)
+    gateway_of(request).drop_session(session_key(token))
+    return len(watches)
+
+
+async def watch_session(
+    websocket: WebSocket,
+    session: Session,
+    link: PhoneLink,
+    recheck_s: float = SESSION_RECHECK_S,
+) -> None:
+    """Keep an open WebSocket only while its session lives.
+
+    The session's end (``expires_at``: the 12-hour expiry or the idle deadline, whichever
+    comes first) is known, so the socket is closed at that instant, not at the next alert;
+    and the hub is asked every ``recheck_s`` (op ``session_check``, which does not count as
+    use) so an account disabled or a session ended elsewhere closes within that time. A hub
+    that cannot be asked keeps the socket until the known end (failing closed only then).
+    """
+    key = session_key(session.token)
+    watch = _Watch(websocket, link)
+    _watches(websocket.app).setdefault(key, set()).add(watch)
+    ends_at = session.expires_at
+    try:
+        while True:
+            await asyncio.sleep(max(0.0, min(ends_at - time.time(), recheck_s)))
+            try:
+                answer = await gateway_of(websocket).call("session_check", {"token": session.token})
+                ends_at = rpc.SessionInfo.model_validate(answer).expires_at
+            except HubRefused as exc:
+                if exc.status in (401, 403):
+                    break  # expired, idle, logged out or disabled
+                continue  # a hub error is no logout
+            except GatewayUnavailable:
+                if time.time() >= ends_at:
+                    break
+                continue
+            if time.time() >= ends_at:
+                break
+        await end_socket(websocket, link)
+    finally:
+        watches = _watches(websocket.app).get(key)
+        if watches is not None:
+            watches.discard(watch)
+            if not watches:
+                _watches(websocket.app).pop(key, None)
+
+
 class BodyLimit:
     """Pure ASGI: refuse bodies over ``max_bytes`` with 413 before any endpoint parses them.
 
     Checks ``Content-Length`` first, then counts chunked bodies as they arrive, so a client
-    that lies about the length or streams without one is cut off too.
+    that lies about the length or streams without one is cut off too; a body with a gap of
+    more than ``timeout_s`` gets 408 (uvicorn has no body timeout of its own).
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES, timeout_s: float = BODY_TIMEOUT_S
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -152,7 +241,11 @@ class BodyLimit:
         chunks: list[bytes] = []
         size = 0
         while True:
-            message = await receive()
+            try:  # a body that stops arriving must not hold the connection (and a slot)
+                message = await asyncio.wait_for(receive(), self.timeout_s)
+            except TimeoutError:
+                await _plain(send, 408, f"request body stalled for {self.timeout_s:g} s")
+                return
             if message["type"] == "http.disconnect":
                 return
             body = message.get("body", b"")
@@ -195,24 +288,34 @@ SECURITY_HEADERS = {
 
 
 class SecurityHeaders:
-    """Pure ASGI: the headers above on every response; ``no-store`` on the API (customer data
-    must not linger in a shared phone's HTTP cache)."""
+    """Pure ASGI: the headers above on every response; ``Cache-Control: no-store`` on all but
+    the shared static files (customer, photo and report responses must not linger in a shared
+    phone's HTTP cache); ``Strict-Transport-Security`` when the request came over TLS (the
+    scheme is uvicorn's, or a configured proxy's X-Forwarded-Proto), so a phone that once
+    reached the app over HTTPS never again sends its cookie in clear."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, hsts_max_age_s: int = 31_536_000) -> None:
         self.app = app
+        self.hsts = f"max-age={hsts_max_age_s}".encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        api = scope["path"].startswith("/api/")
+        private = not scope["path"].startswith(CACHEABLE_PREFIXES)
+        tls = scope.get("scheme") == "https"
 
         async def add_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
+                headers = [
+                    (k, v) for k, v in message.get("headers", []) if not private or
+                    k.lower() != b"cache-control"
+                ]  # fmt: skip
                 headers += [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
-                if api:
+                if private:
                     headers.append((b"cache-control", b"no-store"))
+                if tls:
+                    headers.append((b"strict-transport-security", self.hsts))
                 message["headers"] = headers
             await send(message)
 

@@ -365,6 +365,13 @@ def test_bundle_files_modes_and_certificates(tmp_path: Path) -> None:
     san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert set(map(str, san.get_values_for_type(x509.IPAddress))) == {"127.0.0.1", "10.0.0.2"}
     assert set(san.get_values_for_type(x509.DNSName)) == {"hub.store.lan", "localhost"}
+    # the web app's certificate: the same store CA, the same names, 0600 key
+    web = x509.load_pem_x509_certificate(b.web_cert.read_bytes())
+    web.verify_directly_issued_by(ca)
+    assert b.web_key.stat().st_mode & 0o777 == 0o600
+    web_san = web.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert set(web_san.get_values_for_type(x509.DNSName)) == {"hub.store.lan", "localhost"}
+    assert (web.not_valid_after_utc - web.not_valid_before_utc).days <= 398  # Apple's limit
     conf = b.conf.read_text()
     for line in ("allow_anonymous false", "tls_version tlsv1.2", f"acl_file {b.acl}"):
         assert line in conf

@@ -80,7 +80,8 @@ def test_on_a_fresh_home_clis_refuse_until_the_database_is_migrated(tmp_path: Pa
     assert not (tmp_path / "hub.sqlite3").exists()
     first = run("db", "migrate")
     assert first.returncode == 0, first.stderr
-    assert first.stdout.strip().endswith(f"schema version {db.SCHEMA_VERSION} (applied 1, 2, 3)")
+    every = ", ".join(str(v) for v in range(1, db.SCHEMA_VERSION + 1))
+    assert first.stdout.strip().endswith(f"schema version {db.SCHEMA_VERSION} (applied {every})")
     assert run("db", "migrate").stdout.strip().endswith("(nothing to apply)")
     assert run("pos", "import", "--csv", str(csv)).returncode == 0
     # a database an older release left behind: refused until migrated, then fine

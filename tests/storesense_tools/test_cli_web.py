@@ -65,3 +65,34 @@ def test_web_run_without_config_is_a_clear_error(
 ) -> None:
     assert main(["--home", str(tmp_path), "web", "run"]) == 2
     assert "no store config" in capsys.readouterr().err
+
+
+def test_web_cert_issues_from_the_store_ca_and_onboarding_prints_the_qr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cryptography import x509
+
+    config = tmp_path / "store.yaml"
+    config.write_text("store_id: s1\napp: {tls_hosts: [hub.store.lan]}\n")
+    base = ["--home", str(tmp_path / "h"), "--config", str(config), "web"]
+    assert main([*base, "cert", "--host", "10.0.0.2"]) == 0
+    out = capsys.readouterr().out
+    tls_dir = tmp_path / "h" / "tls"
+    assert "created the store CA" in out and "hub.store.lan" in out and "10.0.0.2" in out
+    ca = x509.load_pem_x509_certificate((tls_dir / "ca.crt").read_bytes())
+    first = x509.load_pem_x509_certificate((tls_dir / "web.crt").read_bytes())
+    first.verify_directly_issued_by(ca)
+    assert stat.S_IMODE((tls_dir / "web.key").stat().st_mode) == 0o600
+    # again: the same CA, a new leaf
+    assert main([*base, "cert"]) == 0
+    assert "created the store CA" not in capsys.readouterr().out
+    assert x509.load_pem_x509_certificate((tls_dir / "ca.crt").read_bytes()) == ca
+    # from a broker-config folder's CA, which must exist (never a CA made on the side)
+    assert main([*base, "cert", "--ca-dir", str(tmp_path / "nope")]) == 2
+    assert "cannot load the store CA" in capsys.readouterr().err
+
+    assert main([*base, "onboarding", "--url-host", "hub.store.lan", "--port", "8443"]) == 0
+    shown = capsys.readouterr().out
+    assert "phone onboarding: https://hub.store.lan:8443/onboarding" in shown
+    assert "█" in shown or "▀" in shown  # the QR code, drawn in the terminal
+    assert "SHA-256" in shown

@@ -89,3 +89,14 @@ def test_headless_demo_alerts_cards_and_floor_report(tmp_path: Path) -> None:
     insights = json.loads((report / "insights.json").read_text())
     assert insights["observed_s_per_day"] > 0 and insights["sales_source"] == "pos"
     assert (report / "report.html").is_file()
+    # issue 12: the live clip's day is provisional, the week with the labelled synthetic
+    # history is not, and shows a trend; both pages say demo data; the plan is drawn
+    assert insights["provisional"] is True and insights["demo_data"]
+    assert (report / "report.pdf").read_bytes()[:5] == b"%PDF-"
+    week = json.loads((out / "report-week" / "insights.json").read_text())
+    assert week["provisional"] is False and week["demo_data"]
+    assert week["days_with_data"] == 4  # three synthetic days and today
+    assert any(v is not None for v in insights["trends"].values())  # against a week ago
+    page = (out / "report-week" / "report.html").read_text()
+    assert "Demo data." in page and "synthetic" in page
+    assert floor["synthetic_history_messages"] > 0

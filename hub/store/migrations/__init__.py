@@ -161,9 +161,10 @@ def _bootstrap(conn: sqlite3.Connection) -> bool:
     return True
 
 
-def upgrade(conn: sqlite3.Connection) -> list[int]:
+def upgrade(conn: sqlite3.Connection, *, upto: int | None = None) -> list[int]:
     """Apply every migration this file has not had; returns the versions applied now.
 
+    ``upto`` stops after that version: tests use it to make the file an older release left.
     Refuses (``NewerSchema``) a file newer than this program: migrating down is not a thing.
     """
     _in_transaction(conn, _bootstrap)
@@ -171,7 +172,7 @@ def upgrade(conn: sqlite3.Connection) -> list[int]:
     if have > LATEST:
         raise NewerSchema(f"database at version {have}, this program knows up to {LATEST}")
     done: list[int] = []
-    for mg in MIGRATIONS[have:]:
+    for mg in MIGRATIONS[have : LATEST if upto is None else upto]:
 
         def step(c: sqlite3.Connection, mg: Migration = mg) -> bool:
             row = c.execute(

@@ -1,7 +1,7 @@
-"""Alerts for the phones: the WebSocket push, a polling snapshot, and the three buttons.
+"""Alerts for the phones: the WebSocket push, a polling snapshot, "My customers", the buttons.
 
-Accept, 'Not this person' and 'Done with customer' are POSTs (session + CSRF token) that the
-gateway sends to the hub as ``claim`` requests with a deadline; the hub arbitrates
+Accept, 'Not this person', 'Done with customer' and 'Hand over' are POSTs (session + CSRF
+token) that the gateway sends to the hub as ``claim`` requests with a deadline; the hub arbitrates
 (``hub.alerts.claims``) and answers. A press the hub did not answer by the deadline (hub down,
 broker away) is answered 503 "nothing was changed", and the hub refuses it if it ever arrives.
 """
@@ -12,21 +12,26 @@ import asyncio
 import json
 import logging
 import time
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, WebSocket
+from fastapi.responses import Response
 from fastapi.websockets import WebSocketDisconnect
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from hub.web.errors import POST_SESSION, SESSION, errors
 from hub.web.gateway import Gateway, PhoneLink
+from hub.web.params import IsoDate
 from hub.web.security import (
     CSRF_HEADER,
     Session,
     ask_hub,
+    csrf_session,
     current_session,
+    manager_session,
     press_token,
     session_key,
+    watch_session,
     websocket_session,
 )
 from storesense import rpc
@@ -37,6 +42,20 @@ router = APIRouter(tags=["alerts"])
 AlertId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
 Since = Annotated[int, Query(ge=0, le=2**62, description="highest alert seq the phone has seen")]
 MAX_WS_TEXT = 1024  # phones only send pings
+
+
+class MyCustomer(BaseModel):
+    """A customer this salesperson holds (claimed, not done), as the hub's table says."""
+
+    alert_id: str
+    customer_id: str
+    customer_name: str
+    camera_id: str
+    entrance_name: str
+    arrived_at: float
+    claimed_at: float | None
+    ask_at: float  # the phone asks "still with …?" from here
+    ends_at: float  # and the hub ends the claim here if nobody answered
 
 
 class ActionResult(BaseModel):
@@ -69,13 +88,95 @@ async def snapshot(
 async def act(
     request: Request,
     alert_id: AlertId,
-    action: Literal["claim", "reject", "done"],
+    action: Literal["claim", "reject", "done", "handover", "keep"],
     token: Annotated[str, Depends(press_token)],
 ) -> ActionResult:
     csrf = request.headers.get(CSRF_HEADER, "")[:128]
     args = {"token": token, "csrf": csrf, "alert_id": alert_id, "action": action}
     answer = rpc.ClaimAnswer.model_validate(await ask_hub(request, "claim", args))
     return ActionResult(**answer.model_dump())
+
+
+@router.get("/api/my-customers", response_model=list[MyCustomer], responses=errors(401, 403))
+async def my_customers(
+    request: Request, token: Annotated[str, Depends(press_token)]
+) -> list[MyCustomer]:
+    """The phone's "My customers": from the hub's table, so Back, a reload or a new login
+    never loses a claimed customer (the retained alert may be long gone)."""
+    held = await ask_hub(request, "my_customers", {"token": token})
+    gateway = _gateway(request)
+    return [MyCustomer(**h, entrance_name=gateway.entrance_name(h["camera_id"])) for h in held]
+
+
+@router.get("/api/missed-alerts", responses=errors(*SESSION, 403))
+async def missed_alerts(
+    request: Request,
+    session: Annotated[Session, Depends(manager_session)],
+    date: Annotated[IsoDate | None, Query(description="YYYY-MM-DD; default today")] = None,
+) -> dict[str, Any]:
+    """Managers: customers whose alert expired with nobody accepting (count and list)."""
+    args = {"token": session.token, "date": date.isoformat() if date else None}
+    return await ask_hub(request, "missed_alerts", args)
+
+
+# HTTPS on a known push service only (the hub checks again, hub.push.subscriptions): the
+# endpoint comes from a phone, and the hub must not POST wherever a phone says.
+PUSH_ENDPOINT = (
+    r"^https://(fcm\.googleapis\.com|updates\.push\.services\.mozilla\.com|web\.push\.apple\.com"
+    r"|[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.notify\.windows\.com)/[!-~]+$"
+)
+
+
+class PushKeys(BaseModel):
+    p256dh: str = Field(min_length=20, max_length=128, pattern=r"^[A-Za-z0-9_-]+=*$")
+    auth: str = Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+=*$")
+
+
+class PushEndpointIn(BaseModel):
+    endpoint: str = Field(max_length=1024, pattern=PUSH_ENDPOINT)
+
+
+class PushSubscriptionIn(PushEndpointIn):
+    """What the browser's ``PushSubscription.toJSON()`` gives (``expirationTime`` ignored)."""
+
+    keys: PushKeys
+    expirationTime: float | None = None  # the browser's spelling
+
+
+@router.get("/api/push/key", responses=errors(401))
+async def push_key(request: Request, token: Annotated[str, Depends(press_token)]) -> dict:
+    """The store's VAPID public key, for ``pushManager.subscribe``."""
+    return await ask_hub(request, "push_key", {"token": token})
+
+
+@router.post(
+    "/api/push/subscribe", status_code=204, response_class=Response,
+    responses=errors(*POST_SESSION),
+)  # fmt: skip
+async def push_subscribe(
+    request: Request,
+    body: PushSubscriptionIn,
+    session: Annotated[Session, Depends(csrf_session)],
+) -> Response:
+    """Store this phone's Web Push subscription in the hub (hub/push)."""
+    args = {"token": session.token, "endpoint": body.endpoint,
+            "p256dh": body.keys.p256dh, "auth": body.keys.auth}  # fmt: skip
+    await ask_hub(request, "push_subscribe", args)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/api/push/unsubscribe", status_code=204, response_class=Response,
+    responses=errors(*POST_SESSION),
+)  # fmt: skip
+async def push_unsubscribe(
+    request: Request,
+    body: PushEndpointIn,
+    session: Annotated[Session, Depends(csrf_session)],
+) -> Response:
+    """Forget this phone's subscription (logout on a shared phone)."""
+    await ask_hub(request, "push_unsubscribe", {"token": session.token, "endpoint": body.endpoint})
+    return Response(status_code=204)
 
 
 @router.websocket("/ws")
@@ -91,6 +192,8 @@ async def phone_socket(websocket: WebSocket, since: int = 0) -> None:
     # register and snapshot with no await between: no change can fall in the gap
     await websocket.send_text(json.dumps(gateway.snapshot(since)))
     sender = asyncio.create_task(_send_loop(websocket, link, session.expires_at))
+    # closes the socket (code 4401) when the session expires, idles out or is ended
+    watcher = asyncio.create_task(watch_session(websocket, session, link))
     try:
         while True:
             message = await websocket.receive()
@@ -108,6 +211,7 @@ async def phone_socket(websocket: WebSocket, since: int = 0) -> None:
         gateway.unregister(link)
         link.close()
         sender.cancel()
+        watcher.cancel()
 
 
 async def _send_loop(websocket: WebSocket, link: PhoneLink, expires_at: float) -> None:

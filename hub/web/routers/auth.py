@@ -20,8 +20,8 @@ from hub.web.security import (
     ask_hub,
     csrf_session,
     current_session,
+    end_session_sockets,
     gateway_of,
-    session_key,
 )
 from storesense import rpc
 
@@ -66,7 +66,7 @@ async def login(body: LoginIn, request: Request, response: Response) -> Me:
         max_age=max(int(result.session.expires_at - time.time()), 0),
         httponly=True,
         samesite="strict",
-        secure=request.app.state.secure_cookies,
+        secure=request.url.scheme == "https",  # uvicorn's or a trusted proxy's scheme
         path="/",
     )
     return _me(Session.from_info(result.session, result.token))
@@ -80,7 +80,7 @@ async def me(session: Annotated[Session, Depends(current_session)]) -> Me:
 @router.post("/logout", status_code=204, responses=errors(401, 403, 413))
 async def logout(request: Request, session: Annotated[Session, Depends(csrf_session)]) -> Response:
     await ask_hub(request, "logout", {"token": session.token})
-    gateway_of(request).drop_session(session_key(session.token))
+    await end_session_sockets(request, session.token)  # at once, with the "log in" close code
     response = Response(status_code=204)
     response.delete_cookie(COOKIE, path="/")
     return response

@@ -110,6 +110,8 @@ def test_a_raw_claim_past_its_deadline_is_never_applied(live) -> None:
         assert row.fetchone()[0] == "open"
         phone.claim(out.alert_id, timeout_s=5.0)
         assert phone.wait_for(lambda p: not p.open_alerts())
+        # the result comes on its own topic: it may land after the alert's new state
+        assert phone.wait_for(lambda p: len(p.results) >= 1)
         assert [r.outcome for r in phone.results] == ["won"]
     finally:
         phone.stop()

@@ -70,7 +70,13 @@ def test_report_files_picture_and_figures(store_day, tmp_path):
     assert doc["transitions"][0] == {"from": "denim", "to": "till", "count": 12}
     # person-seconds on the floor: each shopper's time, never doubled by the second camera
     assert 12 * 20 <= doc["person_s_per_day"] <= 12 * 100
-    ins = doc["insights"]
+    # the placement lists behind the advice (hub.floor.insights), as before issue 12; the
+    # report's insights.json now carries them in the issue-12 contract (checked below)
+    from hub.floor.insights import insights
+    from hub.floor.occupancy import load_grid
+
+    grid, _ = load_grid(conn, cfg.floor, [local_day(T0)])
+    ins = insights(cfg.floor, list(cfg.zones), grid, res.zones)
     assert [i["rank"] for i in ins["advertising"]] == [1, 2, 3]
     assert ins["advertising"][0]["where"]["zone"] in ("denim", "till")
     assert ins["rarely_visited"], "the empty right-hand side of the floor is never visited"
@@ -79,8 +85,14 @@ def test_report_files_picture_and_figures(store_day, tmp_path):
     assert hfls[0]["evidence"]["visit_share"] == 0.5
     assert hfls[0]["evidence"]["revenue_share"] == 0.25
     assert ins["new_product"] and all(i["evidence"]["saturation"] < 1 for i in ins["new_product"])
+    kinds = [i["kind"] for i in doc["insights"]]
+    assert kinds.count("advertising") == 3  # R1's analysis, in the issue-12 contract
+    for i in doc["insights"]:
+        assert {"kind", "rank", "advice", "evidence", "confidence", "zone", "polygon"} <= set(i)
+    assert doc["provisional"] is True and "4 min" in doc["provisional_reason"]
+    assert all(i["confidence"] == "low" for i in doc["insights"])  # 4 minutes observed
     html = (tmp_path / "report.html").read_text()
-    assert "data:image/png;base64," in html and "Best spots for advertising" in html
+    assert "data:image/png;base64," in html and "Where to advertise" in html
 
 
 def test_report_over_a_plan_image(store_day, tmp_path):
@@ -139,13 +151,27 @@ def test_report_page_escapes_store_text_and_marks_missing_figures(tmp_path: Path
     doc = {
         "observed_s_per_day": 7200.0,
         "person_s_per_day": 45.0,
-        "insights": {"advertising": [{"title": "A & <b>", "score": 0.5, "formula": "v/a"}]},
+        "insights": [
+            {
+                "kind": "advertising",
+                "rank": 1,
+                "advice": "A & <b>",
+                "evidence": {"<i>": {"value": 3.0, "unit": "s"}},
+                "confidence": "low",
+                "confidence_reason": "<u>",
+                "zone": None,
+                "polygon": None,
+            }
+        ],
         "transitions": [{"from": "in", "to": "<out>", "count": 3}],
     }
     page = _html("Store <1>", png, [zone], doc)
     assert "<script>" not in page and "&lt;script&gt;x&lt;/script&gt;" in page
     assert "<title>Store &lt;1&gt;</title>" in page
-    assert "<b>A &amp; &lt;b&gt;</b>" in page and "in → &lt;out&gt;: 3" in page
-    assert "<td>–</td><td>–</td></tr>" in page  # revenue/day and revenue/visit unknown
+    assert '<div class="advice">1. A &amp; &lt;b&gt;</div>' in page
+    assert "in → &lt;out&gt;: 3" in page
+    assert "<li>&lt;i&gt;: 3 s</li>" in page and "&lt;u&gt;" in page
+    # revenue/day and revenue/visit unknown
+    assert '<td data-label="sales/day">–</td><td data-label="sales/visit">–</td></tr>' in page
     assert "2.0 h per day" in page and "45 s of people" in page
-    assert page.count("<li>nothing to report</li>") == 3  # the three empty insight sections
+    assert page.count("Nothing to report.") == 3  # the three empty insight sections

@@ -83,6 +83,21 @@ def test_transitions_and_merge():
     assert merged == [Visit("denim", 0, 12), Visit("denim", 30, 40)]
 
 
+def test_a_track_id_reused_while_its_fused_partner_is_open_does_not_crash():
+    """Camera a ends track 1 (fused with camera b's track 7), then reuses id 1 while b's track
+    is still open: ending everything must give journeys, not a KeyError."""
+    j = Journeys(ZONES, CFG.floor)
+    j.track("a/1"), j.track("b/7")
+    j.link(("a/1", "b/7"))
+    assert j.end_tracks(["a/1"]) == []  # b/7 still open: the person goes on
+    j.track("a/1")  # the id again
+    assert j.end_tracks(["b/7"]) == []
+    done = j.end_tracks(["a/1"])
+    assert len(done) == 1 and done[0].tracks == 2
+    j.track("a/1")  # and once more, after the group has ended: a new person
+    assert len(j.end_tracks(["a/1"])) == 1
+
+
 def test_staff_zone_marks_the_whole_person_staff():
     j = Journeys(ZONES, CFG.floor)
     tz = j.track("cam/r/1")

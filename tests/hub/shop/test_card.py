@@ -12,6 +12,7 @@ from hub.faces.gallery import Gallery
 from hub.shop.card import CustomerCard, CustomerNotFound, customer_card
 from hub.shop.pos_store import set_birthday
 from hub.shop.suggest import SuggestParams, build_suggestions
+from hub.store import db
 from storesense.config import StoreConfig
 from tests.consent import consent
 from tests.hub.conftest import unit
@@ -95,3 +96,80 @@ def test_suggestions_bonuses_and_json_contract(conn: sqlite3.Connection) -> None
     assert [b.kind for b in card.active_bonuses] == ["birthday"]
     assert card.active_bonuses == card.loyalty.bonuses
     assert CustomerCard.model_validate_json(card.model_dump_json()) == card
+
+
+def test_readable_names_and_money_in_the_store_format(conn: sqlite3.Connection) -> None:
+    card = customer_card(conn, "C1001", CFG, NOW)
+    basket = card.recent_baskets[1]  # invoice 2: 3 × JUMBO BAG RED, 1 × RED MUG
+    assert [(ln.description, ln.name) for ln in basket.lines] == [
+        ("JUMBO BAG RED", "Jumbo Bag Red"),
+        ("RED MUG", "Red Mug"),
+    ]
+    assert basket.total_text == "£11.00" and basket.lines[0].amount_text == "£6.00"
+    assert card.recent_baskets[0].total_text == "-£30.00"  # the cancellation
+    assert (card.currency, card.locale) == ("GBP", "en_GB")
+    assert card.money.lifetime_spend == "£21.00" and card.money.average_basket == "£25.50"
+    # next tier and what it takes, in the same format
+    assert (card.loyalty.next_tier, card.money.spend_to_next_tier) == ("Silver", "£479.00")
+    de = StoreConfig.model_validate(
+        {"store_id": "s1", "loyalty": {"currency": "EUR", "locale": "de_DE"}}
+    )
+    de_card = customer_card(conn, "C1001", de, NOW)
+    assert de_card.money.spend_to_next_tier == "479,00\xa0€"
+    assert de_card.recent_baskets[1].total_text == "11,00\xa0€"
+
+
+def test_readable_name_rules() -> None:
+    from hub.shop.card import readable_name
+
+    assert readable_name("SET OF 3 CAKE TINS PANTRY DESIGN ") == "Set of 3 Cake Tins Pantry Design"
+    assert (
+        readable_name("WHITE HANGING HEART T-LIGHT HOLDER") == "White Hanging Heart T-Light Holder"
+    )
+    assert readable_name("PACK OF 12 LED  FAIRY LIGHTS") == "Pack of 12 LED Fairy Lights"
+    assert readable_name("Desk lamp, brass") == "Desk lamp, brass"  # already readable: kept
+    assert readable_name("OF MICE AND MEN") == "Of Mice and Men"
+    assert readable_name("PAPER CHAIN KIT 50'S CHRISTMAS ") == "Paper Chain Kit 50's Christmas"
+
+
+def test_new_customer_state(gallery: Gallery) -> None:
+    """Enrolled, never bought: a first-visit card, not a wall of zeros and an unearned tier."""
+    gallery.enrol("C2", "Grace Hopper", consent("DEMO-DATA-2"), [(unit(2), 0.9, "test")])
+    card = customer_card(gallery.conn, "C2", CFG, NOW)
+    assert card.new_customer and card.last_visit is None
+    assert card.money.spend_12m == "£0.00" and card.money.average_basket is None
+    # the lowest tier starts at 0: the phone words it as "first purchase makes them Bronze"
+    assert card.loyalty.next_tier == "Silver" and card.money.spend_to_next_tier == "£500.00"
+
+
+def test_previous_visit_skips_the_visit_in_progress(conn: sqlite3.Connection) -> None:
+    from hub.alerts import claims
+    from storesense.topics import Topics
+
+    topics = Topics("s1")
+    now = NOW.timestamp()
+    for at in (now - 3 * 86400, now - 60):  # three days ago, and this arrival
+        with db.write(conn):
+            claims.record_match(
+                conn, topics, customer_id="C1001", camera_id="door-1", first_usable_at=at,
+                now=at, cooldown_s=0, alert_ttl_s=60,
+            )  # fmt: skip
+    card = customer_card(conn, "C1001", CFG, NOW)
+    assert card.last_visit == NOW - timedelta(days=3)
+    assert not card.new_customer
+
+
+def test_new_for_you_never_repeats_or_lists_a_usual_item(conn: sqlite3.Connection) -> None:
+    """Whatever a stored build holds (an older build, a bug), the card lists each item once
+    and nothing of the customer's own usual list."""
+    build_suggestions(conn, cutoff=NOW, params=SuggestParams(factors=4))
+    with db.write(conn):
+        conn.execute("DELETE FROM suggestions WHERE customer_id='C1001' AND list='new'")
+        conn.executemany(
+            "INSERT INTO suggestions VALUES ('C1001','new',?,?,1.0,'als')",
+            [(0, "M1"), (1, "P1"), (2, "P1"), (3, "M1")],
+        )
+    card = customer_card(conn, "C1001", CFG, NOW)
+    usual = [s.stock_code for s in card.usual_items]
+    assert len(usual) == len(set(usual)) and "M1" in usual
+    assert [s.stock_code for s in card.new_for_you] == ["P1"]

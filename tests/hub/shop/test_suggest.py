@@ -159,3 +159,29 @@ def test_customer_who_bought_everything_gets_no_new_items(conn: sqlite3.Connecti
     usual, new = lookup(conn, "all")
     assert {s.stock_code for s in usual} == {"X1", "X2"} and new == []
     assert [s.stock_code for s in lookup(conn, "other")[1]] == ["X2"]
+
+
+def test_six_item_catalogue_no_duplicates_nothing_usual(conn: sqlite3.Connection) -> None:
+    """k = 10 on a 6-item catalogue: implicit pads its answer with item 0 (score 0.0); the
+    build used to store the customer's own top usual item four times as "new for you"."""
+    items = [(f"I{i}", f"ITEM {i}") for i in range(1, 7)]
+    n = 0
+    for c in range(5):
+        for visit in range(2):
+            n += 1
+            lines = [(*items[(c + j) % 6], 1, 2.0) for j in range(3)]
+            add_invoice(conn, f"{n}", f"c{c}", T0 - timedelta(days=3 + c + visit), lines)
+    rep = build_suggestions(conn, cutoff=T0, params=SuggestParams(factors=4, k=10))
+    assert (rep.customers, rep.items, rep.als_customers) == (5, 6, 5)
+    for c in range(5):
+        usual, new = lookup(conn, f"c{c}")
+        new_codes = [s.stock_code for s in new]
+        usual_codes = [s.stock_code for s in usual]
+        assert len(new_codes) == len(set(new_codes)) == 3, (c, new_codes)  # 6 - 3 bought
+        assert len(usual_codes) == len(set(usual_codes)) == 3
+        assert not set(new_codes) & set(usual_codes), (c, new_codes, usual_codes)
+    dupes = conn.execute(
+        "SELECT customer_id, list, stock_code, count(*) FROM suggestions "
+        "GROUP BY 1, 2, 3 HAVING count(*) > 1"
+    ).fetchall()
+    assert dupes == []

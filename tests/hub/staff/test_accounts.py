@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from hub.staff import accounts
-from hub.staff.throttle import LoginThrottle
+from hub.staff.throttle import LoginThrottle, Rule, Throttled
 from hub.store import db
 from storesense.paths import hub_db_path
 
@@ -36,8 +36,12 @@ def test_sessions_are_stored_hashed_and_end_on_logout_expiry_or_password_change(
 
 
 def test_throttle_counts_per_key_inside_the_window() -> None:
-    t = LoginThrottle(limit=2, window_s=10)
-    t.failed(["id:a", "ip:1"], now=0)
-    t.failed(["id:a", "ip:2"], now=1)
-    assert t.blocked(["id:a"], now=2) and not t.blocked(["ip:1"], now=2)
-    assert not t.blocked(["id:a"], now=11.5)  # the first failure left the window
+    rule = Rule("account", free=2, window_s=10, max_delay_s=30)
+    wide = Rule("wide", free=100, window_s=10, max_delay_s=30)
+    t = LoginThrottle((wide, wide, rule))  # only the per-account rule can bite here
+    t.failed(t.reserve("a", "1", now=0))
+    t.failed(t.reserve("a", "2", now=1))
+    with pytest.raises(Throttled):  # blocked for "a", from any client
+        t.reserve("a", "3", now=1.5)
+    t.reserve("b", "1", now=2)  # client "1" is not blocked
+    t.reserve("a", "1", now=11.5)  # the first failure left the window

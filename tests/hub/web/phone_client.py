@@ -27,6 +27,7 @@ class ScriptedPhone:
         self.alerts: dict[str, dict[str, Any]] = {}
         self.arrived: dict[tuple[str, str], float] = {}  # (alert_id, state) -> monotonic s
         self.snapshots: list[dict[str, Any]] = []
+        self.statuses: list[dict[str, Any]] = []  # the store's health as the gateway relays it
         self.max_seq = 0
         self._cond = threading.Condition()
         self.ws: ClientConnection | None = None
@@ -68,6 +69,8 @@ class ScriptedPhone:
                                 del self.alerts[aid]
                     elif msg["type"] == "alert":
                         self._apply(msg["alert"])
+                    elif msg["type"] == "status":
+                        self.statuses.append(msg)
                     self._cond.notify_all()
         except Exception:  # the socket closed under us: the test decides what that means
             return

@@ -103,3 +103,51 @@ def test_not_this_person_from_the_phone_logs_a_false_match(stack: Stack) -> None
     row = fm.fetchone()
     assert (row["staff_id"], row["customer_id"], row["camera_id"]) == ("bob", "c1", "door-1")
     assert row["best_distance"] is not None and row["best_distance"] < 0.45  # the hub's evidence
+
+
+def test_my_customers_and_missed_alerts_through_the_hub(client, cfg, home) -> None:
+    from hub.alerts import claims as alerts
+    from storesense.topics import Topics
+    from tests.hub.web.conftest import claimed_alert, login
+
+    held = claimed_alert(home, cfg.store_id, "alice")
+    conn = db.connect(hub_db_path(home))
+    now = time.time()
+    with db.write(conn):
+        missed = alerts.record_match(
+            conn, Topics(cfg.store_id), customer_id="c1", camera_id="door-1",
+            first_usable_at=now, now=now, cooldown_s=0, alert_ttl_s=0.01,
+        ).alert_id  # fmt: skip
+    alerts.expire_due(conn, Topics(cfg.store_id), now + 1)
+    conn.close()
+    login(client, "alice")
+    mine = client.get("/api/my-customers").json()
+    assert [(h["alert_id"], h["customer_name"], h["entrance_name"]) for h in mine] == [
+        (held, "Ada Lovelace", "door-1")
+    ]
+    assert client.get("/api/missed-alerts").status_code == 403  # managers only
+    login(client, "maria")
+    assert client.get("/api/my-customers").json() == []
+    day = client.get("/api/missed-alerts").json()
+    assert (day["count"], [a["alert_id"] for a in day["alerts"]]) == (1, [missed])
+
+
+def test_hub_and_door_health_reach_the_phones(stack: Stack) -> None:
+    from storesense import messages as m
+    from storesense.mqtt_client import connect, make_client
+    from storesense.topics import Topics
+
+    bob = ScriptedPhone(stack.web.url, "bob").open_socket()
+    try:
+        assert bob.wait(lambda p: len(p.snapshots) == 1)
+        assert bob.snapshots[0]["doors_down"] == [] and bob.snapshots[0]["hub_online"] is True
+        cam = make_client("cam-door-1-test", stack.cfg.mqtt, persistent=False)
+        connect(cam, stack.cfg.mqtt)
+        topics = Topics(stack.cfg.store_id)
+        bye = m.EdgeStatus(camera_id="door-1", role="entrance", online=False)
+        cam.publish(topics.edge_status("door-1"), bye.to_bytes(), qos=1).wait_for_publish(5)
+        cam.disconnect()
+        cam.loop_stop()
+        assert bob.wait(lambda p: any(s.get("doors_down") == ["door-1"] for s in p.statuses))
+    finally:
+        bob.close()

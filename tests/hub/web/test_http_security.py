@@ -243,3 +243,56 @@ def test_security_headers_and_pages(client: TestClient) -> None:
     assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n"
     assert client.get("/icons/icon-100.png").status_code == 404
     assert client.get("/static/../hub.sqlite3").status_code == 404
+
+
+def test_sixteen_concurrent_bad_logins_verify_at_most_ten_passwords(stack) -> None:
+    """Through uvicorn, the gateway and the real hub: the throttle reserves each attempt
+    before argon2 runs, so a burst verifies at most 10 and the rest get 429 at no cost."""
+    import threading
+
+    import httpx
+
+    before = stack.hub.api.stats["password_verifications"]
+    codes: list[int] = []
+    lock = threading.Lock()
+    start = threading.Barrier(16)
+
+    def attempt() -> None:
+        with httpx.Client(base_url=stack.web.url, timeout=30) as http:
+            start.wait()
+            res = http.post("/api/login", json={"staff_id": "bob", "password": "wrong pw!!"})
+        with lock:
+            codes.append(res.status_code)
+
+    threads = [threading.Thread(target=attempt) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    verified = stack.hub.api.stats["password_verifications"] - before
+    assert verified <= 10 and codes.count(401) == verified, codes
+    # the rest refused before argon2 (429), or, on a machine too loaded for the hub to get
+    # through ten argon2 checks within the request deadline, refused past it (503, unapplied)
+    assert codes.count(429) >= 1 and codes.count(429) + codes.count(503) == 16 - verified, codes
+    # bob himself, from his own phone, waits at most the per-account cap, never 5 minutes
+    res = httpx.post(f"{stack.web.url}/api/login", json={"staff_id": "bob", "password": PASSWORD})
+    assert res.status_code in (200, 429)
+    if res.status_code == 429:
+        assert "try again in" in res.json()["detail"]
+
+
+def test_no_store_on_reports_and_pages_but_not_on_static_files(client: TestClient) -> None:
+    for path in ("/", "/manager", "/reports/latest", "/api/me", "/onboarding"):
+        assert client.get(path).headers.get("cache-control") == "no-store", path
+    assert client.get("/static/app.js").headers.get("cache-control") != "no-store"
+    assert "strict-transport-security" not in client.get("/").headers  # plain test server
+
+
+def test_forwarded_headers_are_ignored_unless_from_a_configured_proxy(stack) -> None:
+    """uvicorn trusts X-Forwarded-* from 127.0.0.1 by default; here nobody is configured, so a
+    client on the hub cannot pose as another address (the throttle's client key)."""
+    import httpx
+
+    headers = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
+    res = httpx.get(f"{stack.web.url}/", headers=headers)
+    assert "strict-transport-security" not in res.headers  # the scheme stayed http

@@ -28,6 +28,7 @@ customer card (``hub.shop.card.CustomerCard``, as serialised) and the POS receip
 (``hub.shop.pos_webhook.PosTransaction``, as validated). A copy because ``hub.web`` may not
 import the hub's rooms; the test fails when the copy and the models differ.
 """
+# ruff: noqa: E501 (the models' descriptions, as generated)
 
 # fmt: off
 import json

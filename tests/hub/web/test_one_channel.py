@@ -115,7 +115,11 @@ def test_the_web_process_has_no_hub_files_and_serves_everything_through_the_hub(
     web_home = tmp_path / "web-home"
     web_home.mkdir(mode=0o700)
     conf = tmp_path / "web.yaml"
-    conf.write_text(yaml.safe_dump(cfg.model_dump(mode="json", exclude_defaults=True)))
+    # plain HTTP on purpose (HTTPS by default is tests/hub/web/test_tls.py's): what this test
+    # checks is that the web home stays free of hub files, and the store CA it would make lives
+    # in that home
+    plain = {**cfg.model_dump(mode="json", exclude_defaults=True), "app": {"plain_http": True}}
+    conf.write_text(yaml.safe_dump(plain))
     port = _free_port()
     argv = [sys.executable, "-m", "storesense_tools.cli", "--home", str(web_home),
             "--config", str(conf), "web", "run", "--host", "127.0.0.1",

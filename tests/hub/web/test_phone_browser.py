@@ -8,32 +8,23 @@ reconnects and does not show the alert as open; the profile view is audited.
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from hub.store import db
 from storesense.paths import hub_db_path
+from tests.browser import CHROMIUM, chromium  # noqa: F401 (CHROMIUM re-exported)
 from tests.hub.conftest import unit
 from tests.hub.web.conftest import ARTIFACTS, PASSWORD, Stack, camera_sends, face_track
 
-CHROMIUM = Path(shutil.which("chromium") or "/usr/bin/chromium")
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is a dev dependency")
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator:
-    if not CHROMIUM.exists():
-        pytest.skip(f"no Chromium at {CHROMIUM} (.ci/run installs Debian's chromium)")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"]
-        )
-        yield browser
-        browser.close()
+    yield from chromium()
 
 
 def _phone(browser, url: str, staff_id: str):

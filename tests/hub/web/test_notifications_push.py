@@ -1,0 +1,206 @@
+"""Web Push from the hub to a LOCAL push service that decrypts what it receives.
+
+The hub may not reach the internet in tests, so a small HTTP server on loopback plays the
+push service (RFC 8030): it checks the VAPID ``Authorization`` (RFC 8292) against the key in
+it, decrypts the ``aes128gcm`` body (RFC 8291) with the phone's private key and auth secret
+(``http_ece``, as a browser would) and records the payload; one endpoint answers 410 Gone, as
+a push service does for a withdrawn subscription. The hub runs for real on Mosquitto and
+gets the alert from a door camera's face track.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import http_ece
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from fastapi.testclient import TestClient
+from py_vapid import Vapid02
+
+from hub.alerts import claims as alerts
+from hub.push import subscriptions
+from hub.service import HubService
+from hub.store import db
+from storesense import messages as m
+from storesense.config import StoreConfig
+from storesense.paths import hub_db_path
+from storesense.topics import Topics
+from tests.hub.conftest import unit
+from tests.hub.web.conftest import _clear_retained, camera_sends, face_track, login, mosquitto_up
+from tests.waiting import wait_for
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+class Phone:
+    """The browser's half of a subscription: a P-256 key pair and a 16-byte auth secret."""
+
+    def __init__(self) -> None:
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        self.auth = os.urandom(16)
+        raw = self.key.public_key().public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+        )
+        self.p256dh = _b64(raw)
+
+
+class PushService:
+    """A local push service: ``/ok/<phone>`` decrypts and records, ``/gone/<phone>`` is 410."""
+
+    def __init__(self) -> None:
+        self.phones: dict[str, Phone] = {}
+        self.received: list[dict] = []
+        self.lock = threading.Lock()
+        service = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                kind, name = self.path.strip("/").split("/")
+                if kind == "gone":
+                    self.send_response(410)
+                    self.end_headers()
+                    return
+                phone = service.phones[name]
+                assert Vapid02.verify(self.headers["Authorization"])  # signed by the key in it
+                text = http_ece.decrypt(
+                    body, private_key=phone.key, auth_secret=phone.auth, version="aes128gcm"
+                )
+                with service.lock:
+                    service.received.append(
+                        {
+                            "phone": name,
+                            "payload": json.loads(text),
+                            "body_bytes": body,
+                            "headers": {k.lower(): v for k, v in self.headers.items()},
+                        }
+                    )
+                self.send_response(201)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def phone(self, name: str) -> Phone:
+        self.phones[name] = Phone()
+        return self.phones[name]
+
+    def payloads(self, name: str) -> list[dict]:
+        with self.lock:
+            return [r["payload"] for r in self.received if r["phone"] == name]
+
+
+@pytest.fixture
+def push_service() -> Iterator[PushService]:
+    service = PushService()
+    yield service
+    service.server.shutdown()
+
+
+@pytest.fixture
+def hub(cfg: StoreConfig, home: Path) -> Iterator[HubService]:
+    """The real hub, allowed to send to the local push service (and nowhere else new)."""
+    if not mosquitto_up():
+        pytest.fail("Mosquitto is not listening on 127.0.0.1:1883 (.ci/run starts it)")
+    service = HubService(
+        cfg, home, client_id=f"hub-{cfg.store_id}",
+        push_hosts=(*subscriptions.KNOWN_PUSH_HOSTS, "127.0.0.1"),
+    ).start()  # fmt: skip
+    try:
+        yield service
+    finally:
+        service.stop()
+        _clear_retained(cfg, home)
+
+
+def test_alert_pushed_encrypted_closed_on_claim_and_gone_subscription_deleted(
+    cfg: StoreConfig, home: Path, hub: HubService, push_service: PushService
+) -> None:
+    conn = db.connect(hub_db_path(home))
+    alice = push_service.phone("alice")
+    now = time.time()
+    subscriptions.subscribe(conn, "alice", f"{push_service.url}/ok/alice", alice.p256dh,
+                            _b64(alice.auth), now, hosts=("127.0.0.1",))  # fmt: skip
+    gone = push_service.phone("bob")
+    subscriptions.subscribe(conn, "bob", f"{push_service.url}/gone/bob", gone.p256dh,
+                            _b64(gone.auth), now, hosts=("127.0.0.1",))  # fmt: skip
+
+    t0 = time.monotonic()
+    camera_sends(cfg, face_track(unit(1)))
+    assert wait_for(lambda: push_service.payloads("alice"), timeout_s=10)
+    arrived_s = time.monotonic() - t0
+    (first,) = push_service.payloads("alice")
+    alert_id = first["alert_id"]
+    assert first == {
+        "type": "alert",
+        "alert_id": alert_id,
+        "title": "Ada Lovelace",
+        "body": "Ada has just walked in · Bronze · at door-1",
+    }  # the notification's text and nothing else: no purchases, no card, no customer id
+    (sent,) = [r for r in push_service.received if r["phone"] == "alice"]
+    assert b"Ada" not in sent["body_bytes"]  # the push service sees ciphertext only
+    h = sent["headers"]
+    assert h["content-encoding"] == "aes128gcm"
+    assert h["topic"] == alert_id and h["urgency"] == "high"
+    assert 0 < int(h["ttl"]) <= 60  # the alert's remaining life (alert_ttl_s 60)
+    # the push service's 410 deleted bob's subscription; alice's stays
+    assert wait_for(lambda: [s.staff_id for s in subscriptions.active(conn)] == ["alice"])
+    assert hub.push.dropped == 1
+
+    # A colleague claims: every subscribed phone is told to close that notification.
+    req = m.ClaimRequest(alert_id=alert_id, staff_id="carol")
+    assert alerts.handle_claim(conn, Topics(cfg.store_id), req, time.time()).outcome == "won"
+    assert wait_for(lambda: len(push_service.payloads("alice")) == 2, timeout_s=5)
+    assert push_service.payloads("alice")[1] == {"type": "close", "alert_id": alert_id}
+    conn.close()
+    print(f"face track -> push decrypted at the local push service: {arrived_s * 1000:.0f} ms")
+
+
+def test_phone_subscribes_through_the_web_app_only_to_known_push_services(
+    cfg: StoreConfig, home: Path, hub: HubService, push_service: PushService
+) -> None:
+    from hub.web.app import create_app
+
+    app = create_app(cfg)
+    phone = push_service.phone("alice")
+    with TestClient(app, base_url="http://testserver") as client:
+        assert wait_for(lambda: app.state.gateway.connected)
+        csrf = login(client, "alice")
+        key = client.get("/api/push/key").json()["key"]
+        raw = base64.urlsafe_b64decode(key + "=" * (-len(key) % 4))
+        assert len(raw) == 65 and raw[0] == 4  # an uncompressed P-256 point, as browsers want
+        sub = {"endpoint": "https://fcm.googleapis.com/fcm/send/abc123",
+               "keys": {"p256dh": phone.p256dh, "auth": _b64(phone.auth)}}  # fmt: skip
+        hdr = {"X-CSRF-Token": csrf}
+        assert client.post("/api/push/subscribe", json=sub, headers=hdr).status_code == 204
+        assert client.post("/api/push/subscribe", json=sub).status_code == 403  # no CSRF
+        # an endpoint that is no push service: the hub would be a request forwarder
+        for url in (
+            "http://fcm.googleapis.com/x",
+            "https://10.0.0.5/admin",
+            "https://evil.example/",
+        ):
+            bad = {**sub, "endpoint": url}
+            assert client.post("/api/push/subscribe", json=bad, headers=hdr).status_code == 422
+        conn = db.connect(hub_db_path(home))
+        assert [(s.staff_id, s.endpoint) for s in subscriptions.active(conn)] == [
+            ("alice", sub["endpoint"])
+        ]
+        assert client.post("/api/push/unsubscribe", json=sub, headers=hdr).status_code == 204
+        assert subscriptions.active(conn) == []
+        conn.close()
