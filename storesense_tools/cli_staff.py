@@ -56,11 +56,14 @@ def cmd_staff_list(args: argparse.Namespace, home: Path) -> int:
 
 
 def _set_active(args: argparse.Namespace, home: Path, active: bool) -> int:
+    from hub.push.subscriptions import forget_staff
     from hub.staff.accounts import set_active
 
     conn = _conn(home)
     try:
-        found = set_active(conn, args.id, active, actor=os.environ.get("USER", "cli"))
+        found = set_active(
+            conn, args.id, active, actor=os.environ.get("USER", "cli"), on_disable=forget_staff
+        )
     finally:
         conn.close()
     if not found:

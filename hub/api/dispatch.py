@@ -485,8 +485,9 @@ class Api:
         if args.staff_id == session.staff.staff_id and not args.active:
             raise RpcError(409, "you cannot disable your own account")
         if not accounts.set_active(
-            self.conn, args.staff_id, args.active, actor=session.staff.staff_id
-        ):
+            self.conn, args.staff_id, args.active, actor=session.staff.staff_id,
+            on_disable=push_subscriptions.forget_staff,
+        ):  # fmt: skip
             raise RpcError(404, "no such staff member")
         return {"staff_id": args.staff_id, "active": args.active}
 

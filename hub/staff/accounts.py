@@ -12,6 +12,7 @@ import re
 import secrets
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -219,10 +220,20 @@ def list_staff(conn: sqlite3.Connection) -> list[dict[str, object]]:
 
 
 def set_active(
-    conn: sqlite3.Connection, staff_id: str, active: bool, *, actor: str, now: float | None = None
+    conn: sqlite3.Connection,
+    staff_id: str,
+    active: bool,
+    *,
+    actor: str,
+    now: float | None = None,
+    on_disable: Callable[[sqlite3.Connection, str], object] | None = None,
 ) -> bool:
     """Disable (or enable again) an account; disabling ends its sessions at once, so its
-    phones drop back to the login. False for an unknown id; an unchanged state is a no-op."""
+    phones drop back to the login. False for an unknown id; an unchanged state is a no-op.
+
+    ``on_disable`` runs inside the same transaction: the caller wires in what other rooms hold
+    for the account (its phones' push subscriptions, so a disabled account's lock screen gets no
+    more customer names) without this room importing them."""
     now = time.time() if now is None else now
     with db.write(conn):
         row = conn.execute("SELECT active FROM staff WHERE staff_id=?", (staff_id,)).fetchone()
@@ -239,6 +250,8 @@ def set_active(
             )  # fmt: skip
         if not active:
             conn.execute("DELETE FROM web_sessions WHERE staff_id=?", (staff_id,))
+            if on_disable is not None:
+                on_disable(conn, staff_id)
     return True
 
 

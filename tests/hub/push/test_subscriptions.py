@@ -48,3 +48,23 @@ def test_vapid_key_is_made_once_private_and_stable(tmp_path: Path) -> None:
     first = application_server_key(load_or_create_vapid(tmp_path))
     assert oct(os.stat(vapid_key_path(tmp_path)).st_mode & 0o777) == "0o600"
     assert application_server_key(load_or_create_vapid(tmp_path)) == first
+
+
+def test_disabling_an_account_drops_its_phones_subscriptions(tmp_path: Path) -> None:
+    """A disabled salesperson's lock screen gets no more customer names, whether a manager
+    disables them on the page (rpc) or an operator with `storesense staff disable`."""
+    from hub.staff import accounts
+    from storesense_tools.cli import main
+
+    home = tmp_path / "home"
+    assert main(["--home", str(home), "db", "migrate"]) == 0
+    conn = db.open_db(home / "hub.sqlite3")
+    for who in ("alice", "bob"):
+        accounts.add_staff(conn, who, who.title(), "salesperson", "a long password 1")
+        subs.subscribe(
+            conn, who, f"https://fcm.googleapis.com/fcm/send/{who}", "B" * 87, "a" * 22, 1.0
+        )
+    assert main(["--home", str(home), "staff", "disable", "bob"]) == 0
+    assert [s.staff_id for s in subs.active(conn)] == ["alice"]
+    assert accounts.set_active(conn, "alice", False, actor="maria", on_disable=subs.forget_staff)
+    assert subs.active(conn) == []
