@@ -106,6 +106,8 @@ def _aisle_walkers(n: int, seed: int, seconds: float, t0: float) -> Any:
     the shelves or the table, back out. Returns people(t) -> [(track, x, y)]."""
     import numpy as np
 
+    from storesense_tools.store_sim import position_on_route
+
     rng = np.random.default_rng(seed)
     plans = []
     for i in range(n):
@@ -122,22 +124,10 @@ def _aisle_walkers(n: int, seed: int, seconds: float, t0: float) -> Any:
     def at(t: float) -> list[tuple[int, float, float]]:
         out = []
         for tid, start, route in plans:
-            if t < start:
-                continue
-            x, y = route[0][0], route[0][1]
-            clock = start
-            for sx, sy, dwell in route[1:]:
-                walk = max(float(np.hypot(sx - x, sy - y)) / 0.8, 0.1)  # 0.8 m/s
-                if t < clock + walk:
-                    f = (t - clock) / walk
-                    out.append((tid, x + f * (sx - x), y + f * (sy - y)))
-                    break
-                clock += walk
-                x, y = sx, sy
-                if t < clock + dwell:
-                    out.append((tid, x, y))
-                    break
-                clock += dwell
+            # 0.8 m/s; at least 0.1 s per leg (two stops can coincide)
+            at_t = position_on_route(route, start, t, speed_m_s=0.8, min_walk_s=0.1)
+            if at_t is not None:
+                out.append((tid, *at_t))
         return out
 
     return at

@@ -86,6 +86,37 @@ ATTRACTORS: dict[str, tuple[float, tuple[float, float], float, float]] = {
 }
 
 
+def position_on_route(
+    route: list[tuple[float, float, float]],
+    start_t: float,
+    t: float,
+    *,
+    speed_m_s: float = 1.0,
+    min_walk_s: float = 0.0,
+) -> tuple[float, float] | None:
+    """Where a scripted walker is at ``t``: it stands at ``route[0]`` at ``start_t``, walks in
+    straight lines at ``speed_m_s`` to each next ``(x, y, dwell_s)`` and stands there for its
+    dwell; None before the start and once the route is done (it has left the floor).
+
+    Shared by the demo's synthetic aisle shoppers and the tests' scripted shoppers; the
+    simulator's own agents path-find around fixtures instead."""
+    if t < start_t:
+        return None
+    x, y = route[0][0], route[0][1]
+    clock = start_t
+    for sx, sy, dwell in route[1:]:
+        walk = max(float(np.hypot(sx - x, sy - y)) / speed_m_s, min_walk_s)
+        if t < clock + walk:
+            f = (t - clock) / walk
+            return (x + f * (sx - x), y + f * (sy - y))
+        clock += walk
+        x, y = sx, sy
+        if t < clock + dwell:
+            return (x, y)
+        clock += dwell
+    return None
+
+
 def store_config(store_id: str = "sim", recall: float | None = 0.9) -> StoreConfig:
     """The simulated store (12 × 8 m, two cameras, books uncovered)."""
     return parse_config(

@@ -73,6 +73,8 @@ def shoppers(n: int, seed: int, seconds: float) -> Callable[[float], list[Person
     """``n`` shoppers, each: enter at the door (x≈5, y≈7.5), browse denim, pay at the till."""
     import numpy as np
 
+    from storesense_tools.store_sim import position_on_route
+
     rng = np.random.default_rng(seed)
     plans = []
     for i in range(n):
@@ -86,21 +88,10 @@ def shoppers(n: int, seed: int, seconds: float) -> Callable[[float], list[Person
     def at(t: float) -> list[Person]:
         out = []
         for tid, start, stops in plans:
-            x, y, clock = 5.0, 7.5, start
-            if t < clock:
-                continue
-            for sx, sy, dwell in stops:
-                walk = float(np.hypot(sx - x, sy - y))  # 1 m/s
-                if t < clock + walk:
-                    f = (t - clock) / walk
-                    out.append((tid, x + f * (sx - x), y + f * (sy - y)))
-                    break
-                clock += walk
-                x, y = sx, sy
-                if t < clock + dwell:
-                    out.append((tid, x, y))
-                    break
-                clock += dwell
+            # in at the door, 1 m/s between stops
+            at_t = position_on_route([(5.0, 7.5, 0.0), *stops], start, t)
+            if at_t is not None:
+                out.append((tid, *at_t))
         return out
 
     return at
