@@ -83,14 +83,19 @@ def detect_all(
 
 
 def track_all(
-    dets: list[tuple], fps: float, cfg: TrackerConfig, coast_s: float = 0.0
+    dets: list[tuple],
+    fps: float,
+    cfg: TrackerConfig,
+    coast_s: float = 0.0,
+    frame_size: tuple[int, int] | None = None,
 ) -> list[list]:
-    """Tracked people per frame; ``coast_s`` adds briefly lost tracks as the floor role does."""
+    """Tracked people per frame; ``coast_s`` adds briefly lost tracks as the floor role does
+    (with ``frame_size``: only while their predicted foot is in view, as the camera does)."""
     tracker = PersonTracker(cfg)
     out = []
     for i, (b, s) in enumerate(dets):
         people = tracker.update(i / fps, Detections(b, s))
-        out.append(people + tracker.coasting(coast_s))
+        out.append(people + tracker.coasting(coast_s, frame_size))
     return out
 
 
@@ -255,7 +260,7 @@ def main() -> int:
                 f"{name:12s} floor position error of matched tracks: "
                 + ", ".join(f"{k} {v:.3f}" for k, v in pe.items())
             )
-            coasting = track_all(dets, seq.info.frame_rate, cfg, FLOOR_COAST_S)
+            coasting = track_all(dets, seq.info.frame_rate, cfg, FLOOR_COAST_S, seq.video_size)
             for cell, coast, tr in [(c, 0.0, tracks) for c in sorted({args.cell_m, 2.0})] + [
                 (c, FLOOR_COAST_S, coasting) for c in sorted({args.cell_m, 2.0})
             ]:

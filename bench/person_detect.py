@@ -12,6 +12,9 @@ each threshold. Figures are in docs/floor-detection.md.
     python bench/person_detect.py --opt tiles='[2,2]' --opt tile_band='[0,1]'  # before
     python bench/person_detect.py --opt tiles='[1,1]' --opt tile_band='[0,1]'  # whole frame
     python bench/person_detect.py --detector hog --every 5
+    python bench/person_detect.py --layouts before,auto,fallback --thresholds 0.2  # issue 14
+    python bench/person_detect.py --layouts auto --grey          # greyscale camera
+    python bench/person_detect.py --layouts auto --model edge/models/x.tflite  # a variant
 """
 
 from __future__ import annotations
@@ -26,11 +29,14 @@ import cv2
 import numpy as np
 from rich.progress import Progress
 
+from edge.floor.geometry import Homography, load_calibration
 from edge.floor.person_detect import make_person_detector
-from storesense_tools.mot_data import gt_roi, load_sequence, score_frame
+from edge.floor.tile_plan import fit_level_camera
+from storesense_tools.mot_data import MotSequence, gt_roi, load_sequence, score_frame
 
 DATA = Path(os.environ.get("STORESENSE_SHARED_DATA", Path(__file__).parents[2] / "shared/data"))
 SEQS = {"pets09": ("mot/pets09-s2l1", True), "tud": ("mot/tud-campus", False)}
+PETS_CALIBRATION = Path(__file__).parents[1] / "config" / "calibration" / "pets09-s2l1.yaml"
 HEIGHT_BINS = (0, 40, 60, 80, 120, 1e9)  # gt box height in video pixels
 
 
@@ -47,15 +53,47 @@ def parse_opts(items: list[str]) -> dict:
     return out
 
 
-def run(seq_key: str, args: argparse.Namespace, progress: Progress) -> None:
+def calibration(seq_key: str, seq: MotSequence) -> tuple[Homography, str]:
+    """Each clip's own calibration: PETS09 the repo's 12-mark homography; TUD-Campus has no
+    world coordinates, so a level camera is fitted to its gt boxes (1.7 m people)."""
+    if seq_key == "pets09":
+        return load_calibration(PETS_CALIBRATION), PETS_CALIBRATION.name
+    b = seq.gt.boxes[~seq.gt.ignore]
+    hom, err = fit_level_camera(b, seq.video_size)
+    return hom, f"level camera fitted to {len(b)} gt boxes (median height error {err:.1%})"
+
+
+def layout_options(layout: str, seq_key: str, seq: MotSequence) -> dict:
+    """Detector options of a named tile layout (``--layouts``)."""
+    if layout == "auto":
+        hom, _ = calibration(seq_key, seq)
+        return {"homography": hom}
+    if layout == "before":  # the PETS09-tuned constants this replaces
+        return {"tiles": (4, 1), "tile_band": (0.15, 0.65)}
+    if layout == "fallback":  # no calibration
+        return {}
+    if layout == "full":
+        return {"tiles": (1, 1), "tile_band": (0.0, 1.0)}
+    raise SystemExit(f"unknown layout {layout!r}")
+
+
+def run(seq_key: str, args: argparse.Namespace, progress: Progress, layout: str = "") -> None:
     rel, use_roi = SEQS[seq_key]
     seq = load_sequence(DATA / rel)
     roi = gt_roi(seq.gt) if use_roi else None
     opts = parse_opts(args.opt)
+    if layout and args.detector == "ssdlite":
+        opts = {**layout_options(layout, seq_key, seq), **opts}
+        if layout == "auto":
+            print(f"\n{seq.info.name} calibration: {calibration(seq_key, seq)[1]}")
     low = min(args.thresholds)
     if args.detector == "ssdlite":
         opts.setdefault("num_threads", 1)
+        if args.model:
+            opts["model_path"] = args.model
     det = make_person_detector(args.detector, **{**opts, "score_threshold": low})
+    if args.detector == "ssdlite":
+        print(f"  {layout or 'options'}: {det.plan(*seq.video_size).describe()}")  # type: ignore[attr-defined]
     frames, times, found = [], [], []
     n = seq.info.length if args.frames is None else min(args.frames, seq.info.length)
     task = progress.add_task(f"{seq_key} {args.detector}", total=n)
@@ -63,6 +101,8 @@ def run(seq_key: str, args: argparse.Namespace, progress: Progress) -> None:
         progress.advance(task)
         if i % args.every:
             continue
+        if args.grey:  # a greyscale camera, as OpenCV decodes it: three equal channels
+            frame = cv2.cvtColor(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
         t0 = time.perf_counter()
         d = det.detect(frame)
         times.append(time.perf_counter() - t0)
@@ -72,7 +112,8 @@ def run(seq_key: str, args: argparse.Namespace, progress: Progress) -> None:
     ms = np.array(times) * 1000
     print(
         f"\n{seq.info.name}: {len(frames)} frames ({seq.video_size[0]}x{seq.video_size[1]}), "
-        f"{args.detector} {opts}"
+        f"{args.detector} {layout} {'grey ' if args.grey else ''}"
+        f"{ {k: v for k, v in opts.items() if k != 'homography'} }"
     )
     print(
         f"  ms/frame 1 thread: mean {ms.mean():.1f}  p50 {np.median(ms):.1f}  "
@@ -109,13 +150,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--iou", type=float, default=0.5)
     ap.add_argument("--every", type=int, default=1, help="score every Nth frame")
     ap.add_argument("--frames", type=int, help="stop after this many frames")
+    ap.add_argument(
+        "--layouts",
+        default="",
+        help="comma list of tile layouts to compare in one run: auto (from each clip's "
+        "calibration), before (PETS-tuned 4x1 band 0.15-0.65), fallback (no calibration), full",
+    )
+    ap.add_argument("--grey", action="store_true", help="feed greyscale frames (3 equal channels)")
+    ap.add_argument("--model", type=Path, help="another SSDLite .tflite (e.g. float16 / int8)")
     args = ap.parse_args(argv)
     args.thresholds = [float(t) for t in args.thresholds.split(",")]
     cv2.setNumThreads(1)
     print(f"load: {os.getloadavg()} on {os.cpu_count()} cores")
     with Progress(transient=True) as progress:
         for key in SEQS if args.seq == "all" else (args.seq,):
-            run(key, args, progress)
+            for layout in args.layouts.split(",") if args.layouts else [""]:
+                run(key, args, progress, layout)
     print(f"load: {os.getloadavg()}")
     return 0
 

@@ -28,16 +28,17 @@ from hub.alerts import views as alert_views
 from hub.api.dispatch import Api
 from hub.bus import seen
 from hub.bus.outbox import Outbox
-from hub.faces import profiles
+from hub.faces import profiles, threshold
 from hub.faces.gallery import Gallery
 from hub.faces.recognizer import Recognizer, TrackOutcome
 from hub.floor.ingest import FloorIngest
 from hub.push.sender import PushSender, load_or_create_vapid
 from hub.push.subscriptions import KNOWN_PUSH_HOSTS
 from hub.shop.loyalty import tier_lookup
+from hub.staff import verifier
 from hub.store import db
 from storesense import messages as m
-from storesense import service_notify
+from storesense import rpc, service_notify
 from storesense.config import StoreConfig
 from storesense.mqtt_client import connect, make_client
 from storesense.paths import hub_db_path, template_key_path
@@ -82,8 +83,12 @@ class HubService:
         *,
         client_id: str = "storesense-hub",
         push_hosts: tuple[str, ...] = KNOWN_PUSH_HOSTS,
+        login_threads: int | None = None,
     ) -> None:
-        """``push_hosts``: the push services the hub may send to (tests add a local one)."""
+        """``push_hosts``: the push services the hub may send to (tests add a local one);
+        ``login_threads``: argon2 threads beside the worker (default ``app.login_verifiers``;
+        0: check passwords on the worker itself, the old way, which
+        ``bench/hub_login_burst.py`` compares against)."""
         self.cfg = cfg
         self.home = home
         self.topics = Topics(cfg.store_id)
@@ -91,7 +96,9 @@ class HubService:
         self.conn = db.migrate_db(hub_db_path(home))  # the hub owns the schema: it migrates
         self._tier = tier_lookup(cfg.loyalty)  # alerts ask the shop for a tier through this
         self.gallery = Gallery.open(self.conn, template_key_path(home))
-        self.recognizer = Recognizer(cfg.recognition)
+        # the config's recognition settings with a manager-applied threshold (hub.faces.threshold)
+        self._recognition = threshold.recognition_config(self.conn, cfg.recognition)
+        self.recognizer = Recognizer(self._recognition)
         self.floor = FloorIngest(self.conn, cfg)  # floor cameras → occupancy grid, zone visits
         self._gallery_version = -1
         self._reload_gallery()
@@ -101,12 +108,17 @@ class HubService:
         )
         self.outbox = Outbox(self.conn, self.client)
         # the web process's one channel to the hub (storesense.rpc), served by this worker
-        self.api = Api(self.conn, cfg, home, self.topics, push_hosts=push_hosts)
+        # password checks off the worker (hub.staff.verifier); answers come back through the inbox
+        checks, threads = None, cfg.app.login_verifiers if login_threads is None else login_threads
+        if threads:
+            checks = verifier.PasswordVerifier(self._later, threads=threads)
+        self.api = Api(self.conn, cfg, home, self.topics, push_hosts=push_hosts, verifier=checks)
         # Web Push: alert changes go to the phones' push services from a thread of its own
         self.push = PushSender(
             hub_db_path(home),
             load_or_create_vapid(home),
-            subject=f"mailto:hub@{cfg.store_id}.storesense.invalid",
+            subject=cfg.app.push_contact or "",  # app.push_contact (config checks it)
+            enabled=cfg.app.web_push_on,
             entrance_name=cfg.entrance_name,
             hosts=push_hosts,
         )
@@ -150,6 +162,7 @@ class HubService:
         if self._worker is not None:
             self._worker.join(timeout=10)
         self.push.stop()
+        self.api.close()
         try:
             self.floor.close()  # the worker has stopped: close visits still in progress
         except Exception:
@@ -262,6 +275,10 @@ class HubService:
     def _reload_gallery(self) -> None:
         version = self.gallery.version()
         if version != self._gallery_version:
+            rc = threshold.recognition_config(self.conn, self.cfg.recognition)
+            if rc != self._recognition:  # a manager applied a threshold (storesense faces review)
+                log.info("match threshold %.3f -> %.3f", self._recognition.threshold, rc.threshold)
+                self._recognition, self.recognizer = rc, Recognizer(rc)  # tracks in flight restart
             gm = self.gallery.load_matrix()
             self.recognizer.load(gm)
             self._gallery_version = gm.version
@@ -323,13 +340,22 @@ class HubService:
         """A web request: answered on the reply topic of the topic it came on (never one the
         payload names), after the outbox has sent the state changes it caused."""
         web_id = self.topics.segment(item.topic, 1) or ""
-        reply = self.api.handle(item.payload, time.time())
+
+        def respond(reply: rpc.Reply) -> None:
+            self.outbox.flush()
+            self.client.publish(self.topics.rpc_reply(web_id), reply.to_bytes(), qos=1)
+
+        reply = self.api.handle(item.payload, time.time(), respond)
         self.stats.received["rpc_request"] += 1
         if reply is None:
             self.stats.rejected["bad_rpc_request"] += 1
             return
-        self.outbox.flush()
-        self.client.publish(self.topics.rpc_reply(web_id), reply.to_bytes(), qos=1)
+        if isinstance(reply, rpc.Reply):  # else a login: ``respond`` answers it later
+            respond(reply)
+
+    def _later(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the worker thread (from any thread), in turn with the messages."""
+        self._inbox.put(_Inbound("", b"", 0, 0, lambda _item: fn()))
 
     def _handle_face(self, msg: m.FaceTrack) -> None:
         """Dedupe, vote, and commit the message id together with whatever it decided."""

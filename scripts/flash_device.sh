@@ -360,6 +360,31 @@ PY
             "pass --force to regenerate the broker config (new CA and passwords for every device)"
 }
 
+# A kept broker config from a release before the phones' HTTPS has no web.crt/web.key (the web
+# unit's --tls-cert/--tls-key): issue them from the store CA already there, for the names the
+# broker certificate has and every --hub-address. The CA, the broker certificate and every
+# password stay as they are (replacing the CA would lock out every camera and phone).
+web_cert_new=0
+issue_missing_web_cert() { # python
+    [[ ! -f $broker_dest/web.crt || ! -f $broker_dest/web.key ]] || return 0
+    say "the broker config in $broker_dest has no web certificate (made by an older release):" \
+        "issuing $BROKER_DIR/web.crt from its store CA, which stays as it is"
+    mkdir -p "$stage/webcert"
+    "$1" - "$broker_dest" "$stage/webcert" "${hub_addresses[@]}" <<'PY' ||
+import sys
+from pathlib import Path
+
+from storesense import tls
+
+ca_dir, out, *extra = sys.argv[1:]
+ca = tls.load_ca(Path(ca_dir))
+hosts = list(dict.fromkeys([*extra, *tls.cert_hosts(Path(ca_dir) / "broker.crt")]))
+tls.write_server_cert(ca, hosts, Path(out) / tls.WEB_CERT, Path(out) / tls.WEB_KEY)
+PY
+        die "could not issue the web certificate from the store CA in $broker_dest"
+    web_cert_new=1
+}
+
 # Node files: an existing one that differs is only replaced with --force (idempotent re-runs).
 conflict_check() { # staged target
     local dest=$root$2
@@ -384,6 +409,7 @@ prepare_node_files() {
         generate_broker "$(storesense_python)"
     elif [[ $role == hub ]]; then
         check_broker_hosts "$(storesense_python)"
+        issue_missing_web_cert "$(storesense_python)"
     fi
     render_config "$py" > "$stage/store.yaml"
     node_files=("store.yaml:0640")
@@ -571,6 +597,10 @@ if [[ $role == hub && $broker_new == 1 ]]; then
 elif [[ $role == hub ]]; then
     say "unchanged: the broker config in $broker_dest (kept; --force regenerates it, with a" \
         "new CA and new passwords for every device)"
+    if [[ $web_cert_new == 1 ]]; then
+        put_file "$stage/webcert/web.key" "$BROKER_DIR/web.key" 0600
+        put_file "$stage/webcert/web.crt" "$BROKER_DIR/web.crt" 0644
+    fi
 fi
 if [[ $role == hub ]]; then
     put_text "$BROKER_DROPIN" 0644 \

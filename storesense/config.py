@@ -8,12 +8,13 @@ config on a ladder sees what to change instead of a traceback.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from storesense.floor_config import FloorConfig, ZoneConfig, check_zones
+from storesense.ids import Ident  # the id rules: storesense/ids.py
 from storesense.privacy_config import PrivacyConfig
 from storesense.shop_config import AppConfig, LoyaltyConfig
 
@@ -21,8 +22,11 @@ from storesense.shop_config import AppConfig, LoyaltyConfig
 # docs/calibration.md for the data, the procedure and the resulting numbers.
 DEFAULT_MATCH_THRESHOLD = 0.46
 DEFAULT_MATCH_MARGIN = 0.08
-
-Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
+# Single-frame alerts (one very confident frame alerts alone): the strictest of the five
+# fold-held-out picks of storesense_tools/accuracy/track_protocol.py on LFW folds 1-5, with
+# the per-frame false alarm rate's 95 % upper bound <= 1/3 % (docs/accuracy.md, "Door tracks").
+DEFAULT_SINGLE_FRAME_THRESHOLD = 0.432
+DEFAULT_SINGLE_FRAME_MARGIN = 0.12
 
 
 class ConfigError(ValueError):
@@ -50,6 +54,13 @@ class RecognitionConfig(_Strict):
     min_votes: int = Field(2, ge=1, le=20)
     min_vote_share: float = Field(0.6, gt=0, le=1)
     track_timeout_s: float = Field(10.0, gt=0)
+    # One very confident frame alerts at once (the door's first usable frame is published
+    # alone); anything less waits for the agreement above. The same score as ``threshold`` /
+    # ``margin``, never looser than them (hub.faces.recognizer clamps); chosen on LFW folds
+    # with a held-out fold so single-frame alerts keep FPIR <= 1 % (docs/accuracy.md, "Door
+    # tracks"). None: no single-frame alerts (the agreement rule only).
+    single_frame_threshold: float | None = Field(DEFAULT_SINGLE_FRAME_THRESHOLD, gt=0, lt=2)
+    single_frame_margin: float | None = Field(DEFAULT_SINGLE_FRAME_MARGIN, ge=0, lt=1)
 
 
 class VisitConfig(_Strict):
@@ -90,6 +101,13 @@ class CameraConfig(_Strict):
     )
     loop: bool = Field(False, description="restart a video file at its end (demo, soak)")
     best_per_track: int = Field(3, ge=1, le=10)
+    first_message_embeddings: int = Field(
+        1,
+        ge=1,
+        le=10,
+        description="entrance: usable embeddings in a track's first message (1: at once; "
+        "2 was the policy before single-frame alerts)",
+    )
     roi: tuple[int, int, int, int] | None = Field(
         None, description="x1, y1, x2, y2 in frame pixels: only the doorway is searched"
     )

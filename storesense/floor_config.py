@@ -108,6 +108,14 @@ class FloorConfig(_Strict):
     cell_m: float = Field(0.5, gt=0, le=10, description="occupancy grid cell size, metres")
     sample_s: float = Field(5.0, gt=0, le=300, description="occupancy sampling period, seconds")
     publish_interval_s: float = Field(1.0, gt=0, le=60, description="edge → hub position batches")
+    coast_s: float = Field(
+        1.0,
+        ge=0,
+        le=2,
+        description="floor cameras count a person missed for up to this long (s) at the "
+        "tracker's predicted place, marked coasted (docs/floor-tracking.md); 0: only people "
+        "detected in the frame. At most the tracker's 2 s memory of a lost track",
+    )
     plan_image: Path | None = Field(None, description="floor plan PNG/JPG for the heatmap")
     plan_px_per_m: float | None = Field(None, gt=0, description="plan image pixels per metre")
     plan: PlanConfig = Field(
@@ -146,6 +154,14 @@ class FloorConfig(_Strict):
         7200.0,
         ge=0,
         description="below this much camera time in a report's period the advice is provisional",
+    )
+    report_keep_days: int = Field(
+        400,
+        ge=7,
+        le=3660,
+        description="report folders (HOME/reports: days, weeks, months) whose period ended this "
+        "many days ago are deleted by the nightly `storesense report` (a year and a month by "
+        "default, for last year's same month)",
     )
 
 

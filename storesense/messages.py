@@ -27,11 +27,12 @@ from pydantic import (
     field_validator,
 )
 
+from storesense.ids import CustomerId, Ident  # the id rules: storesense/ids.py
+
 SCHEMA_VERSION: Final = 1  # Final: its type is Literal[1], as the field ``v`` says
 EMBEDDING_DIM = 128
 MAX_PAYLOAD_BYTES = 64 * 1024
 
-Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
 MsgId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
 
 
@@ -123,6 +124,23 @@ class EdgeStatus(_Message):
     rejections: dict[str, int] = Field(default_factory=dict)
 
 
+# Lower edges (px, of the analysed frame) of the person-height bands a floor camera counts its
+# detections in (FloorPositions.height_counts); the last band is open-ended. Finer where the
+# detector's recall changes fastest (small, far people); hub/floor/recall_by_height.yaml holds
+# the recall measured per band. Changing the edges changes the contract: both sides and the
+# table together.
+FLOOR_HEIGHT_BANDS_PX: Final = (0, 32, 40, 48, 56, 64, 80, 96, 128, 192, 256)
+
+
+def height_band(height_px: float) -> int:
+    """Index of the FLOOR_HEIGHT_BANDS_PX band a box ``height_px`` tall falls in."""
+    band = 0
+    for i, lo in enumerate(FLOOR_HEIGHT_BANDS_PX):
+        if height_px >= lo:
+            band = i
+    return band
+
+
 class FloorPosition(BaseModel):
     """One tracked person's foot point on the store floor, metres (see floor_config)."""
 
@@ -132,6 +150,15 @@ class FloorPosition(BaseModel):
     x: float = Field(allow_inf_nan=False)
     y: float = Field(allow_inf_nan=False)
     conf: float = Field(ge=0, le=1, allow_inf_nan=False)
+    # Added after v1 shipped, with a default, so older agents' messages stay valid.
+    coasted_s: float = Field(
+        0.0,
+        ge=0,
+        le=60,
+        allow_inf_nan=False,
+        description="0: detected in this frame; else seconds since the track's last detection "
+        "(a person counted through a short miss, at the tracker's predicted place)",
+    )
 
 
 class FloorSample(BaseModel):
@@ -159,6 +186,26 @@ class FloorPositions(_Message):
     interval_start: float
     interval_s: float = Field(gt=0, le=60)
     samples: list[FloorSample] = Field(max_length=600)
+    # Added after v1 shipped; None from older agents (the hub then has no self-check figures).
+    height_counts: list[int] | None = Field(
+        None,
+        description="people counted in the interval's samples (person-frames, coasted ones "
+        "included, at their predicted box) per box pixel-height band FLOOR_HEIGHT_BANDS_PX: "
+        "the camera's self-check (hub/floor/camera_trust.py)",
+    )
+
+    @field_validator("height_counts")
+    @classmethod
+    def _one_count_per_band(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None:
+            if len(value) != len(FLOOR_HEIGHT_BANDS_PX):
+                raise ValueError(
+                    f"{len(value)} height counts, expected {len(FLOOR_HEIGHT_BANDS_PX)} "
+                    "(one per FLOOR_HEIGHT_BANDS_PX band)"
+                )
+            if any(n < 0 for n in value):
+                raise ValueError("height counts must not be negative")
+        return value
 
 
 AlertState = Literal["open", "claimed", "done", "expired", "rejected"]
@@ -174,10 +221,13 @@ class Alert(_Message):
     alert_id: Ident
     seq: int = Field(ge=1)
     state: AlertState
-    customer_id: Ident
+    customer_id: CustomerId
     customer_name: str
     greeting: str
     tier: str | None = None
+    new_customer: bool = Field(
+        False, description="no purchase on file yet: phones say 'new customer', not a tier"
+    )
     camera_id: Ident
     arrived_at: float
     expires_at: float

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 DAY_S = 86400.0
+DEFAULT_MAX_TEMPLATES = 5  # per customer: a few good photos; more adds little (docs/privacy.md)
 
 
 class _Strict(BaseModel):
@@ -39,4 +40,9 @@ class PrivacyConfig(_Strict):
     keep_enrolment_photo: bool = Field(
         False, description="opt-in: keep one enrolment photo, encrypted like the templates"
     )
+    max_templates_per_customer: int = Field(
+        DEFAULT_MAX_TEMPLATES, ge=1, le=50,
+        description="face templates kept per customer; re-enrolling beyond it drops the "
+        "lowest-quality ones (the oldest among equals), audited",
+    )  # fmt: skip
     retention: RetentionConfig = RetentionConfig()

@@ -23,7 +23,8 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from storesense.messages import Ident, MsgId, PayloadError, new_msg_id
+from storesense.ids import CustomerId, Ident
+from storesense.messages import MsgId, PayloadError, new_msg_id
 
 SCHEMA_VERSION: Final = 1  # Final: typed Literal[1], like the fields `v`
 DEFAULT_TIMEOUT_S = 5.0  # what a phone waits for a button press or a page's data
@@ -38,6 +39,7 @@ MAX_REPLY_BYTES = 16 * 1024 * 1024  # a floor report with its embedded heatmap, 
 MAX_PASSWORD = 256  # argon2 would hash a megabyte happily: both sides refuse longer ones
 
 Op = Literal[
+    "ping",  # -> {"at": the hub's clock}: the web's heartbeat with the hub's worker
     "login",  # staff_id, password, client -> LoginResult (the hub verifies the argon2 hash)
     "session",  # token -> SessionInfo
     "session_check",  # token -> SessionInfo, not counted as use (the web re-checks a socket)
@@ -127,7 +129,7 @@ class ClaimAnswer(_Strict):
     outcome: str
     message: str
     claimed_by: Ident | None
-    customer_id: Ident | None = Field(None, description="only for the claimer")
+    customer_id: CustomerId | None = Field(None, description="only for the claimer")
 
 
 class ErasureAnswer(_Strict):

@@ -117,9 +117,31 @@ class AppConfig(_Strict):
     login_verifiers: int = Field(
         2, ge=1, le=8, description="argon2 password checks at once on the hub (64 MiB each)"
     )
+    # Web Push (hub/push): the VAPID "sub" claim is how a push service (Google's, Mozilla's,
+    # Apple's) reaches whoever runs the store's hub when its pushes misbehave; Apple refuses
+    # pushes without a real one. A store's own, so configured, never made up by the program.
+    push_contact: str | None = Field(
+        None,
+        pattern=r"^(mailto:[^@\s]+@[^@\s]+\.[^@\s]+|https://[^\s]+)$",
+        description="VAPID contact: mailto:someone@your-shop.example or an https:// page",
+    )
+    web_push: bool | None = Field(
+        None, description="alerts to the phones' push services (needs internet); "
+        "default: on when push_contact is set"
+    )  # fmt: skip
 
     @model_validator(mode="after")
     def _tls_pair(self) -> AppConfig:
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("app.tls_cert and app.tls_key go together: set both or neither")
+        if self.web_push and self.push_contact is None:
+            raise ValueError(
+                "app.web_push is on but app.push_contact is not set: push services need a "
+                "contact for the store (the VAPID 'sub' claim). Set app.push_contact: "
+                "mailto:manager@your-shop.example (or an https:// page), or app.web_push: false"
+            )
         return self
+
+    @property
+    def web_push_on(self) -> bool:
+        return self.push_contact is not None if self.web_push is None else self.web_push

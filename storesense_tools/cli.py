@@ -18,7 +18,7 @@ from storesense import service_notify
 from storesense.config import ConfigError, load_config
 from storesense.errors import CliError
 from storesense.paths import resolve_home
-from storesense_tools import cli_floor, cli_pos, cli_privacy, cli_staff, cli_web
+from storesense_tools import cli_faces, cli_floor, cli_pos, cli_privacy, cli_staff, cli_web
 from storesense_tools.common import (
     EXTRA_KEY,
     HUB_EXTRA,
@@ -61,6 +61,14 @@ def cmd_edge_run(args: argparse.Namespace, home: Path) -> int:
 
 
 def cmd_eval_faces(args: argparse.Namespace, home: Path) -> int:
+    if args.track_size:  # the door-track protocol: storesense_tools/accuracy/track_protocol.py
+        from storesense_tools.accuracy.track_protocol import run_track_eval
+
+        summary = run_track_eval(
+            Path(args.enroll), Path(args.probe), Path(args.out), args.track_size
+        )
+        print(json.dumps(summary, indent=2))
+        return 0
     from storesense_tools.face_eval import run_face_eval
 
     summary = run_face_eval(Path(args.enroll), Path(args.probe), Path(args.out))
@@ -185,6 +193,14 @@ def build_parser() -> argparse.ArgumentParser:
     ef.add_argument("--enroll", required=True)
     ef.add_argument("--probe", required=True)
     ef.add_argument("--out", required=True)
+    ef.add_argument(
+        "--track-size",
+        type=int,
+        choices=range(1, 11),
+        metavar="K",
+        help="door tracks: each person's probe images in groups of K, decided by the hub's "
+        "per-track rule; --out gets one row per track",
+    )
     ef.set_defaults(func=cmd_eval_faces)
 
     de = sub.add_parser("demo", help="broker + hub + door camera + 3 phones on a bundled clip")
@@ -218,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     ck.set_defaults(func=cmd_config_check)
 
     cli_privacy.register(sub)
+    cli_faces.register(sub)  # faces review (the store's threshold)
     cli_floor.register(sub)
     staff_actions = cli_web.register(sub)  # staff add, web run|cert|onboarding|pos-token
     cli_staff.register(staff_actions)  # staff list|disable|enable

@@ -3,6 +3,8 @@
 Heavy imports happen inside each command, as in `storesense_tools.cli`.
 
 * ``calibrate``: fit a floor camera's image → floor homography from measured marks;
+* ``calibrate-check``: the installer's check of such marks on a camera still (annotated PNG,
+  residuals, leave-one-out errors, people's heights; refuses maps off by more than 0.5 m);
 * ``track``: the floor pipeline over a video file → MOTChallenge rows (for evaluation);
 * ``occupancy``: the floor pipeline over a video file → people per floor cell per interval;
 * ``report``: the hub's floor report of a day, week or month (hub/floor/report.py), nightly.
@@ -68,6 +70,114 @@ def cmd_calibrate(args: argparse.Namespace, home: Path) -> int:
     return 0
 
 
+def _read_boxes(path: Path) -> Any:
+    """``x1,y1,x2,y2`` rows (pixels of the still; header optional, ``#`` comments)."""
+    import csv
+
+    import numpy as np
+
+    rows: list[list[float]] = []
+    try:
+        fh = open(path, encoding="utf-8", newline="")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise CliError(f"{path}: cannot read: {exc.strerror}") from None
+    with fh:
+        for n, rec in enumerate(csv.reader(fh), 1):
+            cells = [c.strip() for c in rec]
+            if not cells or not any(cells) or cells[0].startswith("#"):
+                continue
+            if not rows and [c.lower() for c in cells] == ["x1", "y1", "x2", "y2"]:
+                continue
+            try:
+                vals = [float(c) for c in cells]
+            except ValueError:
+                raise CliError(f"{path}:{n}: not a number in {','.join(cells)!r}") from None
+            if len(vals) != 4 or not np.isfinite(vals).all():
+                raise CliError(f"{path}:{n}: expected 4 finite values x1,y1,x2,y2")
+            if not (vals[2] > vals[0] and vals[3] > vals[1]):
+                raise CliError(f"{path}:{n}: a box needs x2 > x1 and y2 > y1")
+            rows.append(vals)
+    return np.asarray(rows, dtype=np.float64).reshape(-1, 4)
+
+
+def cmd_calibrate_check(args: argparse.Namespace, home: Path) -> int:
+    """The installer's check: residuals, leave-one-out errors and people's heights against the
+    fitted map, drawn on a still of the camera. Exit 0 accepted (and ``--calibration-out``
+    written), 1 rejected (the reasons printed and drawn), 2 for unusable input."""
+    import cv2
+
+    from edge.floor.geometry import (
+        CalibrationError,
+        check_calibration,
+        read_points_csv,
+        save_calibration,
+    )
+    from storesense_tools.calibration_check import draw_check
+
+    still = cv2.imread(str(args.image), cv2.IMREAD_COLOR)
+    if still is None:
+        raise CliError(f"{args.image}: not a readable image (PNG or JPEG)")
+    size = (int(still.shape[1]), int(still.shape[0]))
+    boxes = _read_boxes(args.boxes) if args.boxes is not None else None
+    try:
+        image_px, floor_m = read_points_csv(args.points)
+        check = check_calibration(
+            image_px,
+            floor_m,
+            size,
+            boxes,
+            person_m=args.person_m,
+            max_error_m=args.max_error_m,
+        )
+    except CalibrationError as exc:
+        raise CliError(f"calibration refused: {exc}") from None
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    picture = draw_check(
+        still, check, image_px, floor_m, boxes, grid_m=args.grid_m, person_m=args.person_m
+    )
+    if not cv2.imwrite(str(args.out), picture):
+        raise CliError(f"{args.out}: cannot write the picture")
+    loo = check.loo_m
+    print(
+        f"{check.fit.n_points} marks on a {size[0]}x{size[1]} still: residual RMS "
+        f"{check.fit.rms_m:.3f} m, max {check.fit.max_m:.3f} m; leave-one-out "
+        + (
+            f"max {float(loo[loo == loo].max()):.3f} m (mark {int(loo.argmax()) + 1})"
+            if (loo == loo).any()
+            else "not possible"
+        )
+    )
+    if check.camera is not None:
+        print(
+            f"camera model: {check.camera.height_m:.1f} m above the floor, focal "
+            f"{check.camera.K[0, 0]:.0f} px"
+        )
+    if boxes is not None and len(boxes):
+        h = check.implied_height_m
+        ok = h[h == h]
+        if len(ok):
+            print(
+                f"{len(boxes)} people in the still: {float(sorted(ok)[len(ok) // 2]):.2f} m tall "
+                f"by this map (median; range {ok.min():.2f}-{ok.max():.2f} m)"
+            )
+    else:
+        print("no --boxes given: people's heights were not checked against the map")
+    for problem in check.problems:
+        print(f"rejected: {problem}")
+    print(f"wrote {args.out}")
+    if not check.ok:
+        return 1
+    if args.calibration_out is not None:
+        args.calibration_out.parent.mkdir(parents=True, exist_ok=True)
+        save_calibration(
+            args.calibration_out, check.homography, check.fit, source=Path(args.points).name
+        )
+        print(f"accepted: wrote {args.calibration_out}")
+    else:
+        print("accepted")
+    return 0
+
+
 def _parse_size(text: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
@@ -85,6 +195,16 @@ def _positive(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not v > 0 or v == float("inf"):
         raise argparse.ArgumentTypeError(f"{text} must be a positive number")
+    return v
+
+
+def _coast(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= v <= 2:
+        raise argparse.ArgumentTypeError("coasting must be 0-2 s (the tracker forgets after 2 s)")
     return v
 
 
@@ -164,13 +284,15 @@ def cmd_occupancy(args: argparse.Namespace, home: Path) -> int:
     """``interval_start_s,cell_x,cell_y,mean_persons`` for every cell someone was in."""
     from edge.floor.geometry import CalibrationError, load_calibration
     from edge.floor.pipeline import FLOOR_COAST_S
+    from edge.floor.tile_plan import TilePlanError
     from storesense_tools.floor_offline import occupancy_grid
 
     try:
         hom = load_calibration(args.calibration)
     except CalibrationError as exc:
         raise CliError(str(exc)) from None
-    fps, expected, results = _run_video(args, hom, coast_s=FLOOR_COAST_S)  # as the camera counts
+    coast = FLOOR_COAST_S if args.coast_s is None else args.coast_s  # default: as the camera
+    fps, expected, results = _run_video(args, hom, coast_s=coast)
     samples: list[tuple[float, Any]] = []
     try:
         with progress_bar(quiet=args.quiet) as progress:
@@ -178,8 +300,8 @@ def cmd_occupancy(args: argparse.Namespace, home: Path) -> int:
             for i, ff in results:
                 samples.append((i / fps, ff.floor_xy))
                 progress.advance(task)
-    except CalibrationError as exc:  # frame size not a scaled copy of the calibrated view
-        raise CliError(str(exc)) from None
+    except (CalibrationError, TilePlanError) as exc:  # frame not a scaled copy of the view
+        raise CliError(str(exc)) from None  # (the detector's tile plan says so first)
     grid = occupancy_grid(samples, args.cell_m, args.interval_s)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "w", encoding="utf-8") as fh:
@@ -221,6 +343,7 @@ def cmd_report(args: argparse.Namespace, home: Path) -> int:
         ReportError,
         build_report,
         period_bounds,
+        prune_reports,
         reports_root,
     )
     from hub.store import db
@@ -274,6 +397,16 @@ def cmd_report(args: argparse.Namespace, home: Path) -> int:
                 f"{len(res.insights)} insights, {res.observed_s / 3600:.1f} h observed per day"
                 f"{flag} -> {res.out_dir}/report.html"
             )
+        if args.out is None:  # the history under HOME/reports: keep floor.report_keep_days
+            import datetime as dt
+
+            keep = cfg.floor.report_keep_days
+            written = [period_bounds(p, args.date)[2] for p in periods]
+            gone = prune_reports(home, keep, dt.date.today(), spare=written)
+            if gone:
+                print(
+                    f"removed {len(gone)} report folders older than {keep} days: {', '.join(gone)}"
+                )
     finally:
         conn.close()
     return rc
@@ -309,6 +442,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     ca.add_argument("--warn-m", type=_positive, default=0.25, help="warn above this max error")
     ca.set_defaults(func=cmd_calibrate)
 
+    cc = sub.add_parser(
+        "calibrate-check",
+        help="check a floor calibration on a camera still: residuals, people's heights, a PNG",
+    )
+    cc.add_argument("--image", required=True, type=Path, help="a still of the camera (PNG/JPEG)")
+    cc.add_argument(
+        "--points", required=True, type=Path, help="CSV u,v,x,y: marks' pixels in the still, metres"
+    )
+    cc.add_argument(
+        "--boxes", type=Path, help="CSV x1,y1,x2,y2: people standing in the still (optional)"
+    )
+    cc.add_argument("--out", required=True, type=Path, help="annotated PNG to write")
+    cc.add_argument(
+        "--calibration-out", type=Path, help="write the calibration YAML here if accepted"
+    )
+    cc.add_argument(
+        "--max-error-m",
+        type=_positive,
+        default=0.5,
+        help="reject if the map would misplace a mark by more than this (fit or left out)",
+    )
+    cc.add_argument("--person-m", type=_positive, default=1.7, help="person height for the sticks")
+    cc.add_argument("--grid-m", type=_positive, default=1.0, help="floor grid spacing, metres")
+    cc.set_defaults(func=cmd_calibrate_check)
+
     tr = sub.add_parser("track", help="track people in a video → MOTChallenge rows")
     _video_args(tr)
     tr.set_defaults(func=cmd_track)
@@ -318,6 +476,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     oc.add_argument("--calibration", required=True, type=Path, help="YAML from `calibrate`")
     oc.add_argument("--cell-m", type=_positive, default=0.5, help="cell size, metres")
     oc.add_argument("--interval-s", type=_positive, default=1.0, help="interval, seconds")
+    oc.add_argument(
+        "--coast-s",
+        type=_coast,
+        help="count a person missed for up to this long, s (default: the camera's, 1.0; 0: "
+        "only people detected in the frame)",
+    )
     oc.set_defaults(func=cmd_occupancy)
 
     rp = sub.add_parser(

@@ -62,7 +62,7 @@ def cmd_enroll(args: argparse.Namespace, home: Path) -> int:
     )
     try:
         gallery = Gallery.open(_conn(home), template_key_path(home))
-        verdicts = enrol_customer(
+        done = enrol_customer(
             gallery,
             FacePipeline(quality=cfg.quality if cfg else None),
             customer_id=args.customer,
@@ -71,17 +71,34 @@ def cmd_enroll(args: argparse.Namespace, home: Path) -> int:
             images=[Path(p) for p in args.images],
             actor=_actor(),
             keep_photo=privacy.keep_enrolment_photo,
+            max_templates=privacy.max_templates_per_customer,
         )
     except (EnrolmentRefused, TemplateKeyError) as exc:
         raise CliError(f"enrolment refused: {exc}") from None
-    for v in verdicts:
+    for v in done.verdicts:
         print(f"{'ok  ' if v.accepted else 'skip'} {v.path}: {v.reason}")
     kept = " and one encrypted photo" if privacy.keep_enrolment_photo else ""
     if args.photo_consent:
         kept += " (shown to staff at arrival)"
     elif args.hint:
         kept += f"; staff see the hint {args.hint.strip()!r}"
-    print(f"enrolled {args.customer} with {sum(v.accepted for v in verdicts)} template(s){kept}")
+    r = done.result
+    if r.reenrolment:
+        print(
+            f"re-enrolled {args.customer}: {r.added} new template(s) kept, now with "
+            f"{r.total} template(s) (at most {privacy.max_templates_per_customer}){kept}"
+        )
+        earlier = f"; earlier consent {r.earlier_consent} kept" if r.earlier_consent else ""
+        print(f"consent {consent.reference.strip()} recorded as the one in force{earlier}")
+    else:
+        print(f"enrolled {args.customer} with {r.total} template(s){kept}")
+    if r.dropped:
+        print(
+            f"dropped {len(r.dropped)} lowest-quality template(s) to stay within "
+            f"privacy.max_templates_per_customer ({privacy.max_templates_per_customer}): "
+            + ", ".join(f"quality {d.quality:.2f}" for d in r.dropped)
+            + " (audited)"
+        )
     return 0
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import secrets
 import shutil
 import sqlite3
 import tempfile
@@ -33,6 +34,7 @@ from edge.camera_agent import CameraAgent
 from edge.entrance.face_pipeline import FacePipeline
 from hub.faces.gallery import Consent, Gallery
 from hub.service import HubService
+from hub.staff.accounts import add_staff
 from hub.store import db
 from storesense.config import StoreConfig, parse_config
 from storesense.paths import hub_db_path, template_key_path
@@ -95,6 +97,8 @@ def _enrol_demo_walker(
         photo = tmp / "enrolment-photo.png"
         cv2.imwrite(str(photo), frame[y1:y2, x1:x2])
         gallery = Gallery.open(db_conn, template_key_path(home))
+        # the consent taker must be an active staff account (a random password: nobody logs in)
+        add_staff(db_conn, "demo", "Demo consent taker", "salesperson", secrets.token_urlsafe(24))
         enrol_customer(
             gallery,
             pipeline,

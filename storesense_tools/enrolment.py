@@ -12,7 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.entrance.face_pipeline import FaceImageError, FacePipeline
-from hub.faces.gallery import Consent, EnrolmentRefused, Gallery
+from hub.faces.gallery import Consent, EnrolmentRefused, EnrolResult, Gallery
+from hub.privacy.consent import consent_taker_problem
+from storesense import ids
+from storesense.privacy_config import DEFAULT_MAX_TEMPLATES
 
 
 @dataclass(frozen=True)
@@ -20,6 +23,12 @@ class PhotoVerdict:
     path: Path
     accepted: bool
     reason: str
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    verdicts: list[PhotoVerdict]
+    result: EnrolResult  # the gallery's true state afterwards (re-enrolment, cap, consent)
 
 
 def enrol_customer(
@@ -32,8 +41,15 @@ def enrol_customer(
     images: list[Path],
     actor: str = "cli",
     keep_photo: bool = False,
-) -> list[PhotoVerdict]:
+    max_templates: int = DEFAULT_MAX_TEMPLATES,
+) -> Enrolment:
     """Enrol from photos; raises ``EnrolmentRefused`` unless at least one photo is usable.
+
+    Checked before any photo is read: the customer id follows the one id rule
+    (``storesense.ids``: an id the door alert could not carry is refused here, not at the
+    door), the consent record is complete, and the staff member who took the consent has an
+    existing, active staff account. Re-enrolling an existing id adds templates (at most
+    ``max_templates`` are kept) and records the new consent; the result says the true count.
 
     A photo is refused when it has no face, several faces (which one is the customer?), or a
     face that fails the quality gate. By default no image is stored: only the embedding and a
@@ -41,7 +57,14 @@ def enrol_customer(
     ``keep_photo`` (the store's opt-in) the best accepted photo is kept, encrypted; only then
     may the consent carry ``photo_shown`` (the photo is shown on the door alert).
     """
-    problems = consent.problems()
+    problems = []
+    if not ids.is_customer_id(customer_id):
+        problems.append(f"invalid customer id {customer_id!r}: {ids.CUSTOMER_ID_RULE}")
+    problems += consent.problems()
+    if consent.staff_id.strip():  # an empty one is already among ``consent.problems()``
+        taker = consent_taker_problem(gallery.conn, consent.staff_id)
+        if taker is not None:
+            problems.append(taker)
     if consent.photo_shown and not keep_photo:
         # Decided (issue 17): the "photo shown to staff at arrival" consent never makes the
         # hub keep a photo; it needs the store's own opt-in to keeping one.
@@ -89,5 +112,13 @@ def enrol_customer(
     if keep_photo and best_photo is not None:
         kind = mimetypes.guess_type(best_photo[1].name)[0] or "application/octet-stream"
         photo = (best_photo[1].read_bytes(), kind)
-    gallery.enrol(customer_id, name, consent, templates, actor=actor, photo=photo)
-    return verdicts
+    result = gallery.enrol(
+        customer_id,
+        name,
+        consent,
+        templates,
+        actor=actor,
+        photo=photo,
+        max_templates=max_templates,
+    )
+    return Enrolment(verdicts, result)

@@ -124,13 +124,18 @@ def embed_images(
     return out
 
 
-def build_index(ids: Sequence[str], embeddings: np.ndarray) -> tuple[TemplateIndex, list[str]]:
-    """Index of every enrol image with a face; labels are positions in the returned id list."""
+def build_index(
+    ids: Sequence[str], embeddings: np.ndarray, cohort_size: int = 0
+) -> tuple[TemplateIndex, list[str]]:
+    """Index of every enrol image with a face; labels are positions in the returned id list.
+
+    ``cohort_size``: as ``TemplateIndex``'s (a policy with ``cohort_k`` needs that many).
+    """
     names = sorted({i for i, e in zip(ids, embeddings, strict=True) if np.isfinite(e).all()})
     pos = {n: k for k, n in enumerate(names)}
     keep = [k for k, e in enumerate(embeddings) if np.isfinite(e).all()]
     labels = np.array([pos[ids[k]] for k in keep], dtype=np.int64)
-    return TemplateIndex(labels, embeddings[keep].reshape(-1, 128)), names
+    return TemplateIndex(labels, embeddings[keep].reshape(-1, 128), cohort_size), names
 
 
 def lfw_split(lfw: Path) -> tuple[list[tuple[str, Path]], list[tuple[str, Path]], list[Path]]:
@@ -155,8 +160,8 @@ def lfw_split(lfw: Path) -> tuple[list[tuple[str, Path]], list[tuple[str, Path]]
 
 
 def policy_from(cfg: RecognitionConfig | None = None) -> OpenSetPolicy:
-    cfg = cfg or RecognitionConfig()
-    return OpenSetPolicy(cfg.threshold, cfg.margin, cfg.min_votes, cfg.min_vote_share)
+    """The hub's policy for ``cfg`` (``OpenSetPolicy.from_config``: the two cannot drift)."""
+    return OpenSetPolicy.from_config(cfg)
 
 
 def run_face_eval(
@@ -167,7 +172,18 @@ def run_face_eval(
     policy: OpenSetPolicy | None = None,
     workers: int | None = None,
 ) -> dict:
-    """Evaluate, write one CSV row per probe image, return the JSON summary."""
+    """Evaluate, write one CSV row per probe image, return the JSON summary.
+
+    The CSV contract is ``probe,true_id,nearest_id,distance,decision``, one row per probe;
+    a probe with no usable face has empty ``nearest_id``, ``distance`` and ``decision``.
+
+    Counting rules (issue 13): a genuine probe (its person is enrolled) with no usable face
+    is a **miss** in DIR and in rank-1 — the store experiences it as a customer not
+    recognised, and leaving it out of the denominator flatters the door. FPIR is counted over
+    the stranger probes with a usable face (a faceless stranger cannot be matched, so leaving
+    them out is the conservative side). ``identified_rate`` and ``stranger_match_rate`` are
+    the same figures as ``dir`` and ``fpir`` under their older names.
+    """
     for d in (enroll_dir, probe_dir):
         if not d.is_dir():
             raise FileNotFoundError(f"{d} is not a folder of <identity>/<images>")
@@ -175,41 +191,66 @@ def run_face_eval(
     enrol = identity_images(enroll_dir)
     probes = identity_images(probe_dir)
     e_emb = embed_images([p for _, p in enrol], workers=workers, label="enrol")
-    index, names = build_index([i for i, _ in enrol], e_emb)
+    index, names = build_index([i for i, _ in enrol], e_emb, policy.cohort_k)
     p_emb = embed_images([p for _, p in probes], workers=workers, label="probe")
     enrolled = set(names)
-    n_face = n_enrolled = rank1 = identified = n_strangers = strangers_matched = 0
+    n_genuine = n_strangers = rank1 = identified = strangers_matched = 0
+    no_face_genuine = no_face_stranger = 0
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     with out_csv.open("w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["probe", "true_id", "nearest_id", "distance", "decision"])
         for (true_id, path), emb in zip(probes, p_emb, strict=True):
             rel = str(path.relative_to(probe_dir))
+            genuine = true_id in enrolled
             if not np.isfinite(emb).all():
                 w.writerow([rel, true_id, "", "", ""])
+                n_genuine += genuine  # a miss: in the denominator, never identified
+                no_face_genuine += genuine
+                no_face_stranger += not genuine
                 continue
-            n_face += 1
             hit = index.search(emb)[0]
             nearest = names[hit.label] if hit.label >= 0 else ""
             decided = policy.decide_one(hit)
             decision = names[decided] if decided is not None else ""
             w.writerow([rel, true_id, nearest, f"{hit.distance:.4f}", decision])
-            if true_id in enrolled:
-                n_enrolled += 1
+            if genuine:
+                n_genuine += 1
                 rank1 += nearest == true_id
                 identified += decision == true_id
             else:
                 n_strangers += 1
                 strangers_matched += decision != ""
+    dir_ = round(identified / n_genuine, 4) if n_genuine else None
+    fpir = round(strangers_matched / n_strangers, 4) if n_strangers else None
+    r1 = round(rank1 / n_genuine, 4) if n_genuine else None
+    n_no_face = no_face_genuine + no_face_stranger
     return {
         "n_probes": len(probes),
-        "n_no_face": len(probes) - n_face,
+        "n_no_face": n_no_face,
+        "n_no_face_genuine": no_face_genuine,
+        "n_no_face_stranger": no_face_stranger,
+        "no_face_rate": round(n_no_face / len(probes), 4) if probes else None,
         "n_enrolled_identities": len(names),
-        "n_enrolled_probes": n_enrolled,
+        "n_enrolled_probes": n_genuine,
         "n_stranger_probes": n_strangers,
-        "rank1": round(rank1 / n_enrolled, 4) if n_enrolled else None,
-        "identified_rate": round(identified / n_enrolled, 4) if n_enrolled else None,
-        "stranger_match_rate": round(strangers_matched / n_strangers, 4) if n_strangers else None,
+        "rank1": r1,
+        "dir": dir_,
+        "fpir": fpir,
+        "identified_rate": dir_,
+        "stranger_match_rate": fpir,
+        "counting": "DIR and rank-1 over every genuine probe, no usable face = miss; "
+        "FPIR over stranger probes with a usable face",
+        "summary": (
+            f"rank-1 {_pct(r1)}, DIR {_pct(dir_)} ({identified} of {n_genuine}, no face = miss), "
+            f"FPIR {_pct(fpir, 2)} ({strangers_matched} of {n_strangers}), no usable face "
+            f"{n_no_face} of {len(probes)} probes ({no_face_genuine} genuine, "
+            f"{no_face_stranger} stranger)"
+        ),
         "threshold": policy.threshold,
         "margin": policy.margin,
     }
+
+
+def _pct(x: float | None, digits: int = 1) -> str:
+    return "–" if x is None else f"{100 * x:.{digits}f} %"

@@ -22,6 +22,7 @@ import random
 import sqlite3
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -211,9 +212,14 @@ def simulate(
     *,
     arrival_s: float = 30.0,
     seed: int = 1,
+    attractors: Mapping[str, tuple[float, tuple[float, float], float, float]] | None = None,
 ) -> dict[str, Any]:
     """Simulate ``seconds`` of trading from epoch ``start`` into the hub database ``conn``
-    (migrated), through the real floor ingest and POS store. Returns counts for the docs."""
+    (migrated), through the real floor ingest and POS store. Returns counts for the docs and
+    the planted truth: ``shoppers`` is the true footfall (each comes in through the door
+    once), ``handovers`` the camera hand-overs the hub linked. ``attractors`` replaces
+    ``ATTRACTORS`` (e.g. without the uncovered books zone)."""
+    goals = ATTRACTORS if attractors is None else attractors
     rng = random.Random(seed)
     nav = _Nav(cfg)
     zones = {z.name: Polygon(z.polygon) for z in cfg.zones}
@@ -239,10 +245,10 @@ def simulate(
             names: list[str] = []
             if rng.random() < 0.85:
                 legs.append((nav.cell(*HOT_SPOT), rng.uniform(15, 25)))
-            order = list(ATTRACTORS)
+            order = list(goals)
             rng.shuffle(order)
             for name in order:
-                prob, (lo, hi), _, _ = ATTRACTORS[name]
+                prob, (lo, hi), _, _ = goals[name]
                 if rng.random() < prob:
                     legs.append((_free_point(nav, rng, zones[name]), rng.uniform(lo, hi)))
                     names.append(name)
@@ -282,7 +288,7 @@ def simulate(
             batch[cam].append(m.FloorSample(t=t, people=seen))
         for p in people:
             if p.done:
-                _buy(p, rng, t, invoices)
+                _buy(p, rng, t, invoices, goals)
         people = [p for p in people if not p.done]
         t += DT_S
         if t - interval_start >= INTERVAL_S:
@@ -302,17 +308,28 @@ def simulate(
             interval_start = t
     ingest.close()
     _store_sales(conn, invoices)
-    return {"shoppers": pid, "messages": sent, "invoices": len(invoices)}
+    return {
+        "shoppers": pid,
+        "messages": sent,
+        "invoices": len(invoices),
+        "handovers": ingest.journeys.handovers,
+    }
 
 
-def _buy(p: _Shopper, rng: random.Random, t: float, out: list[pos_store.Invoice]) -> None:
+def _buy(
+    p: _Shopper,
+    rng: random.Random,
+    t: float,
+    out: list[pos_store.Invoice],
+    goals: Mapping[str, tuple[float, tuple[float, float], float, float]],
+) -> None:
     """At the till: one invoice with a line per visited zone the shopper buys from."""
     if "till" not in p.zones:
         return
     lines = []
     for name in p.zones:
-        if name in ATTRACTORS:
-            _, _, buy, price = ATTRACTORS[name]
+        if name in goals:
+            _, _, buy, price = goals[name]
             if rng.random() < buy:
                 lines.append(pos_store.Line(f"SIM-{name.upper()}", name, 1, price))
     if lines:

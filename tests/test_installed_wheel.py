@@ -299,6 +299,7 @@ HUB_ONLY: dict[str, tuple[str, ...]] = {
     "db migrate": (),
     "broker-config": ("--out", "x"),
     "enroll": ("--customer", "c1", "--name", "Ann", "x.jpg"),
+    "faces review": (),
     "erase": ("--customer", "c1"),
     "customer forget": ("c1",),
     "customer export": ("c1",),

@@ -59,7 +59,13 @@ def dlib_box(face: DetectedFace, detector: str) -> tuple[float, float, float, fl
 class FaceEmbedder:
     """Landmarks → aligned chip → 128-d descriptor, split so the gate can run between steps."""
 
-    def __init__(self, num_jitters: int = 0) -> None:
+    def __init__(self, num_jitters: int = 0, flip: bool = False) -> None:
+        """
+        Args:
+            num_jitters: dlib's random-crop jitter count (0: one pass).
+            flip: ``describe`` averages the chip's descriptor with its mirror image's
+                (test-time flip averaging; one more ResNet pass per face, see ``describe``).
+        """
         import dlib
 
         self._dlib = dlib
@@ -70,6 +76,7 @@ class FaceEmbedder:
         # Jitter multiplies the ResNet cost by N+1 for ~0.5 % accuracy: not worth it at a door
         # where several frames per visit vote anyway.
         self.num_jitters = int(num_jitters)
+        self.flip = bool(flip)
 
     def _shape_of(
         self, rgb: np.ndarray, box: tuple[float, float, float, float]
@@ -113,6 +120,20 @@ class FaceEmbedder:
         out = np.asarray(vec, dtype=np.float32)
         assert out.shape == (EMBEDDING_DIM,)
         return out
+
+    def describe(self, chip: np.ndarray) -> np.ndarray:
+        """The descriptor the pipeline publishes: ``embed_chip``, flip-averaged if ``flip``.
+
+        Why the mirror: a face and its mirror image are the same person, but the ResNet's
+        answer for the two differs a little (pose, lighting from one side, hair parting);
+        their mean is a steadier descriptor for one more ResNet pass. Measured per lever in
+        docs/accuracy.md, with its cost on one core.
+        """
+        vec = self.embed_chip(chip)
+        if not self.flip:
+            return vec
+        mirrored = self.embed_chip(np.ascontiguousarray(np.asarray(chip)[:, ::-1]))
+        return ((vec + mirrored) / 2.0).astype(np.float32)
 
     def embed(self, rgb: np.ndarray, face: DetectedFace, detector: str = "dlib-hog") -> np.ndarray:
         """Convenience: landmarks, chip and descriptor in one call (no quality gate)."""

@@ -77,6 +77,8 @@ class FacePipeline:
         roi: tuple[int, int, int, int] | None = None,
         fallback: Fallback = "auto",
         min_score: float | None = None,
+        flip: bool = False,
+        second_pass: bool = False,
     ) -> None:
         """
         Args:
@@ -93,6 +95,12 @@ class FacePipeline:
                 ``"upsample"`` re-runs HOG one pyramid level up; ``"auto"`` = near, then
                 tiles for BlazeFace, upsample for HOG; ``"none"`` skips it.
             min_score: BlazeFace score threshold override.
+            flip: embed each face as the mean of its chip's and its mirrored chip's
+                descriptors (one more ResNet pass per embedded face).
+            second_pass: when no face of the frame passes the gate, look again with dlib HOG
+                upsampled once (twice if once finds nothing) on the detector's view. Off by
+                default: an empty door frame would pay for it every time (see
+                docs/accuracy.md, "Levers", for what it gains and costs).
         """
         kwargs: dict[str, object] = {}
         if min_score is not None and detector.startswith("blazeface"):
@@ -100,7 +108,9 @@ class FacePipeline:
         self.detector_name = detector
         self.detector: FaceDetector = make_detector(detector, **kwargs)
         self.gate = QualityGate.from_config(quality)
-        self.embedder = FaceEmbedder()
+        self.embedder = FaceEmbedder(flip=flip)
+        self.second_pass = bool(second_pass)
+        self.second_pass_runs = 0
         self.max_side = max_side
         self.roi = roi
         self.fallback: Fallback = fallback
@@ -108,6 +118,7 @@ class FacePipeline:
         self.fallback_runs = 0
         self._hog_up: DlibHogDetector | None = None
         self._near: BlazeFaceDetector | None = None
+        self._second: tuple[DlibHogDetector, DlibHogDetector] | None = None
 
     # ------------------------------------------------------------------ public entry points
 
@@ -140,7 +151,10 @@ class FacePipeline:
         if rgb.size == 0 or rgb.ndim < 2 or min(rgb.shape[:2]) < 8:
             return []
         rgb = as_rgb_uint8(rgb)
-        return [self._observe(rgb, face, src) for face, src in self.detect_tagged(rgb)]
+        obs = [self._observe(rgb, face, src) for face, src in self.detect_tagged(rgb)]
+        if self.second_pass and not any(o.quality.passed for o in obs):
+            obs += [self._observe(rgb, face, "dlib-hog") for face in self._second_look(rgb)]
+        return obs
 
     def embed(self, obs: FaceObservation) -> FaceObservation:
         """``obs`` with its 128-d embedding computed from the kept chip (the ~55 ms step).
@@ -154,7 +168,7 @@ class FacePipeline:
             return obs
         if obs.chip is None or not obs.quality.passed:
             raise ValueError("only a gate-passed observation from analyse_* can be embedded")
-        return replace(obs, embedding=self.embedder.embed_chip(obs.chip), chip=None)
+        return replace(obs, embedding=self.embedder.describe(obs.chip), chip=None)
 
     def observations_from_image_file(self, path: str | Path) -> list[FaceObservation]:
         """Enrolment / evaluation entry: decode a file (raises ``FaceImageError``) and process."""
@@ -217,6 +231,36 @@ class FacePipeline:
                 self._hog_up = DlibHogDetector(det.upsample + 1)
             return self._hog_up.detect(view), det.name
         return [], det.name
+
+    def _second_look(self, rgb: np.ndarray) -> list[DetectedFace]:
+        """dlib HOG one, then two pyramid levels up, on the ≤ ``max_side`` view of the ROI.
+
+        A different detector family from BlazeFace (gradients, not a CNN), upsampled so
+        faces down to ~20 px wide are in its range; only for frames whose first look gave no
+        usable face. Boxes come back in frame pixels.
+        """
+        ox, oy = 0, 0
+        view = rgb
+        if self.roi is not None:
+            h, w = rgb.shape[:2]
+            x1, y1 = max(0, int(self.roi[0])), max(0, int(self.roi[1]))
+            x2, y2 = min(w, int(self.roi[2])), min(h, int(self.roi[3]))
+            if x2 - x1 < 8 or y2 - y1 < 8:
+                return []
+            view, ox, oy = rgb[y1:y2, x1:x2], x1, y1
+        scale = 1.0
+        if self.max_side and max(view.shape[:2]) > self.max_side:
+            scale = self.max_side / max(view.shape[:2])
+            size = (round(view.shape[1] * scale), round(view.shape[0] * scale))
+            view = cv2.resize(view, size, interpolation=cv2.INTER_AREA)
+        if self._second is None:
+            self._second = (DlibHogDetector(1), DlibHogDetector(2))
+        self.second_pass_runs += 1
+        for det in self._second:
+            found = det.detect(view)
+            if found:
+                return [_rescale(f, 1.0 / scale, ox, oy) for f in found]
+        return []
 
     def _observe(self, rgb: np.ndarray, face: DetectedFace, source: str) -> FaceObservation:
         landmarks = self.embedder.landmarks(rgb, face, source)

@@ -7,11 +7,23 @@ constant-velocity prediction) and, when both sides have one, embedding distance 
 is what keeps two people apart when their boxes cross. The global assignment is solved by
 ``scipy.optimize.linear_sum_assignment``.
 
-Publication policy (per track, see :meth:`Track.ready_to_publish`): a first message as soon as
-``min_embeddings`` usable embeddings exist (or when the track ends, if sooner) so the greeting is
-quick; at most one improved update while the visitor is still in view (only if the best set
-changed, and not before ``update_after_s``); and one ``final`` message when the track ends so the
-hub decides at once instead of waiting for its timeout. Never one message per frame.
+Publication policy (per track, see :meth:`Track.ready_to_publish`), at most four messages
+however long the visitor stays in view, never one per frame:
+
+1. the *first* message as soon as ``first_embeddings`` usable embeddings exist (default 1: the
+   first usable face frame is sent at once; the hub may alert on it alone when it is very
+   confident, ``RecognitionConfig.single_frame_*``), or when the track ends, if sooner;
+2. the *agreement* message as soon as ``min_embeddings`` (2) exist, without waiting, so a
+   borderline first frame costs the greeting one more usable frame and no more (skipped when
+   the first message already had that many, e.g. ``first_embeddings=2``, the old policy);
+3. at most one *improved* update while the visitor is still in view (only if the best set
+   changed, and not before ``update_after_s`` since the last message);
+4. one ``final`` message when the track ends, so the hub decides at once instead of waiting
+   for its timeout.
+
+Why the first frame goes alone: measured on the door clip, the second usable sample comes
+0.5–1.5 s after the first (frames in between fail the quality gate), and that wait was almost
+all of the door → phone latency (docs/benchmarks.md, "Door → notification").
 
 Lazy embedding (why the update is split): the ResNet embedding costs ~55 ms per face on a
 2-core x86 and is the dominant cost of the edge, yet a track keeps only its ``k`` best samples.
@@ -74,6 +86,7 @@ class Track:
     publications: int = 0
     final_published: bool = False
     last_published_t: float | None = None
+    most_sent: int = 0  # the largest number of samples one published message carried
     last_embedded_t: float | None = None  # when the last sample was added (embedding budget)
     _samples: list[Sample] = field(default_factory=list, repr=False)
     _published: set[float] = field(default_factory=set, repr=False)
@@ -179,15 +192,28 @@ class Track:
         t: float | None = None,
         final: bool = False,
         update_after_s: float = 3.0,
+        first_embeddings: int | None = None,
     ) -> bool:
-        """Whether a message is due now under the per-track policy in the module docstring."""
+        """Whether a message is due now under the per-track policy in the module docstring.
+
+        ``first_embeddings`` None means ``min_embeddings`` (one early message, the policy
+        before single-frame alerts); the tracker passes its own setting.
+        """
+        min_embeddings = min(min_embeddings, self.k)  # a best-1 track can never hold two
+        first = (
+            min_embeddings if first_embeddings is None else min(first_embeddings, min_embeddings)
+        )
         if self.final_published or not self._samples:
             return False
+        n = len(self._samples)
         if self.publications == 0:
-            return final or len(self._samples) >= min_embeddings
+            return final or n >= first
         if final:
             return True
-        if self.publications >= 2 or not self.pending_publication():
+        if self.most_sent < min_embeddings:  # the early messages so far had too few to agree
+            return n >= min_embeddings and bool(self.pending_publication())
+        early = 2 if first < min_embeddings else 1  # messages before the one improvement
+        if self.publications > early or not self.pending_publication():
             return False
         since = None if t is None or self.last_published_t is None else t - self.last_published_t
         return since is not None and since >= update_after_s
@@ -196,6 +222,7 @@ class Track:
         """Record that the current best set was sent; returns the samples that were new."""
         new = self.pending_publication()
         self._published.update(s.t for s in self._samples)
+        self.most_sent = max(self.most_sent, len(self._samples))
         self.publications += 1
         self.last_published_t = t
         self.final_published = self.final_published or final
@@ -231,6 +258,7 @@ class FaceTracker:
         max_embed_dist: float = 0.6,
         *,
         k: int = 3,
+        first_embeddings: int = 1,
         min_embeddings: int = 2,
         update_after_s: float = 3.0,
         max_jump: float = 2.0,
@@ -239,6 +267,11 @@ class FaceTracker:
         embed_interval_s: float = 0.25,
     ) -> None:
         """
+        ``first_embeddings`` usable embeddings make the first message (1: at once);
+        ``min_embeddings`` make the agreement message that follows without delay (see the
+        module docstring; ``first_embeddings == min_embeddings`` is the old one-early-message
+        policy, kept for comparison in bench/door_to_notification.py).
+
         ``embed_margin`` and ``embed_interval_s`` only matter on the lazy path: a candidate
         is embedded when its quality beats the track's k-th best by more than the margin,
         and at most once per interval after the first ``min_embeddings`` (see
@@ -249,7 +282,10 @@ class FaceTracker:
         self.iou_min = iou_min
         self.max_age_s = max_age_s
         self.max_embed_dist = max_embed_dist
+        if first_embeddings < 1 or min_embeddings < 1:
+            raise ValueError("first_embeddings and min_embeddings must be >= 1")
         self.k = k
+        self.first_embeddings = first_embeddings
         self.min_embeddings = min_embeddings
         self.update_after_s = update_after_s
         self.max_jump = max_jump
@@ -404,7 +440,12 @@ class FaceTracker:
             self._tracks = []
         due: list[tuple[Track, bool]] = []
         for tr in self._tracks:
-            if tr.ready_to_publish(self.min_embeddings, t=t, update_after_s=self.update_after_s):
+            if tr.ready_to_publish(
+                self.min_embeddings,
+                t=t,
+                update_after_s=self.update_after_s,
+                first_embeddings=self.first_embeddings,
+            ):
                 tr.mark_published(t)
                 due.append((tr, False))
         for tr in ended:

@@ -2,7 +2,8 @@
 
 Frames → motion gate → face pipeline (detect, align, quality gate) → face tracker → embed
 only the faces a track will keep → the best embeddings per track → ``FaceTrack`` messages
-(first, at most one improvement, final; see ``edge.entrance.face_tracker``).
+(the first usable face at once, the agreement pair, at most one improvement, final; see
+``edge.entrance.face_tracker``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ class EntranceRole:
         self.camera_id = camera.id
         self.topic = topic
         self.pipeline = FacePipeline(detector=camera.detector, quality=cfg.quality, roi=camera.roi)
-        self.tracker = FaceTracker(k=camera.best_per_track)
+        self.tracker = FaceTracker(
+            k=camera.best_per_track, first_embeddings=camera.first_message_embeddings
+        )
         self.motion = MotionGate()
         self.counters: Counter[str] = Counter()
 

@@ -296,3 +296,221 @@ def foot_points(
     cx[cut_left] -= missing[cut_left] / 2
     cx[cut_right] += missing[cut_right] / 2
     return np.stack([cx, foot], axis=1)
+
+
+# -- the installer's check: residuals, leave-one-out, and a camera model for person heights --
+
+PERSON_HEIGHT_M = 1.7
+# Median height implied by the people in a still must fall in this range (m) for the map to
+# count as consistent: adults are 1.5-1.9 m, and a box is drawn a little above the head.
+PERSON_HEIGHT_RANGE_M = (1.45, 2.05)
+
+
+@dataclass(frozen=True)
+class CameraModel:
+    """Pinhole camera recovered from a floor homography: ``K [R | t]`` with world z up.
+
+    Why: a homography only maps the floor plane; where a person's *head* appears, and so how
+    tall they look, needs the camera itself. With square pixels, no skew and the principal
+    point at the image centre (true for the cameras we install, to a few per cent), the focal
+    length follows from the homography alone (Zhang 2000: the floor axes are orthogonal and
+    equally long in metres), and with it R and t.
+    """
+
+    K: np.ndarray  # (3,3)
+    R: np.ndarray  # (3,3), columns: floor x, floor y, up
+    t: np.ndarray  # (3,)
+    image_size: tuple[int, int]
+
+    @property
+    def height_m(self) -> float:
+        """The camera's height above the floor, metres."""
+        return float(-(self.R.T @ self.t)[2])
+
+    def project(self, xyz: np.ndarray) -> np.ndarray:
+        """(N,3) world metres (z up from the floor) → (N,2) pixels; NaN behind the camera."""
+        p = np.asarray(xyz, np.float64).reshape(-1, 3) @ self.R.T + self.t
+        with np.errstate(divide="ignore", invalid="ignore"):
+            uv = (p @ self.K.T)[:, :2] / p[:, 2:3]
+        uv[p[:, 2] <= 1e-9] = np.nan
+        return uv
+
+    def person_px(self, floor_xy: np.ndarray, height_m: float = PERSON_HEIGHT_M) -> np.ndarray:
+        """(N,2) foot pixels and (N,2) head pixels of people ``height_m`` tall → (N,2,2)."""
+        xy = np.asarray(floor_xy, np.float64).reshape(-1, 2)
+        foot = self.project(np.c_[xy, np.zeros(len(xy))])
+        head = self.project(np.c_[xy, np.full(len(xy), height_m)])
+        return np.stack([foot, head], axis=1)
+
+
+def camera_from_homography(hom: Homography, image_size: tuple[int, int]) -> CameraModel | None:
+    """The :class:`CameraModel` behind ``hom`` for frames of ``image_size``; None if the map
+    implies no real camera (e.g. a focal length that would have to be imaginary: marks too
+    close to a straight-down or a side-on view to tell, or badly wrong marks)."""
+    w, h = image_size
+    g = np.linalg.inv(hom.matrix)  # floor (x, y, 1) → pixels of the calibrated size
+    if hom.image_size is not None:
+        g = np.diag([w / hom.image_size[0], h / hom.image_size[1], 1.0]) @ g
+    cx, cy = w / 2.0, h / 2.0
+    # pixels relative to the centre in units of the frame width, and g scaled to unit size, so
+    # both equations below are of comparable size and a degenerate one (e.g. a camera looking
+    # straight along a floor axis makes the first one 0 = 0) adds nothing instead of noise
+    gp = g.copy()
+    gp[0] = (g[0] - cx * g[2]) / w
+    gp[1] = (g[1] - cy * g[2]) / w
+    gp /= np.linalg.norm(gp[:, :2])
+    a, b = gp[:, 0], gp[:, 1]
+    # linear in q = (w/f)²⁻¹: the floor axes are orthogonal, and equally long, in the camera
+    eqs = np.array(
+        [
+            [a[0] * b[0] + a[1] * b[1], a[2] * b[2]],
+            [a[0] ** 2 + a[1] ** 2 - b[0] ** 2 - b[1] ** 2, a[2] ** 2 - b[2] ** 2],
+        ]
+    )
+    if not np.isfinite(eqs).all() or eqs[:, 0] @ eqs[:, 0] < 1e-12:
+        return None
+    inv_f2 = float(-(eqs[:, 0] @ eqs[:, 1]) / (eqs[:, 0] @ eqs[:, 0]))
+    if not inv_f2 > 0:
+        return None
+    f = w / math.sqrt(inv_f2)
+    k = np.array([[f, 0, cx], [0, f, cy], [0, 0, 1.0]])
+    m = np.linalg.inv(k) @ g
+    lam = 2.0 / (np.linalg.norm(m[:, 0]) + np.linalg.norm(m[:, 1]))
+    if m[2, 2] < 0:  # the floor origin must be in front of the camera (positive depth)
+        lam = -lam
+    r1, r2, t = lam * m[:, 0], lam * m[:, 1], lam * m[:, 2]
+    r3 = np.cross(r1, r2)
+    r3 /= np.linalg.norm(r3)
+    rot = np.stack([r1, r2, r3], axis=1)
+    if -(rot.T @ t)[2] < 0:  # world z must point up, towards the camera
+        rot[:, 2] = -rot[:, 2]
+    if not np.isfinite(rot).all() or not np.isfinite(t).all():
+        return None
+    return CameraModel(K=k, R=rot, t=t, image_size=(int(w), int(h)))
+
+
+def leave_one_out_errors(image_px: np.ndarray, floor_m: np.ndarray) -> np.ndarray:
+    """Per mark: how far (m) a map fitted *without* it puts it; NaN if the rest cannot fit.
+
+    Why: the residuals of a least-squares fit are optimistic, most of all with few marks (with
+    4 they are always 0): a mistyped mark pulls the map towards itself. Leaving each mark out
+    and predicting it is what the map will do at places no mark was measured, i.e. to people.
+    """
+    img = np.asarray(image_px, np.float64).reshape(-1, 2)
+    flo = np.asarray(floor_m, np.float64).reshape(-1, 2)
+    out = np.full(len(img), np.nan)
+    for i in range(len(img)):
+        keep = np.arange(len(img)) != i
+        try:
+            hom, _ = fit_homography(img[keep], flo[keep])
+        except CalibrationError:
+            continue
+        out[i] = float(np.linalg.norm(hom.to_floor(img[i : i + 1])[0] - flo[i]))
+    return out
+
+
+@dataclass(frozen=True)
+class CalibrationCheck:
+    """Everything ``storesense calibrate-check`` reports; ``problems`` empty means accepted."""
+
+    homography: Homography
+    fit: FitReport
+    residual_m: np.ndarray  # (N,) fitted-map error at each mark
+    loo_m: np.ndarray  # (N,) leave-one-out error at each mark (NaN: could not fit without it)
+    camera: CameraModel | None
+    implied_height_m: np.ndarray  # (B,) person height each given box implies (NaN: no model)
+    max_error_m: float
+    problems: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def check_calibration(
+    image_px: np.ndarray,
+    floor_m: np.ndarray,
+    image_size: tuple[int, int],
+    boxes: np.ndarray | None = None,
+    *,
+    person_m: float = PERSON_HEIGHT_M,
+    max_error_m: float = 0.5,
+) -> CalibrationCheck:
+    """Fit the marks and judge whether the map would place people within ``max_error_m``.
+
+    Refused (``problems``) when a mark is off by more than ``max_error_m`` in the fit or when
+    left out of it, when fewer than 5 marks leave nothing to cross-check, and when the people
+    in ``boxes`` (x1,y1,x2,y2 px in the still) are not the height the map says a person there
+    should appear (a scale error in the metres fits perfectly and misplaces everyone).
+    CalibrationError if the marks cannot give a homography at all.
+    """
+    hom, rep = fit_homography(image_px, floor_m, image_size)
+    img = np.asarray(image_px, np.float64).reshape(-1, 2)
+    flo = np.asarray(floor_m, np.float64).reshape(-1, 2)
+    residual = np.linalg.norm(hom.to_floor(img) - flo, axis=1)
+    problems: list[str] = []
+    if len(img) < MIN_POINTS + 1:
+        loo = np.full(len(img), np.nan)
+        problems.append(
+            f"only {len(img)} marks: at least {MIN_POINTS + 1} are needed to cross-check the "
+            "map (each mark is predicted from the others); 8 or more spread over the floor "
+            "are recommended"
+        )
+    else:
+        loo = leave_one_out_errors(img, flo)
+    if residual.max() > max_error_m:
+        i = int(residual.argmax())
+        problems.append(
+            f"mark {i + 1} is {residual[i]:.2f} m from where the fitted map puts it "
+            f"(limit {max_error_m} m): re-measure it or re-click its pixel"
+        )
+    if len(img) > MIN_POINTS:
+        unfit = [i for i in range(len(loo)) if not np.isfinite(loo[i])]
+        over = [i for i in range(len(loo)) if np.isfinite(loo[i]) and loo[i] > max_error_m]
+        if over:
+            worst = max(over, key=lambda i: float(loo[i]))
+            problems.append(
+                f"mark {worst + 1}: a map fitted without it puts it {loo[worst]:.2f} m away "
+                f"(limit {max_error_m} m; {len(over)} mark(s) over): people between the marks "
+                "would be misplaced; re-measure that mark or add marks around it"
+            )
+        if unfit:
+            problems.append(
+                f"without mark(s) {', '.join(str(i + 1) for i in unfit)} the other marks cannot "
+                "define the floor (too few left off one line), so the map cannot be "
+                "cross-checked there: add marks"
+            )
+    camera = camera_from_homography(hom, image_size)
+    b = np.asarray(boxes if boxes is not None else np.empty((0, 4)), np.float64).reshape(-1, 4)
+    implied = np.full(len(b), np.nan)
+    if len(b) and camera is not None:
+        feet = foot_points(b, image_size)
+        on_floor = hom.to_floor(feet, image_size)
+        px = camera.person_px(on_floor, person_m)
+        pred = np.linalg.norm(px[:, 0] - px[:, 1], axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            implied = person_m * (b[:, 3] - b[:, 1]) / pred
+        implied[~np.isfinite(implied)] = np.nan
+        med = float(np.nanmedian(implied)) if np.isfinite(implied).any() else math.nan
+        lo, hi = PERSON_HEIGHT_RANGE_M
+        if not lo <= med <= hi:
+            problems.append(
+                f"the {len(b)} people in the still are {med:.2f} m tall by this map (median; "
+                f"{lo}-{hi} m expected): the metres of the marks are probably at the wrong "
+                "scale, or the pixels belong to another frame size"
+            )
+    elif len(b):
+        problems.append(
+            "no real camera fits this map (it implies an impossible focal length), so people's "
+            "heights cannot be checked: the marks are probably wrong"
+        )
+    return CalibrationCheck(
+        homography=hom,
+        fit=rep,
+        residual_m=residual,
+        loo_m=loo,
+        camera=camera,
+        implied_height_m=implied,
+        max_error_m=max_error_m,
+        problems=problems,
+    )

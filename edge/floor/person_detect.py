@@ -22,7 +22,9 @@ floor homography never need to know which detector ran or at what internal resol
 
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -31,7 +33,11 @@ import cv2
 import numpy as np
 
 from edge.boxes import coverage_matrix
+from edge.floor.geometry import Homography
+from edge.floor.tile_plan import PersonScale, TilePlan, fallback_windows, plan_windows
 from edge.model_files import MODELS_DIR
+
+log = logging.getLogger(__name__)
 
 SSD_MODEL = MODELS_DIR / "ssdlite_person.tflite"
 SSD_ANCHORS = MODELS_DIR / "ssdlite_person_anchors.npy"
@@ -191,7 +197,7 @@ class SsdlitePersonDetector:
         self,
         score_threshold: float = 0.2,
         nms_iou: float = 0.4,
-        tiles: tuple[int, int] = (4, 1),
+        tiles: tuple[int, int] | None = None,
         tile_overlap: float = 0.25,
         num_threads: int = 1,
         model_path: Path | None = None,
@@ -200,22 +206,39 @@ class SsdlitePersonDetector:
         full_frame: bool = True,
         edge_margin: float = 0.02,
         part_overlap: float = 0.8,
-        tile_band: tuple[float, float] = (0.15, 0.65),
+        tile_band: tuple[float, float] = (0.0, 1.0),
+        homography: Homography | None = None,
+        person_height_m: float = 1.7,
+        min_person_px: float = 80.0,
+        max_windows: int = 5,
+        size_tolerance: tuple[float, float] = (0.5, 1.6),
     ) -> None:
         from tflite_runtime.interpreter import Interpreter  # heavy import, only when used
 
         if not 0.0 <= score_threshold <= 1.0 or not 0.0 < nms_iou <= 1.0:
             raise ValueError("score_threshold must be in [0,1] and nms_iou in (0,1]")
-        cols, rows = tiles
+        cols, rows = tiles or (1, 1)
         if cols < 1 or rows < 1 or not 0.0 <= tile_overlap < 1.0:
             raise ValueError("tiles must be >= (1,1) and tile_overlap in [0,1)")
+        if num_threads < 1:
+            raise ValueError(f"num_threads must be >= 1, got {num_threads}")
         band = (float(tile_band[0]), float(tile_band[1]))
         if not 0.0 <= band[0] < band[1] <= 1.0:
             raise ValueError(f"tile_band must be 0 <= top < bottom <= 1, got {tile_band}")
         self.tile_band = band
         self.score_threshold = score_threshold
         self.nms_iou = nms_iou
-        self.tiles = (int(cols), int(rows))
+        self.tiles = None if tiles is None else (int(cols), int(rows))
+        self.min_person_px = float(min_person_px)
+        self.max_windows = int(max_windows)
+        self.person_height_m = float(person_height_m)
+        self.num_threads = int(num_threads)
+        self._plans: dict[tuple[int, int], TilePlan] = {}
+        self._scales: dict[tuple[int, int], PersonScale] = {}
+        self.size_tolerance = (float(size_tolerance[0]), float(size_tolerance[1]))
+        self.homography: Homography | None = None
+        if homography is not None:
+            self.use_calibration(homography)  # refuses one that cannot give person sizes
         self.tile_overlap = tile_overlap
         self.max_box_area = max_box_area
         self.box_scale = box_scale
@@ -247,13 +270,53 @@ class SsdlitePersonDetector:
         codes = self._interp.get_tensor(self._codes).reshape(-1, 4)[sel]
         return np.clip(decode_boxes(codes, self._anchors[sel]), 0.0, 1.0), scores[sel]
 
-    def windows(self, width: int, height: int) -> list[tuple[int, int, int, int]]:
-        """(x1, y1, x2, y2) regions the network runs on: full frame first, then the tiles.
+    def use_calibration(self, homography: Homography) -> None:
+        """Derive the tiles from this camera's calibration (no-op when ``tiles`` is fixed).
 
-        Tiles cover only ``tile_band`` (fractions of the height): on a CCTV view the far, small
-        people are in a horizontal band, and the near, big ones are found in the full frame,
-        where tiles would only cut them up (docs/floor-detection.md).
+        Raises :class:`~edge.floor.tile_plan.TilePlanError` for a calibration that cannot give
+        person sizes, at start-up rather than as missing far people later.
         """
+        if self.tiles is not None:
+            return
+        size = _calibrated_size(homography)
+        self._plan_from(PersonScale(homography, size, self.person_height_m))
+        self.homography = homography
+        self._plans.clear()
+        self._scales.clear()
+
+    def full_frame_min_px(self, width: int, height: int) -> float:
+        """Frame-pixel height from which the full-frame pass alone finds a person reliably
+        (the plan's network-pixel target, else ``min_person_px``, scaled to the frame)."""
+        plan = self.plan(width, height)
+        target = plan.person_px if plan.person_px is not None else self.min_person_px
+        return float(target) * height / SSD_SIZE
+
+    def _plan_from(self, scale: PersonScale) -> TilePlan:
+        return plan_windows(scale, min_person_px=self.min_person_px, max_windows=self.max_windows)
+
+    def plan(self, width: int, height: int) -> TilePlan:
+        """The tile plan for frames of this size (computed once per size, then cached).
+
+        ``tiles`` given: that fixed grid over ``tile_band``. Otherwise from the calibration
+        (``edge.floor.tile_plan``), or without one the documented fallback (full frame + 2x2).
+        """
+        key = (int(width), int(height))
+        plan = self._plans.get(key)
+        if plan is None:
+            if self.tiles is not None:
+                plan = self._fixed_plan(*key)
+            elif self.homography is None:
+                plan = fallback_windows(*key, overlap=self.tile_overlap)
+            else:
+                scale = PersonScale(self.homography, key, self.person_height_m)
+                plan = self._plan_from(scale)
+                self._scales[key] = scale
+            log.info("ssdlite tiles: %s", plan.describe())
+            self._plans[key] = plan
+        return plan
+
+    def _fixed_plan(self, width: int, height: int) -> TilePlan:
+        assert self.tiles is not None
         by1, by2 = round(self.tile_band[0] * height), round(self.tile_band[1] * height)
         out = [
             (x1, y1 + by1, x2, y2 + by1)
@@ -261,9 +324,20 @@ class SsdlitePersonDetector:
         ]
         if self.full_frame and out != [(0, 0, width, height)]:
             out.insert(0, (0, 0, width, height))
-        return out
+        return TilePlan((width, height), out, [], None, None, "fixed")
 
-    def detect(self, frame_bgr: np.ndarray) -> Detections:
+    def windows(self, width: int, height: int) -> list[tuple[int, int, int, int]]:
+        """(x1, y1, x2, y2) regions the network runs on: full frame first, then the tiles.
+
+        On a CCTV view the far, small people are in a horizontal band, and the near, big ones
+        are found in the full frame, where tiles would only cut them up; the calibration says
+        where that band is and how much it must be magnified (docs/floor-detection.md).
+        """
+        return list(self.plan(width, height).windows)
+
+    def detect(self, frame_bgr: np.ndarray, only: Collection[int] | None = None) -> Detections:
+        """People in one frame. ``only``: indices into :meth:`windows` to run (the floor
+        pipeline skips tiles where its tracker holds everyone); None runs them all."""
         frame = check_frame(frame_bgr)
         h, w = frame.shape[:2]
         rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)  # the network was trained on RGB
@@ -271,7 +345,11 @@ class SsdlitePersonDetector:
         all_scores: list[np.ndarray] = []
         windows = self.windows(w, h)
         tiled = windows != [(0, 0, w, h)]
+        if only is not None:
+            windows = [win for i, win in enumerate(windows) if i in only]
         m = self.edge_margin
+        scale = self._scales.get((w, h))
+        full_ran = bool(windows) and windows[0] == (0, 0, w, h)
         for x1, y1, x2, y2 in windows:
             yx, s = self._run(rgb[y1:y2, x1:x2])
             if (x2 - x1, y2 - y1) != (w, h):
@@ -289,13 +367,25 @@ class SsdlitePersonDetector:
                 [yx[:, 1] * tw + x1, yx[:, 0] * th + y1, yx[:, 3] * tw + x1, yx[:, 2] * th + y1],
                 axis=1,
             )
-            if all_boxes and self.full_frame and tiled and len(boxes):
+            if all_boxes and self.full_frame and tiled and len(boxes) and full_ran:
                 # Tiles magnify body parts of big people into person-like boxes; drop tile
                 # boxes lying mostly inside a full-frame detection (measured on TUD-Campus).
                 keep = ~part_of(boxes, all_boxes[0], self.part_overlap, 1.5)
                 boxes, s = boxes[keep], s[keep]
+            if scale is not None and (x2 - x1, y2 - y1) != (w, h) and len(boxes):
+                # With a calibration, a tile box must be about as tall as a person standing at
+                # its foot point: a near person's torso magnified in a far-band tile is not.
+                expect = scale.height_px(
+                    np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, boxes[:, 3]], 1)
+                )
+                with np.errstate(invalid="ignore"):
+                    ratio = (boxes[:, 3] - boxes[:, 1]) / expect
+                keep = (ratio >= self.size_tolerance[0]) & (ratio <= self.size_tolerance[1])
+                boxes, s = boxes[keep], s[keep]
             all_boxes.append(boxes)
             all_scores.append(s)
+        if not all_boxes:
+            return Detections.empty()
         boxes = np.concatenate(all_boxes).astype(np.float32)
         scores = np.concatenate(all_scores).astype(np.float32)
         # Boxes covering most of the frame are the model's known "whole image" false positive.
@@ -304,6 +394,12 @@ class SsdlitePersonDetector:
         boxes, scores = boxes[ok], scores[ok]
         keep = nms(boxes, scores, self.nms_iou)
         return Detections(rescale_boxes(boxes[keep], self.box_scale), scores[keep])
+
+
+def _calibrated_size(hom: Homography) -> tuple[int, int]:
+    """The frame size the calibration was made at (640x480 assumed when it does not say: the
+    start-up check only needs some size of that view; frames get their own plan)."""
+    return hom.image_size or (640, 480)
 
 
 # --------------------------------------------------------------------------- HOG

@@ -21,7 +21,12 @@ from typing import Any
 import numpy as np
 
 from edge.floor.geometry import Homography, foot_points
-from edge.floor.person_detect import PersonDetector, check_frame
+from edge.floor.person_detect import (
+    Detections,
+    PersonDetector,
+    SsdlitePersonDetector,
+    check_frame,
+)
 from edge.floor.person_tracker import PersonTracker, TrackedPerson, TrackerConfig
 from storesense import messages as m
 
@@ -32,10 +37,11 @@ log = logging.getLogger(__name__)
 # so the floor role asks for everything above 0.1 and the tracker decides what counts. Tiles,
 # NMS and box scale stay the detector's defaults (bench/person_detect.py picked them).
 DETECTOR_OPTIONS: dict[str, dict[str, Any]] = {"ssdlite": {"score_threshold": 0.1}, "hog": {}}
-# Floor positions include a track lost for up to this long, at its predicted place (a walker
-# missed for a few frames is still there). PETS09 per-interval count error: 0.74 person without
-# coasting, 0.485 with 0.75 s, 0.51 with 1 s (over-counts); docs/floor-tracking.md.
-FLOOR_COAST_S = 0.75
+# Floor positions include a confirmed track unseen for up to this long (from its last
+# detection), at its predicted place, while its foot is in view: a walker missed for a few
+# frames is still there. Chosen on PETS09 and TUD-Campus together (bench/floor_count_eval.py,
+# docs/floor-tracking.md); the camera's value is ``floor.coast_s`` in the store YAML.
+FLOOR_COAST_S = 1.0
 MAX_PEOPLE = 200  # per frame, the FloorSample schema limit
 
 
@@ -54,11 +60,94 @@ class FloorFrame:
     floor_xy: np.ndarray  # (N,2)
 
 
+class TileScheduler:
+    """Which of the detector's tiles to run on the next frame (issue 14: tile only where new
+    people can appear or where tracks need it).
+
+    The full frame (window 0) always runs. A tile runs when
+
+    * it is its turn: every tile at least once every ``refresh_frames`` frames, staggered so
+      the load is even; that is how a person who appears in an idle tile is found (within
+      ``refresh_frames - 1`` frames; a track needs two hits to be confirmed anyway);
+    * a box from the last frame, or a lost track's predicted box, that is too small for the
+      full frame to find reliably (``small_px``: below the plan's network-pixel target)
+      overlaps it: far people found by this tile keep being fed to their tracks, a new far
+      track gets its confirming hit, and a lost far track is looked for where it should be.
+      (People big enough for the full frame are left to it: a tile would only cut them up.)
+
+    Everything else is skipped: tiles over empty floor and tiles whose people are big enough
+    for the full frame. Boxes are grown by ``grow`` of their size before the overlap test, so a
+    walker crossing into a neighbour tile wakes it up one frame early.
+    """
+
+    def __init__(self, refresh_frames: int = 3, grow: float = 0.25) -> None:
+        if refresh_frames < 1:
+            raise ValueError(f"refresh_frames must be >= 1, got {refresh_frames}")
+        self.refresh_frames = int(refresh_frames)
+        self.grow = float(grow)
+        self._frame = 0
+        self._wanted: set[int] = set()
+        self.ran = 0  # tiles run / could have run, for the benches
+        self.possible = 0
+
+    def select(self, n_windows: int) -> set[int]:
+        """Window indices to run on this frame (0, the full frame, always)."""
+        out = {0} | {i for i in self._wanted if i < n_windows}
+        out |= {i for i in range(1, n_windows) if (self._frame + i) % self.refresh_frames == 0}
+        self._frame += 1
+        self.ran += len(out) - 1
+        self.possible += n_windows - 1
+        return out
+
+    def observe(
+        self,
+        windows: list[tuple[int, int, int, int]],
+        boxes: np.ndarray,
+        lost: np.ndarray,
+        small_px: float,
+    ) -> None:
+        """Boxes seen this frame and lost tracks' predicted boxes -> tiles wanted next."""
+        interest = np.vstack(
+            [
+                np.asarray(boxes, np.float64).reshape(-1, 4),
+                np.asarray(lost, np.float64).reshape(-1, 4),
+            ]
+        )
+        interest = interest[(interest[:, 3] - interest[:, 1]) < small_px]
+        if len(interest):
+            size = interest[:, 2:] - interest[:, :2]
+            interest = np.hstack(
+                [interest[:, :2] - self.grow * size, interest[:, 2:] + self.grow * size]
+            )
+        self._wanted = set()
+        for i, (x1, y1, x2, y2) in enumerate(windows[1:], start=1):
+            if (
+                len(interest)
+                and (
+                    (interest[:, 0] < x2)
+                    & (interest[:, 2] > x1)
+                    & (interest[:, 1] < y2)
+                    & (interest[:, 3] > y1)
+                ).any()
+            ):
+                self._wanted.add(i)
+
+    @property
+    def share_run(self) -> float:
+        """Share of the tiles that ran (1.0 = no skipping)."""
+        return self.ran / self.possible if self.possible else 1.0
+
+
 class FloorPipeline:
     """Detector + tracker + homography for one camera; :meth:`process` once per frame.
 
     ``coast_s``: also report tracks lost for at most this long, at their predicted boxes (0 for
     MOTChallenge output, where only seen people count).
+
+    With a calibration, a tiling detector (SSDLite) gets it too, so its tiles follow the
+    camera's geometry (``edge.floor.tile_plan``); a calibration that cannot give person sizes
+    raises ``TilePlanError`` here. ``skip_tiles``: run only the tiles that :class:`TileScheduler`
+    asks for (False: every tile, every frame).
     """
 
     def __init__(
@@ -67,12 +156,18 @@ class FloorPipeline:
         homography: Homography | None = None,
         tracker: TrackerConfig | None = None,
         coast_s: float = FLOOR_COAST_S,
+        skip_tiles: bool = True,
+        tile_refresh_frames: int = 3,
     ) -> None:
         self.detector = detector
         self.homography = homography
         self.coast_s = coast_s
         self.tracker = PersonTracker(tracker)
         self.rejections: Counter[str] = Counter()
+        self._tiling = detector if isinstance(detector, SsdlitePersonDetector) else None
+        if self._tiling is not None and homography is not None:
+            self._tiling.use_calibration(homography)
+        self.scheduler = TileScheduler(tile_refresh_frames) if skip_tiles else None
 
     def process(self, frame_bgr: np.ndarray, t: float) -> FloorFrame:
         """Analyse one frame taken at ``t`` (seconds on a clock that never goes back).
@@ -88,8 +183,17 @@ class FloorPipeline:
             empty = np.empty((0, 2))
             return FloorFrame(t=t, frame_size=(0, 0), people=[], foot_px=empty, floor_xy=empty)
         size = (int(frame.shape[1]), int(frame.shape[0]))
-        dets = self.detector.detect(frame)
-        people = self.tracker.update(t, dets) + self.tracker.coasting(self.coast_s)
+        dets = self._detect(frame, size)
+        # coasted only while their predicted foot is in view (edge.floor.person_tracker)
+        people = self.tracker.update(t, dets) + self.tracker.coasting(self.coast_s, size)
+        if self.scheduler is not None and self._tiling is not None:
+            lost = self.tracker.coasting(self.tracker.cfg.max_lost_s, size, min_hits=0)
+            self.scheduler.observe(
+                self._tiling.windows(*size),
+                dets.boxes,
+                np.array([p.box for p in lost]).reshape(-1, 4),
+                self._tiling.full_frame_min_px(*size),
+            )
         boxes = np.array([p.box for p in people]).reshape(-1, 4)
         feet = foot_points(boxes, size)
         if self.homography is None:
@@ -100,6 +204,12 @@ class FloorPipeline:
             if beyond:
                 self.rejections["beyond_horizon"] += beyond
         return FloorFrame(t=t, frame_size=size, people=people, foot_px=feet, floor_xy=floor)
+
+    def _detect(self, frame: np.ndarray, size: tuple[int, int]) -> Detections:
+        if self.scheduler is None or self._tiling is None:
+            return self.detector.detect(frame)
+        only = self.scheduler.select(len(self._tiling.windows(*size)))
+        return self._tiling.detect(frame, only=only)
 
     def rejection_counts(self) -> dict[str, int]:
         """Pipeline and tracker rejections together, for the camera's status heartbeat."""
@@ -124,6 +234,7 @@ class FloorBatcher:
         self._seq = 0
         self._start: float | None = None
         self._samples: list[m.FloorSample] = []
+        self._heights = [0] * len(m.FLOOR_HEIGHT_BANDS_PX)  # counted person-frames per band
         self.truncated = 0  # people beyond MAX_PEOPLE in one frame (schema limit), dropped
 
     def add(self, frame: FloorFrame, t_wall: float) -> list[m.FloorPositions]:
@@ -145,10 +256,14 @@ class FloorBatcher:
                 x=round(float(xy[0]), 3),
                 y=round(float(xy[1]), 3),
                 conf=round(min(max(p.score, 0.0), 1.0), 3),
+                coasted_s=round(min(p.coasted_s, 60.0), 3),
             )
             for p, xy in zip(frame.people, frame.floor_xy, strict=True)
             if np.isfinite(xy).all()
         ][:MAX_PEOPLE]
+        for p, xy in zip(frame.people, frame.floor_xy, strict=True):  # the self-check:
+            if np.isfinite(xy).all():  # how tall the people it counts appear
+                self._heights[m.height_band(float(p.box[3] - p.box[1]))] += 1
         self._samples.append(m.FloorSample(t=round(t_wall, 3), people=people))
         return out
 
@@ -156,9 +271,12 @@ class FloorBatcher:
         """The pending interval as messages (usually one; split if it would exceed 64 KiB)."""
         if self._start is None or not self._samples:
             self._start, self._samples = None, []
+            self._heights = [0] * len(m.FLOOR_HEIGHT_BANDS_PX)
             return []
         out = self._pack(self._start, self._start + self.interval_s, self._samples)
+        out[0] = out[0].model_copy(update={"height_counts": self._heights})  # once per interval
         self._start, self._samples = None, []
+        self._heights = [0] * len(m.FLOOR_HEIGHT_BANDS_PX)
         return out
 
     def _pack(

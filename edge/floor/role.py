@@ -42,7 +42,7 @@ class FloorRole:
             camera.person_detector, **DETECTOR_OPTIONS[camera.person_detector]
         )
         self.topic = topic
-        self.pipeline = FloorPipeline(detector, homography)
+        self.pipeline = FloorPipeline(detector, homography, coast_s=cfg.floor.coast_s)
         self.batcher = FloorBatcher(camera.id, cfg.floor.publish_interval_s)
         self.counters: Counter[str] = Counter()  # positions_sent: people-samples published
 

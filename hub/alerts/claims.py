@@ -33,9 +33,11 @@ from storesense.topics import Topics
 
 log = logging.getLogger(__name__)
 
-# The customer's loyalty tier for the alert card: (connection, customer id, now) -> tier name.
-# Injected (the daemon wires hub.shop.loyalty.tier_lookup in) so alerts do not import the shop.
-TierLookup = Callable[[sqlite3.Connection, str, float], str | None]
+# The customer's standing for the alert card: (connection, customer id, now) -> the tier name,
+# or (tier, new customer) where the shop can tell a customer with no purchase on file yet
+# (who gets "new customer" on the card, not the entry tier). Injected (the daemon wires
+# hub.shop.loyalty.tier_lookup in) so alerts do not import the shop.
+TierLookup = Callable[[sqlite3.Connection, str, float], str | tuple[str | None, bool] | None]
 
 # ``alert_matches`` remembers the evidence behind each alert (which track, how close) so a
 # false-match report can carry it; ``false_matches`` is the log reviewed when tuning the
@@ -58,7 +60,7 @@ def _enqueue(
 
 def alert_message(conn: sqlite3.Connection, alert_id: str) -> Alert:
     row = conn.execute(
-        "SELECT a.*, m.tier FROM alerts a "
+        "SELECT a.*, m.tier, m.new_customer FROM alerts a "
         "LEFT JOIN alert_matches m USING (alert_id) WHERE a.alert_id=?",
         (alert_id,),
     ).fetchone()
@@ -81,6 +83,7 @@ def alert_message(conn: sqlite3.Connection, alert_id: str) -> Alert:
         customer_name=name,
         greeting=greeting,
         tier=row["tier"],
+        new_customer=bool(row["new_customer"]),
         camera_id=row["camera_id"],
         arrived_at=row["created_at"],
         expires_at=row["expires_at"],
@@ -141,8 +144,9 @@ def record_match(
         ),
     )
     conn.execute(
-        "INSERT INTO alert_matches(alert_id, track_id, best_distance, tier) VALUES (?,?,?,?)",
-        (alert_id, track_id, best_distance, _tier(conn, customer_id, tier, now)),
+        "INSERT INTO alert_matches(alert_id, track_id, best_distance, tier, new_customer) "
+        "VALUES (?,?,?,?,?)",
+        (alert_id, track_id, best_distance, *_tier(conn, customer_id, tier, now)),
     )
     profiles.touch_last_visit(conn, customer_id, now)
     dist = "" if best_distance is None else f", distance {best_distance:.3f}"
@@ -179,15 +183,20 @@ def seen_again(
 
 def _tier(
     conn: sqlite3.Connection, customer_id: str, tier: TierLookup | None, now: float
-) -> str | None:
-    """The customer's loyalty tier from the purchase history; an alert never fails on it."""
+) -> tuple[str | None, bool]:
+    """(loyalty tier, new customer) from the purchase history; an alert never fails on it.
+    A new customer has no tier on the card: the entry tier is not something they earned."""
     if tier is None:
-        return None
+        return None, False
     try:
-        return tier(conn, customer_id, now)
+        got = tier(conn, customer_id, now)
     except (sqlite3.Error, ValueError):
         log.exception("no loyalty tier for %s: alerting without one", customer_id)
-        return None
+        return None, False
+    if isinstance(got, tuple):
+        name, new = got
+        return (None, True) if new else (name, False)
+    return got, False
 
 
 def _alert_customer(conn: sqlite3.Connection, alert_id: str) -> str | None:

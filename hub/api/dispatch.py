@@ -15,6 +15,7 @@ import hmac
 import json
 import logging
 import sqlite3
+import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
@@ -37,9 +38,10 @@ from hub.push.sender import application_server_key, load_or_create_vapid
 from hub.shop.card import CustomerCard, CustomerNotFound, customer_card
 from hub.shop.pos_webhook import WebhookRejected, ingest_webhook
 from hub.staff import accounts
-from hub.staff.throttle import LoginThrottle, Throttled
+from hub.staff.throttle import LoginThrottle, Reservation, Throttled
+from hub.staff.verifier import PasswordVerifier, VerifierBusy
+from storesense import ids, rpc
 from storesense import messages as m
-from storesense import rpc
 from storesense.config import StoreConfig
 from storesense.paths import template_key_path
 from storesense.rpc import RpcError
@@ -47,7 +49,8 @@ from storesense.topics import Topics
 
 log = logging.getLogger(__name__)
 
-Ident = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+Ident = ids.IDENT_PATTERN  # the id rules: storesense/ids.py
+CustomerId = ids.CUSTOMER_ID_PATTERN
 REPORT_MEDIA = {
     "report.html": "text/html; charset=utf-8",
     "heatmap.png": "image/png",
@@ -60,6 +63,14 @@ REPORT_MEDIA = {
 REPORT_DAY = r"^(latest|latest-week|latest-month|\d{4}-\d{2}-\d{2}|\d{4}-W\d{2}|\d{4}-\d{2})$"
 LATEST: dict[str, Period] = {"latest": "day", "latest-week": "week", "latest-month": "month"}
 NOT_LOGGED_IN = "not logged in (or the session expired): log in again"
+Respond = Callable[[rpc.Reply], None]
+
+
+class Deferred:
+    """``Api.handle``'s answer for a request answered later, through its ``respond``."""
+
+
+DEFERRED = Deferred()
 
 
 class _Args(BaseModel):
@@ -83,7 +94,7 @@ class ClaimArgs(_Token):
 
 
 class CustomerArgs(_Token):
-    customer_id: str = Field(pattern=Ident)
+    customer_id: str = Field(pattern=CustomerId)
     alert_id: str = Field(pattern=Ident)
 
 
@@ -105,7 +116,7 @@ class StaffAddArgs(StaffPasswordArgs):
 
 
 class WithdrawPhotoArgs(_Token):
-    customer_id: str = Field(pattern=Ident)
+    customer_id: str = Field(pattern=CustomerId)
     reason: str = Field(min_length=3, max_length=200)
 
 
@@ -114,7 +125,7 @@ class DayArgs(_Token):
 
 
 class EraseArgs(_Token):
-    customer_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    customer_id: str = Field(pattern=CustomerId)
     reason: str = Field(min_length=3, max_length=200)
 
 
@@ -181,8 +192,12 @@ class Api:
         topics: Topics,
         *,
         push_hosts: tuple[str, ...] = push_subscriptions.KNOWN_PUSH_HOSTS,
+        verifier: PasswordVerifier | None = None,
     ) -> None:
+        """``verifier``: where password checks run (``hub.staff.verifier``), its answers
+        brought back to this worker; None: on the calling thread (tools, unit tests)."""
         self.conn = conn
+        self.verifier = verifier
         self.push_hosts = push_hosts
         self.cfg = cfg
         self.home = home
@@ -191,6 +206,7 @@ class Api:
         self.stats: Counter[str] = Counter()
         self._ops: dict[str, tuple[type[_Args] | None, Callable[[Any, rpc.Request, float], Any]]]
         self._ops = {
+            "ping": (None, self._ping),
             "login": (LoginArgs, self._login),
             "session": (_Token, self._session_op),
             "session_check": (_Token, self._session_check),
@@ -217,8 +233,12 @@ class Api:
         }
 
     # -- entry point ------------------------------------------------------------------------
-    def handle(self, payload: bytes, now: float) -> rpc.Reply | None:
-        """The reply to send, or None for a payload too broken to answer (counted)."""
+    def handle(
+        self, payload: bytes, now: float, respond: Respond | None = None
+    ) -> rpc.Reply | Deferred | None:
+        """The reply to send, or None for a payload too broken to answer (counted), or
+        ``DEFERRED``: a login whose password check runs on the verifier; its reply goes to
+        ``respond`` later, on this thread (the verifier's ``later`` brings it back)."""
         try:
             req = rpc.decode_request(payload)
         except m.PayloadError as exc:
@@ -245,6 +265,9 @@ class Api:
                     first = exc.errors()[0]
                     where = ".".join(str(p) for p in first["loc"])
                     raise RpcError(422, f"{where}: {first['msg']}") from None
+            if isinstance(args, LoginArgs) and self.verifier is not None and respond:
+                self._login_later(args, req, now, respond)
+                return DEFERRED
             result = fn(args, req, now)
         except RpcError as exc:
             return rpc.Reply(request_id=req.request_id, status=exc.status, detail=exc.detail)
@@ -255,6 +278,12 @@ class Api:
         if isinstance(result, BaseModel):
             result = result.model_dump(mode="json")
         return rpc.Reply(request_id=req.request_id, result=result)
+
+    @staticmethod
+    def _ping(args: None, req: rpc.Request, now: float) -> dict[str, float]:
+        """The web's heartbeat: answered by the worker that serves every request and raises
+        every alert, so an answer means the hub is doing its job, not just connected."""
+        return {"at": now}
 
     # -- sessions ---------------------------------------------------------------------------
     def _session(self, token: str, now: float, *, touch: bool = True) -> accounts.Session:
@@ -301,6 +330,65 @@ class Api:
             self.conn, staff, now, idle_s=self.cfg.app.session_idle_s
         )
         return rpc.LoginResult(token=token, session=self._info(session))
+
+    def _login_later(self, args: LoginArgs, req: rpc.Request, now: float, respond: Respond) -> None:
+        """``_login`` with the argon2 check on the verifier's threads: the worker reserves
+        the attempt (the throttle), reads the hash, and goes on with claims and alerts; the
+        session is created here again, on the worker, when the check is done."""
+        assert self.verifier is not None
+        try:
+            attempt = self.throttle.reserve(args.staff_id, args.client, now)
+        except Throttled as exc:
+            raise RpcError(429, str(exc)) from None
+        cred = accounts.load_credentials(self.conn, args.staff_id, args.password)
+        try:
+            self.verifier.submit(
+                cred,
+                args.password,
+                lambda staff: self._login_done(staff, cred, attempt, req, respond),
+            )
+        except VerifierBusy:
+            self.throttle.release(attempt)  # not a failed attempt: nobody checked it
+            self.stats["login_busy"] += 1
+            raise RpcError(503, "the hub is checking other logins: try again in a moment") from None
+        self.stats["password_verifications"] += 1
+
+    def _login_done(
+        self,
+        staff: accounts.Staff | None,
+        cred: accounts.Credentials,
+        attempt: Reservation,
+        req: rpc.Request,
+        respond: Respond,
+    ) -> None:
+        """On the worker, once the password was checked: settle the throttle, then the
+        session, unless the request's deadline passed meanwhile (the web has said "timed
+        out, nothing changed", so nothing may change)."""
+        now = time.time()
+        try:
+            if staff is None or not accounts.still_valid(self.conn, cred):
+                self.throttle.failed(attempt)
+                raise RpcError(401, "wrong staff id or password")
+            self.throttle.succeeded(attempt)
+            if rpc.too_late(req.deadline, now):
+                self.stats["past_deadline"] += 1
+                raise RpcError(504, "past its deadline: not applied")
+            token, session = accounts.create_session(
+                self.conn, staff, now, idle_s=self.cfg.app.session_idle_s
+            )
+            result = rpc.LoginResult(token=token, session=self._info(session))
+            reply = rpc.Reply(request_id=req.request_id, result=result.model_dump(mode="json"))
+        except RpcError as exc:
+            reply = rpc.Reply(request_id=req.request_id, status=exc.status, detail=exc.detail)
+        except Exception:
+            self.stats["internal_error"] += 1
+            log.exception("login failed in the hub")
+            reply = rpc.Reply(request_id=req.request_id, status=500, detail="internal error")
+        respond(reply)
+
+    def close(self) -> None:
+        if self.verifier is not None:
+            self.verifier.close()
 
     def _session_op(self, args: _Token, req: rpc.Request, now: float) -> rpc.SessionInfo:
         return self._info(self._session(args.token, now))
@@ -369,10 +457,17 @@ class Api:
     def _push_key(self, args: _Token, req: rpc.Request, now: float) -> dict[str, str]:
         """The VAPID public key a phone subscribes with (``applicationServerKey``)."""
         self._session(args.token, now)
+        self._push_on()
         return {"key": application_server_key(load_or_create_vapid(self.home))}
+
+    def _push_on(self) -> None:
+        if not self.cfg.app.web_push_on:
+            raise RpcError(404, "Web Push is off in this store (app.push_contact not set): "
+                           "open pages still get every alert")  # fmt: skip
 
     def _push_subscribe(self, args: PushArgs, req: rpc.Request, now: float) -> None:
         staff = self._session(args.token, now).staff
+        self._push_on()
         try:
             push_subscriptions.subscribe(
                 self.conn, staff.staff_id, args.endpoint, args.p256dh, args.auth, now,

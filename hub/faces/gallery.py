@@ -7,6 +7,7 @@ live matcher polls to reload its in-memory matrix.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -19,6 +20,10 @@ from hub.faces.template_crypto import TemplateCipher
 from hub.faces.template_keys import open_cipher
 from hub.privacy import audit
 from hub.store import db
+from storesense import ids
+from storesense.privacy_config import DEFAULT_MAX_TEMPLATES
+
+log = logging.getLogger(__name__)
 
 
 class EnrolmentRefused(ValueError):
@@ -26,6 +31,7 @@ class EnrolmentRefused(ValueError):
 
 
 CONSENT_METHODS = ("written", "digital")
+TEMPLATES_DROPPED = "templates_dropped"  # audit action: the per-customer cap removed some
 HINT_MAX = 80  # "usually wears glasses", "tall, often with a red scarf"
 
 
@@ -66,6 +72,35 @@ class Consent:
 
 
 @dataclass(frozen=True)
+class DroppedTemplate:
+    template_id: int
+    quality: float
+    source: str
+    created_at: float
+
+
+@dataclass(frozen=True)
+class EnrolResult:
+    """What an enrolment left in the gallery: the true count, not just this call's photos."""
+
+    customer_id: str
+    added: int  # this call's templates still kept after the cap
+    total: int  # the customer's templates now
+    dropped: tuple[DroppedTemplate, ...]  # removed by the cap (earlier or this call's)
+    reenrolment: bool
+    earlier_consent: str | None  # reference of the consent this one superseded
+
+
+def _when(at: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(at))
+
+
+def _dropped(d: DroppedTemplate, *, new: bool) -> str:
+    made = "from this enrolment" if new else f"made {_when(d.created_at)}"
+    return f"#{d.template_id} (quality {d.quality:.2f}, {d.source}, {made})"
+
+
+@dataclass(frozen=True)
 class GalleryMatrix:
     """Row i of ``matrix`` belongs to ``customer_ids[labels[i]]``."""
 
@@ -74,6 +109,9 @@ class GalleryMatrix:
     matrix: np.ndarray  # float32 (N, 128)
     customer_ids: list[str]
     names: dict[str, str]
+    # enrolled under an id the alert message cannot carry (before the one id rule): left out
+    # of matching, named in the hub log at every load (docs/privacy.md says how to fix one)
+    skipped_ids: tuple[str, ...] = ()
 
 
 class Gallery:
@@ -100,12 +138,30 @@ class Gallery:
         *,
         actor: str = "cli",
         photo: tuple[bytes, str] | None = None,
-    ) -> int:
-        """Store a customer's templates (vector, quality, source label); returns how many.
+        max_templates: int = DEFAULT_MAX_TEMPLATES,
+    ) -> EnrolResult:
+        """Store a customer's templates (vector, quality, source label); say what now exists.
 
         ``photo`` (bytes, media type) is kept only where the store opted in
         (``privacy.keep_enrolment_photo``); the caller decides, this encrypts it.
+
+        Re-enrolment (the id exists) adds the new templates to the earlier ones and records the
+        new consent as the one in force; the earlier consent stays in ``consent_records``
+        (superseded) and the audit row names both. At most ``max_templates``
+        (``privacy.max_templates_per_customer``) are kept: the lowest-quality ones go first,
+        the oldest among equals, and the audit row says which were dropped. The customer id
+        must follow the one rule (``storesense.ids``): an id the alert message could not carry
+        would be enrolled and then never alerted on.
+
+        The consent taker is NOT looked up here (the face room does not read staff accounts):
+        ``storesense_tools.enrolment.enrol_customer``, the operator's path, checks it.
         """
+        try:
+            ids.validate_customer_id(customer_id)
+        except ids.InvalidId as exc:
+            raise EnrolmentRefused(str(exc)) from None
+        if max_templates < 1:
+            raise ValueError("max_templates must be at least 1")
         problems = consent.problems()
         if problems:
             raise EnrolmentRefused("; ".join(problems))
@@ -122,8 +178,19 @@ class Gallery:
         hint = consent.hint.strip() if consent.hint and consent.hint.strip() else None
         now = time.time()
         given_at = now if consent.given_at is None else consent.given_at
+        reference = consent.reference.strip()
         with db.write(self.conn) as c:
             self._check_key(c)
+            earlier = c.execute(
+                "SELECT consent_id, reference, method, notice_version, staff_id, given_at "
+                "FROM consent_records WHERE customer_id=? AND superseded_at IS NULL "
+                "ORDER BY consent_id DESC LIMIT 1",
+                (customer_id,),
+            ).fetchone()
+            existed = (
+                c.execute("SELECT 1 FROM customers WHERE customer_id=?", (customer_id,)).fetchone()
+                is not None
+            )
             c.execute(
                 "INSERT INTO customers(customer_id, name, consent_ref, consent_at, created_at, "
                 "consent_notice, consent_method, consent_staff, last_visit_at, "
@@ -133,16 +200,38 @@ class Gallery:
                 "consent_at=excluded.consent_at, consent_notice=excluded.consent_notice, "
                 "consent_method=excluded.consent_method, consent_staff=excluded.consent_staff, "
                 "photo_consent_at=excluded.photo_consent_at, arrival_hint=excluded.arrival_hint",
-                (customer_id, name, consent.reference.strip(), given_at, now,
+                (customer_id, name, reference, given_at, now,
                  consent.notice_version, consent.method, consent.staff_id,
                  given_at if consent.photo_shown else None, hint),
             )  # fmt: skip
-            for vector, quality, source in templates:
-                c.execute(
-                    "INSERT INTO templates(customer_id, vector_enc, quality, source, created_at) "
-                    "VALUES (?,?,?,?,?)",
-                    (customer_id, self.cipher.encrypt(customer_id, vector), quality, source, now),
+            c.execute(
+                "UPDATE consent_records SET superseded_at=? "
+                "WHERE customer_id=? AND superseded_at IS NULL",
+                (now, customer_id),
+            )
+            c.execute(
+                "INSERT INTO consent_records(customer_id, reference, method, notice_version, "
+                "staff_id, given_at, recorded_at, photo_shown) VALUES (?,?,?,?,?,?,?,?)",
+                (customer_id, reference, consent.method, consent.notice_version,
+                 consent.staff_id, given_at, now, int(consent.photo_shown)),
+            )  # fmt: skip
+            new_ids = [
+                int(
+                    c.execute(
+                        "INSERT INTO templates(customer_id, vector_enc, quality, source, "
+                        "created_at) VALUES (?,?,?,?,?)",
+                        (customer_id, self.cipher.encrypt(customer_id, vector), quality,
+                         source, now),
+                    ).lastrowid  # type: ignore[arg-type]
                 )
+                for vector, quality, source in templates
+            ]  # fmt: skip
+            dropped = self._cap_templates(c, customer_id, max_templates)
+            total = int(
+                c.execute(
+                    "SELECT count(*) FROM templates WHERE customer_id=?", (customer_id,)
+                ).fetchone()[0]
+            )
             if photo is not None:
                 c.execute(
                     "INSERT INTO enrolment_photos(customer_id, photo_enc, media_type, created_at) "
@@ -151,18 +240,65 @@ class Gallery:
                     "created_at=excluded.created_at",
                     (customer_id, self.cipher.encrypt_bytes(customer_id, photo[0]), photo[1], now),
                 )
+            gone = {d.template_id for d in dropped}
+            added = sum(1 for t in new_ids if t not in gone)
+            before = (
+                f"; re-enrolment: earlier consent {earlier['reference']} ({earlier['method']}, "
+                f"notice {earlier['notice_version']}, taken by {earlier['staff_id']}, given "
+                f"{_when(earlier['given_at'])}) kept in the consent history"
+                if earlier is not None
+                else ("; re-enrolment" if existed else "")
+            )
             audit.append(
                 c, at=now, actor=actor, action="enrol", customer_id=customer_id,
                 detail=(
-                    f"{len(templates)} templates{'; photo kept' if photo else ''}; consent "
-                    f"{consent.reference.strip()} ({consent.method}, notice "
+                    f"{added} of {len(templates)} new templates kept, {total} in all (at most "
+                    f"{max_templates}){'; photo kept' if photo else ''}; consent "
+                    f"{reference} ({consent.method}, notice "
                     f"{consent.notice_version}, taken by {consent.staff_id}); photo shown to "
                     f"staff at arrival: {'yes' if consent.photo_shown else 'no'}"
-                    f"{'; hint for staff given' if hint else ''}"
+                    f"{'; hint for staff given' if hint else ''}{before}"
                 ),
             )  # fmt: skip
+            if dropped:
+                audit.append(
+                    c, at=now, actor=actor, action=TEMPLATES_DROPPED, customer_id=customer_id,
+                    detail=(
+                        f"template cap {max_templates}: dropped "
+                        + ", ".join(_dropped(d, new=d.template_id in new_ids) for d in dropped)
+                    ),
+                )  # fmt: skip
             profiles.gallery_changed(c)
-        return len(templates)
+        return EnrolResult(
+            customer_id=customer_id,
+            added=added,
+            total=total,
+            dropped=tuple(dropped),
+            reenrolment=existed,
+            earlier_consent=earlier["reference"] if earlier is not None else None,
+        )
+
+    @staticmethod
+    def _cap_templates(
+        c: sqlite3.Connection, customer_id: str, max_templates: int
+    ) -> list[DroppedTemplate]:
+        """Inside the enrolment's transaction: delete all but the ``max_templates`` best.
+
+        Lowest quality goes first; among equal qualities the oldest (lowest id) goes, so a
+        re-enrolment with equally good photos refreshes the gallery instead of ignoring them.
+        """
+        rows = c.execute(
+            "SELECT template_id, quality, source, created_at FROM templates WHERE customer_id=? "
+            "ORDER BY quality DESC, template_id DESC",
+            (customer_id,),
+        ).fetchall()
+        dropped = [
+            DroppedTemplate(int(r[0]), float(r[1]), str(r[2]), float(r[3]))
+            for r in rows[max_templates:]
+        ]
+        for d in dropped:
+            c.execute("DELETE FROM templates WHERE template_id=?", (d.template_id,))
+        return dropped
 
     def _check_key(self, c: sqlite3.Connection) -> None:
         """Refuse to write with a key the database no longer uses (rotated meanwhile)."""
@@ -204,6 +340,16 @@ class Gallery:
             "SELECT t.customer_id, t.vector_enc, c.name FROM templates t "
             "JOIN customers c USING (customer_id) ORDER BY t.customer_id, t.template_id"
         ).fetchall()
+        skipped = sorted(
+            {r["customer_id"] for r in rows if not ids.is_customer_id(r["customer_id"])}
+        )
+        if skipped:
+            log.error(
+                "%d enrolled customer id(s) break the id rule (%s) and are NOT matched: %s; "
+                "export, erase and re-enrol each under a valid id (docs/privacy.md)",
+                len(skipped), ids.CUSTOMER_ID_RULE, ", ".join(map(repr, skipped)),
+            )  # fmt: skip
+            rows = [r for r in rows if r["customer_id"] not in set(skipped)]
         customer_ids: list[str] = []
         index: dict[str, int] = {}
         names: dict[str, str] = {}
@@ -217,7 +363,7 @@ class Gallery:
                 names[cid] = row["name"]
             labels[i] = index[cid]
             matrix[i] = self.cipher.decrypt(cid, row["vector_enc"])
-        return GalleryMatrix(version, labels, matrix, customer_ids, names)
+        return GalleryMatrix(version, labels, matrix, customer_ids, names, tuple(skipped))
 
 
 def arrival_photo(

@@ -29,12 +29,18 @@ _ROWS_PER_BLOCK = 4096  # 2 MB of templates: one core's L2 on the dev VM (see _p
 
 @dataclass(frozen=True, slots=True)
 class SearchHit:
-    """Nearest customer and nearest *different* customer (label -1 / inf distance if none)."""
+    """Nearest customer and nearest *different* customer (label -1 / inf distance if none).
+
+    ``cohort``: distances to the nearest customers other than ``label``, ascending (the
+    runner-up first), as many as the index's ``cohort_size``; ``None`` when the index keeps
+    no cohort. Score normalisation (``OpenSetPolicy.cohort_k``) reads it.
+    """
 
     label: int
     distance: float
     second_label: int
     second_distance: float
+    cohort: tuple[float, ...] | None = None
 
 
 class TemplateIndex:
@@ -43,7 +49,19 @@ class TemplateIndex:
     Not thread-safe: a scratch buffer is reused per query. The hub calls it from one thread.
     """
 
-    def __init__(self, labels: np.ndarray, matrix: np.ndarray) -> None:
+    def __init__(self, labels: np.ndarray, matrix: np.ndarray, cohort_size: int = 0) -> None:
+        """
+        Args:
+            labels: customer label (>= 0) of each template row.
+            matrix: (N, 128) templates.
+            cohort_size: keep, per hit, the distances to this many nearest *other*
+                customers (``SearchHit.cohort``) for score normalisation; 0: none (the
+                search then costs what it always did; with a cohort, one more pass over the
+                per-template distances, see bench/face_levers_cost.py).
+        """
+        if cohort_size < 0:
+            raise ValueError("cohort_size must be >= 0")
+        self.cohort_size = int(cohort_size)
         matrix = np.asarray(matrix, dtype=np.float32)
         labels = np.asarray(labels, dtype=np.int64)
         if matrix.ndim != 2 or (matrix.size and matrix.shape[1] != DIM):
@@ -64,6 +82,9 @@ class TemplateIndex:
         order = np.argsort(labels, kind="stable")
         bounds = np.flatnonzero(np.diff(labels[order])) + 1
         self._rows = {int(labels[g[0]]): g for g in np.split(order, bounds) if len(g)}
+        # per-customer minimum over a label-sorted copy: one reduceat per query (cohort only)
+        self._order = order
+        self._starts = np.concatenate([[0], bounds]).astype(np.int64) if len(order) else order
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -82,7 +103,8 @@ class TemplateIndex:
         if not np.isfinite(q).all():
             raise ValueError("query contains NaN or infinity")
         if len(self.labels) == 0:
-            return [SearchHit(NO_LABEL, float("inf"), NO_LABEL, float("inf")) for _ in q]
+            none = () if self.cohort_size else None
+            return [SearchHit(NO_LABEL, float("inf"), NO_LABEL, float("inf"), none) for _ in q]
         hits: list[SearchHit] = []
         for start in range(0, len(q), _BATCH):
             block = q[start : start + _BATCH]
@@ -115,17 +137,63 @@ class TemplateIndex:
         best = self._exact_distance(best_row, q)
         own = self._rows[label]
         if len(own) == len(d2):
-            return SearchHit(label, best, NO_LABEL, float("inf"))
+            return SearchHit(label, best, NO_LABEL, float("inf"), () if self.cohort_size else None)
         d2[own] = np.inf
         second_row = int(np.argmin(d2))
         second = self._exact_distance(second_row, q)
-        return SearchHit(label, best, int(self.labels[second_row]), second)
+        cohort = self._cohort(d2, q, second) if self.cohort_size else None
+        return SearchHit(label, best, int(self.labels[second_row]), second, cohort)
+
+    def _cohort(self, d2: np.ndarray, q: np.ndarray, second: float) -> tuple[float, ...]:
+        """Distances to the ``cohort_size`` nearest other customers (own rows already inf).
+
+        ``d2`` is |g|² − 2g·q per template; adding |q|² gives squared distances (to ~1e-6,
+        plenty for a cohort mean and spread). The runner-up's exact distance goes first so
+        the cohort agrees with ``second_distance`` to the last digit.
+        """
+        per_customer = np.minimum.reduceat(d2[self._order], self._starts)
+        k = min(self.cohort_size, len(per_customer) - 1)
+        if k <= 0:
+            return ()
+        near = np.partition(per_customer, k - 1)[:k]
+        near = np.sort(np.sqrt(np.maximum(near + float(q @ q), 0.0)))
+        return (second, *(float(x) for x in near[1:]))
 
     def _exact_distance(self, row: int, q: np.ndarray) -> float:
         """Direct |g - q| in float64 for a winner: |g|² - 2g·q + |q|² loses ~1e-6 to cancellation,
         which is harmless for ranking but would make reported distances differ from dlib's."""
         g = self._neg2[row].astype(np.float64) * -0.5
         return float(np.linalg.norm(g - q))
+
+
+COHORT_STD_FLOOR = 0.01  # a cohort of near-identical distances must not blow a z-score up
+
+
+def cohort_stats(distances: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation of each row's ``k`` smallest finite distances.
+
+    The cohort of score normalisation: for a probe, its distances to the customers *other*
+    than the nearest one (the caller masks that one with ``inf``); for a customer, its
+    distances to the other customers. Rows with no finite value get NaN (a score built on
+    them is never accepted); the standard deviation is floored at ``COHORT_STD_FLOOR``.
+    """
+    d = np.atleast_2d(np.asarray(distances, dtype=np.float64))
+    if k < 1:
+        raise ValueError("a cohort needs k >= 1")
+    kk = min(k, d.shape[1])
+    if kk == 0:
+        nan = np.full(len(d), np.nan)
+        return nan, nan.copy()
+    part = np.partition(d, kk - 1, axis=1)[:, :kk]
+    finite = np.isfinite(part)
+    n = finite.sum(axis=1)
+    vals = np.where(finite, part, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mu = vals.sum(axis=1) / n
+        var = np.where(finite, (part - mu[:, None]) ** 2, 0.0).sum(axis=1) / n
+    sd = np.maximum(np.sqrt(var), COHORT_STD_FLOOR)
+    sd[n == 0] = np.nan
+    return mu, sd
 
 
 @dataclass(frozen=True)
@@ -141,12 +209,20 @@ class OpenSetPolicy:
     margin: float
     min_votes: int = 2
     min_vote_share: float = 0.6
+    # Score normalisation against the enrolled gallery as a cohort (0: off). A face is also
+    # refused unless it is at least ``min_cohort_z`` cohort standard deviations closer to
+    # its customer than the mean of its ``cohort_k`` nearest other customers (``cohort_z``):
+    # the fixed margin looks at the runner-up only, the cohort at the crowd around the probe.
+    cohort_k: int = 0
+    min_cohort_z: float = 0.0
 
     def __post_init__(self) -> None:
         if not (0 < self.threshold < 2 and 0 <= self.margin < 2):
             raise ValueError("threshold must be in (0, 2) and margin in [0, 2)")
         if self.min_votes < 1 or not 0 < self.min_vote_share <= 1:
             raise ValueError("min_votes must be >= 1 and min_vote_share in (0, 1]")
+        if self.cohort_k < 0 or not np.isfinite(self.min_cohort_z):
+            raise ValueError("cohort_k must be >= 0 and min_cohort_z finite")
 
     @classmethod
     def from_config(cls, cfg: RecognitionConfig | None = None) -> OpenSetPolicy:
@@ -154,15 +230,47 @@ class OpenSetPolicy:
         from storesense.config import RecognitionConfig
 
         cfg = cfg or RecognitionConfig()
-        return cls(cfg.threshold, cfg.margin, cfg.min_votes, cfg.min_vote_share)
+        return cls(
+            cfg.threshold,
+            cfg.margin,
+            cfg.min_votes,
+            cfg.min_vote_share,
+            getattr(cfg, "cohort_k", 0),
+            getattr(cfg, "min_cohort_z", 0.0),
+        )
 
     def decide_one(self, hit: SearchHit) -> int | None:
-        """The customer label this single face is accepted as, or None (unknown / ambiguous)."""
+        """The customer label this single face is accepted as, or None (unknown / ambiguous).
+
+        Raises ``ValueError`` if the policy normalises against a cohort and ``hit`` carries
+        none (an index built without ``cohort_size``): silently skipping the test would run
+        the door at a looser rule than the one configured.
+        """
         if hit.label == NO_LABEL or hit.distance > self.threshold:
             return None
         if hit.second_distance - hit.distance < self.margin:
             return None
+        if self.cohort_k and cohort_z(hit, self.cohort_k) < self.min_cohort_z:
+            return None
         return hit.label
+
+
+def cohort_z(hit: SearchHit, k: int) -> float:
+    """(mean − distance) / std over the hit's ``k`` nearest other customers; +inf if < 2.
+
+    A gallery of one or two customers has no crowd to normalise against; the threshold and
+    the margin still apply there.
+    """
+    if hit.cohort is None:
+        raise ValueError(
+            "this policy normalises scores against a cohort: build the TemplateIndex with "
+            f"cohort_size >= {k}"
+        )
+    c = np.asarray(hit.cohort[:k], dtype=np.float64)
+    c = c[np.isfinite(c)]
+    if len(c) < 2:
+        return float("inf")
+    return float((c.mean() - hit.distance) / max(float(c.std()), COHORT_STD_FLOOR))
 
 
 @dataclass(frozen=True)

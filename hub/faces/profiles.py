@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hub.store import db
+from storesense import ids
 
 GALLERY_VERSION = "gallery_version"
 
@@ -60,6 +61,19 @@ def customer_name(conn: sqlite3.Connection, customer_id: str) -> str | None:
     return customer_names(conn, [customer_id]).get(customer_id)
 
 
+def template_count(conn: sqlite3.Connection, customer_id: str) -> int:
+    """How many face templates the customer has (0: not enrolled)."""
+    row = conn.execute("SELECT count(*) FROM templates WHERE customer_id=?", (customer_id,))
+    return int(row.fetchone()[0])
+
+
+def ids_breaking_rule(conn: sqlite3.Connection) -> list[str]:
+    """Enrolled customer ids the id rule (``storesense.ids``) refuses: enrolled before the rule
+    held everywhere. They are left out of matching (``Gallery.load_matrix``) until erased and
+    re-enrolled under a valid id; ``storesense faces review`` lists them."""
+    return [cid for cid in enrolled_ids(conn) if not ids.is_customer_id(cid)]
+
+
 def enrolled_ids(conn: sqlite3.Connection) -> list[str]:
     """Every enrolled customer's id, sorted (the shop lists them with its POS customers)."""
     return [r[0] for r in conn.execute("SELECT customer_id FROM customers ORDER BY customer_id")]
@@ -86,10 +100,16 @@ def customer_data(conn: sqlite3.Connection, customer_id: str) -> dict[str, Any]:
         cid,
     ).fetchall()
     photo = conn.execute("SELECT 1 FROM enrolment_photos WHERE customer_id=?", cid).fetchone()
+    consents = conn.execute(
+        "SELECT reference, method, notice_version, staff_id, given_at, recorded_at, "
+        "photo_shown, superseded_at FROM consent_records WHERE customer_id=? ORDER BY consent_id",
+        cid,
+    ).fetchall()
     return {
         "profile": dict(profile) if profile is not None else None,
         "face_templates": [dict(r) for r in templates],
         "enrolment_photo_kept": photo is not None,
+        "consents": [dict(r) for r in consents],  # every consent recorded, the earlier ones too
     }
 
 
@@ -138,6 +158,7 @@ def forget_customer(conn: sqlite3.Connection, customer_id: str) -> bool:
     gone = conn.execute("DELETE FROM customers WHERE customer_id=?", (customer_id,)).rowcount
     conn.execute("DELETE FROM templates WHERE customer_id=?", (customer_id,))
     conn.execute("DELETE FROM enrolment_photos WHERE customer_id=?", (customer_id,))
+    conn.execute("DELETE FROM consent_records WHERE customer_id=?", (customer_id,))
     if gone:
         gallery_changed(conn)  # the live matcher reloads without them
     return bool(gone)
@@ -164,6 +185,7 @@ def delete_profile(conn: sqlite3.Connection, customer_id: str) -> tuple[int, int
     photos = conn.execute(
         "DELETE FROM enrolment_photos WHERE customer_id=?", (customer_id,)
     ).rowcount
+    conn.execute("DELETE FROM consent_records WHERE customer_id=?", (customer_id,))
     conn.execute("DELETE FROM customers WHERE customer_id=?", (customer_id,))
     return templates, photos
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import sqlite3
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -36,20 +36,13 @@ from shapely.geometry import Polygon
 from shapely.ops import unary_union
 
 from hub.floor import insights as spatial
-from hub.floor.kpis import (
-    Kpis,
-    VisitRow,
-    ZoneKpi,
-    arrivals_from,
-    busiest_hours,
-    footfall,
-    zone_kpis,
-)
+from hub.floor.kpis import Kpis, VisitRow, ZoneKpi, arrivals_from, period_kpis
 from hub.floor.occupancy import load_grid
 from hub.floor.plan import CameraView, camera_views, not_observed, outline
+from hub.shop.money import money_text
 from hub.shop.pos_store import revenue_by_category_range
 from storesense.config import StoreConfig
-from storesense.floor_config import ZoneConfig
+from storesense.floor_config import FixtureConfig, ZoneConfig
 
 __all__ = [
     "Analysis",
@@ -72,6 +65,8 @@ COLD_SHARE = 0.35  # a zone with fewer visits than 35 % of the typical zone's is
 OFF_PATH_SHARE = 0.5  # traffic within 2 m below half the typical zone's: off the main path
 SHORT_DWELL_S = 5.0  # a median stop shorter than this (or half the typical) is short
 NARROW_M = 2.0  # a way in this narrow or narrower is narrow access
+BY_FIXTURE_M = 1.5  # a spot this close to a fixture is named by it ("at the front of the till")
+NEAR_FIXTURE_M = 3.0  # else a fixture or zone this close is named with its distance
 LOW_CONVERSION = 0.5  # sales per visit below half the store's: low sales
 HIGH_H, HIGH_VISITS, HIGH_RECALL = 4.0, 50, 0.8  # × min_observed_s, visits, detection recall
 MEDIUM_VISITS, MEDIUM_RECALL = 15, 0.6
@@ -145,6 +140,8 @@ class Analysis:
     sales_caveat: str = SALES_CAVEAT
     min_observed_s: float = 7200.0
     notes: list[str] = field(default_factory=list)
+    # (from zone, to zone, people who went straight from one to the other), most first
+    transitions: list[tuple[str, str, int]] = field(default_factory=list)
 
     def of_kind(self, kind: InsightKind) -> list[Insight]:
         return [i for i in self.insights if i.kind == kind]
@@ -195,16 +192,7 @@ def _period_kpis(
     days = _days(start, end)
     n_days, observed_s = _days_with_data(conn, days)
     visits = _visits(conn, days)
-    zones = list(cfg.zones)
-    k = Kpis(
-        footfall=footfall(zones, visits),
-        busiest_hours=busiest_hours(visits, [z.name for z in zones if z.kind == "entrance"]),
-        zones=zone_kpis(zones, visits, sales, observed_share, n_days),
-        previous=None,
-        observed_s=round(observed_s, 1),
-        days_with_data=n_days,
-    )
-    return k, visits
+    return period_kpis(list(cfg.zones), visits, sales, observed_share, n_days, observed_s), visits
 
 
 # -- wording ------------------------------------------------------------------------------
@@ -222,8 +210,9 @@ def _num(v: float) -> str:
     return f"{v:.0f}" if v >= 10 or v == int(v) else f"{v:.1f}"
 
 
-def _money(v: float) -> str:
-    return f"{v:,.2f}"
+def _money(v: float, cfg: StoreConfig) -> str:
+    """An amount in the store's currency and locale (the customer card's format)."""
+    return money_text(v, cfg.loyalty.currency, cfg.loyalty.locale)
 
 
 def _pct(share: float) -> str:
@@ -234,6 +223,19 @@ def _pct(share: float) -> str:
 def _names(counts: Mapping[str, int], total: int) -> str:
     parts = [f"'{z}' ({n / total:.0%})" for z, n in sorted(counts.items(), key=lambda i: -i[1])]
     return ", ".join(parts[:3])
+
+
+_FIXTURE_WORDS = ("shelf", "shelves", "table", "till", "display", "wall", "rack", "stand")
+
+
+def _fixture_name(f: FixtureConfig) -> str:
+    """How the advice names a fixture: its name, with its kind when the name does not say
+    what it is ("bags" → "bags table"; "jeans wall" stays); unnamed, its kind."""
+    if not f.name:
+        return f.kind
+    if f.kind in ("other", "wall") or any(w in f.name.lower() for w in _FIXTURE_WORDS):
+        return f.name
+    return f"{f.name} {f.kind}"
 
 
 class _Floor:
@@ -296,18 +298,70 @@ class _Floor:
         return None
 
     def where(self, x: float, y: float) -> str:
-        """Plain words for a floor point: the zone or fixture it is at, and its metres."""
-        at = f"(x {x:.1f} m, y {y:.1f} m)"
+        """Plain words for a floor point, as a manager finds it on the shop floor: the fixture
+        it is by (and which side of it), the zone it is in, or the nearest zone or door.
+        Never coordinates: those go into the evidence (``position``)."""
         zone = self.zone_at(x, y)
-        if zone:
-            return f"in '{zone}' {at}"
         pt = ShapelyPoint(x, y)
-        near = [(Polygon(f.polygon).distance(pt), f) for f in self.cfg.floor.plan.fixtures]
-        near = [(d, f) for d, f in near if d <= 1.5]
-        if near:
-            _d, f = min(near, key=lambda df: df[0])
-            return f"next to the {f.name or f.kind} {at}"
-        return f"on the open floor {at}"
+        fixtures = [(Polygon(f.polygon).distance(pt), f) for f in self.cfg.floor.plan.fixtures]
+        d_fix, fix = min(fixtures, key=lambda df: df[0]) if fixtures else (math.inf, None)
+        if fix is not None and d_fix <= BY_FIXTURE_M:
+            words = f"{self._side(fix.polygon, pt)} the {_fixture_name(fix)}"
+            return f"{words}, in '{zone}'" if zone else words
+        if zone:
+            if fix is not None and d_fix <= NEAR_FIXTURE_M:
+                return f"in '{zone}', {_num(d_fix)} m from the {_fixture_name(fix)}"
+            return f"in '{zone}'"
+        zones = [(Polygon(z.polygon).distance(pt), z.name) for z in self.cfg.zones]
+        near = min(zones) if zones else None
+        if near is not None and near[0] <= NEAR_FIXTURE_M:
+            return f"on the open floor, {_num(near[0])} m from '{near[1]}'"
+        door = self._door()
+        if door is not None:
+            return f"on the open floor, {_num(math.dist(door[1], (x, y)))} m from the {door[0]}"
+        return "on the open floor"
+
+    def places(self, centres: Sequence[tuple[float, float]]) -> list[str]:
+        """``where`` for each of a ranked list of spots; two spots that read the same (both
+        "beside the left shelves") are told apart by their distance from the way in."""
+        words = [self.where(x, y) for x, y in centres]
+        door = self._door()
+        if door is None:
+            return words
+        out = []
+        for w, (x, y) in zip(words, centres, strict=True):
+            if words.count(w) > 1 and "m from the" not in w:
+                w = f"{w}, {_num(math.dist(door[1], (x, y)))} m from the {door[0]}"
+            out.append(w)
+        return out
+
+    def _door(self) -> tuple[str, tuple[float, float]] | None:
+        """The way in (name, floor point): the plan's first entrance, else an entrance zone."""
+        plan = self.cfg.floor.plan
+        if plan.entrances:
+            e = plan.entrances[0]
+            return e.name, (float(e.at[0]), float(e.at[1]))
+        for z in self.cfg.zones:
+            if z.kind == "entrance":
+                c = Polygon(z.polygon).centroid
+                return f"'{z.name}' zone", (c.x, c.y)
+        return None
+
+    def _side(self, poly: Sequence[tuple[float, float]], pt: ShapelyPoint) -> str:
+        """Which side of a fixture ``pt`` is on: "at the front of" (the side facing the way
+        in, what shoppers see first), "behind", "beside"; "by" without a known door."""
+        door = self._door()
+        shape = Polygon(poly)
+        if door is None or shape.contains(pt):
+            return "by"
+        edge = shape.exterior.interpolate(shape.exterior.project(pt))
+        out = np.array([pt.x - edge.x, pt.y - edge.y])
+        to_door = np.array([door[1][0] - shape.centroid.x, door[1][1] - shape.centroid.y])
+        norm = float(np.linalg.norm(out) * np.linalg.norm(to_door))
+        if norm < 1e-9:
+            return "by"
+        cos = float(out @ to_door) / norm
+        return "at the front of" if cos > 0.5 else "behind" if cos < -0.5 else "beside"
 
     def recall(self, poly: Sequence[tuple[float, float]]) -> tuple[float | None, list[str]]:
         """The lowest configured detection recall among the cameras seeing ``poly`` (None if
@@ -417,14 +471,7 @@ def analyse(
         conn, cfg, prev_start, prev_end, _sales(conn, prev_start, prev_end), share
     )
     if prev.days_with_data:
-        kpis = Kpis(
-            kpis.footfall,
-            kpis.busiest_hours,
-            kpis.zones,
-            prev,
-            kpis.observed_s,
-            kpis.days_with_data,
-        )
+        kpis = replace(kpis, previous=prev)
     observed_s = kpis.observed_s
     notes: list[str] = []
     has_cams = any(c.role == "floor" for c in cfg.cameras) or observed_s > 0
@@ -468,6 +515,12 @@ def analyse(
         sales_known=sales is not None,
         min_observed_s=min_obs,
         notes=notes,
+        transitions=[
+            (x, y, n)
+            for (x, y), n in spatial.transition_counts(
+                (v.person, v.zone, v.enter_t) for v in visits
+            ).most_common()
+        ],
     )
 
 
@@ -506,9 +559,9 @@ class _Ctx:
     # 1. advertising: the most person-seconds in a 2 m square
     def advertising(self) -> list[Insight]:
         out = []
-        for rank, s in enumerate(
-            spatial.best_spots(self.grid, self.allowed, self.geo.cell, TOP_N), 1
-        ):
+        spots = spatial.best_spots(self.grid, self.allowed, self.geo.cell, TOP_N)
+        places = self.geo.places([s.centre for s in spots])
+        for rank, s in enumerate(spots, 1):
             zone = self.geo.zone_at(*s.centre)
             minutes = s.person_s_per_day / 60
             share = s.person_s_per_day / self.total_ps
@@ -518,7 +571,7 @@ class _Ctx:
                     kind="advertising",
                     rank=rank,
                     advice=(
-                        f"Put a poster or display {self.geo.where(*s.centre)}: shoppers spend "
+                        f"Put a poster or display {places[rank - 1]}: shoppers spend "
                         f"{_num(minutes)} minutes a day in this 2 m × 2 m spot, {share:.0%} of "
                         "all the time people spend on the observed floor."
                     ),
@@ -528,6 +581,7 @@ class _Ctx:
                         "people_on_floor": Evidence(
                             round(self.people / self.n_days, 1), "people/day"
                         ),
+                        **_position(s.centre),
                     },
                     confidence=conf,
                     confidence_reason=why,
@@ -560,13 +614,14 @@ class _Ctx:
         k = self.kpis.zone(best.name)
         assert k is not None
         out = []
-        for rank, s in enumerate(
-            spatial.best_spots(self.grid, self.allowed, c, TOP_N, weight=weight), 1
-        ):
+        spots = spatial.best_spots(self.grid, self.allowed, c, TOP_N, weight=weight)
+        places = self.geo.places([s.centre for s in spots])
+        for rank, s in enumerate(spots, 1):
             d = float(Polygon(best.polygon).distance(ShapelyPoint(*s.centre)))
             minutes = s.person_s_per_day / 60
             pulled = (
-                f"the best-selling zone ({_money((k.sales or 0) / self.n_days)} in sales a day)"
+                f"the best-selling zone ({_money((k.sales or 0) / self.n_days, self.cfg)} in sales "
+                "a day)"
                 if by_sales
                 else f"the most visited zone ({_num(k.visits_per_day)} visits a day)"
             )
@@ -576,17 +631,18 @@ class _Ctx:
                 "time_in_spot": Evidence(round(minutes, 1), "min/day"),
                 "distance_to_best_zone": Evidence(round(d, 1), "m"),
                 "best_zone_visits": Evidence(k.visits_per_day, "visits/day"),
+                **_position(s.centre),
             }
             if by_sales:
                 ev["best_zone_sales"] = Evidence(
-                    round((k.sales or 0) / self.n_days, 2), "sales/day"
+                    round((k.sales or 0) / self.n_days, 2), f"{self.cfg.loyalty.currency}/day"
                 )
             out.append(
                 Insight(
                     kind="new_product",
                     rank=rank,
                     advice=(
-                        f"Put the new product {self.geo.where(*s.centre)}: shoppers spend "
+                        f"Put the new product {places[rank - 1]}: shoppers spend "
                         f"{_num(minutes)} minutes a day there, {near}, {pulled}."
                     ),
                     evidence=ev,
@@ -760,9 +816,9 @@ class _Ctx:
             return []
         visits_total = sum(k.visits for k in sold)
         sales_total = sum(max(k.sales or 0.0, 0.0) for k in sold)
-        if sales_total <= 0:
+        store_conv = self.kpis.conversion  # the store's sales per visit (hub.floor.kpis)
+        if sales_total <= 0 or not store_conv or store_conv <= 0:
             return []
-        store_conv = sales_total / visits_total
         typical = float(np.median([k.visits for k in sold]))
         hits = []
         for k in sold:
@@ -773,12 +829,14 @@ class _Ctx:
         hits.sort(key=lambda h: -h[0])
         out = []
         zones = {z.name: z for z in self.cfg.zones}
+        cur = self.cfg.loyalty.currency
         for rank, (_gap, k, conv) in enumerate(hits[:TOP_N], 1):
             z = zones[k.zone]
             sells = (
                 "sells nothing of its categories"
                 if (k.sales or 0) <= 0
-                else f"sells only {_money((k.sales or 0) / self.n_days)} a day of its categories"
+                else f"sells only {_money((k.sales or 0) / self.n_days, self.cfg)} a day of its "
+                "categories"
             )
             poly = self.geo.observed_polygon(z)
             conf, why = self._conf(poly, k.visits)
@@ -788,15 +846,15 @@ class _Ctx:
                     rank=rank,
                     advice=(
                         f"'{k.zone}' draws {_num(k.visits_per_day)} visits a day but {sells} "
-                        f"({', '.join(z.categories)}): {_money(conv)} per visit against "
-                        f"{_money(store_conv)} for the store; check prices, stock and how the "
-                        "goods are shown there."
+                        f"({', '.join(z.categories)}): {_money(conv, self.cfg)} per visit "
+                        f"against {_money(store_conv, self.cfg)} for the store; check prices, "
+                        "stock and how the goods are shown there."
                     ),
                     evidence={
                         "visits": Evidence(k.visits_per_day, "visits/day"),
-                        "sales": Evidence(round((k.sales or 0) / self.n_days, 2), "sales/day"),
-                        "conversion": Evidence(round(conv, 2), "sales/visit"),
-                        "store_conversion": Evidence(round(store_conv, 2), "sales/visit"),
+                        "sales": Evidence(round((k.sales or 0) / self.n_days, 2), f"{cur}/day"),
+                        "conversion": Evidence(round(conv, 2), f"{cur}/visit"),
+                        "store_conversion": Evidence(round(store_conv, 2), f"{cur}/visit"),
                     },
                     confidence=conf,
                     confidence_reason=why,
@@ -812,8 +870,14 @@ _REASON_UNIT = {
     "off_main_path": "%",
     "few_entries": "visits/day",
     "short_dwell": "s",
-    "no_sales": "sales",
+    "no_sales": "sales",  # the value is 0: nothing sold (a count, not an amount)
 }
+
+
+def _position(centre: tuple[float, float]) -> dict[str, Evidence]:
+    """A spot's centre in floor metres (x right, y up from the plan's bottom-left): evidence,
+    never part of the sentence."""
+    return {"position_x": Evidence(centre[0], "m"), "position_y": Evidence(centre[1], "m")}
 
 
 def _pt(p: Sequence[float]) -> list[float]:

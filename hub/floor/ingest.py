@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 CLOCK_SKEW_S = 300.0  # a camera clock this far ahead of the hub is wrong: reject, don't plot
 TIME_SLACK_S = 1.0  # samples may sit this far outside their declared interval
+COAST_SLACK_S = 0.05  # the camera rounds coasted_s to ms and frames are not exactly periodic
 SILENT_S = 30.0  # a camera silent this long (hub clock) has ended all its tracks
 STATE_VERSION = 1  # of the floor_state JSON; another version is discarded, never guessed at
 
@@ -49,6 +50,8 @@ class FloorStats:
     off_floor: int = 0
     low_conf: int = 0
     staff_area: int = 0
+    coasted: int = 0  # positions the camera predicted through a short miss (counted)
+    over_coasted: int = 0  # …predicted for longer than floor.coast_s allows (dropped)
     restarts: int = 0
     journeys: int = 0
     staff_people: int = 0
@@ -161,6 +164,15 @@ class FloorIngest:
             confident = conf >= self.floor.min_conf
             self.stats.low_conf += int((ok & ~confident).sum())
             ok &= confident
+            # A coasted point is a person the camera missed for a moment, at its predicted
+            # place: it counts in occupancy (people, not boxes) but moves no zone journey (a
+            # prediction must not walk anyone into a zone), and only up to floor.coast_s.
+            coasted_s = np.array([p.coasted_s for p in people], dtype=np.float64)
+            coasted = coasted_s > 0
+            too_long = ok & (coasted_s > self.floor.coast_s + COAST_SLACK_S)
+            self.stats.over_coasted += int(too_long.sum())
+            ok &= ~too_long
+            self.stats.coasted += int((ok & coasted).sum())
             idx = np.flatnonzero(ok)
             keys = [prefix + str(people[i].track_id) for i in idx]
             strict, loose = self.zones.inside(xy[idx, 0], xy[idx, 1])
@@ -177,10 +189,20 @@ class FloorIngest:
                 )
             )
             for j, key in enumerate(keys):
-                self.journeys.track(key).step(sample.t, strict[:, j], loose[:, j])
-                tracks.add(key)
+                if not coasted[idx[j]]:
+                    self.journeys.track(key).step(sample.t, strict[:, j], loose[:, j])
+                    # where, for the hand-over between cameras (hub/floor/zones.py)
+                    self.journeys.seen_at(key, sample.t, float(xy[idx[j], 0]), float(xy[idx[j], 1]))
+                    tracks.add(key)
             if sample.t > self._cam_time.get(cam, -math.inf):
                 self._cam_time[cam] = sample.t
+        if msg.height_counts is not None and any(msg.height_counts):
+            day = local_day(msg.interval_start)
+            self.conn.executemany(
+                "INSERT INTO floor_camera_heights(camera_id, day, band, n) VALUES (?,?,?,?) "
+                "ON CONFLICT(camera_id, day, band) DO UPDATE SET n = n + excluded.n",
+                [(cam, day, b, n) for b, n in enumerate(msg.height_counts) if n],
+            )
 
     def _finish(self, ended: list[str]) -> None:
         """Fuse what changed, link fused tracks, drop staff, end tracks, store journeys."""
@@ -234,7 +256,15 @@ class FloorIngest:
     def _config_key(self) -> dict:
         """What the saved zone state depends on: a change to any of it discards the state."""
         floor = self.floor.model_dump(
-            mode="json", exclude={"plan_image", "plan_px_per_m", "plan", "publish_interval_s"}
+            mode="json",
+            exclude={
+                "plan_image",
+                "plan_px_per_m",
+                "plan",
+                "publish_interval_s",
+                "coast_s",
+                "report_keep_days",  # the report's history, not the zone state
+            },
         )
         floor.pop("snapshot_s", None)
         zones = [z.model_dump(mode="json", exclude={"categories"}) for z in self.cfg.zones]

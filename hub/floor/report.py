@@ -24,24 +24,29 @@ import json
 import logging
 import os
 import re
+import shutil
 import sqlite3
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from functools import lru_cache
 from pathlib import Path
-from statistics import median
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+from shapely.geometry import Polygon
 
+from hub.floor import analysis as floor_analysis
+from hub.floor import camera_trust
+from hub.floor import kpis as floor_kpis
 from hub.floor import plan as floor_plan
-from hub.floor.insights import ZoneStats, transition_counts, zone_stats
-from hub.floor.occupancy import load_grid
-from hub.shop.pos_store import revenue_by_category_range
+from hub.floor.insights import ZoneStats, zone_masks
+from hub.shop.money import money_text
 from storesense.config import StoreConfig
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     import jinja2
     from matplotlib.figure import Figure
 
@@ -66,6 +71,12 @@ KIND_TITLES = {
 SALES_CAVEAT = (
     "Sales are assigned to zones by product category (the zone whose shelves hold that "
     "category), not by where the buyer stood."
+)
+
+
+NO_FOOTFALL = (
+    "No zone of kind entrance is configured, so footfall is not measured: the first tile "
+    "counts the people seen in any zone."
 )
 
 
@@ -129,6 +140,51 @@ def history(home: Path) -> dict[str, list[str]]:
     return {p: sorted(v, reverse=True) for p, v in out.items()}
 
 
+def folder_end(name: str) -> date | None:
+    """The last day of the period a report folder holds (None: not a report folder)."""
+    p = period_of_folder(name)
+    try:
+        if p == "day":
+            return date.fromisoformat(name)
+        if p == "week":
+            year, week = name.split("-W")
+            return date.fromisocalendar(int(year), int(week), 7)
+        if p == "month":
+            year, month = name.split("-")
+            return period_bounds("month", date(int(year), int(month), 1))[1]
+    except ValueError:  # 2026-W54, 2026-13: the right shape, not a real period
+        return None
+    return None
+
+
+def prune_reports(home: Path, keep_days: int, today: date, spare: Iterable[str] = ()) -> list[str]:
+    """Delete the report folders whose period ended more than ``keep_days`` before ``today``
+    (``floor.report_keep_days``; the nightly ``storesense report`` runs it after writing),
+    except those named in ``spare`` (what the run just wrote: an old day rebuilt on purpose
+    stays).
+
+    Only folders named as a day, an ISO week or a month are ever touched (anything else under
+    ``HOME/reports`` is left alone, symlinks included); a week or a month goes only once all
+    of it is past the limit. Returns the names removed, oldest first."""
+    root = reports_root(home)
+    if keep_days < 1:
+        raise ValueError("keep_days must be at least 1")
+    if not root.is_dir():
+        return []
+    cutoff = today - timedelta(days=keep_days)
+    keep = set(spare)
+    gone = []
+    for d in sorted(root.iterdir(), key=lambda p: p.name):
+        end = folder_end(d.name)
+        if end is None or end >= cutoff or d.name in keep or d.is_symlink() or not d.is_dir():
+            continue
+        shutil.rmtree(d)
+        gone.append(d.name)
+    if gone:
+        log.info("report retention: %d folders older than %d days removed", len(gone), keep_days)
+    return gone
+
+
 # -- the numbers --------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ReportResult:
@@ -147,118 +203,31 @@ def _days(first: date, last: date) -> list[str]:
     return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
 
 
-def _sales(conn: sqlite3.Connection, first: date, last: date, n_days: int) -> dict | None:
-    """Revenue per category per day from the POS tables (hub/shop/pos_store), None if none."""
-    try:
-        total = revenue_by_category_range(conn, first, last)
-    except sqlite3.Error as exc:
-        log.warning("no POS revenue for the report: %s", exc)
-        return None
-    if not total:
-        return None
-    return {cat: v / max(n_days, 1) for cat, v in total.items()}
-
-
-def _visits(conn: sqlite3.Connection, days: list[str]) -> list[tuple[str, str, float, float]]:
-    marks = ",".join("?" * len(days))
-    return [
-        (r[0], r[1], float(r[2]), float(r[3]))
-        for r in conn.execute(
-            f"SELECT person_key, zone, enter_t, exit_t FROM floor_visits WHERE day IN ({marks})",
-            days,
+def zone_rows(cfg: StoreConfig, a: floor_analysis.Analysis) -> list[ZoneStats]:
+    """The zone table and ``zones.csv``: each zone's figures from the analysis's KPIs
+    (``hub.floor.kpis``, the one definition) plus its area and person-seconds from the grid."""
+    masks = zone_masks(cfg.floor, list(cfg.zones), a.grid.shape)
+    n = max(a.days_with_data, 1)
+    out = []
+    for z in cfg.zones:
+        k = a.kpis.zone(z.name)
+        assert k is not None  # period_kpis has a row for every configured zone
+        out.append(
+            ZoneStats(
+                zone=z.name,
+                kind=z.kind,
+                area_m2=round(Polygon(z.polygon).area, 2),
+                visits_per_day=k.visits_per_day,
+                median_dwell_s=k.dwell_median_s,
+                p90_dwell_s=k.dwell_p90_s,
+                person_s_per_day=round(float(a.grid[masks[z.name]].sum()), 1),
+                revenue_per_day=None if k.sales is None else round(k.sales / n, 2),
+                revenue_per_visit=k.conversion,
+                categories=" ".join(z.categories),
+                observed=k.observed,
+            )
         )
-    ]
-
-
-def _observed(conn: sqlite3.Connection, days: list[str]) -> tuple[float, int]:
-    """(observed seconds summed over the period, days with camera data)."""
-    marks = ",".join("?" * len(days))
-    row = conn.execute(
-        f"SELECT coalesce(sum(observed_s), 0), count(*) FROM floor_days WHERE day IN ({marks})",
-        days,
-    ).fetchone()
-    return float(row[0]), int(row[1])
-
-
-def kpis(
-    conn: sqlite3.Connection,
-    cfg: StoreConfig,
-    first: date,
-    last: date,
-    sales_per_day: dict[str, float] | None,
-) -> dict[str, Any]:
-    """The tiles: footfall (people entering, per day), zone visits, conversion (sales ÷
-    visits), median and p90 dwell, busiest hours. Footfall counts people seen in an
-    ``entrance`` zone; a store without one counts every person seen in any zone."""
-    days = _days(first, last)
-    observed_s, n_obs = _observed(conn, days)
-    rows = _visits(conn, days)
-    n = max(n_obs, 1)
-    entrance = {z.name for z in cfg.zones if z.kind == "entrance"}
-    people = {p for p, z, _, _ in rows if not entrance or z in entrance}
-    dwell = [b - a for _, z, a, b in rows if z not in entrance]
-    hours: dict[int, int] = {}  # local hours: the hub runs in the store's time zone
-    for _, _, a, _ in rows:
-        h = datetime.fromtimestamp(a).hour
-        hours[h] = hours.get(h, 0) + 1
-    revenue = sum(sales_per_day.values()) if sales_per_day else None
-    visits = len(dwell) / n
-    hours_watched = observed_s / 3600
-    return {
-        # per hour the cameras watched: the fair comparison of a short day with a long one
-        "footfall_per_hour": round(len(people) / hours_watched, 2) if hours_watched else None,
-        "visits_per_hour": round(len(dwell) / hours_watched, 2) if hours_watched else None,
-        "observed_s": observed_s,
-        "days_with_data": n_obs,
-        "footfall_per_day": round(len(people) / n, 1),
-        "footfall_source": "entrance zones" if entrance else "people seen in any zone",
-        "visits_per_day": round(visits, 1),
-        "median_dwell_s": round(median(dwell), 1) if dwell else None,
-        "p90_dwell_s": round(float(np.percentile(dwell, 90)), 1) if dwell else None,
-        "revenue_per_day": round(revenue, 2) if revenue is not None else None,
-        "conversion": round(revenue / visits, 2) if revenue is not None and visits else None,
-        "busiest_hours": [
-            {"hour": h, "visits_per_day": round(c / n, 1)}
-            for h, c in sorted(hours.items(), key=lambda hc: (-hc[1], hc[0]))[:3]
-        ],
-    }
-
-
-# tile -> the figure its trend compares: counts per hour watched, so a day the cameras saw
-# for 20 minutes is not "83 % down" on a day they saw for 8 hours
-TREND_KEYS = {
-    "footfall_per_day": "footfall_per_hour",
-    "visits_per_day": "visits_per_hour",
-    "median_dwell_s": "median_dwell_s",
-    "conversion": "conversion",
-}
-
-
-def trends(now: dict[str, Any], before: dict[str, Any]) -> dict[str, float | None]:
-    """Relative change of each tile against the previous period (None: nothing to compare)."""
-    out: dict[str, float | None] = {}
-    for tile, k in TREND_KEYS.items():
-        a, b = now.get(k), before.get(k)
-        out[tile] = round((a - b) / b, 3) if a is not None and b else None
     return out
-
-
-def _analysis(
-    conn: sqlite3.Connection,
-    cfg: StoreConfig,
-    first: date,
-    last: date,
-    sales_total: dict[str, float] | None,
-    base_dir: Path | None,
-) -> dict[str, Any]:
-    """R1's analysis (``hub.floor.analysis``) as its ``insights.json`` document, plus its
-    notes (what the data cannot say: coverage or sales unknown)."""
-    from hub.floor import analysis
-
-    a = analysis.analyse(conn, cfg, first, last, sales=sales_total, base_dir=base_dir)
-    doc: dict[str, Any] = analysis.insights_json(a)
-    doc["notes"] = list(a.notes)
-    return doc
 
 
 def build_report(
@@ -290,34 +259,24 @@ def build_report(
         first, last, _ = period_bounds(period, day)
         kind = period
     day_list = _days(first, last)
-    floor, zones = cfg.floor, list(cfg.zones)
+    floor = cfg.floor
     floor_cams = [c.id for c in cfg.cameras if c.role == "floor"]
-    grid, observed_per_day = load_grid(conn, floor, day_list)
-    observed_s, n_obs = _observed(conn, day_list)
-    if sales_per_day is None:
-        sales_per_day = _sales(conn, first, last, len(day_list))
-    rows = _visits(conn, day_list)
-    dwell: dict[str, list[float]] = {}
-    for r in rows:
-        dwell.setdefault(r[1], []).append(r[3] - r[2])
-    stats = zone_stats(floor, zones, grid, dwell, max(n_obs, 1), sales_per_day)
-    moves = transition_counts((r[0], r[1], r[2]) for r in rows)
     span = len(day_list)
-    prev = kpis(conn, cfg, first - timedelta(days=7), last - timedelta(days=7), None)
-    if sales_per_day is not None:
-        prev_sales = _sales(conn, first - timedelta(days=7), last - timedelta(days=7), span)
-        prev = kpis(conn, cfg, first - timedelta(days=7), last - timedelta(days=7), prev_sales)
-    now_k = kpis(conn, cfg, first, last, sales_per_day)
-
     sales_total = (
         {c: v * span for c, v in sales_per_day.items()} if sales_per_day is not None else None
     )
-    analysed = _analysis(conn, cfg, first, last, sales_total, base_dir)
-    views = floor_plan.camera_views(cfg, base_dir)
-    provisional = bool(analysed["provisional"])
+    # every figure comes from the analysis (hub.floor.analysis / hub.floor.kpis): one
+    # definition of each; this module only presents them
+    a = floor_analysis.analyse(conn, cfg, first, last, sales=sales_total, base_dir=base_dir)
+    analysed: dict[str, Any] = floor_analysis.insights_json(a)
+    grid, n_obs = a.grid, a.days_with_data
+    stats = zone_rows(cfg, a)
+    views = a.cameras
+    provisional = a.provisional
     items = list(analysed["insights"])
     unobserved = [[(float(x), float(y)) for x, y in p] for p in analysed["not_observed"]]
     no_cams = not floor_cams and n_obs == 0
+    observed_per_day = a.observed_s / n_obs if n_obs else 0.0
 
     out_dir.mkdir(parents=True, exist_ok=True)
     label = f"person-seconds per day per {floor.cell_m:g} m cell"
@@ -326,14 +285,9 @@ def build_report(
     title = f"{name}: floor report, {when}"
     doc: dict[str, Any] = {
         "store_id": cfg.store_id,
-        "period": {
-            "kind": kind,
-            "start": day_list[0],
-            "end": day_list[-1],
-            "observed_s": round(observed_s, 1),
-        },
-        "provisional": provisional,
-        "provisional_reason": analysed["provisional_reason"],
+        **analysed,
+        "period": {**analysed["period"], "kind": kind},
+        "notes": list(a.notes),
         "demo_data": demo_note,
         "days": day_list,
         "days_with_data": n_obs,
@@ -342,18 +296,19 @@ def build_report(
         "person_s_per_day": round(float(grid.sum()), 1),
         "cell_m": floor.cell_m,
         "floor_cameras": floor_cams,
-        "sales_source": "pos" if sales_per_day else None,
-        "kpis": now_k,
-        "previous": prev,
-        "trends": trends(now_k, prev),
+        "sales_source": None if not a.sales_known else "given" if sales_per_day else "pos",
+        "money": {"currency": cfg.loyalty.currency, "locale": cfg.loyalty.locale},
+        "kpis": floor_kpis.summary(a.kpis),
+        "previous": floor_kpis.summary(a.kpis.previous) if a.kpis.previous else None,
+        "trends": floor_kpis.trends(a.kpis),
         "zones": [asdict(s) for s in stats],
-        "transitions": [{"from": a, "to": b, "count": n} for (a, b), n in moves.most_common()],
-        "insights": items,
-        "not_observed": [[list(p) for p in poly] for poly in unobserved],
+        "transitions": [{"from": x, "to": y, "count": c} for x, y, c in a.transitions],
+        "camera_trust": camera_trust.report_section(conn, day_list),  # None: no sizes sent
     }
-    doc = {**doc, **analysed, "period": {**doc["period"], **analysed["period"]}}
     fig_path = out_dir / "heatmap.png"
-    fig = heatmap_figure(cfg, grid, label, title, plan_image, items, views, unobserved)
+    fig = heatmap_figure(
+        cfg, grid, label, title, plan_image, items, views, unobserved, occupancy=not no_cams
+    )
     _save(fig, fig_path)
     _atomic_text(out_dir / "zones.csv", _zones_csv(stats))
     _atomic_text(out_dir / "insights.json", json.dumps(doc, indent=2))
@@ -404,6 +359,8 @@ def heatmap_figure(
     items: list[dict[str, Any]],
     views: list[floor_plan.CameraView],
     unobserved: list[list[tuple[float, float]]],
+    *,
+    occupancy: bool = True,
 ) -> Figure:
     """The plan (image or drawn), the occupancy heatmap with its colour bar, the zones, the
     insight markers, a metre scale bar and a legend naming every overlay drawn. y is up."""
@@ -425,23 +382,24 @@ def heatmap_figure(
     except floor_plan.PlanError as exc:
         plt.close(fig)
         raise ReportError(str(exc)) from None
-    vmax = float(grid.max()) if grid.size and grid.max() > 0 else 1.0
-    shown = np.ma.masked_less_equal(grid, 0)
-    c = floor.cell_m
-    im = ax.imshow(
-        shown,
-        extent=(0.0, grid.shape[1] * c, 0.0, grid.shape[0] * c),
-        origin="lower",
-        cmap=CMAP,
-        vmin=0,
-        vmax=vmax,
-        alpha=0.7,
-        interpolation="nearest",
-        zorder=1,
-    )
-    cb = fig.colorbar(im, ax=ax, fraction=0.035, pad=0.02)
-    cb.set_label(label)
-    handles.append(Patch(fc="#f03b20", alpha=0.7, label="time people spent (colour bar)"))
+    if occupancy:  # without floor cameras: the plan and zones only, no empty colour bar
+        vmax = float(grid.max()) if grid.size and grid.max() > 0 else 1.0
+        shown = np.ma.masked_less_equal(grid, 0)
+        c = floor.cell_m
+        im = ax.imshow(
+            shown,
+            extent=(0.0, grid.shape[1] * c, 0.0, grid.shape[0] * c),
+            origin="lower",
+            cmap=CMAP,
+            vmin=0,
+            vmax=vmax,
+            alpha=0.7,
+            interpolation="nearest",
+            zorder=1,
+        )
+        cb = fig.colorbar(im, ax=ax, fraction=0.035, pad=0.02)
+        cb.set_label(label)
+        handles.append(Patch(fc="#f03b20", alpha=0.7, label="time people spent (colour bar)"))
     for z in cfg.zones:
         colour = floor_plan.ZONE_EDGE if z.kind != "staff" else "#7f7f7f"
         ax.add_patch(MplPolygon(z.polygon, closed=True, fill=False, ec=colour, lw=2, zorder=2.5))
@@ -501,7 +459,7 @@ def heatmap_figure(
     ax.set_aspect("equal")
     ax.set_xlabel("x (m)")
     ax.set_ylabel("y (m)")
-    ax.set_title(title, fontsize=11)
+    ax.set_title(title if occupancy else f"{title} (plan only: no floor cameras)", fontsize=11)
     ax.legend(
         handles=handles,
         loc="upper center",
@@ -549,13 +507,38 @@ def _number(v: float | None, unit: str = "") -> str:
     return f"{text} {unit}".strip()
 
 
+_MONEY_UNIT = re.compile(r"^([A-Z]{3})(?:/(day|visit))?$")
+_MONEY_PER = {None: "", "day": " a day", "visit": " per visit"}
+
+
+def money(doc: dict[str, Any], v: float | None) -> str:
+    """An amount in the store's currency and locale (``hub.shop.money``, the customer card's
+    format); an en dash when there is no figure."""
+    if v is None:
+        return "–"
+    m = doc.get("money") or {}
+    return money_text(v, m.get("currency", "GBP"), m.get("locale", "en_GB"))
+
+
+def value(doc: dict[str, Any], v: float | None, unit: str = "") -> str:
+    """An evidence figure with its unit: amounts (unit ``GBP``, ``GBP/day``, ``GBP/visit``:
+    the currency code) as money, the rest as a number with its unit."""
+    hit = _MONEY_UNIT.match(unit)
+    if hit and hit.group(1) == (doc.get("money") or {}).get("currency", "GBP"):
+        return "–" if v is None else money(doc, v) + _MONEY_PER[hit.group(2)]
+    return _number(v, unit)
+
+
 def tiles(doc: dict[str, Any]) -> list[dict[str, str]]:
-    """The KPI tiles (label, value, trend) shared by the page and the PDF."""
+    """The KPI tiles (label, value, trend) shared by the page and the PDF, from
+    ``hub.floor.kpis.summary``. Without an entrance zone footfall is not measured: the tile
+    then says what it counts, people seen in any zone."""
     k, t = doc["kpis"], doc["trends"]
     dwell = k.get("median_dwell_s")
+    by_door = k.get("footfall_source") == "entrance zones"
     return [
         {
-            "label": "Footfall a day",
+            "label": "Footfall a day" if by_door else "People seen a day",
             "value": _number(k.get("footfall_per_day")),
             "trend": _trend(t.get("footfall_per_day")),
         },
@@ -566,7 +549,7 @@ def tiles(doc: dict[str, Any]) -> list[dict[str, str]]:
         },
         {
             "label": "Sales per visit",
-            "value": _number(k.get("conversion")),
+            "value": money(doc, k.get("conversion")),
             "trend": _trend(t.get("conversion")),
         },
         {
@@ -575,6 +558,18 @@ def tiles(doc: dict[str, Any]) -> list[dict[str, str]]:
             "trend": _trend(t.get("median_dwell_s")),
         },
     ]
+
+
+def busiest_text(doc: dict[str, Any]) -> str:
+    """ "Busiest hours: 11:00–12:00 (41 people arriving a day), …" or "" without arrivals."""
+    hours = (doc.get("kpis") or {}).get("busiest_hours") or []
+    if not hours:
+        return ""
+    busy = ", ".join(
+        f"{_hour(b['hour'])} ({_number(b['arrivals_per_day'])} people arriving a day)"
+        for b in hours
+    )
+    return f"Busiest hours: {busy}."
 
 
 @lru_cache(maxsize=1)
@@ -633,6 +628,7 @@ def _html(
         "floor_cameras": [],
         "period": {"kind": "day"},
         "days_with_data": 1,
+        "camera_trust": None,
         **doc,
     }
     items = doc["insights"] if isinstance(doc["insights"], list) else []
@@ -644,9 +640,14 @@ def _html(
             png_b64=base64.b64encode(png.read_bytes()).decode(),
             stats=stats,
             doc=doc,
-            tiles=tiles(doc) if doc["kpis"] else [],
+            # no floor cameras: no tiles of zeros, the banner says why there are no figures
+            tiles=tiles(doc) if doc["kpis"] and not no_floor_cameras else [],
+            busiest=busiest_text(doc) if doc["kpis"] and not no_floor_cameras else "",
+            money=lambda v: money(doc, v),
+            value=lambda v, unit="": value(doc, v, unit),
             by_kind=[(k, t, [i for i in items if i["kind"] == k]) for k, t in KIND_TITLES.items()],
             caveat=SALES_CAVEAT,
+            no_footfall=NO_FOOTFALL.rstrip("."),
             no_floor_cameras=no_floor_cameras,
             links=links or {},
         )
@@ -708,7 +709,7 @@ def write_pdf(
             )
             fig.text(0.07, y, wrapped, fontsize=9, va="top")
             y -= 0.018 * lines + 0.035
-        if doc.get("kpis"):
+        if doc.get("kpis") and not no_floor_cameras:
             for i, tile in enumerate(tiles(doc)):
                 x = 0.05 + i * 0.2275
                 fig.patches.append(
@@ -730,16 +731,14 @@ def write_pdf(
                     x + 0.01, y - 0.068, tile["trend"], fontsize=6.5, va="top", color="#444444"
                 )
             y -= 0.11
-            hours = doc["kpis"].get("busiest_hours") or []
-            if hours:
-                busy = ", ".join(
-                    f"{_hour(b['hour'])} ({_number(b['visits_per_day'])} visits a day)"
-                    for b in hours
-                )
-                fig.text(
-                    0.06, y, textwrap.fill(f"Busiest hours: {busy}", 100), fontsize=9, va="top"
-                )
-                y -= 0.04
+            busy = busiest_text(doc)
+            if busy:
+                fig.text(0.06, y, textwrap.fill(busy, 100), fontsize=9, va="top")
+                y -= 0.03
+            if doc["kpis"].get("footfall_source") != "entrance zones":
+                fig.text(0.06, y, textwrap.fill(NO_FOOTFALL, 110), fontsize=8, va="top")
+                y -= 0.03
+            y -= 0.01
         img = np.asarray(Image.open(png).convert("RGB"))
         h_frac = min(y - 0.04, 0.88 * img.shape[0] / img.shape[1] * A4[0] / A4[1])
         ax = fig.add_axes((0.05, y - 0.01 - h_frac, 0.9, h_frac))
@@ -810,7 +809,7 @@ def _advice_lines(doc: dict[str, Any], stats: list[ZoneStats]) -> list[tuple[str
             wrapped = textwrap.wrap(f"{i['rank']}. {i['advice']}", 92)
             out.extend((w, "b") for w in wrapped)
             ev = "; ".join(
-                f"{k.replace('_', ' ')}: {_number(v['value'], v['unit'])}"
+                f"{k.replace('_', ' ')}: {value(doc, v['value'], v['unit'])}"
                 for k, v in i["evidence"].items()
             )
             out.extend((w, "s") for w in textwrap.wrap(f"Evidence: {ev}", 110))
@@ -830,17 +829,18 @@ def _advice_lines(doc: dict[str, Any], stats: list[ZoneStats]) -> list[tuple[str
     out.append(("Zones", "h"))
     out.append(
         (
-            f"{'zone':<18}{'visits/day':>11}{'median s':>10}{'p90 s':>8}"
-            f"{'sales/day':>11}{'sales/visit':>12}",
+            f"{'zone':<18}{'visits/day':>13}{'median s':>10}{'p90 s':>8}"
+            f"{'sales/day':>13}{'sales/visit':>13}",
             "t",
         )
     )
     for s in stats:
         out.append(
             (
-                f"{s.zone[:17]:<18}{_cell(s.visits_per_day):>11}"
+                f"{s.zone[:17]:<18}"
+                f"{_cell(s.visits_per_day) if s.observed else 'not observed':>13}"
                 f"{_cell(s.median_dwell_s):>10}{_cell(s.p90_dwell_s):>8}"
-                f"{_cell(s.revenue_per_day):>11}{_cell(s.revenue_per_visit):>12}",
+                f"{money(doc, s.revenue_per_day):>13}{money(doc, s.revenue_per_visit):>13}",
                 "t",
             )
         )

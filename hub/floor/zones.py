@@ -13,13 +13,22 @@ zone. Tracks of different cameras that the occupancy fusion found on the same sp
 person (union-find); when all of a person's tracks have ended their visits are merged per zone,
 so a zone seen by two cameras counts one visit. A person who spends ``staff_mark_s`` in a
 ``staff`` zone is staff: none of their visits count.
+
+Fusion needs a person seen by both cameras in ``Journeys.LINK_SLOTS`` occupancy slots; someone
+walking across a narrow overlap (or a gap) between two views is on both for a second or not at
+all, and became two people (the store simulator: +8 % footfall). So tracks are also linked by
+*hand-over*: a track that starts on one camera within ``HANDOVER_S`` and ``HANDOVER_M`` of
+where a track of another camera was last seen continues that person, one successor per track
+(docs/floor-analytics.md, "Hand-over between cameras").
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
+from typing import cast
 
 import numpy as np
 import shapely
@@ -28,6 +37,9 @@ from shapely.geometry import Polygon
 from storesense.floor_config import FloorConfig, ZoneConfig
 
 OUT, ENTERING, IN, LEAVING = 0, 1, 2, 3
+HANDOVER_S = 3.0  # a track starting this soon (camera time) after another camera's was last seen
+HANDOVER_M = 1.5  # ... and this close to where it was last seen, is the same person
+TAIL_KEEP_S = 120.0  # ended tracks are remembered this long (data time) for a late successor
 
 
 @dataclass(frozen=True)
@@ -93,6 +105,9 @@ class TrackZones:
         self.visits: list[Visit] = []
         self.staff = False
         self.last_t = -np.inf
+        # where the track started and was last seen (floor metres, camera time), for hand-over
+        self.first: tuple[float, float, float] | None = None  # (t, x, y)
+        self.seen: tuple[float, float, float] | None = None
 
     def step(self, t: float, strict: np.ndarray, loose: np.ndarray) -> None:
         """Advance every zone's machine with one frame (``strict``/``loose``: bool per zone).
@@ -187,6 +202,21 @@ class _Group:
     open: set[str] = field(default_factory=set)
     visits: list[Visit] = field(default_factory=list)
     staff: bool = False
+    # the person key of an already stored journey this one continues (hand-over from a track
+    # whose person had finished): the journey is stored under it, so the person counts once
+    adopt: str | None = None
+
+
+@dataclass
+class _Tail:
+    """An ended track, kept ``TAIL_KEEP_S`` for a successor on another camera."""
+
+    camera: str
+    t: float
+    x: float
+    y: float
+    person: str | None = None  # the stored journey's key once its person has finished
+    handed: bool = False
 
 
 class Journeys:
@@ -203,6 +233,10 @@ class Journeys:
         self._groups: dict[str, _Group] = {}
         self._together: dict[tuple[str, str], set[int]] = {}
         self.evicted = 0
+        self._tails: dict[str, _Tail] = {}
+        self._handed: set[str] = set()  # open tracks already continued on another camera
+        self._inherited: set[str] = set()  # open tracks that continue another camera's
+        self.handovers = 0
 
     def track(self, key: str) -> TrackZones:
         tz = self.tracks.get(key)
@@ -241,6 +275,91 @@ class Journeys:
                 if len(slots) >= self.LINK_SLOTS:
                     self.link((a, b))
 
+    # -- hand-over between cameras ----------------------------------------------------
+    def seen_at(self, key: str, t: float, x: float, y: float) -> None:
+        """Track ``key`` was at floor (x, y) at camera time ``t`` (after its ``step``). Its
+        first sighting looks for the track it continues on another camera."""
+        tz = self.tracks.get(key)
+        if tz is None:
+            return
+        if tz.first is None:
+            tz.first = tz.seen = (t, x, y)
+            self._born(key, tz)
+        elif tz.seen is None or t >= tz.seen[0]:
+            tz.seen = (t, x, y)
+
+    def _open_on(self, key: str, camera: str) -> bool:
+        """Does ``key``'s person already have an open track on ``camera``? (Then a new track
+        there is someone else: one person is one track per camera.)"""
+        g = self._groups[self._find(key)]
+        return any(k.split("/", 1)[0] == camera for k in g.open)
+
+    def _born(self, key: str, tz: TrackZones) -> None:
+        cam = key.split("/", 1)[0]
+        assert tz.first is not None
+        t, x, y = tz.first
+        best: tuple[float, str, bool] | None = None  # (distance, key, is a tail)
+        for k, other in self.tracks.items():
+            if k == key or other.seen is None or k in self._handed:
+                continue
+            if k.split("/", 1)[0] == cam or abs(other.seen[0] - t) > HANDOVER_S:
+                continue
+            d = math.dist((x, y), other.seen[1:])
+            if d <= HANDOVER_M and (best is None or d < best[0]) and not self._open_on(k, cam):
+                best = (d, k, False)
+        stale = [k for k, tail in self._tails.items() if tail.t < t - TAIL_KEEP_S]
+        for k in stale:
+            del self._tails[k]
+        for k, tail in self._tails.items():
+            if tail.handed or tail.camera == cam or abs(tail.t - t) > HANDOVER_S:
+                continue
+            if k in self._root and self._open_on(k, cam):
+                continue
+            d = math.dist((x, y), (tail.x, tail.y))
+            if d <= HANDOVER_M and (best is None or d < best[0]):
+                best = (d, k, True)
+        if best is None:
+            return
+        _, k, is_tail = best
+        self.handovers += 1
+        self._inherited.add(key)
+        if not is_tail:
+            self._handed.add(k)
+            self.link((k, key))
+            return
+        self._tails[k].handed = True
+        if k in self._root:  # its person is still open on another track
+            self.link((k, key))
+        else:
+            self._groups[self._find(key)].adopt = self._tails[k].person
+
+    def _ending(self, key: str, tz: TrackZones) -> None:
+        """``key`` ends: a track on another camera that started where and when it was last
+        seen continues it (its data came before this one's, so its birth found nothing)."""
+        if tz.seen is None or key in self._handed:
+            return
+        cam = key.split("/", 1)[0]
+        t, x, y = tz.seen
+        best: tuple[float, str] | None = None
+        for k, other in self.tracks.items():
+            if k == key or other.first is None or k in self._inherited:
+                continue
+            if k.split("/", 1)[0] == cam or abs(other.first[0] - t) > HANDOVER_S:
+                continue
+            if self._find(k) == self._find(key):
+                return  # already one person (fused, or handed over at its start)
+            d = math.dist((x, y), other.first[1:])
+            if d > HANDOVER_M or (best is not None and d >= best[0]):
+                continue
+            if not self._open_on(k, cam):
+                best = (d, k)
+        if best is None:
+            return
+        self.handovers += 1
+        self._handed.add(key)
+        self._inherited.add(best[1])
+        self.link((key, best[1]))
+
     def link(self, keys: Iterable[str]) -> None:
         """These tracks are one person (seen on the same spot by different cameras)."""
         live = [k for k in keys if k in self._root]
@@ -257,6 +376,7 @@ class Journeys:
             g.open |= other.open
             g.visits += other.visits
             g.staff |= other.staff
+            g.adopt = g.adopt or other.adopt
             self._root[r] = keep
 
     def staff_tracks(self) -> list[str]:
@@ -271,9 +391,14 @@ class Journeys:
         """End these tracks; return the people all of whose tracks have now ended."""
         done: list[Journey] = []
         for key in keys:
-            tz = self.tracks.pop(key, None)
-            if tz is None:
+            if key not in self.tracks:
                 continue
+            self._ending(key, self.tracks[key])
+            tz = self.tracks.pop(key)
+            if tz.seen is not None:
+                self._tails[key] = _Tail(key.split("/", 1)[0], *tz.seen, handed=key in self._handed)
+            self._handed.discard(key)
+            self._inherited.discard(key)
             root = self._find(key)
             g = self._groups[root]
             g.visits += tz.end()
@@ -287,8 +412,12 @@ class Journeys:
                     gone = g.members
                     for pair in [p for p in self._together if p[0] in gone or p[1] in gone]:
                         del self._together[pair]
+                person = g.adopt or root
+                for k in g.members:
+                    if k in self._tails:
+                        self._tails[k].person = person
                 merged = [] if g.staff else merge_visits(g.visits, self.floor.dwell_exit_s)
-                done.append(Journey(root, tuple(merged), g.staff, len(g.members)))
+                done.append(Journey(person, tuple(merged), g.staff, len(g.members)))
         if len(self.tracks) > self.MAX_TRACKS:
             oldest = sorted(self.tracks, key=lambda k: self.tracks[k].last_t)
             self.evicted += len(self.tracks) - self.MAX_TRACKS
@@ -309,23 +438,32 @@ class Journeys:
                     tz.staff,
                     [[m.state, m.first_in, m.left_at, m.last_in] for m in tz.machines],
                     visits(tz.visits),
+                    [list(tz.first) if tz.first else None, list(tz.seen) if tz.seen else None],
                 ]
                 for k, tz in self.tracks.items()
             },
             "root": self._root,
             "groups": {
-                r: [sorted(g.members), sorted(g.open), visits(g.visits), g.staff]
+                r: [sorted(g.members), sorted(g.open), visits(g.visits), g.staff, g.adopt]
                 for r, g in self._groups.items()
             },
             "together": [[a, b, sorted(s)] for (a, b), s in self._together.items()],
             "evicted": self.evicted,
+            "handover": {
+                "tails": {
+                    k: [tl.camera, tl.t, tl.x, tl.y, tl.person, tl.handed]
+                    for k, tl in self._tails.items()
+                },
+                "handed": sorted(self._handed),
+                "inherited": sorted(self._inherited),
+            },
         }
 
     def load_state(self, state: dict) -> None:
         """Inverse of ``state``; raises (and changes nothing) if it does not fit these zones."""
         n = len(self.zones)
         tracks: dict[str, TrackZones] = {}
-        for key, (last_t, staff, machines, visits) in state["tracks"].items():
+        for key, (last_t, staff, machines, visits, *where) in state["tracks"].items():
             if len(machines) != n:
                 raise ValueError(f"track {key} has {len(machines)} zone machines, not {n}")
             tz = TrackZones(self.zones, self.floor)
@@ -334,15 +472,20 @@ class Journeys:
                 _Machine(int(a), float(b), float(c), float(d)) for a, b, c, d in machines
             ]
             tz.visits = [Visit(str(z), float(a), float(b)) for z, a, b in visits]
+            # saved before hand-over existed: a started track, never a new one
+            first, seen = where[0] if where else (None, None)
+            tz.seen = _txy(seen)
+            tz.first = _txy(first) or tz.seen or (tz.last_t, math.nan, math.nan)
             tracks[str(key)] = tz
         groups = {
             str(r): _Group(
-                set(members),
-                set(open_),
-                [Visit(str(z), float(a), float(b)) for z, a, b in vs],
-                staff,
+                set(g[0]),
+                set(g[1]),
+                [Visit(str(z), float(a), float(b)) for z, a, b in g[2]],
+                bool(g[3]),
+                None if len(g) < 5 or g[4] is None else str(g[4]),
             )
-            for r, (members, open_, vs, staff) in state["groups"].items()
+            for r, g in state["groups"].items()
         }
         root = {str(k): str(v) for k, v in state["root"].items()}
         if not set(tracks) <= set(root) or not set(root.values()) <= set(root):
@@ -353,6 +496,22 @@ class Journeys:
                 r, hops = root[r], hops + 1
             if r not in groups:
                 raise ValueError(f"track {key} belongs to no person")
+        hand = state.get("handover") or {}
+        tails = {
+            str(k): _Tail(str(c), float(t), float(x), float(y), None if p is None else str(p), h)
+            for k, (c, t, x, y, p, h) in (hand.get("tails") or {}).items()
+        }
         self.tracks, self._root, self._groups = tracks, root, groups
         self._together = {(str(a), str(b)): {int(i) for i in s} for a, b, s in state["together"]}
         self.evicted = int(state["evicted"])
+        self._tails = tails
+        self._handed = {str(k) for k in hand.get("handed") or ()}
+        self._inherited = {str(k) for k in hand.get("inherited") or ()}
+
+
+def _txy(v: object) -> tuple[float, float, float] | None:
+    """A saved (t, x, y) or None."""
+    if v is None:
+        return None
+    t, x, y = cast("Sequence[float]", v)
+    return float(t), float(x), float(y)

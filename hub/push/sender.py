@@ -66,7 +66,8 @@ def application_server_key(key: Vapid02) -> str:
 def payload_of(alert: Alert, entrance: str) -> dict[str, Any]:
     """What a phone's service worker gets: enough for the notification, nothing more."""
     if alert.state == "open":
-        body = " · ".join(x for x in (alert.greeting, alert.tier, f"at {entrance}") if x)
+        standing = "New customer" if alert.new_customer else alert.tier  # as app.js says
+        body = " · ".join(x for x in (alert.greeting, standing, f"at {entrance}") if x)
         return {"type": "alert", "alert_id": alert.alert_id, "title": alert.customer_name,
                 "body": body}  # fmt: skip
     return {"type": "close", "alert_id": alert.alert_id}
@@ -84,7 +85,13 @@ class PushSender:
         entrance_name: Callable[[str], str] = str,
         hosts: tuple[str, ...] = subscriptions.KNOWN_PUSH_HOSTS,
         timeout_s: float = 5.0,
+        enabled: bool = True,
     ) -> None:
+        """``subject``: the VAPID contact (``app.push_contact``); ``enabled`` False (Web Push
+        off in the store's config): no thread, and offered alerts are dropped silently."""
+        if enabled and not subject.startswith(("mailto:", "https://")):
+            raise ValueError("Web Push needs a mailto: or https:// contact (app.push_contact)")
+        self.enabled = enabled
         self.db_path = db_path
         self.vapid = vapid
         self.subject = subject
@@ -98,6 +105,8 @@ class PushSender:
         self._thread: threading.Thread | None = None
 
     def start(self) -> PushSender:
+        if not self.enabled:
+            return self
         self._thread = threading.Thread(target=self._run, name="hub-push", daemon=True)
         self._thread.start()
         return self
@@ -109,6 +118,8 @@ class PushSender:
             self._thread = None
 
     def offer(self, alerts: list[Alert]) -> None:
+        if not self.enabled:
+            return
         for alert in alerts:
             try:
                 self._queue.put_nowait(alert)

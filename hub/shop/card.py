@@ -21,18 +21,17 @@ import re
 import sqlite3
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from functools import lru_cache
 
-from babel import Locale, UnknownLocaleError
-from babel.numbers import format_currency
 from pydantic import BaseModel, Field
 
 from hub.alerts import records
 from hub.faces import profiles
 from hub.shop import pos_store
 from hub.shop.loyalty import ActiveBonus, LoyaltyStatus, loyalty_status
+from hub.shop.money import money_text  # the one money format (the floor report uses it too)
 from hub.shop.suggest import Suggestion, last_build, lookup
 from storesense.config import StoreConfig
+from storesense.ids import CustomerId
 
 
 class CustomerNotFound(KeyError):
@@ -97,7 +96,7 @@ class SuggestedItem(BaseModel):
 
 
 class CustomerCard(BaseModel):
-    customer_id: str
+    customer_id: CustomerId  # the one customer-id rule, storesense/ids.py
     name: str | None
     enrolled: bool
     as_of: datetime
@@ -155,21 +154,6 @@ def readable_name(description: str) -> str:
 
         out.append(_WORD.sub(cap, word))
     return " ".join(out)
-
-
-@lru_cache(maxsize=16)
-def _locale(name: str) -> Locale:
-    """The store's locale; an unknown one (a typo in the YAML) falls back to en_GB rather
-    than failing every card of the day."""
-    try:
-        return Locale.parse(name)
-    except (UnknownLocaleError, ValueError):
-        return Locale.parse("en_GB")
-
-
-def money_text(amount: float, currency: str, locale: str) -> str:
-    """``132.0, "GBP", "en_GB"`` → ``"£132.00"``; ``"EUR", "de_DE"`` → ``"132,00 €"``."""
-    return str(format_currency(amount, currency, locale=_locale(locale)))
 
 
 def _ts(text: str | None) -> datetime | None:

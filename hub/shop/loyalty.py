@@ -213,12 +213,20 @@ def loyalty_status(
     )
 
 
-def tier_lookup(cfg: LoyaltyConfig) -> Callable[[sqlite3.Connection, str, float], str | None]:
-    """The tier callable the daemon hands to ``hub.alerts.claims.record_match`` (alerts ask the
-    shop for a tier through it instead of importing the shop)."""
+def tier_lookup(
+    cfg: LoyaltyConfig,
+) -> Callable[[sqlite3.Connection, str, float], tuple[str | None, bool]]:
+    """The standing callable the daemon hands to ``hub.alerts.claims.record_match`` (alerts
+    ask the shop through it instead of importing the shop): (tier, new customer), new being
+    no purchase on file at all, as the card's ``new_customer`` says (``hub.shop.card``)."""
 
-    def tier(conn: sqlite3.Connection, customer_id: str, now: float) -> str | None:
+    def tier(conn: sqlite3.Connection, customer_id: str, now: float) -> tuple[str | None, bool]:
+        bought = conn.execute(
+            "SELECT 1 FROM pos_invoices WHERE customer_id = ? LIMIT 1", (customer_id,)
+        ).fetchone()
+        if bought is None:
+            return None, True
         when = datetime.fromtimestamp(now).replace(microsecond=0)
-        return loyalty_status(conn, customer_id, cfg, when).tier
+        return loyalty_status(conn, customer_id, cfg, when).tier, False
 
     return tier

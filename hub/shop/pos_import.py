@@ -15,7 +15,6 @@ import csv
 import gzip
 import io
 import math
-import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -28,8 +27,8 @@ from typing import IO
 from hub.shop.categories import Categorizer, default_rules
 from hub.shop.pos_store import Invoice, Line, existing_hash, insert_invoices
 from hub.store import db
+from storesense import ids  # the one customer-id rule (enrolment, alerts, web agree)
 
-CUSTOMER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_REPORTED_ERRORS = 200
 
 
@@ -157,9 +156,10 @@ def normalise_customer(raw: str, float_suffix: bool) -> str:
     cid = raw.strip()
     if float_suffix and cid.endswith(".0"):
         cid = cid[:-2]
-    if not CUSTOMER_ID.match(cid):
-        raise RowError(f"invalid customer id {raw!r}")
-    return cid
+    try:
+        return ids.validate_customer_id(cid)
+    except ids.InvalidId:
+        raise RowError(f"invalid customer id {raw!r}: {ids.CUSTOMER_ID_RULE}") from None
 
 
 def parse_quantity(text: str) -> int:

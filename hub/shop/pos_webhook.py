@@ -22,9 +22,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hub.shop.categories import Categorizer, default_rules
-from hub.shop.pos_import import CUSTOMER_ID, ImportReport, parse_time, store_invoices
+from hub.shop.pos_import import ImportReport, parse_time, store_invoices
 from hub.shop.pos_store import Invoice, Line
 from hub.store import db
+from storesense import ids
 
 IDEMPOTENCY_KEY = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 # the store room's counter of anonymous transactions skipped (hub.store.db keeps ``counters``)
@@ -70,8 +71,8 @@ class PosTransaction(_Strict):
     def _customer(cls, cid: str | None) -> str | None:
         if cid is None or not cid.strip():
             return None
-        if not CUSTOMER_ID.match(cid.strip()):
-            raise ValueError("customer_id must be 1-64 of [A-Za-z0-9_.-], starting alphanumeric")
+        if not ids.is_customer_id(cid.strip()):  # the one rule: storesense/ids.py
+            raise ValueError(f"customer_id must be {ids.CUSTOMER_ID_RULE}")
         return cid.strip()
 
 

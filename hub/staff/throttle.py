@@ -133,6 +133,16 @@ class LoginThrottle:
                 del self._records[k]
         self._prune_at = max(MAX_RECORDS, 2 * len(self._records))
 
+    def release(self, res: Reservation) -> None:
+        """The attempt never reached a password check (the verifier was full): it counts
+        neither way, as if it had not been made."""
+        with self._lock:
+            for rule, key in res.keys:
+                rec = self._records.get((rule.name, key))
+                if rec is not None:
+                    with contextlib.suppress(ValueError):
+                        rec.fails.remove(res.at)
+
     def failed(self, res: Reservation) -> None:
         """The password was wrong: the reservation stays on record as a failure."""
 

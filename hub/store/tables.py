@@ -23,6 +23,8 @@ OWNERS: dict[str, str] = {
     "templates": "faces",
     "enrolment_photos": "faces",
     "unknown_visitors": "faces",  # hub.faces.profiles.record_unknown
+    "consent_records": "faces",  # every enrolment consent, earlier ones kept (gallery.enrol)
+    "threshold_settings": "faces",  # manager-applied thresholds (hub.faces.threshold)
     # alerts: visits, the claim machine, false matches, camera health
     "visits": "alerts",
     "alerts": "alerts",
@@ -46,6 +48,7 @@ OWNERS: dict[str, str] = {
     "floor_runs": "floor",
     "floor_state": "floor",
     "floor_slots": "floor",
+    "floor_camera_heights": "floor",  # per-camera self-check (hub.floor.camera_trust)
     # staff: accounts and login sessions (hub/staff/accounts.py; the web process holds no DB)
     "staff": "staff",
     "web_sessions": "staff",

@@ -161,7 +161,11 @@ def create_app(
 
     @app.get("/healthz", include_in_schema=False)
     def health() -> dict[str, object]:
-        return {"gateway_online": gateway.connected, "hub_online": gateway.hub_online}
+        return {
+            "gateway_online": gateway.connected,
+            "hub_online": gateway.hub_reachable,
+            "hub_answering": gateway.hub_answering,
+        }
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _document_hub_models(app)

@@ -17,6 +17,11 @@ has exactly two things to do with MQTT (its own ``phone-gateway`` account):
   says ``online=false``) and ``hub/nodes`` (the cameras' health as the hub sees it) go to every
   phone as a ``status`` message, so a phone's banners say "hub unreachable" or "door camera
   down" from what the hub published, not from a guess.
+- **Heartbeat with the hub** (``_heartbeat``): a ``ping`` request every ``HEARTBEAT_S``; no
+  answer for ``HUB_SILENCE_S`` and the phones are told the hub is unreachable. The last will
+  alone is not enough: a hub that is frozen (SIGSTOP, a wedged worker, a swapping machine)
+  keeps its MQTT connection, or loses it only after 1.5 × its keepalive (45 s by default),
+  and its worker, which answers every request and raises every alert, is what phones need.
 
 Threads: paho callbacks run on paho's network thread and only decode, then hand the message
 to the asyncio loop with ``call_soon_threadsafe``; all state lives on the loop's thread, so no
@@ -55,6 +60,10 @@ log = logging.getLogger(__name__)
 _KIND_ON: dict[str, type[m.Alert] | type[m.HubStatus]] = {"alerts": m.Alert, "hub": m.HubStatus}
 
 PHONE_QUEUE = 256  # a phone this far behind is dropped; it resyncs by seq when it reconnects
+HEARTBEAT_S = 2.0  # the gateway asks the hub's worker this often ("ping")
+# No answer for this long: "hub unreachable" on every phone. Well inside the phones' 10 s
+# promise, and three missed pings: one slow answer (a busy worker) is not an outage.
+HUB_SILENCE_S = 6.0
 
 
 class GatewayUnavailable(RuntimeError):
@@ -127,6 +136,10 @@ class Gateway:
         self._pending: dict[str, asyncio.Future[rpc.Reply]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._names_task: asyncio.Future[None] | None = None
+        # the heartbeat: None until the first answer or the first silence
+        self.hub_answering: bool | None = None
+        self._hub_heard = -float("inf")  # monotonic time of the hub's last answer to a ping
+        self._heartbeat_task: asyncio.Task[None] | None = None
         # A unique id per process, so two gateways (a restart racing its predecessor, or tests)
         # never read each other's replies. With the generated broker config the broker uses the
         # account name as client id, so there two gateways of one store still displace each
@@ -146,8 +159,49 @@ class Gateway:
         self._loop = asyncio.get_running_loop()
         self.client.connect_async(self.mqtt_cfg.host, self.mqtt_cfg.port, self.mqtt_cfg.keepalive_s)
         self.client.loop_start()
+        self._hub_heard = time.monotonic()  # the silence counts from the start
+        self._heartbeat_task = asyncio.create_task(self._heartbeat())
+
+    async def _heartbeat(self) -> None:
+        """Ping the hub every ``HEARTBEAT_S`` (each ping a task of its own, so one the hub
+        never answers does not delay the next check) and tell the phones when the answers
+        stop or come back."""
+        pings: set[asyncio.Task[None]] = set()
+        while True:
+            if self.connected and len(pings) < 4:  # a silent hub: at most a few in flight
+                task = asyncio.create_task(self._ping())
+                pings.add(task)
+                task.add_done_callback(pings.discard)
+            if time.monotonic() - self._hub_heard > HUB_SILENCE_S:
+                self._set_answering(False)  # only an answer says True (``_ping``)
+            await asyncio.sleep(HEARTBEAT_S)
+
+    async def _ping(self) -> None:
+        try:
+            await self.call("ping", {}, timeout_s=HUB_SILENCE_S - rpc.REPLY_GRACE_S)
+        except (GatewayUnavailable, HubRefused):
+            return
+        self._hub_heard = time.monotonic()
+        self._set_answering(True)
+
+    def _set_answering(self, answering: bool) -> None:
+        if answering != self.hub_answering:
+            if answering is False:
+                log.warning("the hub has not answered for %.0f s", HUB_SILENCE_S)
+            self.hub_answering = answering
+            self._broadcast(json.dumps(self.status()))
+
+    @property
+    def hub_reachable(self) -> bool | None:
+        """What phones are told: False when the hub said goodbye (its status, its last will)
+        or stopped answering pings; None while neither is known yet."""
+        if self.hub_online is False or self.hub_answering is False:
+            return False
+        return True if self.hub_answering else self.hub_online
 
     async def stop(self) -> None:
+        if self._heartbeat_task is not None:
+            self._heartbeat_task.cancel()
         for link in list(self.links):
             link.close()
         self.client.disconnect()
@@ -292,7 +346,7 @@ class Gateway:
         """The store's health as a phone shows it: the hub's liveness, doors that are down."""
         return {
             "type": "status",
-            "hub_online": self.hub_online,
+            "hub_online": self.hub_reachable,
             "gateway_online": self.connected,
             "doors_down": self.doors_down(),
         }
@@ -373,7 +427,7 @@ class Gateway:
             "seq": self.book.max_seq,
             "alerts": [self.alert_view(a) for a in self.book.newer_than(since_seq)],
             "open_ids": self.book.open_ids(now),
-            "hub_online": self.hub_online,
+            "hub_online": self.hub_reachable,
             "gateway_online": self.connected,
             "doors_down": self.doors_down(),
             "server_time": now,

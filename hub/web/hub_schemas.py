@@ -199,6 +199,7 @@ SCHEMAS: dict = json.loads(
     "type": "string"
    },
    "customer_id": {
+    "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
     "title": "Customer Id",
     "type": "string"
    },

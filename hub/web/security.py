@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from fastapi import Depends, HTTPException, Request, WebSocket
+from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.web.gateway import Gateway, GatewayUnavailable, HubRefused, PhoneLink
@@ -130,12 +131,30 @@ async def manager_session(session: Annotated[Session, Depends(current_session)])
 
 
 async def websocket_session(websocket: WebSocket) -> Session | None:
-    if not _same_origin(websocket.headers.get("origin"), websocket.headers.get("host")):
+    if not websocket_same_origin(websocket):
         return None
     try:
         return await session_from_token(websocket, websocket.cookies.get(COOKIE))
     except HTTPException:
         return None
+
+
+def websocket_same_origin(websocket: WebSocket) -> bool:
+    return _same_origin(websocket.headers.get("origin"), websocket.headers.get("host"))
+
+
+async def refuse_handshake(websocket: WebSocket, status: int, detail: str) -> None:
+    """Answer a WebSocket upgrade with an HTTP status instead of accepting it: 401 for no
+    (or an ended) session, as every other route says it, 403 for a foreign origin.
+
+    Through the ASGI denial-response extension (uvicorn has it); a server without it gets a
+    close before accept, which every server turns into a bare 403. A browser's WebSocket
+    never exposes the handshake's status either way, so the page asks ``/api/me`` when a
+    socket closes before opening, and a 401 there returns it to the login."""
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(JSONResponse({"detail": detail}, status_code=status))
+    else:
+        await websocket.close(code=1008)
 
 
 SESSION_RECHECK_S = 5.0

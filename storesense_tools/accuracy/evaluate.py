@@ -19,7 +19,9 @@ from rich.progress import Progress
 
 from hub.faces.matcher import NO_LABEL, OpenSetPolicy, SearchHit
 from storesense_tools.accuracy.checkout import calibration
+from storesense_tools.accuracy.face_records import FaceRecords, face_records, live_variant, select
 from storesense_tools.accuracy.protocols import Protocol, lfw_folds
+from storesense_tools.accuracy.render_levers import LeverStudy, lever_study, standard_specs
 from storesense_tools.accuracy.rows import ProbeRow, rel_path
 from storesense_tools.accuracy.stats import (
     FPIR_TARGETS,
@@ -30,7 +32,7 @@ from storesense_tools.accuracy.stats import (
     summarise,
     threshold_for_fpir,
 )
-from storesense_tools.face_eval import build_index, embed_images
+from storesense_tools.face_eval import build_index, lfw_split
 
 
 @dataclass
@@ -53,11 +55,14 @@ class Searched:
         return set(self.names)
 
 
-def search(protocol: Protocol, emb: np.ndarray) -> Searched:
-    """Gallery from the enrolment images with a usable face, search every probe with one."""
+def search(protocol: Protocol, emb: np.ndarray, cohort_size: int = 0) -> Searched:
+    """Gallery from the enrolment images with a usable face, search every probe with one.
+
+    ``cohort_size``: keep each hit's cohort (a policy with ``cohort_k`` needs it).
+    """
     row = {p: k for k, p in enumerate(protocol.embed_paths)}
     e_emb = emb[[row[p] for _, p in protocol.enrol]].reshape(-1, 128)
-    index, names = build_index([i for i, _ in protocol.enrol], e_emb)
+    index, names = build_index([i for i, _ in protocol.enrol], e_emb, cohort_size)
     no_face = [
         pair for pair, e in zip(protocol.enrol, e_emb, strict=True) if not np.isfinite(e).all()
     ]
@@ -171,6 +176,9 @@ class Report:
     held_out: dict[float, tuple[Summary, list[float | None]]] = field(default_factory=dict)
     label_errors: dict[str, str] = field(default_factory=dict)
     embed_seconds: float = 0.0  # ~0 when every embedding came from the cache
+    records: dict[str, FaceRecords] = field(default_factory=dict)  # per protocol key (first)
+    levers: LeverStudy | None = None
+    track_section: str | None = None  # track_protocol.render_track_section, when present
 
 
 def build_report(
@@ -186,17 +194,20 @@ def build_report(
     """Embed (cached), search, decide and count every protocol; choose the operating points."""
     console = console or Console(stderr=True)
     emb_cache: dict[tuple[Path, ...], np.ndarray] = {}
+    records: dict[str, FaceRecords] = {}
     searched: dict[str, Searched] = {}
+    variant = live_variant()
     t0 = time.monotonic()
     for p in protocols:
         if p.embed_paths not in emb_cache:
             console.log(
-                f"{p.title}: embedding {len(p.embed_paths):,} images (cached after the first run)"
+                f"{p.title}: face records of {len(p.embed_paths):,} images (cached after the "
+                "first run)"
             )
-            emb_cache[p.embed_paths] = embed_images(
-                p.embed_paths, workers=workers, cache_dir=cache_dir, label=p.title
-            )
-        searched[p.key] = search(p, emb_cache[p.embed_paths])
+            rec = face_records(p.embed_paths, workers=workers, cache_dir=cache_dir, label=p.title)
+            emb_cache[p.embed_paths] = select(rec, variant)[0]
+            records[p.key] = rec
+        searched[p.key] = search(p, emb_cache[p.embed_paths], policy.cohort_k)
     embed_seconds = time.monotonic() - t0
     rows = {k: decide(s, policy, data_root) for k, s in searched.items()}
     summaries = {k: summarise(r) for k, r in rows.items()}
@@ -221,12 +232,13 @@ def build_report(
         diagnose_no_face(no_face, console),
         reference if reference in searched else None,
         embed_seconds=embed_seconds,
+        records=records,
     )
     if report.reference is None:
         return report
     ref = searched[report.reference]
     for target in FPIR_TARGETS:
-        thr = threshold_for_fpir(stranger_hits(ref), policy.margin, target)
+        thr = threshold_for_fpir(stranger_hits(ref), policy.margin, target, policy=policy)
         op_policy = policy_at(policy, thr)
         report.operating_points.append(
             OperatingPoint(
@@ -245,7 +257,34 @@ def build_report(
         report.per_fold = {f: summarise(r) for f, r in sorted(by_fold.items())}
         report.held_out = held_out_operating_points(ref, policy, report.folds, data_root)
     report.label_errors = dict(calibration().SAME_PERSON)
+    if "lfw" in report.records and {"lfw", "lfw-enrol3"} <= set(searched):
+        console.log("levers: held-out check of every row (seconds)")
+        report.levers = lever_study(
+            report.records["lfw"],
+            {k: searched[k].protocol for k in ("lfw", "lfw-enrol3")},
+            report.folds,
+            standard_specs(variant, "margin+cohort" if policy.cohort_k else "margin"),
+            (policy.threshold, policy.margin),
+        )
+    if lfw is not None and report.reference == "lfw":
+        report.track_section = _track_section(lfw, emb_cache[ref.protocol.embed_paths], console)
     return report
+
+
+def _track_section(lfw: Path, lfw_emb: np.ndarray, console: Console) -> str | None:
+    """The door-track section (``track_protocol``, another module's), on the same embeddings.
+
+    Optional by design: the track protocol is its own module; without it the report simply
+    has no track section.
+    """
+    try:
+        from storesense_tools.accuracy import track_protocol as tp
+    except ImportError:
+        return None
+    ts = tp.lfw_track_set(lfw)
+    emb = lfw_emb if tuple(ts.embed_paths) == tuple(lfw_split(lfw)[2]) else None
+    console.log("door tracks: the track protocol (k = 1, 2, 3)")
+    return str(tp.render_track_section(tp.evaluate_tracks(ts, emb=emb)))
 
 
 def held_out_operating_points(
@@ -262,7 +301,7 @@ def held_out_operating_points(
         thresholds: list[float | None] = []
         for f in sorted(set(folds.values())):
             thr = threshold_for_fpir(
-                stranger_hits(ref, _outside_fold(folds, f)), policy.margin, target
+                stranger_hits(ref, _outside_fold(folds, f)), policy.margin, target, policy=policy
             )
             thresholds.append(thr)
             fold_rows = decide(ref, policy_at(policy, thr), data_root)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from storesense_tools.accuracy.checkout import calibration
 from storesense_tools.accuracy.evaluate import Report
+from storesense_tools.accuracy.render_levers import lever_section
 from storesense_tools.accuracy.render_sections import (
     enrolment_section,
     errors_section,
@@ -58,7 +59,12 @@ def render_markdown(report: Report, meta: dict[str, str]) -> str:
         "customers' probe images identified as the right person; **FPIR** (false positive "
         "identification rate) = images of strangers (never enrolled) matched to anyone. Each is "
         "given as `rate [95 % CI] (k of n)`, the interval two-sided exact (Clopper–Pearson). "
-        "Probes with no usable face are in neither denominator and are counted apart. The "
+        "**Counting rule (issue 13): a genuine probe with no usable face is a miss** — it stays "
+        "in the DIR and rank-1 denominators and is never identified, because a store "
+        "experiences it as a customer not recognised (earlier versions of this report left "
+        "such probes out, which flattered DIR). FPIR is counted over stranger probes *with* a "
+        "usable face (a faceless stranger cannot be matched; leaving them out is the "
+        "conservative side); faceless probes of both kinds are also counted on their own. The "
         "intervals treat probes as independent; several probes of one person are not, so the "
         "real uncertainty is somewhat wider, above all for DIR.",
         "",
@@ -118,6 +124,9 @@ def render_markdown(report: Report, meta: dict[str, str]) -> str:
     ]
     L += _protocol_section(report)
     L += operating_point_section(report)
+    L += lever_section(report.levers, shipped_note(report))
+    if report.track_section:
+        L += [report.track_section.rstrip("\n"), ""]
     L += enrolment_section(report)
     L += per_person_section(report)
     L += errors_section(report)
@@ -247,3 +256,8 @@ def _limits_section(report: Report) -> list[str]:
         "",
     ]
     return L
+
+
+def shipped_note(report: Report) -> list[str]:
+    """What the defaults are now and on which data they were chosen (filled in below)."""
+    return []

@@ -175,7 +175,8 @@ def per_person_section(report: Report) -> list[str]:
         "No data set here has demographic labels, so the nearest thing to a bias analysis it "
         "allows is to ask whether misses are spread evenly over people or pile up on some. "
         "Micro DIR counts images (people with many photos weigh more), macro DIR averages "
-        "people. Enrolled people with at least one genuine probe with a usable face:",
+        "people. Enrolled people with at least one genuine probe (a probe with no usable face "
+        "counts as a miss, as everywhere in this report):",
         "",
     ]
     rows = []
@@ -219,7 +220,7 @@ def per_person_section(report: Report) -> list[str]:
         L += [
             "",
             f"{report.searched[ref].protocol.title}'s most-photographed enrolled people "
-            "(genuine probes with a usable face, DIR): "
+            "(genuine probes identified / genuine probes): "
             + "; ".join(f"`{n}` {r.k}/{r.n}" for n, r in top_people)
             + ".",
         ]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from scipy.stats import beta
 
@@ -84,22 +84,26 @@ class Summary:
 
 
 def summarise(rows: Sequence[ProbeRow]) -> Summary:
-    """Rates over probes with a usable face; images without one are counted apart.
+    """The protocol's rates; the counting rules of issue 13.
 
-    A probe with no usable face is neither a match nor a false match (the door would see no
-    one), so it leaves both denominators and is reported on its own line.
+    A genuine probe (the person is enrolled) with no usable face is a **miss**: it stays in
+    the DIR, rank-1 and wrong-customer denominators and is never identified — a store
+    experiences it as a customer not recognised, and leaving it out flattered the door. A
+    stranger probe with no usable face cannot be matched; FPIR is counted over the strangers
+    *with* a face (leaving the faceless ones out is the conservative side). Both kinds of
+    faceless probe are also counted on their own.
     """
-    g = [r for r in rows if r.has_face and r.genuine]
+    g = [r for r in rows if r.genuine]
     s = [r for r in rows if r.has_face and not r.genuine]
     per: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for r in g:
-        per[r.true_id][0] += r.decision == r.true_id
+        per[r.true_id][0] += r.has_face and r.decision == r.true_id
         per[r.true_id][1] += 1
     return Summary(
-        dir=Rate(sum(r.decision == r.true_id for r in g), len(g)),
+        dir=Rate(sum(r.has_face and r.decision == r.true_id for r in g), len(g)),
         fpir=Rate(sum(r.decision != "" for r in s), len(s)),
-        wrong=Rate(sum(r.decision not in ("", r.true_id) for r in g), len(g)),
-        rank1=Rate(sum(r.nearest == r.true_id for r in g), len(g)),
+        wrong=Rate(sum(r.has_face and r.decision not in ("", r.true_id) for r in g), len(g)),
+        rank1=Rate(sum(r.has_face and r.nearest == r.true_id for r in g), len(g)),
         genuine_people=len({r.true_id for r in g}),
         stranger_people=len({r.true_id for r in s}),
         stranger_people_matched=len({r.true_id for r in s if r.decision}),
@@ -109,7 +113,13 @@ def summarise(rows: Sequence[ProbeRow]) -> Summary:
     )
 
 
-def threshold_for_fpir(hits: Sequence[SearchHit], margin: float, target: float) -> float | None:
+def threshold_for_fpir(
+    hits: Sequence[SearchHit],
+    margin: float,
+    target: float,
+    *,
+    policy: OpenSetPolicy | None = None,
+) -> float | None:
     """Largest threshold (3 decimals) at which at most ``floor(target × n)`` strangers match.
 
     A stranger matches at threshold t under ``margin`` iff its nearest distance is ≤ t and the
@@ -120,9 +130,15 @@ def threshold_for_fpir(hits: Sequence[SearchHit], margin: float, target: float) 
     """
     n = len(hits)
     allowed = math.floor(target * n + 1e-9)
-    scores = sorted(
-        h.distance for h in hits if h.label != NO_LABEL and h.second_distance - h.distance >= margin
-    )
+    if policy is not None:  # every other condition of the policy (margin, cohort) as is
+        wide = replace(policy, threshold=1.999, margin=margin)
+        scores = sorted(h.distance for h in hits if wide.decide_one(h) is not None)
+    else:
+        scores = sorted(
+            h.distance
+            for h in hits
+            if h.label != NO_LABEL and h.second_distance - h.distance >= margin
+        )
     if allowed >= len(scores):
         return None
     return math.floor(scores[allowed] * 1000 - 1e-6) / 1000
@@ -140,9 +156,4 @@ class OperatingPoint:
 
 def policy_at(policy: OpenSetPolicy, threshold: float | None) -> OpenSetPolicy:
     """The hub's policy with another threshold (``None``: the widest the policy accepts)."""
-    return OpenSetPolicy(
-        threshold if threshold is not None else 1.999,
-        policy.margin,
-        policy.min_votes,
-        policy.min_vote_share,
-    )
+    return replace(policy, threshold=threshold if threshold is not None else 1.999)

@@ -9,8 +9,10 @@ report's counting code, that
 - DIR / FPIR / wrong-customer / no-face figures equal hand counts over the rows, under the
   default policy and under a loose one that does produce false matches (so a miscount of
   strangers cannot hide behind zeros),
-- a failed enrolment turns that person into a stranger and a faceless probe leaves both
-  denominators,
+- a failed enrolment turns that person into a stranger; a faceless genuine probe is a miss
+  (it stays in the DIR denominator) and a faceless stranger leaves the FPIR one,
+- the report's embeddings (a selection over the face records) are the live pipeline's
+  (``face_eval.embed_images``) bit for bit,
 - the fixed-FPIR threshold is the one a plain grid search finds,
 - the generated markdown carries those very numbers.
 
@@ -29,6 +31,7 @@ from PIL import Image
 
 from hub.faces.matcher import OpenSetPolicy
 from storesense_tools.accuracy.evaluate import build_report, decide, stranger_hits
+from storesense_tools.accuracy.face_records import live_variant, select
 from storesense_tools.accuracy.protocols import lfw_folds, orl_protocol, standard_protocols
 from storesense_tools.accuracy.render import render_markdown
 from storesense_tools.accuracy.render_sections import short_name
@@ -72,18 +75,22 @@ def case(shared_data: Path, tmp_path_factory: pytest.TempPathFactory):
 
 
 def _hand_counts(rows, gallery: set[str]) -> dict[str, int]:
-    """The figures, counted straight from the rows with the definitions written out."""
-    with_face = [r for r in rows if r.has_face]
-    genuine = [r for r in with_face if r.true_id in gallery]
-    strangers = [r for r in with_face if r.true_id not in gallery]
+    """The figures, counted straight from the rows with the definitions written out.
+
+    Issue 13's rule: every genuine probe is in the DIR / rank-1 denominator, a faceless one
+    as a miss; FPIR is over the strangers with a usable face.
+    """
+    genuine = [r for r in rows if r.true_id in gallery]
+    strangers = [r for r in rows if r.has_face and r.true_id not in gallery]
     return {
-        "dir_k": sum(1 for r in genuine if r.decision == r.true_id),
+        "dir_k": sum(1 for r in genuine if r.has_face and r.decision == r.true_id),
         "dir_n": len(genuine),
         "fpir_k": sum(1 for r in strangers if r.decision != ""),
         "fpir_n": len(strangers),
-        "wrong": sum(1 for r in genuine if r.decision and r.decision != r.true_id),
-        "rank1": sum(1 for r in genuine if r.nearest == r.true_id),
+        "wrong": sum(1 for r in genuine if r.has_face and r.decision not in ("", r.true_id)),
+        "rank1": sum(1 for r in genuine if r.has_face and r.nearest == r.true_id),
         "no_face": sum(1 for r in rows if not r.has_face),
+        "no_face_genuine": sum(1 for r in genuine if not r.has_face),
     }
 
 
@@ -113,7 +120,7 @@ def test_decisions_equal_a_brute_force_search(case) -> None:
         assert r.decision == expected, r
 
 
-def test_failed_enrolment_makes_a_stranger_and_faceless_probes_leave_the_rates(case) -> None:
+def test_failed_enrolment_makes_a_stranger_and_faceless_strangers_leave_fpir(case) -> None:
     protocol, report, _, _ = case
     s = report.searched[protocol.key]
     assert "orl_s6" in s.offered and "orl_s6" not in s.names
@@ -127,6 +134,21 @@ def test_failed_enrolment_makes_a_stranger_and_faceless_probes_leave_the_rates(c
     assert sm.no_face_stranger >= 1
     assert "no face detected" in report.no_face_reason.values()
     assert set(s.names) == {f"orl_s{i}" for i in ENROLLED} - {i for i, _ in s.enrol_no_face}
+
+
+def test_report_embeddings_are_the_live_pipelines(case) -> None:
+    """The report selects from the face records; the selection must be what the live
+    ``FacePipeline`` (``embed_images``) gives, image for image, NaN rows included."""
+    protocol, report, emb, _ = case
+    rec = report.records[protocol.key]
+    got, used = select(rec, live_variant())
+    assert got.shape == emb.shape
+    np.testing.assert_array_equal(np.isnan(got[:, 0]), np.isnan(emb[:, 0]))
+    ok = ~np.isnan(emb[:, 0])
+    np.testing.assert_allclose(got[ok], emb[ok], atol=1e-6)
+    assert (used >= 0).sum() == ok.sum() > 0
+    # the records keep refused faces too: more faces than usable ones, with their measures
+    assert len(rec.image) > ok.sum()
 
 
 POLICIES = ["default", "loose", "strict"]
@@ -165,7 +187,11 @@ def test_rates_are_the_counts_of_the_rows(case, policy: str) -> None:
     assert (sm.fpir.k, sm.fpir.n) == (c["fpir_k"], c["fpir_n"])
     assert (sm.wrong.k, sm.rank1.k) == (c["wrong"], c["rank1"])
     assert sm.no_face_genuine + sm.no_face_stranger == c["no_face"]
-    assert c["dir_n"] + c["fpir_n"] + c["no_face"] == len(protocol.probes)
+    assert sm.no_face_genuine == c["no_face_genuine"]
+    assert c["dir_n"] + c["fpir_n"] + sm.no_face_stranger == len(protocol.probes)
+    # ORL s2 has photos the gate refuses: the faceless-genuine-is-a-miss rule is exercised
+    assert c["no_face_genuine"] >= 1
+    assert sm.dir.n == c["dir_n"] > sum(r.has_face and r.genuine for r in rows)
     # outcomes partition the rows the same way
     outcomes = [r.outcome for r in rows]
     assert outcomes.count("identified") == c["dir_k"]

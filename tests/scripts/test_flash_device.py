@@ -459,6 +459,38 @@ def test_hub_rerun_is_idempotent_and_keeps_the_broker_config(root: Path) -> None
         assert "generating the broker config" not in again.stdout
 
 
+def test_upgraded_hub_gets_a_web_certificate_from_its_existing_store_ca(root: Path) -> None:
+    """A hub provisioned before the phones' HTTPS has a broker config without web.crt: the
+    upgrade issues it from the CA already there (phones and cameras keep trusting that CA),
+    names every address, replaces no CA, key or password, and a re-run changes nothing."""
+    from cryptography import x509
+
+    from storesense import tls
+
+    assert flash(root, *hub_args()).returncode == 0
+    broker = root / BROKER
+    for name in ("web.crt", "web.key"):  # what the older release's broker-config left
+        (broker / name).unlink()
+    kept = {f: (broker / f).read_bytes() for f in ("ca.crt", "ca.key", "broker.crt", "passwd")}
+    store_yaml = (root / ETC / "store.yaml").read_bytes()
+
+    up = flash(root, *hub_args())
+    assert up.returncode == 0, up.stderr
+    assert "has no web certificate" in up.stdout and "unchanged: the broker config" in up.stdout
+    assert {f: (broker / f).read_bytes() for f in kept} == kept  # the same CA, no new passwords
+    assert (root / ETC / "store.yaml").read_bytes() == store_yaml
+    web = x509.load_pem_x509_certificate((broker / "web.crt").read_bytes())
+    web.verify_directly_issued_by(x509.load_pem_x509_certificate(kept["ca.crt"]))
+    assert set(HUB_ADDRESSES) <= set(tls.cert_hosts(broker / "web.crt"))
+    assert mode(broker / "web.key") == 0o600 and mode(broker / "web.crt") == 0o644
+    assert "no web certificate" not in flash(root, *hub_args(), "--dry-run").stdout
+
+    before = snapshot(root)
+    again = flash(root, *hub_args())
+    assert again.returncode == 0 and snapshot(root) == before
+    assert not [line for line in again.stdout.splitlines() if line.startswith("+ ")]
+
+
 def test_hub_force_regenerates_the_broker_config_but_keeps_its_data(root: Path) -> None:
     assert flash(root, *hub_args()).returncode == 0
     broker = root / BROKER

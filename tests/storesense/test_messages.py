@@ -134,3 +134,82 @@ def test_parse_names_the_kind_or_the_field_that_is_wrong(data: dict, detail: str
         m.parse(json.dumps(data).encode())
     assert err.value.reason == "bad_schema"
     assert err.value.detail == detail
+
+
+def _floor_payload(**overrides: object) -> dict:
+    """A floor_positions message exactly as an agent from before coasting/height counts sent."""
+    msg: dict = {
+        "v": 1,
+        "kind": "floor_positions",
+        "msg_id": "c" * 32,
+        "sent_at": 10.0,
+        "camera_id": "floor-1",
+        "run_id": "d" * 32,
+        "seq": 0,
+        "interval_start": 9.0,
+        "interval_s": 1.0,
+        "samples": [{"t": 9.5, "people": [{"track_id": 1, "x": 1.0, "y": 2.0, "conf": 0.8}]}],
+    }
+    msg.update(overrides)
+    return msg
+
+
+def test_floor_positions_from_an_older_agent_are_still_accepted() -> None:
+    msg = m.decode(json.dumps(_floor_payload()).encode(), m.FloorPositions)
+    assert msg.samples[0].people[0].coasted_s == 0.0  # seen, as everything was then
+    assert msg.height_counts is None  # no self-check figures: the hub skips them
+
+
+def test_coasted_time_and_height_counts_round_trip() -> None:
+    counts = list(range(len(m.FLOOR_HEIGHT_BANDS_PX)))
+    person = {"track_id": 1, "x": 1.0, "y": 2.0, "conf": 0.8, "coasted_s": 0.43}
+    data = _floor_payload(samples=[{"t": 9.5, "people": [person]}], height_counts=counts)
+    msg = m.decode(json.dumps(data).encode(), m.FloorPositions)
+    again = m.decode(msg.to_bytes(), m.FloorPositions)
+    assert again.samples[0].people[0].coasted_s == 0.43
+    assert again.height_counts == counts
+
+
+@pytest.mark.parametrize(
+    ("change", "detail"),
+    [
+        ({"height_counts": [1, 2]}, "height counts, expected"),
+        ({"height_counts": [-1] + [0] * (len(m.FLOOR_HEIGHT_BANDS_PX) - 1)}, "negative"),
+        (
+            {
+                "samples": [
+                    {
+                        "t": 9.5,
+                        "people": [{"track_id": 1, "x": 1, "y": 2, "conf": 0.8, "coasted_s": -0.1}],
+                    }
+                ]
+            },
+            "coasted_s",
+        ),
+        (
+            {
+                "samples": [
+                    {
+                        "t": 9.5,
+                        "people": [{"track_id": 1, "x": 1, "y": 2, "conf": 0.8, "coasted_s": 61}],
+                    }
+                ]
+            },
+            "coasted_s",
+        ),
+    ],
+)
+def test_bad_coasting_or_height_counts_are_refused(change: dict, detail: str) -> None:
+    with pytest.raises(m.PayloadError) as exc:
+        m.decode(json.dumps(_floor_payload(**change)).encode(), m.FloorPositions)
+    assert exc.value.reason == "bad_schema" and detail in exc.value.detail
+
+
+def test_height_bands_cover_every_height_once() -> None:
+    edges = m.FLOOR_HEIGHT_BANDS_PX
+    assert list(edges) == sorted(edges) and edges[0] == 0
+    assert m.height_band(0.0) == 0
+    for i, lo in enumerate(edges):
+        assert m.height_band(lo) == i  # a band's lower edge is inside it
+        assert m.height_band(lo - 0.01) == max(i - 1, 0)
+    assert m.height_band(10_000) == len(edges) - 1

@@ -248,3 +248,132 @@ def test_track_progress_goes_to_stderr_and_leaves_stdout_and_rows_alone(
         assert term.getvalue() == ""
     else:
         assert "track vtest.avi" in term.getvalue()  # the bar was drawn, on stderr only
+
+
+# -- calibrate-check: the installer's picture and verdict, on PETS09's real frame -----------
+
+GRID_BGR = (255, 220, 0)  # storesense_tools.calibration_check colours
+BAD_BGR = (40, 40, 230)
+
+
+@pytest.fixture(scope="module")
+def pets_still(pets_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Frame 150 of vtest.avi as a PNG and the gt boxes of its people (x1,y1,x2,y2 CSV)."""
+    import cv2
+
+    from storesense_tools.mot_data import load_sequence
+
+    seq = load_sequence(pets_dir)
+    d = tmp_path_factory.mktemp("still")
+    cv2.imwrite(str(d / "still.png"), seq.frame(150))
+    rows = seq.gt.rows(150)
+    boxes = seq.gt.boxes[rows][~seq.gt.ignore[rows]]
+    assert len(boxes) >= 4
+    (d / "boxes.csv").write_text(
+        "x1,y1,x2,y2\n" + "".join(",".join(f"{v:.1f}" for v in b) + "\n" for b in boxes)
+    )
+    return d / "still.png", d / "boxes.csv"
+
+
+def _marks(tmp_path: Path, change) -> Path:
+    """The example marks (PETS09 gt foot points → gt world metres), with ``change`` applied
+    to the metres array."""
+    from edge.floor.geometry import read_points_csv
+
+    px, m = read_points_csv(POINTS)
+    m = change(m.copy())
+    out = tmp_path / "marks.csv"
+    rows = [f"{a},{b},{c},{d}\n" for (a, b), (c, d) in zip(px, m, strict=True)]
+    out.write_text("u,v,x,y\n" + "".join(rows))
+    return out
+
+
+def _share(png: Path, bgr: tuple[int, int, int]) -> float:
+    import cv2
+
+    img = cv2.imread(str(png)).astype(int)
+    return float((np.abs(img - np.array(bgr)).sum(axis=2) < 40).mean())
+
+
+def test_calibrate_check_accepts_the_pets09_marks_and_draws_the_check(
+    pets_still: tuple[Path, Path], tmp_path: Path, capsys
+) -> None:
+    from PIL import Image
+
+    from edge.floor.geometry import load_calibration
+
+    still, boxes = pets_still
+    png, cal = tmp_path / "check.png", tmp_path / "cam.yaml"
+    rc = main(
+        ["calibrate-check", "--image", str(still), "--points", str(POINTS), "--boxes",
+         str(boxes), "--out", str(png), "--calibration-out", str(cal)]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "12 marks on a 480x360 still: residual RMS 0.028 m, max 0.058 m" in out
+    assert "leave-one-out max 0.137 m (mark 3)" in out
+    heights = [float(x) for x in out.split("people in the still: ")[1].split(" m")[0:1]]
+    assert 1.6 < heights[0] < 1.95  # real walkers, by the map's own camera
+    assert "accepted: wrote" in out
+    np.testing.assert_allclose(
+        load_calibration(cal).matrix, load_calibration(CALIBRATION).matrix, rtol=1e-9
+    )
+    w, h = Image.open(png).size
+    assert w >= 960 and h == round(360 * w / 480)
+    assert _share(png, GRID_BGR) > 0.01  # the floor grid is drawn
+    assert _share(png, BAD_BGR) < 0.001  # nothing flagged
+
+
+def test_calibrate_check_rejects_a_mismeasured_mark_and_marks_it_red(
+    pets_still: tuple[Path, Path], tmp_path: Path, capsys
+) -> None:
+    def one_off(m):
+        m[4, 0] += 1.0  # mark 5 typed 1 m off
+        return m
+
+    still, boxes = pets_still
+    png, cal = tmp_path / "check.png", tmp_path / "cam.yaml"
+    rc = main(
+        ["calibrate-check", "--image", str(still), "--points", str(_marks(tmp_path, one_off)),
+         "--boxes", str(boxes), "--out", str(png), "--calibration-out", str(cal)]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert rc == 1
+    assert "rejected: mark 5 is 0.83 m from where the fitted map puts it (limit 0.5 m)" in out
+    assert "rejected: mark 5: a map fitted without it puts it 1.04 m away" in out
+    assert not cal.exists()  # nothing for a camera to use
+    assert png.exists() and _share(png, BAD_BGR) > 0.001  # the verdict and mark 5 in red
+
+
+def test_calibrate_check_rejects_metres_at_the_wrong_scale_by_peoples_heights(
+    pets_still: tuple[Path, Path], tmp_path: Path, capsys
+) -> None:
+    """Every mark 25 % too far out fits perfectly (same residuals) and misplaces everyone by
+    metres: only the people in the still give it away."""
+    still, boxes = pets_still
+    marks = _marks(tmp_path, lambda m: m * 1.25)
+    args = ["calibrate-check", "--image", str(still), "--points", str(marks)]
+    assert main([*args, "--out", str(tmp_path / "a.png")]) == 0  # without people: no way to tell
+    assert "heights were not checked" in capsys.readouterr().out
+    assert main([*args, "--boxes", str(boxes), "--out", str(tmp_path / "b.png")]) == 1
+    out = capsys.readouterr().out
+    assert "people in the still are 2.2" in out and "wrong scale" in out
+
+
+@pytest.mark.parametrize(
+    ("what", "message"),
+    [("image", "not a readable image"), ("boxes", "expected 4 finite values")],
+)
+def test_calibrate_check_refuses_unusable_input_without_a_traceback(
+    pets_still: tuple[Path, Path], tmp_path: Path, capsys, what: str, message: str
+) -> None:
+    still, _ = pets_still
+    bad = tmp_path / "bad.txt"
+    bad.write_text("1,2,3\n")
+    image, boxes = (bad, None) if what == "image" else (still, bad)
+    args = ["calibrate-check", "--image", str(image), "--points", str(POINTS)]
+    args += ["--boxes", str(boxes)] if boxes else []
+    assert main([*args, "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "x.png").exists()

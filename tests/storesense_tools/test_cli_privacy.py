@@ -14,6 +14,7 @@ from hub.faces.gallery import Gallery
 from hub.store import db
 from storesense.paths import hub_db_path, template_key_path
 from storesense_tools.cli import main
+from tests.consent import consent_taker
 
 CUSTOMER = "ann-0017"  # no hex digits: it cannot turn up inside a MAC by chance
 
@@ -22,6 +23,7 @@ def _enrol(home: Path, shared: Path, customer: str = CUSTOMER) -> None:
     photos = [shared / "faces" / "orl" / "s1" / f"{i}.pgm" for i in (1, 2)]
     args = ["--customer", customer, "--name", "Ann Example", "--consent", "form-17"]
     assert main(["--home", str(home), "db", "migrate"]) == 0  # the hub's part: CLIs only open
+    consent_taker(home / "hub.sqlite3", "bob")
     assert main(["--home", str(home), "enroll", *args, "--staff", "bob", *map(str, photos)]) == 0
 
 
@@ -51,7 +53,7 @@ def test_export_verify_rotate_retention_forget(
     assert data["profile"]["consent_staff"] == "bob" and len(data["face_templates"]) == 2
 
     assert main(["--home", str(home), "audit", "verify"]) == 0
-    assert "audit chain ok: 2 rows" in capsys.readouterr().out  # enrol + export
+    assert "audit chain ok: 3 rows" in capsys.readouterr().out  # staff add, enrol, export
 
     assert main(["--home", str(home), "keys", "rotate"]) == 0
     assert "2 encrypted rows re-encrypted" in capsys.readouterr().out

@@ -9,12 +9,14 @@ import numpy as np
 from PIL import Image
 
 from storesense_tools.cli import main
+from tests.consent import consent_taker
 
 
 def _enrol(home: Path, *args: str) -> int:
     # an installed hub: its database exists at the current schema (the hub or `db migrate` made it)
     home.mkdir(parents=True, exist_ok=True)
     assert main(["--home", str(home), "db", "migrate"]) == 0
+    consent_taker(home / "hub.sqlite3", "bob")
     return main(["--home", str(home), "enroll", *args])
 
 

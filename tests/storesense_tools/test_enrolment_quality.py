@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 
 from storesense_tools.cli import main
+from tests.consent import consent_taker
 
 CONSENT = ("--consent", "form-17", "--staff", "bob")
 
@@ -27,6 +28,7 @@ def _enrol(home: Path, customer: str, *photos: Path) -> int:
     # an installed hub: its database exists at the current schema (the hub or `db migrate` made it)
     home.mkdir(parents=True, exist_ok=True)
     assert main(["--home", str(home), "db", "migrate"]) == 0
+    consent_taker(home / "hub.sqlite3", "bob")
     return main(
         ["--home", str(home), "enroll", "--customer", customer, "--name", "Ann", *CONSENT]
         + [str(p) for p in photos]

@@ -12,11 +12,20 @@ from shapely.geometry import Point, Polygon
 
 from hub.floor.analysis import Analysis, analyse, insights_json
 from hub.store import db
-from storesense_tools.store_sim import HOT_SPOT, local_start, simulate, store_config
+from storesense_tools.store_sim import (
+    ATTRACTORS,
+    HOT_SPOT,
+    local_start,
+    simulate,
+    store_config,
+)
 
 DAY = "2026-11-02"
 KINDS = {"advertising", "new_product", "cold_region", "high_footfall_low_sales"}
 CODES = {"off_main_path", "few_entries", "short_dwell", "no_sales", "narrow_access"}
+
+
+TRUTH: dict[float, dict] = {}  # hours -> what simulate() planted (shoppers = true footfall)
 
 
 def _run(tmp: Path, hours: float) -> Analysis:
@@ -24,6 +33,7 @@ def _run(tmp: Path, hours: float) -> Analysis:
     conn = db.migrate_db(tmp / "hub.sqlite3")
     got = simulate(conn, cfg, local_start(DAY), hours * 3600, seed=7)
     assert got["messages"] > 0 and got["invoices"] > 0
+    TRUTH[hours] = got
     d = date.fromisoformat(DAY)
     a = analyse(conn, cfg, d, d)
     conn.close()
@@ -33,6 +43,30 @@ def _run(tmp: Path, hours: float) -> Analysis:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[float, Analysis]:
     return {h: _run(tmp_path_factory.mktemp(f"h{h}"), h) for h in (8.2, 2.5, 0.5)}
+
+
+def test_footfall_across_two_overlapping_cameras(runs, tmp_path):
+    """Everyone walks from cam-b's door area across the 0.5 m overlap (x 3–3.5 m) into
+    cam-a's view and back: too fast for fusion to link them (Journeys.LINK_SLOTS), so before
+    the hand-over between cameras each crossing made a new person: 1,053 counted for 971
+    shoppers (+8.4 %). With it the error left is people who vanish into the uncovered books
+    zone for 15–25 s and come back (no camera can link those): +4.1 % here, +0.3 % when
+    nobody goes there (1 h: 139 for 138)."""
+    truth, got = TRUTH[8.2]["shoppers"], runs[8.2].kpis.footfall
+    assert got is not None and TRUTH[8.2]["handovers"] > truth  # in and out: 2+ each
+    assert abs(got - truth) / truth <= 0.05, (got, truth)
+    no_books = {k: v for k, v in ATTRACTORS.items() if k != "books"}
+    cfg = store_config()
+    conn = db.migrate_db(tmp_path / "hub.sqlite3")
+    sim = simulate(conn, cfg, local_start(DAY), 3600, seed=7, attractors=no_books)
+    d = date.fromisoformat(DAY)
+    k = analyse(conn, cfg, d, d).kpis
+    conn.close()
+    assert k.footfall is not None and sim["shoppers"] > 100
+    assert abs(k.footfall - sim["shoppers"]) / sim["shoppers"] <= 0.02, (k.footfall, sim)
+    # journeys are no longer split at the overlap (before: 2.3 people per shopper; now 146
+    # for 138 in this run)
+    assert k.people <= 1.1 * sim["shoppers"]
 
 
 def test_top_advertising_spot_is_the_planted_hot_spot(runs):

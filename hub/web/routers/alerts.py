@@ -30,16 +30,18 @@ from hub.web.security import (
     current_session,
     manager_session,
     press_token,
+    refuse_handshake,
     session_key,
     watch_session,
+    websocket_same_origin,
     websocket_session,
 )
-from storesense import rpc
+from storesense import ids, rpc
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["alerts"])
 
-AlertId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
+AlertId = Annotated[str, Path(pattern=ids.IDENT_PATTERN)]  # storesense/ids.py
 Since = Annotated[int, Query(ge=0, le=2**62, description="highest alert seq the phone has seen")]
 MAX_WS_TEXT = 1024  # phones only send pings
 
@@ -143,7 +145,7 @@ class PushSubscriptionIn(PushEndpointIn):
     expirationTime: float | None = None  # the browser's spelling
 
 
-@router.get("/api/push/key", responses=errors(401))
+@router.get("/api/push/key", responses=errors(401, 404))
 async def push_key(request: Request, token: Annotated[str, Depends(press_token)]) -> dict:
     """The store's VAPID public key, for ``pushManager.subscribe``."""
     return await ask_hub(request, "push_key", {"token": token})
@@ -151,7 +153,7 @@ async def push_key(request: Request, token: Annotated[str, Depends(press_token)]
 
 @router.post(
     "/api/push/subscribe", status_code=204, response_class=Response,
-    responses=errors(*POST_SESSION),
+    responses=errors(*POST_SESSION, 404),
 )  # fmt: skip
 async def push_subscribe(
     request: Request,
@@ -182,9 +184,15 @@ async def push_unsubscribe(
 @router.websocket("/ws")
 async def phone_socket(websocket: WebSocket, since: int = 0) -> None:
     """Snapshot (resync by seq) first, then every alert change as it reaches the gateway."""
+    if not websocket_same_origin(websocket):
+        await refuse_handshake(websocket, 403, "cross-site WebSocket refused")
+        return
     session = await websocket_session(websocket)
-    if session is None or not 0 <= since <= 2**62:
-        await websocket.close(code=1008)  # before accept: the handshake gets HTTP 403
+    if session is None:
+        await refuse_handshake(websocket, 401, "not logged in (or the session ended)")
+        return
+    if not 0 <= since <= 2**62:
+        await refuse_handshake(websocket, 422, "since: out of range")
         return
     await websocket.accept()
     gateway: Gateway = websocket.app.state.gateway

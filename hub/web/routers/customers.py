@@ -23,12 +23,12 @@ from pydantic import BaseModel, Field
 
 from hub.web.errors import SESSION, errors
 from hub.web.security import Session, ask_hub, current_session
-from storesense import rpc
+from storesense import ids, rpc
 
 router = APIRouter(prefix="/api/customers", tags=["customers"])
 
-Ident = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
-CustomerId = Annotated[str, Path(pattern=Ident)]
+Ident = ids.IDENT_PATTERN  # the id rules: storesense/ids.py
+CustomerId = Annotated[str, Path(pattern=ids.CUSTOMER_ID_PATTERN)]
 AlertId = Annotated[str, Query(pattern=Ident, description="the alert this is shown for")]
 PHOTO_MEDIA = ("image/jpeg", "image/png", "image/webp")
 

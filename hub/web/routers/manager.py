@@ -17,10 +17,11 @@ from pydantic import BaseModel, Field
 from hub.web.errors import POST_SESSION, SESSION, errors
 from hub.web.params import IsoDate
 from hub.web.security import Session, ask_hub, csrf_session, manager_session
+from storesense import ids
 
 router = APIRouter(prefix="/api/manager", tags=["manager"])
 
-Ident = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+Ident = ids.IDENT_PATTERN  # the id rules: storesense/ids.py
 StaffId = Annotated[str, Path(pattern=Ident)]
 Day = Annotated[IsoDate | None, Query(description="YYYY-MM-DD; default today")]
 
@@ -63,17 +64,31 @@ class ReasonIn(BaseModel):
     reason: str = Field(min_length=3, max_length=200, description="written to the audit log")
 
 
+def _with_entrance_names(request: Request, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each row's ``camera_id`` also as the door's name from the store YAML (``display_name``):
+    a manager knows "Main door", not ``door-1``."""
+    cfg = request.app.state.cfg
+    return [{**r, "entrance_name": cfg.entrance_name(r["camera_id"])} if "camera_id" in r else r
+            for r in rows]  # fmt: skip
+
+
 @router.get("/day", responses=errors(*SESSION, 403))
 async def day_report(request: Request, session: Manager, date: Day = None) -> dict[str, Any]:
     args = {"token": session.token, "date": date.isoformat() if date else None}
-    return await ask_hub(request, "manager_day", args)
+    day = await ask_hub(request, "manager_day", args)
+    for key in ("alerts", "false_matches"):
+        if isinstance(day.get(key), list):
+            day[key] = _with_entrance_names(request, day[key])
+    return day
 
 
 @router.get("/missed", responses=errors(*SESSION, 403))
 async def missed(request: Request, session: Manager, date: Day = None) -> dict[str, Any]:
     """Customers nobody accepted before their alert expired."""
     args = {"token": session.token, "date": date.isoformat() if date else None}
-    return await ask_hub(request, "missed_alerts", args)
+    answer = await ask_hub(request, "missed_alerts", args)
+    answer["alerts"] = _with_entrance_names(request, answer.get("alerts", []))
+    return answer
 
 
 @router.get("/staff", response_model=list[StaffOut], responses=errors(401, 403))
@@ -107,7 +122,7 @@ async def staff_password(
 @router.post("/customers/{customer_id}/withdraw-photo", responses=errors(*POST_SESSION, 404))
 async def withdraw_photo(
     request: Request,
-    customer_id: Annotated[str, Path(pattern=Ident)],
+    customer_id: Annotated[str, Path(pattern=ids.CUSTOMER_ID_PATTERN)],
     body: ReasonIn,
     session: ManagerPost,
 ) -> dict[str, Any]:

@@ -15,11 +15,11 @@ from pydantic import BaseModel, Field
 
 from hub.web.errors import POST_SESSION, errors
 from hub.web.security import Session, ask_hub, csrf_session
-from storesense import rpc
+from storesense import ids, rpc
 
 router = APIRouter(prefix="/api/manager/customers", tags=["privacy"])
 
-CustomerId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+CustomerId = Annotated[str, Path(pattern=ids.CUSTOMER_ID_PATTERN)]  # storesense/ids.py
 
 
 class ForgetIn(BaseModel):

@@ -95,6 +95,8 @@ function note(text, kind = "info") {
 const time = (epoch) =>
   new Date(epoch * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 const entrance = (a) => a.entrance_name || a.camera_id;
+// A customer with no purchase on file is new: no entry tier shown as if they had earned it.
+const standing = (a) => (a.new_customer ? "New customer" : a.tier || "");
 
 function isOpen(a) {
   return a.state === "open" && a.expires_at > Date.now() / 1000 + state.skew;
@@ -116,8 +118,9 @@ function renderAlerts() {
       li.dataset.alertId = a.alert_id;
       li.querySelector(".name").textContent = a.customer_name;
       const tier = li.querySelector(".tier");
-      tier.textContent = a.tier || "";
-      tier.hidden = !a.tier;
+      tier.textContent = standing(a);
+      tier.hidden = !standing(a);
+      tier.classList.toggle("new-customer", !!a.new_customer);
       li.querySelector(".greeting").textContent = a.greeting;
       li.querySelector(".arrived").textContent = `arrived ${time(a.arrived_at)} · ${entrance(a)}`;
       li.querySelector(".accept").addEventListener("click", () => act(a, "claim", li));
@@ -200,7 +203,7 @@ async function registration() {
 }
 
 function notificationOf(a) {
-  const body = [a.greeting, a.tier, `at ${entrance(a)}`].filter(Boolean).join(" · ");
+  const body = [a.greeting, standing(a), `at ${entrance(a)}`].filter(Boolean).join(" · ");
   return {
     body,
     tag: a.alert_id,          // a re-send of the same alert replaces, never duplicates

@@ -50,6 +50,7 @@ function fill(id, items, render, empty) {
 }
 
 const who = (x) => x.customer_name || `customer ${x.customer_id}`;
+const door = (x) => x.entrance_name || x.camera_id;  // the store YAML's display_name
 
 async function loadDay() {
   const q = state.day ? `?date=${state.day}` : "";
@@ -63,11 +64,11 @@ async function loadDay() {
   $("n-missed").textContent = missed.count;
   $("n-false").textContent = data.summary.false_matches;
   fill("missed", missed.alerts, (a) =>
-    row(who(a), time(a.arrived_at), `${a.camera_id} · nobody accepted in time` +
+    row(who(a), time(a.arrived_at), `${door(a)} · nobody accepted in time` +
       (a.claim_attempts ? ` · ${a.claim_attempts} late tries` : "")),
   "No missed customers.");
   fill("alerts", data.alerts, (a) => {
-    const sub = [time(a.created_at), a.camera_id];
+    const sub = [time(a.created_at), door(a)];
     if (a.claimed_by_name) sub.push(`${a.claimed_by_name} in ${secs(a.seconds_to_claim)}`);
     return row(who(a), a.state, sub.join(" · "), `state ${a.state}`);
   }, "No arrivals yet.");
@@ -75,7 +76,7 @@ async function loadDay() {
     row(s.name, `${s.claimed} claimed`, `median time to claim ${secs(s.median_seconds_to_claim)}`),
   "Nobody has claimed a customer yet.");
   fill("false", data.false_matches, (f) =>
-    row(who(f), time(f.at), [`reported by ${f.staff_name}`, f.camera_id,
+    row(who(f), time(f.at), [`reported by ${f.staff_name}`, door(f),
       f.best_distance == null ? null : `distance ${f.best_distance.toFixed(3)}`].filter(Boolean).join(" · ")),
   "No false-match reports.");
 }

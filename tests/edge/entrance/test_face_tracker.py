@@ -114,7 +114,8 @@ def test_first_usable_time_and_best_k_order() -> None:
     assert all(e.shape == (EMBEDDING_DIM,) for _, e, _ in track.best)
 
 
-def test_first_publication_after_min_embeddings_then_no_spam() -> None:
+def test_first_usable_embedding_published_at_once_then_agreement_then_no_spam() -> None:
+    """The first usable frame goes alone and at once; the 2nd follows without delay."""
     tr = FaceTracker(min_embeddings=2, update_after_s=3.0, k=3)
     a = identity()
     messages: list[tuple[float, bool, int]] = []
@@ -122,16 +123,60 @@ def test_first_publication_after_min_embeddings_then_no_spam() -> None:
         t = i / 8
         tr.update(t, [obs(100 + i, emb=a, q=0.5 + i / 100)])
         messages += [(t, final, len(track.best)) for track, final in tr.due_for_publication(t)]
-    # first message on the 2nd usable frame, one improved update after 3 s, nothing else
-    assert [m[0] for m in messages] == pytest.approx([1 / 8, 1 / 8 + 3.0])
-    assert [m[1] for m in messages] == [False, False]
+    # first message on the 1st usable frame (1 sample), the agreement pair on the 2nd,
+    # one improved update 3 s after that, nothing else while in view
+    assert [m[0] for m in messages] == pytest.approx([0.0, 1 / 8, 1 / 8 + 3.0])
+    assert [m[2] for m in messages] == [1, 2, 3]
+    assert [m[1] for m in messages] == [False, False, False]
     # the visitor leaves: exactly one final message after max_age
     t_end = 39 / 8
     assert tr.due_for_publication(t_end + 0.5) == []
     done = tr.due_for_publication(t_end + 1.1)
     assert len(done) == 1 and done[0][1] is True
-    assert done[0][0].publications == 3
+    assert done[0][0].publications == 4  # bounded: first, agreement, improvement, final
     assert tr.due_for_publication(t_end + 5) == [] and not tr.active()
+
+
+def test_old_policy_first_publication_after_min_embeddings_then_no_spam() -> None:
+    """``first_embeddings == min_embeddings`` is the policy before single-frame alerts."""
+    tr = FaceTracker(first_embeddings=2, min_embeddings=2, update_after_s=3.0, k=3)
+    a = identity()
+    messages: list[tuple[float, bool, int]] = []
+    for i in range(40):
+        t = i / 8
+        tr.update(t, [obs(100 + i, emb=a, q=0.5 + i / 100)])
+        messages += [(t, final, len(track.best)) for track, final in tr.due_for_publication(t)]
+    assert [m[0] for m in messages] == pytest.approx([1 / 8, 1 / 8 + 3.0])
+    assert [m[2] for m in messages] == [2, 3]
+    done = tr.due_for_publication(39 / 8 + 1.1)
+    assert len(done) == 1 and done[0][1] is True and done[0][0].publications == 3
+
+
+def test_agreement_message_waits_for_a_new_sample_not_for_time() -> None:
+    """Gated-out frames between the 1st and 2nd usable one send nothing; the 2nd goes at once."""
+    tr = FaceTracker(min_embeddings=2, update_after_s=3.0, k=3)
+    a = identity()
+    tr.update(0.0, [obs(100, emb=a)])
+    assert [len(t.best) for t, _ in tr.due_for_publication(0.0)] == [1]
+    for i in range(1, 6):  # 5 frames that fail the gate: the track moves, no message
+        tr.update(i / 8, [obs(100 + i, passed=False)])
+        assert tr.due_for_publication(i / 8) == []
+    tr.update(6 / 8, [obs(106, emb=a)])
+    [(track, final)] = tr.due_for_publication(6 / 8)
+    assert not final and len(track.best) == 2 and track.publications == 2
+
+
+def test_best_one_track_publishes_its_first_sample_at_once() -> None:
+    """k=1 can never hold min_embeddings=2 samples: the first message must not wait for it."""
+    tr = FaceTracker(k=1, first_embeddings=2, min_embeddings=2)
+    tr.update(0.0, [obs(100, emb=identity())])
+    [(track, final)] = tr.due_for_publication(0.0)
+    assert not final and len(track.best) == 1
+
+
+def test_bad_publication_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match="must be >= 1"):
+        FaceTracker(first_embeddings=0)
 
 
 def test_pending_publication_returns_only_unpublished_best() -> None:
@@ -150,7 +195,7 @@ def test_pending_publication_returns_only_unpublished_best() -> None:
 
 
 def test_short_track_published_once_at_end() -> None:
-    tr = FaceTracker(min_embeddings=3)
+    tr = FaceTracker(first_embeddings=3, min_embeddings=3)
     a = identity()
     tr.update(0.0, [obs(100, emb=a)])
     tr.update(0.1, [obs(104, emb=a)])
@@ -259,7 +304,7 @@ def test_wants_embedding_budget_after_min_embeddings() -> None:
 
 
 def test_lazy_walker_publishes_like_eager_with_far_fewer_embeddings() -> None:
-    """Same messages as test_first_publication_after_min_embeddings_then_no_spam."""
+    """Same messages as test_first_usable_embedding_published_at_once_then_agreement_…."""
     a = identity()
     embed, calls = lazy_embed(lambda o: a)
     tr = FaceTracker(min_embeddings=2, update_after_s=3.0, k=3)
@@ -269,13 +314,13 @@ def test_lazy_walker_publishes_like_eager_with_far_fewer_embeddings() -> None:
         ups = tr.update_lazily(t, [obs(100 + i, q=0.5 + i / 100)], embed)
         assert len(ups) == 1 and (ups[0].observation.embedding is not None) == ups[0].kept
         messages += [(t, final, len(track.best)) for track, final in tr.due_for_publication(t)]
-    assert [m[0] for m in messages] == pytest.approx([1 / 8, 1 / 8 + 3.0])
-    assert [m[2] for m in messages] == [2, 3]
+    assert [m[0] for m in messages] == pytest.approx([0.0, 1 / 8, 1 / 8 + 3.0])
+    assert [m[2] for m in messages] == [1, 2, 3]
     assert len(calls) <= 2 + 5 / 0.25  # the budget, against 40 on the eager path
     (track,) = tr.tracks
     assert [round(s, 2) for s, _, _ in track.best] == [0.89, 0.87, 0.85]  # still the best
     [(done, final)] = tr.due_for_publication(39 / 8 + 1.1)
-    assert final and done.publications == 3
+    assert final and done.publications == 4
 
 
 def test_lazy_never_embeds_gated_out_faces() -> None:

@@ -180,3 +180,66 @@ def test_foot_point_is_bottom_centre_and_extends_boxes_cut_by_the_frame() -> Non
 def test_homography_type_keeps_its_image_size() -> None:
     hom = Homography(matrix=np.eye(3), image_size=(10, 20))
     np.testing.assert_allclose(hom.to_floor(np.array([[2.0, 3.0]])), [[2.0, 3.0]])
+
+
+def _synthetic_camera(height_m: float = 4.0, f: float = 600.0, tilt_deg: float = 35.0):
+    """A camera ``height_m`` above floor point (5, -3), looking along +y tilted down, 640x480."""
+    from edge.floor.geometry import CameraModel
+
+    k = np.array([[f, 0, 320], [0, f, 240], [0, 0, 1.0]])
+    a = np.radians(tilt_deg)
+    # camera axes in world: x right = world x; z forward = (0, cos a, -sin a); y down = z × x
+    cz = np.array([0, np.cos(a), -np.sin(a)])
+    cx = np.array([1.0, 0, 0])
+    cy = np.cross(cz, cx)
+    rot_wc = np.stack([cx, cy, cz])  # rows: camera axes in world coordinates
+    centre = np.array([5.0, -3.0, height_m])
+    return CameraModel(K=k, R=rot_wc, t=-rot_wc @ centre, image_size=(640, 480))
+
+
+def test_the_camera_behind_a_homography_is_recovered_with_its_height_and_focal() -> None:
+    from edge.floor.geometry import camera_from_homography, fit_homography
+
+    cam = _synthetic_camera()
+    floor = np.array([[x, y] for x in (2.0, 5.0, 8.0) for y in (2.0, 5.0, 9.0)])
+    px = cam.project(np.c_[floor, np.zeros(len(floor))])
+    hom, rep = fit_homography(px, floor, (640, 480))
+    assert rep.max_m < 1e-6
+    got = camera_from_homography(hom, (640, 480))
+    assert got is not None
+    assert got.height_m == pytest.approx(4.0, rel=1e-3)
+    assert got.K[0, 0] == pytest.approx(600.0, rel=1e-3)
+    # a 1.7 m person at (4, 6): the head pixel lands where the true camera puts it
+    foot, head = got.person_px(np.array([[4.0, 6.0]]))[0]
+    np.testing.assert_allclose(foot, cam.project(np.array([[4.0, 6.0, 0.0]]))[0], atol=0.05)
+    np.testing.assert_allclose(head, cam.project(np.array([[4.0, 6.0, 1.7]]))[0], atol=0.05)
+    # …and for frames at half the calibrated size the model scales with them
+    half = camera_from_homography(hom, (320, 240))
+    assert half is not None and half.K[0, 0] == pytest.approx(300.0, rel=1e-3)
+    assert half.height_m == pytest.approx(4.0, rel=1e-3)
+
+
+def test_leave_one_out_catches_a_mistyped_mark_the_residuals_hide() -> None:
+    """With few marks the least-squares map bends towards a wrong one: its residual looks
+    fine, but predicted from the others it is far off — the installer's real error."""
+    from edge.floor.geometry import check_calibration, leave_one_out_errors
+
+    cam = _synthetic_camera()
+    # four corners and a fifth mark off both diagonals (so any four of them define a map)
+    floor = np.array([[2.0, 2.0], [8.0, 2.0], [8.0, 9.0], [2.0, 9.0], [4.5, 4.0]])
+    px = cam.project(np.c_[floor, np.zeros(len(floor))])
+    assert np.nanmax(leave_one_out_errors(px, floor)) < 1e-4  # exact marks: ~0 m
+    typo = floor.copy()
+    typo[4] = [4.5, 4.6]  # 0.6 m off (a tape read at the wrong mark)
+    check = check_calibration(px, typo, (640, 480))
+    assert check.residual_m[4] < 0.5  # the fit alone would have passed it
+    assert check.loo_m[4] > 0.5 and not check.ok
+    # with 5 marks every left-out one is predicted through the typo, so the worst need not be
+    # mark 5 itself: the message names a mark and the limit, the picture shows them all
+    assert any("a map fitted without it puts it" in p and "0.5 m" in p for p in check.problems)
+    four = check_calibration(px[:4], floor[:4], (640, 480))
+    assert not four.ok and "cross-check" in four.problems[0]  # 4 marks fit anything
+    # four corners and the centre: leaving a corner out leaves three marks on a diagonal
+    centre = np.vstack([floor[:4], [[5.0, 5.5]]])
+    on_line = check_calibration(cam.project(np.c_[centre, np.zeros(5)]), centre, (640, 480))
+    assert not on_line.ok and "cannot define the floor" in on_line.problems[-1]

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
+from edge.floor.geometry import Homography, load_calibration
 from edge.floor.person_detect import (
     Detections,
     HogPersonDetector,
@@ -26,7 +27,10 @@ from edge.floor.person_detect import (
     rescale_boxes,
     tile_grid,
 )
+from edge.floor.tile_plan import TilePlanError
 from storesense_tools.mot_data import MotSequence, gt_roi, load_sequence, score_frame
+
+CALIBRATION = Path(__file__).resolve().parents[3] / "config" / "calibration" / "pets09-s2l1.yaml"
 
 FRAMES = (50, 150, 250, 350, 450, 550, 650, 750)
 
@@ -46,6 +50,13 @@ def pets_frames(pets: MotSequence) -> dict[int, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def ssd() -> SsdlitePersonDetector:
+    """The default detector as a PETS09 camera runs it: tiles from its own calibration."""
+    return make_person_detector("ssdlite", homography=load_calibration(CALIBRATION))
+
+
+@pytest.fixture(scope="module")
+def ssd_uncalibrated() -> SsdlitePersonDetector:
+    """No calibration: the documented fallback layout (full frame + 2x2)."""
     return make_person_detector("ssdlite")
 
 
@@ -97,7 +108,7 @@ def test_hog_is_blind_to_channel_order(hog, pets_frames) -> None:
     np.testing.assert_allclose(a.boxes, b.boxes)
 
 
-def test_intel_clip_empty_room_and_one_walker(shared_data: Path, ssd) -> None:
+def test_intel_clip_empty_room_and_one_walker(shared_data: Path, ssd_uncalibrated) -> None:
     path = shared_data / "video" / "intel" / "one-by-one-person-detection.mp4"
     if not path.is_file():
         pytest.skip(f"{path} not found")
@@ -109,8 +120,8 @@ def test_intel_clip_empty_room_and_one_walker(shared_data: Path, ssd) -> None:
         if i in (0, 800):
             frames[i] = f
     cap.release()
-    assert len(ssd.detect(frames[0])) == 0  # empty room with a table
-    d = ssd.detect(frames[800])  # one man standing at the table
+    assert len(ssd_uncalibrated.detect(frames[0])) == 0  # empty room with a table
+    d = ssd_uncalibrated.detect(frames[800])  # one man standing at the table
     assert len(d) == 1 and d.scores[0] > 0.9
     x1, y1, x2, y2 = d.boxes[0]
     assert 330 < (x1 + x2) / 2 < 530 and y2 - y1 > 250
@@ -214,17 +225,51 @@ def test_tiles_cover_frame_with_overlap_and_parts_filter() -> None:
     assert np.allclose(rescale_boxes(big, (0.5, 1.0)), [[115, 100, 145, 300]])
 
 
-def test_band_tiles_stay_in_band_and_bad_bands_are_refused(ssd) -> None:
-    wins = ssd.windows(480, 360)
+def test_fixed_band_tiles_stay_in_band_and_bad_bands_are_refused() -> None:
+    """``tiles`` given: that grid over ``tile_band`` (the earlier PETS09-tuned layout)."""
+    fixed = SsdlitePersonDetector(tiles=(4, 1), tile_band=(0.15, 0.65))
+    wins = fixed.windows(480, 360)
     assert wins[0] == (0, 0, 480, 360) and len(wins) == 5  # full frame + 4 band tiles
     assert all(y1 == 54 and y2 == 234 for _, y1, _, y2 in wins[1:])  # 15-65 % of 360
     assert wins[1][0] == 0 and wins[-1][2] == 480 and wins[2][0] < wins[1][2]
     whole = SsdlitePersonDetector(tiles=(1, 1), tile_band=(0.0, 1.0))
     assert whole.windows(480, 360) == [(0, 0, 480, 360)]
-    assert len(SsdlitePersonDetector(tiles=(1, 1)).windows(480, 360)) == 2  # band tile + full
+    assert len(SsdlitePersonDetector(tiles=(1, 1), tile_band=(0.2, 0.6)).windows(480, 360)) == 2
     for band in ((0.5, 0.5), (-0.1, 0.5), (0.2, 1.2)):
         with pytest.raises(ValueError, match="tile_band"):
-            SsdlitePersonDetector(tile_band=band)
+            SsdlitePersonDetector(tiles=(2, 1), tile_band=band)
+
+
+def test_without_calibration_the_fallback_is_full_frame_plus_2x2() -> None:
+    wins = SsdlitePersonDetector().windows(480, 360)
+    assert wins[0] == (0, 0, 480, 360) and len(wins) == 5
+    tiles = wins[1:]
+    assert min(x1 for x1, _, _, _ in tiles) == 0 and max(x2 for _, _, x2, _ in tiles) == 480
+    assert min(y1 for _, y1, _, _ in tiles) == 0 and max(y2 for _, _, _, y2 in tiles) == 360
+
+
+def test_calibrated_tiles_follow_the_camera_and_a_bad_calibration_is_refused(ssd, pets) -> None:
+    """PETS09's own calibration puts the tiles over its far walkers: every gt person whose feet
+    are in a tile band is whole inside one of that band's tiles."""
+    plan = ssd.plan(480, 360)
+    assert plan.source == "calibration" and len(plan.windows) <= 5 and plan.bands
+    gt = pets.gt.boxes[~pets.gt.ignore]
+    for band in plan.bands:
+        top, bottom = band.foot_rows
+        inside = gt[(gt[:, 3] >= top) & (gt[:, 3] <= bottom)]
+        assert len(inside) > 100
+        held = np.zeros(len(inside), bool)
+        for x1, y1, x2, y2 in ssd.windows(480, 360)[1:]:
+            held |= (
+                (inside[:, 0] >= x1)
+                & (inside[:, 2] <= x2)
+                & (inside[:, 1] >= y1)
+                & (inside[:, 3] <= y2)
+            )
+        assert held.mean() > 0.95, held.mean()
+    straight_down = Homography(np.diag([0.01, 0.01, 1.0]), (480, 360))  # no perspective
+    with pytest.raises(TilePlanError, match="straight down"):
+        make_person_detector("ssdlite", homography=straight_down)
 
 
 def test_band_tiles_find_more_people_than_whole_frame(ssd, pets, pets_frames) -> None:

@@ -133,3 +133,45 @@ def test_iou_matrix_on_known_boxes() -> None:
     b = np.array([[5, 0, 15, 10], [20, 20, 30, 30]], float)
     np.testing.assert_allclose(iou_matrix(a, b), [[50 / 150, 0], [0, 0]])
     assert iou_matrix(a, np.empty((0, 4))).shape == (2, 0)
+
+
+def test_coasted_people_are_marked_with_the_time_since_their_last_detection() -> None:
+    tracker = PersonTracker()
+    for i in range(10):
+        seen = tracker.update(
+            i / 10, Detections(np.array([_box(100 + 5 * i, 200)]), np.array([0.9]))
+        )
+    assert [p.coasted_s for p in seen] == [0.0]
+    empty = Detections(np.empty((0, 4)), np.empty(0))
+    tracker.update(1.0, empty)
+    tracker.update(1.3, empty)
+    (coast,) = tracker.coasting(1.0, (640, 480))
+    assert coast.coasted_s == pytest.approx(0.4)  # last detection at 0.9 s
+    tracker.update(2.0, empty)
+    assert tracker.coasting(1.0, (640, 480)) == []  # 1.1 s unseen: longer than allowed
+    assert tracker.coasting(1.2, (640, 480))[0].coasted_s == pytest.approx(1.1)
+
+
+def test_a_person_who_walked_out_of_the_frame_is_not_coasted() -> None:
+    """Walking right at 15 px/frame and lost at the right edge (last seen at x = 640): the
+    prediction is outside the frame, and from then on the person is gone, not hidden."""
+    tracker = PersonTracker()
+    for i in range(9):
+        tracker.update(i / 10, Detections(np.array([_box(520 + 15 * i, 200)]), np.array([0.9])))
+    empty = Detections(np.empty((0, 4)), np.empty(0))
+    tracker.update(0.9, empty)  # predicted foot x ≈ 655: outside a 640-wide frame
+    assert tracker.coasting(1.0, (640, 480)) == []
+    assert len(tracker.coasting(1.0)) == 1  # without the frame size nothing tells it left
+    # …whereas the same walker lost in mid-frame is counted on
+    tracker = PersonTracker()
+    for i in range(9):
+        tracker.update(i / 10, Detections(np.array([_box(100 + 15 * i, 200)]), np.array([0.9])))
+    tracker.update(0.9, empty)
+    assert [p.track_id for p in tracker.coasting(1.0, (640, 480))] == [1]
+
+
+def test_an_unconfirmed_track_never_coasts() -> None:
+    tracker = PersonTracker()
+    tracker.update(0.0, Detections(np.array([_box(300, 200)]), np.array([0.9])))  # seen once
+    tracker.update(0.1, Detections(np.empty((0, 4)), np.empty(0)))
+    assert tracker.coasting(1.0, (640, 480)) == []

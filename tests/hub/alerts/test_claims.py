@@ -300,7 +300,23 @@ def test_alert_carries_the_loyalty_tier_when_asked(gallery: Gallery) -> None:
     tiers = [LoyaltyTier(name="Member", min_spend_12m=0), LoyaltyTier(name="VIP", min_spend_12m=1)]
     _open_alert(conn, tier=tier_lookup(LoyaltyConfig(tiers=tiers)))
     (alert,) = _outbox(conn, "/alerts/")
-    assert alert.tier == "Member"  # no purchases yet: the entry tier
+    # no purchases yet: a new customer, not the entry tier as if they had earned it
+    assert alert.tier is None and alert.new_customer is True
+    gallery.enrol("c2", "Bea", consent("consent-2"), [(unit(2), 0.9, "t")])
+    with db.write(conn):
+        for customer in ("c1", "c2"):  # a purchase (years ago) for each, after c1's match
+            conn.execute(
+                "INSERT INTO pos_invoices(invoice_no, customer_id, invoiced_at, day, "
+                "cancellation, total, n_lines, content_hash, source, imported_at) "
+                "VALUES (?, ?, '2020-01-01 10:00:00', '2020-01-01', 0, 5.0, 1, 'h', 't', 0)",
+                (f"i-{customer}", customer),
+            )
+    again = alerts.alert_message(conn, alert.alert_id)  # every later state says the same
+    assert again.new_customer is True and again.tier is None
+    conn.execute("DELETE FROM outbox")
+    _open_alert(conn, tier=tier_lookup(LoyaltyConfig(tiers=tiers)), customer_id="c2")
+    (second,) = _outbox(conn, "/alerts/")
+    assert second.new_customer is False and second.tier == "Member"
 
 
 def test_the_cooldown_runs_from_when_the_customer_was_last_seen(gallery: Gallery) -> None:

@@ -25,6 +25,7 @@ from storesense.config import parse_config
 from storesense.paths import hub_db_path
 from storesense.topics import Topics
 from storesense_tools.cli import main
+from tests.consent import consent_taker
 
 PASSWORD = "correct horse battery"
 TOPICS = Topics("pc1")
@@ -35,6 +36,7 @@ def home(tmp_path: Path, shared_data: Path) -> Path:
     """A hub home that keeps enrolment photos; Ann agreed to the photo, Ben gave a hint."""
     (tmp_path / "store.yaml").write_text("store_id: pc1\nprivacy: {keep_enrolment_photo: true}\n")
     assert main(["--home", str(tmp_path), "db", "migrate"]) == 0
+    consent_taker(hub_db_path(tmp_path), "bob")
     faces = shared_data / "faces" / "orl"
     enrol = ["--home", str(tmp_path), "enroll", "--consent", "form-1", "--staff", "bob"]
     ann = [str(faces / "s1" / f"{i}.pgm") for i in (1, 2)]

@@ -43,7 +43,10 @@ def test_customer_data_has_the_profile_and_templates_but_no_vector(gallery: Gall
     _enrol(gallery, "c1", "Ada", photo=(b"\xff\xd8jpeg", "image/jpeg"))
     _enrol(gallery, "c2", "Bob")
     data = profiles.customer_data(gallery.conn, "c1")
-    assert set(data) == {"profile", "face_templates", "enrolment_photo_kept"}
+    assert set(data) == {"profile", "face_templates", "enrolment_photo_kept", "consents"}
+    assert [(c["reference"], c["staff_id"], c["superseded_at"]) for c in data["consents"]] == [
+        ("form-c1", "tester", None)
+    ]
     assert (data["profile"]["name"], data["profile"]["consent_ref"]) == ("Ada", "form-c1")
     assert data["profile"]["consent_staff"] == "tester"
     assert [(t["quality"], t["source"]) for t in data["face_templates"]] == [(0.8, "t")]
@@ -54,4 +57,5 @@ def test_customer_data_has_the_profile_and_templates_but_no_vector(gallery: Gall
         "profile": None,
         "face_templates": [],
         "enrolment_photo_kept": False,
+        "consents": [],
     }

@@ -10,9 +10,9 @@ from datetime import date
 import numpy as np
 import pytest
 
-from hub.floor.analysis import analyse, confidence, insights_json
+from hub.floor.analysis import _Floor, analyse, confidence, insights_json
 from hub.floor.insights import access_cells, walk_reach
-from hub.floor.kpis import VisitRow, arrivals_from, busiest_hours, footfall
+from hub.floor.kpis import VisitRow, arrivals_from, busiest_hours, footfall, period_kpis, trends
 from hub.store import db
 from storesense.config import parse_config
 from storesense_tools.store_sim import local_start
@@ -93,3 +93,77 @@ def test_period_must_be_in_order(tmp_path, bad):
     conn = db.migrate_db(tmp_path / "hub.sqlite3")
     with pytest.raises(ValueError, match="before start"):
         analyse(conn, parse_config("store_id: o\n"), *bad)
+
+
+WHERE_YAML = """store_id: w
+floor:
+  width_m: 10
+  height_m: 8
+  plan:
+    entrances: [{name: front door, at: [5, 0]}]
+    fixtures:
+      - {name: display table, kind: table, polygon: [[4, 3], [6, 3], [6, 4], [4, 4]]}
+      - {kind: shelf, polygon: [[0, 7], [3, 7], [3, 7.5], [0, 7.5]]}
+zones:
+  - {name: kitchen, polygon: [[0, 5], [4, 5], [4, 8], [0, 8]]}
+"""
+
+
+def test_places_are_named_by_fixture_and_zone_not_by_coordinates():
+    """Issue 12 item 2: "at the front of the display table", "by the kitchen shelf"; the
+    side facing the way in is the front."""
+    cfg = parse_config(WHERE_YAML)
+    g = _Floor(cfg, (16, 20), [])
+    assert g.where(5.0, 2.5) == "at the front of the display table"  # door side (y 0)
+    assert g.where(5.0, 4.6) == "behind the display table"
+    assert g.where(6.6, 3.5) == "beside the display table"
+    assert g.where(1.5, 6.5) == "at the front of the shelf, in 'kitchen'"  # named by kind
+    assert g.where(1.0, 5.2) == "in 'kitchen', 1.8 m from the shelf"
+    assert g.where(9.5, 0.5) == "on the open floor, 4.5 m from the front door"
+    assert g.where(6.5, 6.0) == "on the open floor, 2.5 m from 'kitchen'"
+    for x, y in ((5.0, 2.5), (1.5, 6.5), (9.5, 0.5)):
+        assert "x " not in g.where(x, y) and "(" not in g.where(x, y)
+
+
+def test_store_figures_have_one_definition():
+    """The report's tiles come from hub.floor.kpis: zone visits leave out the door and the
+    staff room, busiest hours count people arriving (entrance visits), footfall counts
+    people through the door, conversion is the observed zones' sales over their visits."""
+    day = local_start("2026-11-02", 10)
+    cfg = parse_config(
+        "store_id: k\nfloor: {width_m: 6, height_m: 4}\nzones:\n"
+        "  - {name: door, kind: entrance, polygon: [[0,0],[1,0],[1,1]]}\n"
+        "  - {name: aisle, polygon: [[2,0],[3,0],[3,1]], categories: [food]}\n"
+        "  - {name: office, kind: staff, polygon: [[4,0],[5,0],[5,1]]}\n"
+    )
+    rows = [
+        VisitRow("p1", "door", day, day + 3),
+        VisitRow("p1", "aisle", day + 5, day + 25),
+        VisitRow("p1", "aisle", day + 40, day + 50),
+        VisitRow("p2", "door", day + 3600, day + 3603),
+        VisitRow("p2", "aisle", day + 3610, day + 3640),
+        VisitRow("p3", "aisle", day + 3700, day + 3702),  # never seen at the door
+        VisitRow("p4", "office", day + 3800, day + 3900),
+    ]
+    k = period_kpis(list(cfg.zones), rows, {"food": 80.0}, {}, 1, 3 * 3600)
+    assert k.footfall == 2 and k.people == 4
+    assert k.visits == 4  # aisle only: the door and the office are not zone visits
+    assert k.dwell_median_s == 15.0  # of 20, 10, 30, 2 s
+    assert k.busiest_hours == [(10, 1), (11, 1)]  # people arriving through the door
+    assert k.conversion == 20.0  # 80 / 4 aisle visits
+    before = period_kpis(list(cfg.zones), rows[:3], {"food": 80.0}, {}, 1, 3 * 3600)
+    from dataclasses import replace
+
+    change = trends(replace(k, previous=before))
+    assert change["footfall_per_day"] == pytest.approx(1.0)  # 2 people against 1
+    assert change["visits_per_day"] == pytest.approx(1.0)  # 4 aisle visits against 2
+
+
+def test_two_spots_by_the_same_fixture_are_told_apart():
+    g = _Floor(parse_config(WHERE_YAML), (16, 20), [])
+    near, far = (5.0, 2.5), (4.2, 2.6)
+    assert g.where(*near) == g.where(*far)
+    a, b = g.places([near, far])
+    assert a == "at the front of the display table, 2.5 m from the front door"
+    assert b == "at the front of the display table, 2.7 m from the front door"
+    assert g.places([near, (9.5, 0.5)])[0] == "at the front of the display table"

@@ -70,21 +70,14 @@ def test_report_files_picture_and_figures(store_day, tmp_path):
     assert doc["transitions"][0] == {"from": "denim", "to": "till", "count": 12}
     # person-seconds on the floor: each shopper's time, never doubled by the second camera
     assert 12 * 20 <= doc["person_s_per_day"] <= 12 * 100
-    # the placement lists behind the advice (hub.floor.insights), as before issue 12; the
-    # report's insights.json now carries them in the issue-12 contract (checked below)
-    from hub.floor.insights import insights
-    from hub.floor.occupancy import load_grid
-
-    grid, _ = load_grid(conn, cfg.floor, [local_day(T0)])
-    ins = insights(cfg.floor, list(cfg.zones), grid, res.zones)
-    assert [i["rank"] for i in ins["advertising"]] == [1, 2, 3]
-    assert ins["advertising"][0]["where"]["zone"] in ("denim", "till")
-    assert ins["rarely_visited"], "the empty right-hand side of the floor is never visited"
-    hfls = ins["high_footfall_low_sales"]
-    assert hfls[0]["where"]["zone"] == "denim"  # half the visits, a quarter of the revenue
-    assert hfls[0]["evidence"]["visit_share"] == 0.5
-    assert hfls[0]["evidence"]["revenue_share"] == 0.25
-    assert ins["new_product"] and all(i["evidence"]["saturation"] < 1 for i in ins["new_product"])
+    # one definition of the figures (hub.floor.kpis): the tiles, the zone table and zones.csv
+    # agree with the analysis's KPIs
+    assert doc["kpis"]["visits_per_day"] == 24  # denim 12 + till 12 (not the staff office)
+    assert doc["kpis"]["footfall_source"] == "people seen in any zone"  # no entrance zone
+    assert doc["kpis"]["footfall_per_day"] == 12
+    assert sum(b["arrivals"] for b in doc["kpis"]["busiest_hours"]) == 12  # people arriving
+    assert doc["kpis"]["conversion"] == 50.0  # (300 + 900) / 24 visits
+    assert [z["visits_per_day"] for z in doc["zones"]] == [12, 12, 0]
     kinds = [i["kind"] for i in doc["insights"]]
     assert kinds.count("advertising") == 3  # R1's analysis, in the issue-12 contract
     for i in doc["insights"]:
@@ -147,7 +140,7 @@ def test_report_page_escapes_store_text_and_marks_missing_figures(tmp_path: Path
 
     png = tmp_path / "heatmap.png"
     Image.new("RGB", (4, 4)).save(png)
-    zone = ZoneStats("<script>x</script>", "sales", 4.0, 3.0, 12.0, 30.0, 40.0, None, None, "")
+    zone = ZoneStats("<script>x</script>", "shop", 4.0, 3.0, 12.0, 30.0, 40.0, None, None, "")
     doc = {
         "observed_s_per_day": 7200.0,
         "person_s_per_day": 45.0,
@@ -175,3 +168,27 @@ def test_report_page_escapes_store_text_and_marks_missing_figures(tmp_path: Path
     assert '<td data-label="sales/day">–</td><td data-label="sales/visit">–</td></tr>' in page
     assert "2.0 h per day" in page and "45 s of people" in page
     assert page.count("Nothing to report.") == 3  # the three empty insight sections
+
+
+def test_report_money_in_the_store_currency_and_locale(store_day, tmp_path):
+    """Amounts on the page, in the PDF and in the advice are written as the customer card
+    writes them (hub.shop.money: loyalty.currency / loyalty.locale), not as bare numbers."""
+    from hub.shop.money import money_text
+
+    home, _ = store_day
+    cfg = floor_cfg("loyalty: {currency: EUR, locale: de_DE}\n")
+    conn = db.migrate_db(home / "hub.sqlite3")
+    day = np.datetime64(local_day(T0)).astype(object)
+    build_report(conn, cfg, day, tmp_path, sales_per_day={"bags": 1300.0, "toys": 900.0})
+    conn.close()
+    html = (tmp_path / "report.html").read_text()
+    assert money_text(1300.0, "EUR", "de_DE") == "1.300,00\xa0€"
+    assert '<td data-label="sales/day">1.300,00\xa0€</td>' in html  # the zone table
+    assert "91,67\xa0€" in html  # sales per visit tile: (1300 + 900) / 24 visits
+    doc = json.loads((tmp_path / "insights.json").read_text())
+    assert doc["money"] == {"currency": "EUR", "locale": "de_DE"}
+    units = {e["unit"] for i in doc["insights"] for e in i["evidence"].values()}
+    assert "EUR/day" in units and not {"sales/day", "sales/visit"} & units
+    assert "1.300,00\xa0€ a day" in html  # an evidence amount with its unit in words
+    sentences = " ".join(i["advice"] for i in doc["insights"])
+    assert "1.300,00\xa0€" in sentences and "1,300.00" not in sentences

@@ -161,6 +161,15 @@ def test_legend_names_every_overlay_drawn(store) -> None:
     ):
         assert want in labels, (want, labels)
     assert "N = new-product spot" not in labels  # none drawn: not named
+    assert "time people spent (colour bar)" in labels and len(fig.axes) == 2  # the colour bar
+    # a store without floor cameras: the plan only, no empty colour bar pretending to be data
+    fig = heatmap_figure(cfg, np.zeros((16, 20)), "p", "t", None, [], views, [], occupancy=False)
+    try:
+        labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+        assert len(fig.axes) == 1 and "time people spent (colour bar)" not in labels
+        assert "no floor cameras" in fig.axes[0].get_title()
+    finally:
+        plt.close(fig)
 
 
 def test_html_fits_a_phone_and_a_desktop_screenshots(store, tmp_path):
@@ -224,6 +233,18 @@ def test_short_observation_is_provisional_with_low_confidence(store, tmp_path):
     assert doc["provisional"] is True and "4 min" in doc["provisional_reason"]
     assert doc["insights"] and all(i["confidence"] == "low" for i in doc["insights"])
     assert "Provisional." in (tmp_path / "r" / "report.html").read_text()
+    _screenshot(tmp_path / "r" / "report.html", "floor-report-provisional")
+
+
+def _screenshot(page_path: Path, name: str) -> None:
+    """A phone-width (390 px) screenshot as a test artefact, with no horizontal scroll."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    for browser in chromium():
+        page = browser.new_page(viewport={"width": 390, "height": 844})
+        page.goto(page_path.as_uri())
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        page.screenshot(path=str(ARTIFACTS / f"{name}-phone.png"), full_page=True)
+        page.close()
 
 
 def test_store_without_floor_cameras_gets_a_clear_page_and_exit_0(tmp_path, capsys):
@@ -240,6 +261,10 @@ def test_store_without_floor_cameras_gets_a_clear_page_and_exit_0(tmp_path, caps
     assert "This store has no floor cameras." in page
     # the plan with its zones stays (the wheel smoke test reads it), explained, not blank
     assert "the floor plan and zones only: no floor camera data" in page
+    # no tiles of zeros, no empty advice, no zone table: the banner is the explanation
+    assert 'class="tile"' not in page and "Nothing to report." not in page
+    assert "<h2>Zones</h2>" not in page
+    _screenshot(home / "reports" / "2025-03-05" / "report.html", "floor-report-no-cameras")
 
 
 def test_floor_cameras_that_sent_nothing_exit_1_with_a_page(tmp_path, capsys):
@@ -344,3 +369,25 @@ def test_coverage_from_a_calibration_file() -> None:
 
     seen = Polygon(view.coverage)
     assert 5 < seen.area <= 60 + 1e-6
+
+
+def test_advice_names_the_place_by_fixture_or_zone(store, tmp_path):
+    """Issue 12 item 2: the sentence says where as a manager finds it (the jeans wall, the
+    bags table, the 'denim' zone); the metres are only evidence."""
+    import re
+
+    home, cfg = store
+    doc = _report(home, cfg, tmp_path)
+    spots = [i for i in doc["insights"] if i["kind"] in ("advertising", "new_product")]
+    assert spots
+    places = ("jeans wall", "bags", "till", "'denim'", "'till'", "entrance")
+    for i in spots:
+        assert not re.search(r"\bx \d|\by \d|\(\s*x", i["advice"]), i["advice"]
+        assert any(p in i["advice"] for p in places), i["advice"]
+        assert i["evidence"]["position_x"]["unit"] == "m"
+        assert 0 <= i["evidence"]["position_y"]["value"] <= 8
+    # at least one spot is named by its fixture and the side facing the door
+    assert any(
+        re.search(r"(at the front of|behind|beside) the (jeans wall|bags|till)", i["advice"])
+        for i in spots
+    ), [i["advice"] for i in spots]

@@ -83,6 +83,7 @@ def test_photo_on_the_alert_then_a_readable_card(browser, stack: Stack) -> None:
         assert res.status == 200 and res.headers["cache-control"] == "no-store"
         assert res.headers["content-type"] == "image/jpeg" and res.body() == PHOTO.read_bytes()
         ARTIFACTS.mkdir(exist_ok=True)
+        expect(card.locator(".tier")).to_have_text("Bronze")  # bought twice: a real tier
         card.screenshot(path=str(ARTIFACTS / "alert-card-photo.png"))
 
         card.locator("button.accept").click()
@@ -129,6 +130,8 @@ def test_new_customer_gets_a_first_visit_card(browser, stack: Stack) -> None:  #
         card = page.locator("[data-testid=alert-card]")
         expect(card).to_have_count(1, timeout=10_000)
         expect(card.locator("[data-testid=arrival-photo]")).to_have_count(0)  # no consent
+        expect(card.locator(".tier")).to_have_text("New customer")  # not an unearned tier
+        page.screenshot(path=str(ARTIFACTS / "alert-card-new-customer.png"), full_page=True)
         card.locator("button.accept").click()
         view = page.locator("[data-testid=customer-view]")
         expect(view).to_be_visible()

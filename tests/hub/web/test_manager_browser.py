@@ -10,14 +10,30 @@ sideways. The screenshot goes to test-artifacts/manager.png.
 from __future__ import annotations
 
 import time
+import uuid
+
+import pytest
 
 from hub.alerts import claims as alerts
 from hub.store import db
+from storesense.config import StoreConfig, parse_config
 from storesense.paths import hub_db_path
 from storesense.topics import Topics
 from tests.hub.conftest import unit
 from tests.hub.web.conftest import ARTIFACTS, MANAGER, Stack, camera_sends, face_track
 from tests.hub.web.test_phone_browser import _phone, browser, sync_api  # noqa: F401 (fixture)
+
+
+@pytest.fixture
+def cfg() -> StoreConfig:
+    """Two doors with the names staff use for them (the page must show those, not ids)."""
+    return parse_config(
+        f"store_id: w{uuid.uuid4().hex[:10]}\nmqtt: {{port: 1883, keepalive_s: 5}}\n"
+        "recognition: {threshold: 0.45, margin: 0.05, min_votes: 2, min_vote_share: 0.6}\n"
+        "visits: {cooldown_s: 600, alert_ttl_s: 60}\n"
+        "cameras: [{id: door-1, role: entrance, source: 0, display_name: Main door},\n"
+        "          {id: door-2, role: entrance, source: 1, display_name: Garden entrance}]\n"
+    )
 
 
 def _missed_alert(stack: Stack) -> None:
@@ -46,11 +62,15 @@ def test_manager_page_live_missed_staff_and_report_on_a_phone(
         expect(page.locator("[data-testid=live]")).to_have_attribute("data-state", "online")
         expect(page.locator("[data-testid=n-missed]")).to_have_text("1")
         expect(page.locator("[data-testid=missed-list] li")).to_contain_text("Ada Lovelace")
+        expect(page.locator("[data-testid=missed-list] li")).to_contain_text("Garden entrance")
         expect(page.locator("[data-testid=n-alerts]")).to_have_text("1")
 
         camera_sends(stack.cfg, face_track(unit(1)))  # live: no reload
         expect(page.locator("[data-testid=n-alerts]")).to_have_text("2", timeout=10_000)
         expect(page.locator("[data-testid=alerts-table] li").first).to_contain_text("open")
+        expect(page.locator("[data-testid=alerts-table] li").first).to_contain_text("Main door")
+        expect(page.locator("main")).not_to_contain_text("door-1")  # names, never camera ids
+        expect(page.locator("main")).not_to_contain_text("door-2")
 
         staff = page.locator("[data-testid=staff-list] li")
         expect(staff).to_have_count(4)

@@ -127,7 +127,7 @@ def test_notifications_claim_from_one_close_on_others_and_my_customers_survive_r
         (note,) = _shown(pages["bob"])
         alert_id = note["tag"]
         assert note["title"] == "Ada Lovelace"
-        assert note["body"] == "Ada has just walked in · Bronze · at Main door"
+        assert note["body"] == "Ada has just walked in · New customer · at Main door"
         assert note["actions"] == ["accept", "later"] and note["requireInteraction"]
         assert "Purchase" not in note["body"] and note["data"]["alert_id"] == alert_id
         card = pages["bob"].locator("[data-testid=alert-card]")

@@ -31,11 +31,18 @@ from hub.push import subscriptions
 from hub.service import HubService
 from hub.store import db
 from storesense import messages as m
-from storesense.config import StoreConfig
+from storesense.config import ConfigError, StoreConfig, parse_config
 from storesense.paths import hub_db_path
 from storesense.topics import Topics
 from tests.hub.conftest import unit
-from tests.hub.web.conftest import _clear_retained, camera_sends, face_track, login, mosquitto_up
+from tests.hub.web.conftest import (
+    _clear_retained,
+    camera_sends,
+    face_track,
+    login,
+    mosquitto_up,
+    open_client,
+)
 from tests.waiting import wait_for
 
 
@@ -105,6 +112,16 @@ class PushService:
             return [r["payload"] for r in self.received if r["phone"] == name]
 
 
+CONTACT = "mailto:manager@shop.example"
+
+
+@pytest.fixture
+def cfg(cfg: StoreConfig) -> StoreConfig:
+    """The web tests' store with Web Push on: its VAPID contact configured."""
+    app = cfg.app.model_copy(update={"push_contact": CONTACT})
+    return cfg.model_copy(update={"app": app})
+
+
 @pytest.fixture
 def push_service() -> Iterator[PushService]:
     service = PushService()
@@ -150,7 +167,7 @@ def test_alert_pushed_encrypted_closed_on_claim_and_gone_subscription_deleted(
         "type": "alert",
         "alert_id": alert_id,
         "title": "Ada Lovelace",
-        "body": "Ada has just walked in · Bronze · at door-1",
+        "body": "Ada has just walked in · New customer · at door-1",
     }  # the notification's text and nothing else: no purchases, no card, no customer id
     (sent,) = [r for r in push_service.received if r["phone"] == "alice"]
     assert b"Ada" not in sent["body_bytes"]  # the push service sees ciphertext only
@@ -158,6 +175,10 @@ def test_alert_pushed_encrypted_closed_on_claim_and_gone_subscription_deleted(
     assert h["content-encoding"] == "aes128gcm"
     assert h["topic"] == alert_id and h["urgency"] == "high"
     assert 0 < int(h["ttl"]) <= 60  # the alert's remaining life (alert_ttl_s 60)
+    # signed with the store's own contact (app.push_contact), not one the program made up
+    jwt = h["authorization"].split("t=", 1)[1].split(",", 1)[0]
+    claims = json.loads(base64.urlsafe_b64decode(jwt.split(".")[1] + "=="))
+    assert claims["sub"] == CONTACT and claims["aud"] == push_service.url
     # the push service's 410 deleted bob's subscription; alice's stays
     assert wait_for(lambda: [s.staff_id for s in subscriptions.active(conn)] == ["alice"])
     assert hub.push.dropped == 1
@@ -204,3 +225,35 @@ def test_phone_subscribes_through_the_web_app_only_to_known_push_services(
         assert client.post("/api/push/unsubscribe", json=sub, headers=hdr).status_code == 204
         assert subscriptions.active(conn) == []
         conn.close()
+
+
+def test_web_push_needs_the_stores_contact(home: Path) -> None:
+    """Without app.push_contact Web Push is off (the phones' pages still get every alert);
+    asked for explicitly without one, the config says what to set."""
+    base = "store_id: s1\nmqtt: {port: 1883}\n"
+    with pytest.raises(ConfigError, match=r"app\.push_contact is not set"):
+        parse_config(base + "app: {web_push: true}\n")
+    with pytest.raises(ConfigError, match="push_contact"):
+        parse_config(base + "app: {push_contact: 'hub@shop.example'}\n")  # no mailto:
+    assert parse_config(base + f"app: {{push_contact: '{CONTACT}'}}\n").app.web_push_on
+    assert not parse_config(base).app.web_push_on
+
+
+def test_without_a_contact_the_hub_offers_no_push(home: Path) -> None:
+    from hub.web.app import create_app
+
+    cfg = parse_config(f"store_id: np{os.getpid()}x{int(time.time())}\nmqtt: {{port: 1883}}\n")
+    if not mosquitto_up():
+        pytest.fail("Mosquitto is not listening on 127.0.0.1:1883 (.ci/run starts it)")
+    hub = HubService(cfg, home, client_id=f"hub-{cfg.store_id}").start()
+    try:
+        assert hub.push._thread is None  # no sender thread at all
+        app = create_app(cfg)
+        with open_client(app) as client:
+            assert wait_for(lambda: app.state.gateway.connected)
+            login(client, "alice")
+            res = client.get("/api/push/key")
+            assert res.status_code == 404 and "Web Push is off" in res.json()["detail"]
+    finally:
+        hub.stop()
+        _clear_retained(cfg, home)
