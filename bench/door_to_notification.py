@@ -126,6 +126,7 @@ class Store:
         broker = self.home / "mosquitto.conf"
         broker.write_text(
             f"listener {self.mqtt_port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+            "set_tcp_nodelay true\n"  # as `storesense broker-config` writes it
         )
         commands = {
             "mosquitto": [MOSQUITTO, "-c", str(broker)],

@@ -17,6 +17,7 @@ for someone watching; their stdout line and output files are the same with or wi
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -379,7 +380,7 @@ def cmd_report(args: argparse.Namespace, home: Path) -> int:
                     base_dir=base,
                 )
             except NoFloorData as exc:
-                print(f"error: {exc}")
+                print(f"storesense: {exc}", file=sys.stderr)  # cron mails stderr
                 rc = 1
                 continue
             except ReportError as exc:

@@ -156,7 +156,13 @@ def test_floor_camera_agent_publishes_positions_over_mqtt(pets, tmp_path: Path) 
     assert len(floor) >= 4  # 3 s of video at realtime pace, 0.5 s intervals
     assert [x.seq for x in floor] == list(range(len(floor)))
     people = [p for x in floor for s in x.samples for p in s.people]
-    assert len(people) > 50  # ~6 walkers in these frames
+    statuses = [m.decode(p, m.EdgeStatus) for t, p in got if t == topics.edge_status("floor-1")]
+    frames = statuses[-1].frames
+    # 21 frames in the clip; at real-time pace a frame the pipeline is late for is skipped, as
+    # a live camera's would be (VideoSource counts it as frames_dropped): a loaded machine
+    # processes fewer, so the people seen are counted per frame processed
+    assert 7 <= frames <= 21
+    assert len(people) > 2 * frames  # ~6 walkers in these frames
     assert len({p.track_id for p in people}) < 20
     # on the PETS09 ground; the few outside the annotated area are a real walker far up the
     # road (~(12, 15) m) that the gt leaves out
@@ -164,9 +170,7 @@ def test_floor_camera_agent_publishes_positions_over_mqtt(pets, tmp_path: Path) 
     assert np.mean(on_gt_ground) > 0.8
     assert all(abs(p.x) < 40 and abs(p.y) < 40 for p in people)
     assert max(len(p) for t, p in got if t == topics.floor("floor-1")) < 16_384  # no images
-    statuses = [m.decode(p, m.EdgeStatus) for t, p in got if t == topics.edge_status("floor-1")]
     assert statuses[-1].role == "floor" and not statuses[-1].online
-    assert statuses[-1].frames == 21
 
 
 # --------------------------------------------------------------------------- tile skipping

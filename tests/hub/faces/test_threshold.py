@@ -72,7 +72,10 @@ def test_out_of_range_thresholds_are_refused(gallery: Gallery, bad: float) -> No
 
 
 def _at_distance(v: np.ndarray, d: float, seed: int) -> np.ndarray:
-    """A unit vector exactly ``d`` (Euclidean) from the unit vector ``v``."""
+    """A unit vector exactly ``d`` (Euclidean) from the unit vector ``v``.
+
+    ``seed`` must differ from the one that drew ``v`` (``unit(seed)``): the same seed draws the
+    same direction, whose perpendicular part is then float32 noise, not a direction."""
     u = np.random.default_rng(seed).normal(size=128)
     u -= (u @ v) * v
     u /= np.linalg.norm(u)
@@ -126,7 +129,7 @@ def test_the_running_hub_matches_with_the_applied_threshold(
     try:
 
         def walk_in(customer: int) -> None:
-            msg = _track(_at_distance(unit(customer), 0.43, seed=customer))
+            msg = _track(_at_distance(unit(customer), 0.43, seed=1000 + customer))
             camera.publish(hub.topics.faces("door-1"), msg.to_bytes(), qos=1).wait_for_publish(5)
 
         walk_in(1)

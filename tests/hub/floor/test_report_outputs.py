@@ -275,7 +275,7 @@ def test_floor_cameras_that_sent_nothing_exit_1_with_a_page(tmp_path, capsys):
     conf.write_text("store_id: s1\n" + PLAN_YAML)
     rc = cli.main(["--home", str(home), "--config", str(conf), "report", "--date", "2025-03-05"])
     assert rc == 1
-    assert "no floor camera data" in capsys.readouterr().out
+    assert "no floor camera data" in capsys.readouterr().err
     page = (home / "reports" / "2025-03-05" / "report.html").read_text()
     assert "No floor data in this period." in page and "cam-a, cam-b" in page
 
