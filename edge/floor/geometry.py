@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import logging
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
@@ -190,6 +191,25 @@ def fit_homography(
 
 def read_points_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """``u,v,x,y`` rows (pixels, metres; header optional, ``#`` comments) → (image, floor)."""
+    a = read_number_csv(path, ("u", "v", "x", "y"))
+    return a[:, :2], a[:, 2:]
+
+
+def read_number_csv(
+    path: Path,
+    columns: Sequence[str],
+    check: Callable[[list[float]], str | None] | None = None,
+) -> np.ndarray:
+    """Rows of ``len(columns)`` finite numbers → an ``(n, len(columns))`` float64 array.
+
+    The installer's CSV format, shared by the calibration marks (``u,v,x,y``) and the
+    calibrate-check boxes (``x1,y1,x2,y2``) so both accept the same files: an optional header
+    naming ``columns`` (the first row that is not a comment), ``#`` comment and blank rows.
+    ``check`` may refuse a row of numbers with a reason. Every refusal is a
+    ``CalibrationError`` naming the file and line, so the installer can fix that line.
+    """
+    want = [c.lower() for c in columns]
+    names = ",".join(columns)
     rows: list[list[float]] = []
     try:
         fh = open(path, encoding="utf-8", newline="")  # noqa: SIM115 - closed below
@@ -200,19 +220,23 @@ def read_points_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
             cells = [c.strip() for c in rec]
             if not cells or not any(cells) or cells[0].startswith("#"):
                 continue
-            if not rows and [c.lower() for c in cells] == ["u", "v", "x", "y"]:
+            if not rows and [c.lower() for c in cells] == want:
                 continue  # the header, if any, is the first row that is not a comment
-            if len(cells) != 4:
-                raise CalibrationError(f"{path}:{n}: expected 4 values u,v,x,y, got {len(cells)}")
+            if len(cells) != len(want):
+                raise CalibrationError(
+                    f"{path}:{n}: expected {len(want)} values {names}, got {len(cells)}"
+                )
             try:
                 vals = [float(c) for c in cells]
             except ValueError:
                 raise CalibrationError(f"{path}:{n}: not a number in {','.join(cells)!r}") from None
             if not all(math.isfinite(v) for v in vals):
                 raise CalibrationError(f"{path}:{n}: NaN or infinite value")
+            problem = check(vals) if check is not None else None
+            if problem:
+                raise CalibrationError(f"{path}:{n}: {problem}")
             rows.append(vals)
-    a = np.asarray(rows, dtype=np.float64).reshape(-1, 4)
-    return a[:, :2], a[:, 2:]
+    return np.asarray(rows, dtype=np.float64).reshape(-1, len(want))
 
 
 def save_calibration(path: Path, hom: Homography, report: FitReport, *, source: str = "") -> None:
