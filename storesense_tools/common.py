@@ -64,6 +64,18 @@ def read_password(
     return first
 
 
+def valid_customer_id(value: str) -> str:
+    """``value`` if it follows the one customer-id rule (``storesense.ids``), else a CliError
+    naming the rule: a command must not store or look up an id the rest of the system refuses
+    (a birthday kept under an id no alert can carry)."""
+    from storesense import ids  # pydantic: not at module level (`--help` stays instant)
+
+    try:
+        return ids.validate_customer_id(value)
+    except ids.InvalidId as exc:
+        raise CliError(str(exc)) from None
+
+
 def store_config(args: argparse.Namespace, home: Path) -> StoreConfig:
     """The store config the command was pointed at; a missing file is a one-line CliError."""
     from storesense.config import load_config
