@@ -12,7 +12,6 @@ as ``--confirm T``), audited. The running hub rebuilds its recognizer with it wi
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import os
 import sys
@@ -20,7 +19,7 @@ import time
 from pathlib import Path
 
 from storesense.errors import CliError
-from storesense_tools.common import HUB_EXTRA, config_path
+from storesense_tools.common import HUB_EXTRA, config_path, read_password
 
 DAY_S = 86400.0
 
@@ -30,17 +29,6 @@ def _configured_threshold(args: argparse.Namespace, home: Path) -> float:
 
     path = config_path(args, home)
     return (load_config(path).recognition if path.exists() else RecognitionConfig()).threshold
-
-
-def _password(args: argparse.Namespace) -> str:
-    if args.password_stdin:
-        line = sys.stdin.readline()
-        if not line:
-            raise CliError("--password-stdin: nothing on standard input")
-        return line.rstrip("\r\n")
-    if not sys.stdin.isatty():
-        raise CliError("no terminal to ask for the manager's password: use --password-stdin")
-    return getpass.getpass(f"password for manager {args.manager}: ")
 
 
 def _confirmed(args: argparse.Namespace, value: float) -> bool:
@@ -123,7 +111,9 @@ def cmd_faces_review(args: argparse.Namespace, home: Path) -> int:
         raise CliError(f"the threshold in force is already {current:.3f}")
     if not args.manager:
         raise CliError("--apply needs --manager ID: a manager account confirms the change")
-    staff = accounts.authenticate(conn, args.manager, _password(args))
+    prompt = f"password for manager {args.manager}: "
+    password = read_password(args, prompt, what="the manager's password")
+    staff = accounts.authenticate(conn, args.manager, password)
     if staff is None or staff.role != "manager":
         raise CliError(f"{args.manager!r} is not an active manager account with that password")
     if value > current:

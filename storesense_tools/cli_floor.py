@@ -73,32 +73,15 @@ def cmd_calibrate(args: argparse.Namespace, home: Path) -> int:
 
 def _read_boxes(path: Path) -> Any:
     """``x1,y1,x2,y2`` rows (pixels of the still; header optional, ``#`` comments)."""
-    import csv
+    from edge.floor.geometry import CalibrationError, read_number_csv
 
-    import numpy as np
+    def ordered(box: list[float]) -> str | None:
+        return None if box[2] > box[0] and box[3] > box[1] else "a box needs x2 > x1 and y2 > y1"
 
-    rows: list[list[float]] = []
     try:
-        fh = open(path, encoding="utf-8", newline="")  # noqa: SIM115 - closed below
-    except OSError as exc:
-        raise CliError(f"{path}: cannot read: {exc.strerror}") from None
-    with fh:
-        for n, rec in enumerate(csv.reader(fh), 1):
-            cells = [c.strip() for c in rec]
-            if not cells or not any(cells) or cells[0].startswith("#"):
-                continue
-            if not rows and [c.lower() for c in cells] == ["x1", "y1", "x2", "y2"]:
-                continue
-            try:
-                vals = [float(c) for c in cells]
-            except ValueError:
-                raise CliError(f"{path}:{n}: not a number in {','.join(cells)!r}") from None
-            if len(vals) != 4 or not np.isfinite(vals).all():
-                raise CliError(f"{path}:{n}: expected 4 finite values x1,y1,x2,y2")
-            if not (vals[2] > vals[0] and vals[3] > vals[1]):
-                raise CliError(f"{path}:{n}: a box needs x2 > x1 and y2 > y1")
-            rows.append(vals)
-    return np.asarray(rows, dtype=np.float64).reshape(-1, 4)
+        return read_number_csv(path, ("x1", "y1", "x2", "y2"), ordered)
+    except CalibrationError as exc:
+        raise CliError(str(exc)) from None
 
 
 def cmd_calibrate_check(args: argparse.Namespace, home: Path) -> int:

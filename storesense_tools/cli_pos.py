@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from storesense.errors import CliError
-from storesense_tools.common import HUB_EXTRA, store_config
+from storesense_tools.common import HUB_EXTRA, store_config, valid_customer_id
 
 if TYPE_CHECKING:
     import sqlite3
@@ -91,6 +91,7 @@ def cmd_pos_birthday(args: argparse.Namespace, home: Path) -> int:
     from hub.shop.pos_store import set_birthday
     from hub.store import db
 
+    valid_customer_id(args.customer)
     try:
         month, day = (int(p) for p in args.date.split("-"))
         conn = _conn(home)
@@ -106,6 +107,7 @@ def cmd_pos_card(args: argparse.Namespace, home: Path) -> int:
     from hub.privacy.audit import record_profile_view
     from hub.shop.card import CustomerNotFound, customer_card
 
+    valid_customer_id(args.customer)
     if not args.reason.strip():
         raise CliError("--reason must say why you look at this customer (it is audited)")
     cfg = store_config(args, home)

@@ -12,7 +12,6 @@ commands and these can change independently). Heavy imports happen inside each c
 from __future__ import annotations
 
 import argparse
-import getpass
 import io
 import os
 import sys
@@ -20,24 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from storesense.errors import CliError
-from storesense_tools.common import HUB_EXTRA, store_config
+from storesense_tools.common import HUB_EXTRA, read_password, store_config
 
 if TYPE_CHECKING:
     from storesense.config import MqttConfig, StoreConfig
-
-
-def _read_password(args: argparse.Namespace) -> str:
-    if args.password_stdin:
-        line = sys.stdin.readline()
-        if not line:
-            raise CliError("--password-stdin: nothing on standard input")
-        return line.rstrip("\r\n")
-    if not sys.stdin.isatty():
-        raise CliError("no terminal to ask for the password: use --password-stdin")
-    first = getpass.getpass(f"password for {args.id}: ")
-    if getpass.getpass("again: ") != first:
-        raise CliError("the two passwords differ")
-    return first
 
 
 def cmd_staff_add(args: argparse.Namespace, home: Path) -> int:
@@ -45,7 +30,7 @@ def cmd_staff_add(args: argparse.Namespace, home: Path) -> int:
     from hub.store import db
     from storesense.paths import hub_db_path
 
-    password = _read_password(args)
+    password = read_password(args, f"password for {args.id}: ", confirm=True)
     conn = db.open_db(hub_db_path(home))
     try:
         staff = add_staff(conn, args.id, args.name, args.role, password, replace=args.replace)

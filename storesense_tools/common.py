@@ -13,6 +13,7 @@ must stay instant on a Pi camera.
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
 import re
 import sys
@@ -38,6 +39,41 @@ EXTRA_KEY = "extra"
 def config_path(args: argparse.Namespace, home: Path) -> Path:
     """``--config``, else ``$STORESENSE_CONFIG``, else ``HOME/store.yaml`` (may not exist)."""
     return Path(args.config or os.environ.get("STORESENSE_CONFIG") or home / "store.yaml")
+
+
+def read_password(
+    args: argparse.Namespace, prompt: str, *, confirm: bool = False, what: str = "the password"
+) -> str:
+    """A password from ``--password-stdin`` (one line) or asked at the terminal without echo.
+
+    One reader for every command that takes a password (``staff add``, ``faces review
+    --apply``), so they agree on the stdin rule and on refusing to hang when there is no
+    terminal. ``confirm`` asks twice, for a password being set (a typo would lock the user
+    out); ``what`` names the password in the no-terminal error.
+    """
+    if args.password_stdin:
+        line = sys.stdin.readline()
+        if not line:
+            raise CliError("--password-stdin: nothing on standard input")
+        return line.rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise CliError(f"no terminal to ask for {what}: use --password-stdin")
+    first = getpass.getpass(prompt)
+    if confirm and getpass.getpass("again: ") != first:
+        raise CliError("the two passwords differ")
+    return first
+
+
+def valid_customer_id(value: str) -> str:
+    """``value`` if it follows the one customer-id rule (``storesense.ids``), else a CliError
+    naming the rule: a command must not store or look up an id the rest of the system refuses
+    (a birthday kept under an id no alert can carry)."""
+    from storesense import ids  # pydantic: not at module level (`--help` stays instant)
+
+    try:
+        return ids.validate_customer_id(value)
+    except ids.InvalidId as exc:
+        raise CliError(str(exc)) from None
 
 
 def store_config(args: argparse.Namespace, home: Path) -> StoreConfig:

@@ -186,21 +186,10 @@ class FacePipeline:
         The landmark box mapping is per detector, and a mismatch is not harmless: a
         short-range box mapped as full-range halves the landmark spread on some ORL faces.
         """
-        ox, oy = 0, 0
-        view = rgb
-        if self.roi is not None:
-            h, w = rgb.shape[:2]
-            x1, y1 = max(0, int(self.roi[0])), max(0, int(self.roi[1]))
-            x2, y2 = min(w, int(self.roi[2])), min(h, int(self.roi[3]))
-            if x2 - x1 < 8 or y2 - y1 < 8:
-                return []
-            view, ox, oy = rgb[y1:y2, x1:x2], x1, y1
-        scale = 1.0
-        small = view
-        if self.max_side and max(view.shape[:2]) > self.max_side:
-            scale = self.max_side / max(view.shape[:2])
-            size = (max(1, round(view.shape[1] * scale)), max(1, round(view.shape[0] * scale)))
-            small = cv2.resize(view, size, interpolation=cv2.INTER_AREA)
+        roi = self._roi_view(rgb)
+        if roi is None:
+            return []
+        view, small, ox, oy, scale = roi
         found = self.detector.detect(small)
         if found:
             return [(_rescale(f, 1.0 / scale, ox, oy), self.detector_name) for f in found]
@@ -239,6 +228,27 @@ class FacePipeline:
         faces down to ~20 px wide are in its range; only for frames whose first look gave no
         usable face. Boxes come back in frame pixels.
         """
+        roi = self._roi_view(rgb)
+        if roi is None:
+            return []
+        _, small, ox, oy, scale = roi
+        if self._second is None:
+            self._second = (DlibHogDetector(1), DlibHogDetector(2))
+        self.second_pass_runs += 1
+        for det in self._second:
+            found = det.detect(small)
+            if found:
+                return [_rescale(f, 1.0 / scale, ox, oy) for f in found]
+        return []
+
+    def _roi_view(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int, float] | None:
+        """The ``roi`` crop of ``rgb`` and its ≤ ``max_side`` copy, or None if the crop is < 8 px.
+
+        Returns ``(view, small, ox, oy, scale)``: ``view`` is the full-resolution crop (the
+        small-face fallbacks want every pixel), ``small`` the one the detectors see, and a box
+        found in ``small`` maps back to frame pixels with ``_rescale(f, 1 / scale, ox, oy)``.
+        Both detection passes go through here so they always search the same region.
+        """
         ox, oy = 0, 0
         view = rgb
         if self.roi is not None:
@@ -246,21 +256,15 @@ class FacePipeline:
             x1, y1 = max(0, int(self.roi[0])), max(0, int(self.roi[1]))
             x2, y2 = min(w, int(self.roi[2])), min(h, int(self.roi[3]))
             if x2 - x1 < 8 or y2 - y1 < 8:
-                return []
+                return None
             view, ox, oy = rgb[y1:y2, x1:x2], x1, y1
         scale = 1.0
+        small = view
         if self.max_side and max(view.shape[:2]) > self.max_side:
             scale = self.max_side / max(view.shape[:2])
-            size = (round(view.shape[1] * scale), round(view.shape[0] * scale))
-            view = cv2.resize(view, size, interpolation=cv2.INTER_AREA)
-        if self._second is None:
-            self._second = (DlibHogDetector(1), DlibHogDetector(2))
-        self.second_pass_runs += 1
-        for det in self._second:
-            found = det.detect(view)
-            if found:
-                return [_rescale(f, 1.0 / scale, ox, oy) for f in found]
-        return []
+            size = (max(1, round(view.shape[1] * scale)), max(1, round(view.shape[0] * scale)))
+            small = cv2.resize(view, size, interpolation=cv2.INTER_AREA)
+        return view, small, ox, oy, scale
 
     def _observe(self, rgb: np.ndarray, face: DetectedFace, source: str) -> FaceObservation:
         landmarks = self.embedder.landmarks(rgb, face, source)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import logging
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
@@ -190,6 +191,25 @@ def fit_homography(
 
 def read_points_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """``u,v,x,y`` rows (pixels, metres; header optional, ``#`` comments) → (image, floor)."""
+    a = read_number_csv(path, ("u", "v", "x", "y"))
+    return a[:, :2], a[:, 2:]
+
+
+def read_number_csv(
+    path: Path,
+    columns: Sequence[str],
+    check: Callable[[list[float]], str | None] | None = None,
+) -> np.ndarray:
+    """Rows of ``len(columns)`` finite numbers → an ``(n, len(columns))`` float64 array.
+
+    The installer's CSV format, shared by the calibration marks (``u,v,x,y``) and the
+    calibrate-check boxes (``x1,y1,x2,y2``) so both accept the same files: an optional header
+    naming ``columns`` (the first row that is not a comment), ``#`` comment and blank rows.
+    ``check`` may refuse a row of numbers with a reason. Every refusal is a
+    ``CalibrationError`` naming the file and line, so the installer can fix that line.
+    """
+    want = [c.lower() for c in columns]
+    names = ",".join(columns)
     rows: list[list[float]] = []
     try:
         fh = open(path, encoding="utf-8", newline="")  # noqa: SIM115 - closed below
@@ -200,19 +220,23 @@ def read_points_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
             cells = [c.strip() for c in rec]
             if not cells or not any(cells) or cells[0].startswith("#"):
                 continue
-            if not rows and [c.lower() for c in cells] == ["u", "v", "x", "y"]:
+            if not rows and [c.lower() for c in cells] == want:
                 continue  # the header, if any, is the first row that is not a comment
-            if len(cells) != 4:
-                raise CalibrationError(f"{path}:{n}: expected 4 values u,v,x,y, got {len(cells)}")
+            if len(cells) != len(want):
+                raise CalibrationError(
+                    f"{path}:{n}: expected {len(want)} values {names}, got {len(cells)}"
+                )
             try:
                 vals = [float(c) for c in cells]
             except ValueError:
                 raise CalibrationError(f"{path}:{n}: not a number in {','.join(cells)!r}") from None
             if not all(math.isfinite(v) for v in vals):
                 raise CalibrationError(f"{path}:{n}: NaN or infinite value")
+            problem = check(vals) if check is not None else None
+            if problem:
+                raise CalibrationError(f"{path}:{n}: {problem}")
             rows.append(vals)
-    a = np.asarray(rows, dtype=np.float64).reshape(-1, 4)
-    return a[:, :2], a[:, 2:]
+    return np.asarray(rows, dtype=np.float64).reshape(-1, len(want))
 
 
 def save_calibration(path: Path, hom: Homography, report: FitReport, *, source: str = "") -> None:
@@ -343,50 +367,86 @@ class CameraModel:
         return np.stack([foot, head], axis=1)
 
 
-def camera_from_homography(hom: Homography, image_size: tuple[int, int]) -> CameraModel | None:
-    """The :class:`CameraModel` behind ``hom`` for frames of ``image_size``; None if the map
-    implies no real camera (e.g. a focal length that would have to be imaginary: marks too
-    close to a straight-down or a side-on view to tell, or badly wrong marks)."""
-    w, h = image_size
-    g = np.linalg.inv(hom.matrix)  # floor (x, y, 1) → pixels of the calibrated size
-    if hom.image_size is not None:
-        g = np.diag([w / hom.image_size[0], h / hom.image_size[1], 1.0]) @ g
-    cx, cy = w / 2.0, h / 2.0
-    # pixels relative to the centre in units of the frame width, and g scaled to unit size, so
-    # both equations below are of comparable size and a degenerate one (e.g. a camera looking
-    # straight along a floor axis makes the first one 0 = 0) adds nothing instead of noise
-    gp = g.copy()
-    gp[0] = (g[0] - cx * g[2]) / w
-    gp[1] = (g[1] - cy * g[2]) / w
-    gp /= np.linalg.norm(gp[:, :2])
-    a, b = gp[:, 0], gp[:, 1]
-    # linear in q = (w/f)²⁻¹: the floor axes are orthogonal, and equally long, in the camera
-    eqs = np.array(
-        [
-            [a[0] * b[0] + a[1] * b[1], a[2] * b[2]],
-            [a[0] ** 2 + a[1] ** 2 - b[0] ** 2 - b[1] ** 2, a[2] ** 2 - b[2] ** 2],
-        ]
-    )
-    if not np.isfinite(eqs).all() or eqs[:, 0] @ eqs[:, 0] < 1e-12:
-        return None
-    inv_f2 = float(-(eqs[:, 0] @ eqs[:, 1]) / (eqs[:, 0] @ eqs[:, 0]))
-    if not inv_f2 > 0:
-        return None
-    f = w / math.sqrt(inv_f2)
+# Horizontal fields of view a floor camera can have (a long telephoto to a fisheye). A level
+# camera's homography alone cannot tell its focal length from unequal floor units, so a
+# calibration with x in metres and y in centimetres shows up as an absurd focal length.
+MIN_FOV_DEG, MAX_FOV_DEG = 8.0, 170.0
+
+
+def recover_camera(hom: Homography, image_size: tuple[int, int]) -> CameraModel:
+    """The :class:`CameraModel` behind ``hom`` for frames of ``image_size`` (a scaled copy of
+    the calibrated view); raises :class:`CalibrationError` saying why if no floor camera fits.
+
+    The one derivation of the camera from a calibration, used by ``calibrate-check`` (people's
+    implied heights) and by the floor role's tile plan (person sizes), so a calibration the
+    installer's check accepts is one the camera can plan with. Zhang's constraints give 1/f²
+    (linear after centring); the pose is then projected onto the nearest rotation (a noisy fit
+    gives axes that are not quite orthogonal) and its sign chosen so that the floor at the
+    bottom centre of the frame is in front of the camera: the floor origin need not be in view
+    (a level camera's origin right below it is not), so it cannot decide the sign.
+    """
+    scale = hom._scale_to_calibration(image_size)  # refuses another view; frame -> calibration
+    cal = hom.image_size or image_size
+    cx, cy = cal[0] / 2.0, cal[1] / 2.0
+    g = np.linalg.inv(hom.matrix)  # floor (x, y, 1) -> calibration pixels
+    a: np.ndarray = np.array([[1, 0, -cx], [0, 1, -cy], [0, 0, 1.0]]) @ g
+    a = a / np.linalg.norm(a)  # the homography's scale is arbitrary; the thresholds are not
+    h1, h2 = a[:, 0], a[:, 1]
+    # r1 . r2 = 0 and |r1| = |r2| with K = diag(f, f, 1) after centring: linear in 1/f^2
+    c = np.array([h1[0] * h2[0] + h1[1] * h2[1], h1[0] ** 2 + h1[1] ** 2 - h2[0] ** 2 - h2[1] ** 2])
+    d = np.array([-h1[2] * h2[2], -(h1[2] ** 2 - h2[2] ** 2)])
+    inv_f2 = float(c @ d / (c @ c)) if np.isfinite(c).all() and c @ c > 1e-24 else 0.0
+    if not inv_f2 > 1e-12:
+        raise CalibrationError(
+            "the calibration homography fits no pinhole camera with square pixels "
+            f"(1/f^2 = {inv_f2:.3g}): either the camera looks straight down (no "
+            "perspective, so a person's height cannot be derived: set `tiles` by hand) or "
+            "the floor marks are wrong (swapped x/y, a mistyped distance): re-measure them"
+        )
+    f = 1.0 / math.sqrt(inv_f2)
+    hfov = math.degrees(2 * math.atan(cal[0] / (2 * f)))
+    if not MIN_FOV_DEG <= hfov <= MAX_FOV_DEG:
+        raise CalibrationError(
+            f"the calibration implies a {hfov:.1f} deg wide field of view (no floor camera "
+            f"has under {MIN_FOV_DEG:.0f} or over {MAX_FOV_DEG:.0f}): the floor marks are "
+            "probably wrong (x and y in different units, a mistyped distance); re-measure"
+        )
     k = np.array([[f, 0, cx], [0, f, cy], [0, 0, 1.0]])
-    m = np.linalg.inv(k) @ g
-    lam = 2.0 / (np.linalg.norm(m[:, 0]) + np.linalg.norm(m[:, 1]))
-    if m[2, 2] < 0:  # the floor origin must be in front of the camera (positive depth)
-        lam = -lam
-    r1, r2, t = lam * m[:, 0], lam * m[:, 1], lam * m[:, 2]
-    r3 = np.cross(r1, r2)
-    r3 /= np.linalg.norm(r3)
-    rot = np.stack([r1, r2, r3], axis=1)
-    if -(rot.T @ t)[2] < 0:  # world z must point up, towards the camera
-        rot[:, 2] = -rot[:, 2]
-    if not np.isfinite(rot).all() or not np.isfinite(t).all():
+    m: np.ndarray = np.linalg.inv(k) @ g
+    m = m / ((np.linalg.norm(m[:, 0]) + np.linalg.norm(m[:, 1])) / 2)
+    ratio = np.linalg.norm(m[:, 0]) / np.linalg.norm(m[:, 1])
+    if not 0.5 < ratio < 2.0:
+        raise CalibrationError(
+            f"the calibration's floor axes differ {ratio:.2f}x in scale: not a metric floor "
+            "map (are x and y both in metres?)"
+        )
+    seen = hom.to_floor(np.array([[cx, cal[1] - 1.0]]))[0]
+    if np.isfinite(seen).all() and (m @ np.r_[seen, 1.0])[2] < 0:
+        m = -m
+    r = np.column_stack([m[:, 0], m[:, 1], np.cross(m[:, 0], m[:, 1])])
+    u, _, vt = np.linalg.svd(r)
+    r = u @ vt
+    t = m[:, 2]
+    up = float(-(r.T @ t)[2])  # the camera's floor z; negative: floor z points away from it
+    if abs(up) < 0.05:
+        raise CalibrationError(
+            f"the calibration puts the camera {abs(up):.2f} m above the floor: "
+            "re-measure the floor marks"
+        )
+    if up < 0:  # world z must point up, towards the camera
+        r[:, 2] = -r[:, 2]
+    if not np.isfinite(r).all() or not np.isfinite(t).all():
+        raise CalibrationError("the calibration homography gives no finite camera pose")
+    k_frame = np.diag([1.0 / scale, 1.0 / scale, 1.0]) @ k  # calibration -> frame pixels
+    return CameraModel(K=k_frame, R=r, t=t, image_size=(int(image_size[0]), int(image_size[1])))
+
+
+def camera_from_homography(hom: Homography, image_size: tuple[int, int]) -> CameraModel | None:
+    """:func:`recover_camera`, or None where it refuses (callers that only report)."""
+    try:
+        return recover_camera(hom, image_size)
+    except CalibrationError:
         return None
-    return CameraModel(K=k, R=rot, t=t, image_size=(int(w), int(h)))
 
 
 def leave_one_out_errors(image_px: np.ndarray, floor_m: np.ndarray) -> np.ndarray:
@@ -480,7 +540,12 @@ def check_calibration(
                 "define the floor (too few left off one line), so the map cannot be "
                 "cross-checked there: add marks"
             )
-    camera = camera_from_homography(hom, image_size)
+    camera: CameraModel | None = None
+    no_camera = ""
+    try:
+        camera = recover_camera(hom, image_size)
+    except CalibrationError as exc:
+        no_camera = str(exc)
     b = np.asarray(boxes if boxes is not None else np.empty((0, 4)), np.float64).reshape(-1, 4)
     implied = np.full(len(b), np.nan)
     if len(b) and camera is not None:
@@ -501,8 +566,7 @@ def check_calibration(
             )
     elif len(b):
         problems.append(
-            "no real camera fits this map (it implies an impossible focal length), so people's "
-            "heights cannot be checked: the marks are probably wrong"
+            "no real camera fits this map, so people's heights cannot be checked: " + no_camera
         )
     return CalibrationCheck(
         homography=hom,

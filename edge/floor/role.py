@@ -15,6 +15,7 @@ import numpy as np
 from edge.floor.geometry import CalibrationError, load_calibration
 from edge.floor.person_detect import make_person_detector
 from edge.floor.pipeline import DETECTOR_OPTIONS, FloorBatcher, FloorPipeline
+from edge.floor.tile_plan import TilePlanError
 from edge.role import Outgoing, wall_time
 from storesense import messages as m
 from storesense.config import CameraConfig, ConfigError, StoreConfig
@@ -42,7 +43,10 @@ class FloorRole:
             camera.person_detector, **DETECTOR_OPTIONS[camera.person_detector]
         )
         self.topic = topic
-        self.pipeline = FloorPipeline(detector, homography, coast_s=cfg.floor.coast_s)
+        try:  # a tiling detector plans its tiles from the calibration here
+            self.pipeline = FloorPipeline(detector, homography, coast_s=cfg.floor.coast_s)
+        except TilePlanError as exc:  # the same clear start-up error as a bad calibration file
+            raise ConfigError(f"camera {camera.id!r}: {camera.calibration}: {exc}") from None
         self.batcher = FloorBatcher(camera.id, cfg.floor.publish_interval_s)
         self.counters: Counter[str] = Counter()  # positions_sent: people-samples published
 
@@ -50,7 +54,7 @@ class FloorRole:
         """One frame in; the messages due (0 or 1, rarely more) out."""
         try:
             frame = self.pipeline.process(image_bgr, t_capture)
-        except CalibrationError as exc:  # the camera's resolution no longer fits its calibration
+        except (CalibrationError, TilePlanError) as exc:  # the resolution no longer fits it
             self.pipeline.rejections["calibration_mismatch"] += 1
             if self.pipeline.rejections["calibration_mismatch"] == 1:  # once, not every frame
                 log.error("floor camera: %s (frames are skipped until it is fixed)", exc)

@@ -33,13 +33,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge.floor.geometry import CalibrationError, Homography
+from edge.floor.geometry import CalibrationError, Homography, recover_camera
 
 Window = tuple[int, int, int, int]  # x1, y1, x2, y2 frame pixels
-# Horizontal fields of view a floor camera can have (a long telephoto to a fisheye). A level
-# camera's homography alone cannot tell its focal length from unequal floor units, so a
-# calibration with x in metres and y in centimetres shows up as an absurd focal length.
-MIN_FOV_DEG, MAX_FOV_DEG = 8.0, 170.0
 
 
 class TilePlanError(ValueError):
@@ -60,72 +56,22 @@ class PersonScale:
     focal_px: float = field(init=False)
     camera_height_m: float = field(init=False)
     _p: np.ndarray = field(init=False, repr=False)  # 3x4 projection, calibration pixels
-    _up: float = field(init=False, repr=False)  # +1 / -1: floor z towards the camera
     _scale: float = field(init=False, repr=False)  # frame px -> calibration px
 
     def __post_init__(self) -> None:
         if not self.height_m > 0:
             raise TilePlanError(f"person height must be > 0 m, got {self.height_m}")
-        fw, fh = self.frame_size
-        cal = self.homography.image_size or (fw, fh)
+        # geometry.recover_camera is the one derivation of the camera (also calibrate-check's);
+        # it refuses another view or a map no real camera gives, with what to re-check
         try:
-            scale = self.homography._scale_to_calibration((fw, fh))  # refuses another view
+            cam = recover_camera(self.homography, self.frame_size)
         except CalibrationError as exc:
             raise TilePlanError(str(exc)) from None
-        cx, cy = cal[0] / 2.0, cal[1] / 2.0
-        g = np.linalg.inv(self.homography.matrix)  # floor (x, y, 1) -> calibration pixels
-        a: np.ndarray = np.array([[1, 0, -cx], [0, 1, -cy], [0, 0, 1.0]]) @ g
-        a = a / np.linalg.norm(a)  # the homography's scale is arbitrary; the thresholds are not
-        h1, h2 = a[:, 0], a[:, 1]
-        # r1 . r2 = 0 and |r1| = |r2| with K = diag(f, f, 1) after centring: linear in 1/f^2
-        c = np.array(
-            [h1[0] * h2[0] + h1[1] * h2[1], h1[0] ** 2 + h1[1] ** 2 - h2[0] ** 2 - h2[1] ** 2]
-        )
-        d = np.array([-h1[2] * h2[2], -(h1[2] ** 2 - h2[2] ** 2)])
-        inv_f2 = float(c @ d / (c @ c)) if np.isfinite(c).all() and c @ c > 1e-24 else 0.0
-        if not inv_f2 > 1e-12:
-            raise TilePlanError(
-                "the calibration homography fits no pinhole camera with square pixels "
-                f"(1/f^2 = {inv_f2:.3g}): either the camera looks straight down (no "
-                "perspective, so a person's height cannot be derived: set `tiles` by hand) or "
-                "the floor marks are wrong (swapped x/y, a mistyped distance): re-measure them"
-            )
-        f = 1.0 / math.sqrt(inv_f2)
-        hfov = math.degrees(2 * math.atan(cal[0] / (2 * f)))
-        if not MIN_FOV_DEG <= hfov <= MAX_FOV_DEG:
-            raise TilePlanError(
-                f"the calibration implies a {hfov:.1f} deg wide field of view (no floor camera "
-                f"has under {MIN_FOV_DEG:.0f} or over {MAX_FOV_DEG:.0f}): the floor marks are "
-                "probably wrong (x and y in different units, a mistyped distance); re-measure"
-            )
-        k = np.array([[f, 0, cx], [0, f, cy], [0, 0, 1.0]])
-        m: np.ndarray = np.linalg.inv(k) @ g
-        m = m / ((np.linalg.norm(m[:, 0]) + np.linalg.norm(m[:, 1])) / 2)
-        ratio = np.linalg.norm(m[:, 0]) / np.linalg.norm(m[:, 1])
-        if not 0.5 < ratio < 2.0:
-            raise TilePlanError(
-                f"the calibration's floor axes differ {ratio:.2f}x in scale: not a metric floor "
-                "map (are x and y both in metres?)"
-            )
-        # a floor point the camera sees (bottom centre of the frame) must be in front of it;
-        # the floor origin need not be in view
-        seen = self.homography.to_floor(np.array([[cx, cal[1] - 1.0]]))[0]
-        if np.isfinite(seen).all() and (m @ np.r_[seen, 1.0])[2] < 0:
-            m = -m
-        r = np.column_stack([m[:, 0], m[:, 1], np.cross(m[:, 0], m[:, 1])])
-        u, _, vt = np.linalg.svd(r)
-        r = u @ vt
-        t = m[:, 2]
-        cam = -r.T @ t
-        if abs(cam[2]) < 0.05:
-            raise TilePlanError(
-                f"the calibration puts the camera {abs(cam[2]):.2f} m above the floor: "
-                "re-measure the floor marks"
-            )
-        object.__setattr__(self, "focal_px", f / scale)
-        object.__setattr__(self, "camera_height_m", float(abs(cam[2])))
-        object.__setattr__(self, "_p", k @ np.column_stack([r, t]))
-        object.__setattr__(self, "_up", float(np.sign(cam[2])))
+        scale = self.homography._scale_to_calibration(self.frame_size)
+        k = np.diag([scale, scale, 1.0]) @ cam.K  # back to calibration pixels, as _p works
+        object.__setattr__(self, "focal_px", float(cam.K[0, 0]))
+        object.__setattr__(self, "camera_height_m", cam.height_m)
+        object.__setattr__(self, "_p", k @ np.column_stack([cam.R, cam.t]))
         object.__setattr__(self, "_scale", scale)
 
     def height_px(self, foot_px: np.ndarray) -> np.ndarray:
@@ -138,7 +84,7 @@ class PersonScale:
         if not ok.any():
             return out
         n = int(ok.sum())
-        heads = np.column_stack([floor[ok], np.full(n, self._up * self.height_m), np.ones(n)])
+        heads = np.column_stack([floor[ok], np.full(n, self.height_m), np.ones(n)])
         proj = heads @ self._p.T
         front = proj[:, 2] > 1e-9
         head_v = np.full(n, np.nan)

@@ -143,3 +143,32 @@ def test_every_configurable_role_has_a_builder() -> None:
     from storesense.config import CameraConfig
 
     assert set(BUILDERS) == set(get_args(CameraConfig.model_fields["role"].annotation))
+
+
+def test_a_calibration_that_gives_no_tile_plan_is_a_clear_start_up_error(tmp_path: Path) -> None:
+    """The YAML loads (a valid homography) but no camera can produce it: the tiling detector's
+    TilePlanError becomes the same one-line ConfigError as an unreadable calibration."""
+    from storesense.config import ConfigError
+
+    flat = tmp_path / "flat.yaml"  # an affine map: no perspective, so no person sizes
+    flat.write_text(
+        "version: 1\nimage_size: [480, 270]\nhomography: [[0.01, 0, 0], [0, 0.01, 0], [0, 0, 1]]\n"
+    )
+    cfg = parse_config(
+        "store_id: s1\ncameras:\n"
+        f"  - {{id: aisle-1, role: floor, source: '{AISLE_CLIP}', calibration: '{flat}'}}\n"
+    )
+    with pytest.raises(ConfigError, match=r"camera 'aisle-1': .*flat.yaml: .*straight down"):
+        make_role(cfg, cfg.camera("aisle-1"), Topics("s1"))
+
+
+def test_a_frame_of_another_view_is_counted_not_a_crash(cfg: StoreConfig) -> None:
+    """Frames whose shape is not a scaled copy of the calibrated 480x270 view: the tile plan
+    refuses them; the role counts and skips them and keeps taking the right ones."""
+    role = make_role(cfg, cfg.camera("aisle-1"), Topics(cfg.store_id))
+    t = time.monotonic()
+    assert role.process(np.zeros((480, 480, 3), np.uint8), t) == []
+    assert role.process(np.zeros((480, 480, 3), np.uint8), t + 0.1) == []
+    assert role.rejections()["calibration_mismatch"] == 2
+    role.process(np.zeros((270, 480, 3), np.uint8), t + 0.2)
+    assert role.rejections()["calibration_mismatch"] == 2

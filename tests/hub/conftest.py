@@ -1,5 +1,7 @@
 import socket
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -7,8 +9,12 @@ import pytest
 
 from hub.faces.gallery import Gallery
 from hub.faces.template_crypto import TemplateCipher, load_or_create_key
+from hub.service import HubService
 from hub.store import db
+from storesense.config import StoreConfig, parse_config
+from storesense.paths import template_key_path
 from storesense_tools.embedded_broker import EmbeddedBroker
+from tests.consent import consent
 
 MOSQUITTO = ("127.0.0.1", 1883)
 
@@ -50,3 +56,36 @@ def broker_port(request: pytest.FixtureRequest) -> Iterator[int]:
     else:
         with EmbeddedBroker() as broker:
             yield broker.port
+
+
+def hub_config(port: int, extra_yaml: str = "") -> StoreConfig:
+    """A store config on broker ``port`` with a fresh store id (isolates tests sharing one
+    Mosquitto), plus ``extra_yaml`` (the test's recognition/visits settings)."""
+    return parse_config(f"store_id: t{uuid.uuid4().hex[:10]}\nmqtt: {{port: {port}}}\n{extra_yaml}")
+
+
+# (customer id, name, consent reference, seed of the unit() embedding)
+ADA_AND_GRACE = (
+    ("c1", "Ada Lovelace", "consent-ref-1", 1),
+    ("c2", "Grace Hopper", "consent-ref-2", 2),
+)
+
+
+@contextmanager
+def running_hub(
+    cfg: StoreConfig, tmp_path: Path, customers: Sequence[tuple[str, str, str, int]] = ADA_AND_GRACE
+) -> Iterator[HubService]:
+    """The real hub daemon on ``tmp_path/home`` with ``customers`` enrolled (one embedding
+    each, ``unit(seed)``), started, and stopped afterwards: the set-up the service-level hub
+    tests share, so they all enrol through the gallery and start the hub the same way."""
+    home = tmp_path / "home"
+    home.mkdir()
+    service = HubService(cfg, home, client_id=f"hub-{cfg.store_id}")
+    gallery = Gallery(service.conn, TemplateCipher(load_or_create_key(template_key_path(home))))
+    for customer_id, name, consent_ref, seed in customers:
+        gallery.enrol(customer_id, name, consent(consent_ref), [(unit(seed), 0.9, "t")])
+    service.start()
+    try:
+        yield service
+    finally:
+        service.stop()

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from hub.faces.gallery import Gallery
-from hub.faces.template_crypto import TemplateCipher, load_or_create_key
 from hub.service import HubService
 from storesense import messages as m
 from storesense.config import StoreConfig, parse_config
@@ -22,31 +21,23 @@ from storesense.paths import template_key_path
 from storesense_tools.embedded_broker import EmbeddedBroker
 from storesense_tools.sim_phone import Phone
 from tests.consent import consent
-from tests.hub.conftest import unit
+from tests.hub.conftest import hub_config, running_hub, unit
 from tests.waiting import wait_for as _wait
 
 
 @pytest.fixture
 def cfg(broker_port: int) -> StoreConfig:
-    store = f"t{uuid.uuid4().hex[:10]}"  # isolates tests sharing one Mosquitto
-    return parse_config(
-        f"store_id: {store}\nmqtt: {{port: {broker_port}}}\n"
+    return hub_config(
+        broker_port,
         "recognition: {threshold: 0.45, margin: 0.05, min_votes: 2, min_vote_share: 0.6}\n"
-        "visits: {cooldown_s: 600, alert_ttl_s: 60}\n"
+        "visits: {cooldown_s: 600, alert_ttl_s: 60}\n",
     )
 
 
 @pytest.fixture
 def hub(cfg: StoreConfig, tmp_path: Path) -> Iterator[HubService]:
-    home = tmp_path / "home"
-    home.mkdir()
-    service = HubService(cfg, home, client_id=f"hub-{cfg.store_id}")
-    gallery = Gallery(service.conn, TemplateCipher(load_or_create_key(template_key_path(home))))
-    gallery.enrol("c1", "Ada Lovelace", consent("consent-ref-1"), [(unit(1), 0.9, "t")])
-    gallery.enrol("c2", "Grace Hopper", consent("consent-ref-2"), [(unit(2), 0.9, "t")])
-    service.start()
-    yield service
-    service.stop()
+    with running_hub(cfg, tmp_path) as service:
+        yield service
 
 
 @pytest.fixture

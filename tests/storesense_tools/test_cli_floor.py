@@ -362,7 +362,7 @@ def test_calibrate_check_rejects_metres_at_the_wrong_scale_by_peoples_heights(
 
 @pytest.mark.parametrize(
     ("what", "message"),
-    [("image", "not a readable image"), ("boxes", "expected 4 finite values")],
+    [("image", "not a readable image"), ("boxes", "expected 4 values x1,y1,x2,y2, got 3")],
 )
 def test_calibrate_check_refuses_unusable_input_without_a_traceback(
     pets_still: tuple[Path, Path], tmp_path: Path, capsys, what: str, message: str
@@ -377,3 +377,21 @@ def test_calibrate_check_refuses_unusable_input_without_a_traceback(
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_boxes_csv_is_read_like_the_marks_csv_and_refuses_inverted_boxes(tmp_path: Path) -> None:
+    """The boxes file uses the marks file's reader: header, comments, blank rows, line numbers."""
+    from storesense.errors import CliError
+    from storesense_tools.cli_floor import _read_boxes
+
+    path = tmp_path / "boxes.csv"
+    path.write_text("# people in the still\nX1,y1,x2,y2\n\n10,20,30,90\n 5 , 6 , 7 , 8 \n")
+    assert _read_boxes(path).tolist() == [[10, 20, 30, 90], [5, 6, 7, 8]]
+    path.write_text("x1,y1,x2,y2\n10,20,30,90\n30,20,10,90\n")
+    with pytest.raises(CliError, match=r"boxes.csv:3: a box needs x2 > x1 and y2 > y1"):
+        _read_boxes(path)
+    path.write_text("10,20,30,nan\n")
+    with pytest.raises(CliError, match=r"boxes.csv:1: NaN or infinite"):
+        _read_boxes(path)
+    with pytest.raises(CliError, match="cannot read"):
+        _read_boxes(tmp_path / "missing.csv")

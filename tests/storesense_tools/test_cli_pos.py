@@ -245,3 +245,26 @@ def test_suggest_export_refuses_bad_k_and_keeps_the_last_file(
     assert code == 2 and "does not exist" in err
     assert out.read_bytes() == good  # a refused export leaves the last good file alone
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "recs.csv", "sales.csv"]
+
+
+@pytest.mark.parametrize("bad", ["bad id!", ".hidden", "a/b", "é1"])
+def test_pos_birthday_and_card_refuse_an_id_the_id_rule_refuses(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], bad: str
+) -> None:
+    """Like enrolment and the POS import (storesense.ids): nothing stored, nothing audited."""
+    home = tmp_path / "home"
+    assert _run(capsys, "--home", str(home), "db", "migrate")[0] == 0
+    (home / "store.yaml").write_text("store_id: s1\n")
+    code, _, err = _run(capsys, "--home", str(home), "pos", "birthday", "--customer", bad,
+                        "--date", "12-03")  # fmt: skip
+    assert code == 2 and f"invalid customer id {bad!r}" in err
+    code, _, err = _run(capsys, "--home", str(home), "pos", "card", "--customer", bad,
+                        "--reason", "complaint")  # fmt: skip
+    assert code == 2 and f"invalid customer id {bad!r}" in err
+    conn = sqlite3.connect(home / "hub.sqlite3")
+    assert conn.execute("SELECT count(*) FROM pos_birthdays").fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM audit WHERE action='view_profile'").fetchone()[0] == 0
+    # a valid id with a '.', as loyalty systems use, passes the rule (and is then not found)
+    code, _, err = _run(capsys, "--home", str(home), "pos", "card", "--customer", "R.4004",
+                        "--reason", "complaint")  # fmt: skip
+    assert code == 2 and "no customer 'R.4004'" in err

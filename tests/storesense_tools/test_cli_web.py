@@ -46,6 +46,44 @@ def test_staff_add_then_login_and_refusals(
     assert code == 2 and "nothing on standard input" in capsys.readouterr().err
 
 
+class _Terminal(io.StringIO):
+    """A stdin that says it is a terminal, so ``read_password`` prompts instead of refusing."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_read_password_asks_twice_only_when_setting_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``staff add`` (confirm) and ``faces review`` (no confirm) share one reader."""
+    import argparse
+
+    from storesense.errors import CliError
+    from storesense_tools.common import read_password
+
+    args = argparse.Namespace(password_stdin=False)
+    answers: list[str] = []
+    prompts: list[str] = []
+
+    def fake_getpass(prompt: str) -> str:
+        prompts.append(prompt)
+        return answers.pop(0)
+
+    monkeypatch.setattr("getpass.getpass", fake_getpass)
+    monkeypatch.setattr("sys.stdin", _Terminal())
+    answers[:] = ["pw one", "pw two"]
+    with pytest.raises(CliError, match="the two passwords differ"):
+        read_password(args, "password for alice: ", confirm=True)
+    assert prompts == ["password for alice: ", "again: "]
+    prompts.clear()
+    answers[:] = ["pw one"]
+    assert read_password(args, "password for manager m: ") == "pw one"
+    assert prompts == ["password for manager m: "] and answers == []
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))  # not a terminal
+    with pytest.raises(CliError, match="no terminal to ask for the manager's password"):
+        read_password(args, "p: ", what="the manager's password")
+
+
 def test_pos_token_is_created_private_and_stable(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

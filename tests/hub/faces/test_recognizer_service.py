@@ -8,47 +8,34 @@ alert nor move the visit to another customer — checked in the hub's own databa
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from hub.faces.gallery import Gallery
-from hub.faces.template_crypto import TemplateCipher, load_or_create_key
 from hub.service import HubService
 from storesense import messages as m
-from storesense.config import StoreConfig, parse_config
+from storesense.config import StoreConfig
 from storesense.mqtt_client import connect, make_client
-from storesense.paths import template_key_path
-from tests.consent import consent
-from tests.hub.conftest import unit
+from tests.hub.conftest import hub_config, running_hub, unit
 from tests.hub.faces.test_recognizer import Door, _at
 from tests.waiting import wait_for
 
 
 @pytest.fixture
 def cfg(broker_port: int) -> StoreConfig:
-    store = f"t{uuid.uuid4().hex[:10]}"
-    return parse_config(
-        f"store_id: {store}\nmqtt: {{port: {broker_port}}}\n"
+    return hub_config(
+        broker_port,
         "recognition: {threshold: 0.46, margin: 0.08, single_frame_threshold: 0.36, "
-        "single_frame_margin: 0.12}\nvisits: {cooldown_s: 600, alert_ttl_s: 60}\n"
+        "single_frame_margin: 0.12}\nvisits: {cooldown_s: 600, alert_ttl_s: 60}\n",
     )
 
 
 @pytest.fixture
 def hub(cfg: StoreConfig, tmp_path: Path) -> Iterator[HubService]:
-    home = tmp_path / "home"
-    home.mkdir()
-    service = HubService(cfg, home, client_id=f"hub-{cfg.store_id}")
-    gallery = Gallery(service.conn, TemplateCipher(load_or_create_key(template_key_path(home))))
-    gallery.enrol("c1", "Ada Lovelace", consent("consent-ref-1"), [(unit(1), 0.9, "t")])
-    gallery.enrol("c2", "Grace Hopper", consent("consent-ref-2"), [(unit(2), 0.9, "t")])
-    service.start()
-    yield service
-    service.stop()
+    with running_hub(cfg, tmp_path) as service:
+        yield service
 
 
 @pytest.fixture

@@ -13,17 +13,15 @@ import pytest
 
 from hub.faces import threshold
 from hub.faces.gallery import Gallery
-from hub.faces.template_crypto import TemplateCipher, load_or_create_key
 from hub.privacy import audit
 from hub.service import HubService
 from hub.store import db
 from storesense import messages as m
-from storesense.config import RecognitionConfig, StoreConfig, parse_config
+from storesense.config import RecognitionConfig, StoreConfig
 from storesense.mqtt_client import connect, make_client
-from storesense.paths import hub_db_path, template_key_path
+from storesense.paths import hub_db_path
 from storesense_tools.sim_phone import Phone
-from tests.consent import consent
-from tests.hub.conftest import MOSQUITTO, unit
+from tests.hub.conftest import MOSQUITTO, hub_config, running_hub, unit
 from tests.mosquitto_proc import require_mosquitto
 from tests.waiting import wait_for
 
@@ -97,23 +95,17 @@ def _track(vec: np.ndarray) -> m.FaceTrack:
 @pytest.fixture
 def cfg() -> StoreConfig:
     require_mosquitto()
-    return parse_config(
-        f"store_id: t{uuid.uuid4().hex[:10]}\nmqtt: {{port: {MOSQUITTO[1]}}}\n"
-        "recognition: {threshold: 0.46, margin: 0.05, min_votes: 2, min_vote_share: 0.6}\n"
+    return hub_config(
+        MOSQUITTO[1],
+        "recognition: {threshold: 0.46, margin: 0.05, min_votes: 2, min_vote_share: 0.6}\n",
     )
 
 
 @pytest.fixture
 def hub(cfg: StoreConfig, tmp_path: Path) -> Iterator[HubService]:
-    home = tmp_path / "home"
-    home.mkdir()
-    service = HubService(cfg, home, client_id=f"hub-{cfg.store_id}")
-    gallery = Gallery(service.conn, TemplateCipher(load_or_create_key(template_key_path(home))))
-    for i, cid in enumerate(("c1", "c2", "c3"), start=1):
-        gallery.enrol(cid, f"Customer {i}", consent(f"f-{i}"), [(unit(i), 0.9, "t")])
-    service.start()
-    yield service
-    service.stop()
+    customers = [(f"c{i}", f"Customer {i}", f"f-{i}", i) for i in (1, 2, 3)]
+    with running_hub(cfg, tmp_path, customers) as service:
+        yield service
 
 
 def test_the_running_hub_matches_with_the_applied_threshold(
