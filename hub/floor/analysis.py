@@ -71,9 +71,10 @@ LOW_CONVERSION = 0.5  # sales per visit below half the store's: low sales
 HIGH_H, HIGH_VISITS, HIGH_RECALL = 4.0, 50, 0.8  # × min_observed_s, visits, detection recall
 MEDIUM_VISITS, MEDIUM_RECALL = 15, 0.6
 
+# The one wording of the sales-mapping caveat: the report's page and PDF print this.
 SALES_CAVEAT = (
-    "Sales are assigned by product category to the zone that holds that category, "
-    "not to where the buyer stood."
+    "Sales are assigned to zones by product category (the zone whose shelves hold that "
+    "category), not by where the buyer stood."
 )
 
 

@@ -68,11 +68,8 @@ KIND_TITLES = {
     "cold_region": "Rarely visited areas, and why",
     "high_footfall_low_sales": "Busy but selling little",
 }
-SALES_CAVEAT = (
-    "Sales are assigned to zones by product category (the zone whose shelves hold that "
-    "category), not by where the buyer stood."
-)
-
+# The mapping caveat has one definition, the analysis's (it decides how sales meet zones).
+SALES_CAVEAT = floor_analysis.SALES_CAVEAT
 
 NO_FOOTFALL = (
     "No zone of kind entrance is configured, so footfall is not measured: the first tile "
