@@ -497,7 +497,8 @@ def analyse(
     out: list[Insight] = []
     if has_cams and observed_s > 0:
         ctx = _Ctx(cfg, geo, grid, kpis, visits, sales, observed_s, min_obs, provisional)
-        out = ctx.advertising() + ctx.new_product() + ctx.cold() + ctx.low_sales()
+        ads = ctx.advertising()
+        out = ads + ctx.new_product(ads) + ctx.cold() + ctx.low_sales()
     return Analysis(
         start=start,
         end=end,
@@ -593,7 +594,9 @@ class _Ctx:
         return out
 
     # 2. new product: busy spots close to the best-selling (or most visited) zone
-    def new_product(self) -> list[Insight]:
+    def new_product(self, ads: Sequence[Insight] = ()) -> list[Insight]:
+        """``ads``: the advertising spots; a new-product spot that is one of them says so,
+        so the plan's two markers on one square are explained (one display serves both)."""
         shop = [z for z in self.cfg.zones if z.kind == "shop" and z.categories]
         if not shop:
             return []
@@ -627,6 +630,12 @@ class _Ctx:
                 else f"the most visited zone ({_num(k.visits_per_day)} visits a day)"
             )
             near = f"inside '{best.name}'" if d == 0 else f"{d:.1f} m from '{best.name}'"
+            twin = same_spot(s.polygon, ads)
+            also = (
+                f"; it is advertising spot {twin.rank} too, so one display there serves both"
+                if twin is not None
+                else ""
+            )
             conf, why = self._conf(s.polygon, k.visits)
             ev = {
                 "time_in_spot": Evidence(round(minutes, 1), "min/day"),
@@ -644,7 +653,7 @@ class _Ctx:
                     rank=rank,
                     advice=(
                         f"Put the new product {places[rank - 1]}: shoppers spend "
-                        f"{_num(minutes)} minutes a day there, {near}, {pulled}."
+                        f"{_num(minutes)} minutes a day there, {near}, {pulled}{also}."
                     ),
                     evidence=ev,
                     confidence=conf,
@@ -864,6 +873,21 @@ class _Ctx:
                 )
             )
         return out
+
+
+SAME_SPOT_OVERLAP = 0.5  # two spots sharing more than half their area are one place
+
+
+def same_spot(poly: Sequence[tuple[float, float]], others: Sequence[Insight]) -> Insight | None:
+    """The first of ``others`` whose square covers more than half of ``poly`` (a new-product
+    spot that is also an advertising spot), or None."""
+    mine = Polygon(poly)
+    if mine.area <= 0:
+        return None
+    for o in others:
+        if mine.intersection(Polygon(o.polygon)).area > SAME_SPOT_OVERLAP * mine.area:
+            return o
+    return None
 
 
 _REASON_UNIT = {

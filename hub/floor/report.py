@@ -345,6 +345,7 @@ INSIGHT_STYLE = {  # tag, colour: the picture's markers and their legend entries
     "new_product": ("N", "#d62728", "N = new-product spot"),
     "cold_region": ("C", "#1f77b4", "C = rarely visited area"),
 }
+TWIN_TEXT = "A and N on one square: one spot for both"
 
 
 def heatmap_figure(
@@ -415,6 +416,8 @@ def heatmap_figure(
     if cfg.zones:
         handles.append(Line2D([], [], color=floor_plan.ZONE_EDGE, lw=2, label="zone"))
     used: set[str] = set()
+    twins = False
+    drawn: list[Polygon] = []  # the spots drawn so far: a spot on one of them is a twin
     for item in items:
         style = INSIGHT_STYLE.get(item["kind"])
         poly = floor_plan.clip_to_floor(floor, item["polygon"]) if item.get("polygon") else []
@@ -422,13 +425,30 @@ def heatmap_figure(
             continue
         tag, colour, _ = style
         used.add(item["kind"])
+        shape = Polygon(poly)
+        # an N spot on the square of an A spot (the advice says "one display serves both"):
+        # its box is drawn just inside the other and its tag at the bottom, so both show
+        twin = any(
+            shape.intersection(o).area > floor_analysis.SAME_SPOT_OVERLAP * shape.area
+            for o in drawn
+        )
+        drawn.append(shape)
+        twins |= twin
+        if twin:
+            inset = shape.buffer(-0.12, join_style="mitre")
+            if isinstance(inset, Polygon) and not inset.is_empty:
+                poly = [(x, y) for x, y in list(inset.exterior.coords)[:-1]]
         ax.add_patch(
             MplPolygon(poly, closed=True, fill=False, ec=colour, lw=1.8, ls="--", zorder=4)
         )
         xs, ys = zip(*poly, strict=True)
-        # the tag inside the polygon's top-left, clipped to the floor so it never runs off
+        # the tag inside the polygon's top-left (a twin's bottom-left), clipped to the floor
+        # so it never runs off
         tx = min(max(min(xs) + 0.1, 0.1), w - 0.4)
-        ty = min(max(max(ys) - 0.1, 0.4), h - 0.1)
+        if twin:
+            ty = min(max(min(ys) + 0.1, 0.1), h - 0.4)
+        else:
+            ty = min(max(max(ys) - 0.1, 0.4), h - 0.1)
         ax.text(
             tx,
             ty,
@@ -436,7 +456,7 @@ def heatmap_figure(
             color=colour,
             fontsize=9,
             fontweight="bold",
-            va="top",
+            va="bottom" if twin else "top",
             zorder=6,
             clip_on=True,
             bbox={"fc": "white", "alpha": 0.8, "ec": "none", "pad": 0.8},
@@ -445,6 +465,8 @@ def heatmap_figure(
         if kind in used:
             _, colour, text = INSIGHT_STYLE[kind]
             handles.append(Line2D([], [], color=colour, ls="--", lw=1.8, label=text))
+    if twins:
+        handles.append(Line2D([], [], ls="", label=TWIN_TEXT))
     bar = 1.0 if w <= 12 else 2.0 if w <= 30 else 5.0
     ax.add_artist(
         AnchoredSizeBar(

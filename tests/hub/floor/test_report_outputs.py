@@ -391,3 +391,35 @@ def test_advice_names_the_place_by_fixture_or_zone(store, tmp_path):
         re.search(r"(at the front of|behind|beside) the (jeans wall|bags|till)", i["advice"])
         for i in spots
     ), [i["advice"] for i in spots]
+
+
+def test_a_new_product_spot_on_an_advertising_spot_says_so(store, tmp_path):
+    """In this store the best new-product squares are advertising squares too: each such
+    N says in its sentence that one display serves both, an N elsewhere does not, and the
+    plan's key explains the two boxes on one square."""
+    from shapely.geometry import Polygon
+
+    home, cfg = store
+    doc = _report(home, cfg, tmp_path)
+    ads = [i for i in doc["insights"] if i["kind"] == "advertising"]
+    twins = 0
+    for n in (i for i in doc["insights"] if i["kind"] == "new_product"):
+        mine = Polygon(n["polygon"])
+        on = [a for a in ads if mine.intersection(Polygon(a["polygon"])).area > 0.5 * mine.area]
+        if on:
+            twins += 1
+            assert f"advertising spot {on[0]['rank']} too" in n["advice"], n["advice"]
+            assert "one display there serves both" in n["advice"]
+        else:
+            assert "advertising spot" not in n["advice"], n["advice"]
+    assert twins >= 1
+    import matplotlib.pyplot as plt
+
+    from hub.floor.report import TWIN_TEXT, heatmap_figure
+
+    views = floor_plan.camera_views(cfg)
+    fig = heatmap_figure(cfg, np.ones((16, 20)), "s", "t", None, doc["insights"], views, [])
+    try:
+        assert TWIN_TEXT in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    finally:
+        plt.close(fig)
