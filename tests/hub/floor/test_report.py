@@ -56,7 +56,7 @@ def test_report_files_picture_and_figures(store_day, tmp_path):
     strip = img[:, int(img.shape[1] * 0.80) : int(img.shape[1] * 0.95)]
     rows_with_many_colours = (strip.std(axis=1).sum(axis=1) > 30).sum()
     assert rows_with_many_colours > img.shape[0] * 0.3
-    assert "person-seconds per day" in res.colorbar_label
+    assert "seconds people spent a day" in res.colorbar_label
 
     zones = {r["zone"]: r for r in csv.DictReader((tmp_path / "zones.csv").open())}
     assert set(zones) == {"denim", "till", "office"}

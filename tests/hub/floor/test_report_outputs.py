@@ -188,9 +188,18 @@ def test_html_fits_a_phone_and_a_desktop_screenshots(store, tmp_path):
             tile_y = page.locator(".tile").first.bounding_box()["y"]
             img_y = page.locator("img").first.bounding_box()["y"]
             assert tile_y < img_y
+            # the plan's key is shown at its own size, never shrunk: the legend inside the
+            # plan picture shrinks to a few pixels on a phone (seen in the 390 px screenshot)
+            key = page.locator("img.key")
+            natural, shown = key.evaluate("k => [k.naturalWidth, k.getBoundingClientRect().width]")
+            assert natural >= 300 and shown >= natural - 1, (name, natural, shown)
+            assert key.bounding_box()["y"] > img_y
             page.screenshot(path=str(ARTIFACTS / f"floor-report-{name}.png"), full_page=True)
             page.close()
     text = (out / "report.html").read_text()
+    for label in ("walls", "not observed", "camera view", "entrance", "A = advertising spot"):
+        assert label in text.split('alt="Key to the plan: ')[1].split('"')[0], label
+    assert "confidence medium</span> medium:" not in text  # the level is not said twice
     assert "Provisional" not in text and "Where to advertise" in text
     assert "Sales are assigned to zones by product category" in text
     assert "formula" not in text.lower() and "score" not in text.lower()
@@ -423,3 +432,4 @@ def test_a_new_product_spot_on_an_advertising_spot_says_so(store, tmp_path):
         assert TWIN_TEXT in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     finally:
         plt.close(fig)
+    assert TWIN_TEXT in (tmp_path / "report.html").read_text()  # the page's key says it too
