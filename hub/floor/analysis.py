@@ -39,6 +39,7 @@ from hub.floor import insights as spatial
 from hub.floor.kpis import Kpis, VisitRow, ZoneKpi, arrivals_from, period_kpis
 from hub.floor.occupancy import load_grid
 from hub.floor.plan import CameraView, camera_views, not_observed, outline
+from hub.floor.retention import pruned_before
 from hub.shop.money import money_text
 from hub.shop.pos_store import revenue_by_category_range
 from storesense.config import StoreConfig
@@ -385,12 +386,14 @@ def confidence(
     recall: float | None,
     cameras: Sequence[str],
     provisional: bool,
+    provisional_why: str | None = None,
 ) -> tuple[Confidence, str]:
     """high / medium / low with the reason in words (thresholds in docs/floor-analytics.md).
 
     high: ≥ 4 × the minimum observed time, ≥ 50 visits and a measured recall ≥ 0.8;
     medium: ≥ the minimum time, ≥ 15 visits and recall ≥ 0.6 or unknown; else low.
-    An unknown recall caps at medium; a provisional period at low.
+    An unknown recall caps at medium; a provisional period at low (``provisional_why`` says
+    why when it is not the short camera time).
     """
     cams = ", ".join(cameras) or "no camera"
     rec = (
@@ -400,10 +403,8 @@ def confidence(
     )
     facts = f"{_hours(observed_s)} observed, {visits} visits behind it, {rec}"
     if provisional:
-        return (
-            "low",
-            f"low: {facts}; the period has less than {_hours(min_observed_s)} of camera time",
-        )
+        short = f"the period has less than {_hours(min_observed_s)} of camera time"
+        return "low", f"low: {facts}; {provisional_why or short}"
     if (
         observed_s >= HIGH_H * min_observed_s
         and visits >= HIGH_VISITS
@@ -483,10 +484,19 @@ def analyse(
         )
     if sales is None:
         notes.append("No sales data for this period: conversion and sales advice are left out.")
+    kept_from = pruned_before(conn)
+    visits_gone = kept_from is not None and start < kept_from
     provisional_reason: str | None = None
     if not has_cams:
         provisional_reason = (
             "This store has no floor camera, so there is no floor data to advise on."
+        )
+    elif visits_gone:
+        provisional_reason = (
+            f"The zone visits before {kept_from} were deleted after "
+            f"{floor.raw_keep_days} days (floor.raw_keep_days), so this period's visit, stay "
+            "and sales-per-visit figures and the advice built on them are incomplete; the "
+            "map of where people spent time is complete."
         )
     elif observed_s < min_obs:
         provisional_reason = (
@@ -497,6 +507,8 @@ def analyse(
     out: list[Insight] = []
     if has_cams and observed_s > 0:
         ctx = _Ctx(cfg, geo, grid, kpis, visits, sales, observed_s, min_obs, provisional)
+        if visits_gone:
+            ctx.provisional_why = f"zone visits before {kept_from} were deleted"
         ads = ctx.advertising()
         out = ads + ctx.new_product(ads) + ctx.cold() + ctx.low_sales()
     return Analysis(
@@ -537,6 +549,7 @@ class _Ctx:
     observed_s: float
     min_obs: float
     provisional: bool
+    provisional_why: str | None = None  # None: the short camera time
 
     def __post_init__(self) -> None:
         self.n_days = max(self.kpis.days_with_data, 1)
@@ -552,7 +565,15 @@ class _Ctx:
 
     def _conf(self, poly: Sequence[tuple[float, float]], visits: int) -> tuple[Confidence, str]:
         recall, cams = self.geo.recall(poly)
-        return confidence(self.observed_s, self.min_obs, visits, recall, cams, self.provisional)
+        return confidence(
+            self.observed_s,
+            self.min_obs,
+            visits,
+            recall,
+            cams,
+            self.provisional,
+            self.provisional_why,
+        )
 
     def _zone_visits(self, zone: str | None) -> int:
         k = self.kpis.zone(zone) if zone else None
