@@ -651,6 +651,12 @@ class _Ctx:
                 else f"the most visited zone ({_num(k.visits_per_day)} visits a day)"
             )
             near = f"inside '{best.name}'" if d == 0 else f"{d:.1f} m from '{best.name}'"
+            # the place already names the zone ("in 'kitchen'", "0.8 m from 'kitchen'"): the
+            # sentence does not say it twice ("in 'kitchen': … there, inside 'kitchen'")
+            if f"'{best.name}'" in places[rank - 1]:
+                tie = f"{'in' if d == 0 else 'by'} {pulled}"
+            else:
+                tie = f"{near}, {pulled}"
             twin = same_spot(s.polygon, ads)
             also = (
                 f"; it is advertising spot {twin.rank} too, so one display there serves both"
@@ -674,7 +680,7 @@ class _Ctx:
                     rank=rank,
                     advice=(
                         f"Put the new product {places[rank - 1]}: shoppers spend "
-                        f"{_num(minutes)} minutes a day there, {near}, {pulled}{also}."
+                        f"{_num(minutes)} minutes a day there, {tie}{also}."
                     ),
                     evidence=ev,
                     confidence=conf,

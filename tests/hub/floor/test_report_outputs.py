@@ -405,7 +405,10 @@ def test_advice_names_the_place_by_fixture_or_zone(store, tmp_path):
 def test_a_new_product_spot_on_an_advertising_spot_says_so(store, tmp_path):
     """In this store the best new-product squares are advertising squares too: each such
     N says in its sentence that one display serves both, an N elsewhere does not, and the
-    plan's key explains the two boxes on one square."""
+    plan's key explains the two boxes on one square; no N names a zone twice ("in 'denim':
+    … there, inside 'denim'", as it read)."""
+    import re
+
     from shapely.geometry import Polygon
 
     home, cfg = store
@@ -413,6 +416,8 @@ def test_a_new_product_spot_on_an_advertising_spot_says_so(store, tmp_path):
     ads = [i for i in doc["insights"] if i["kind"] == "advertising"]
     twins = 0
     for n in (i for i in doc["insights"] if i["kind"] == "new_product"):
+        named = re.findall(r"'[^']+'", n["advice"])  # zones are quoted: each said once
+        assert len(named) == len(set(named)), n["advice"]
         mine = Polygon(n["polygon"])
         on = [a for a in ads if mine.intersection(Polygon(a["polygon"])).area > 0.5 * mine.area]
         if on:
