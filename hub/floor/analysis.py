@@ -658,11 +658,16 @@ class _Ctx:
             else:
                 tie = f"{near}, {pulled}"
             twin = same_spot(s.polygon, ads)
-            also = (
-                f"; it is advertising spot {twin.rank} too, so one display there serves both"
-                if twin is not None
-                else ""
-            )
+            part = None if twin is not None else same_spot(s.polygon, ads, 0.0)
+            if twin is not None:
+                also = f"; it is advertising spot {twin.rank} too, so one display there serves both"
+            elif part is not None:
+                also = (
+                    f"; it overlaps advertising spot {part.rank}, so one display where the two "
+                    "meet serves both"
+                )
+            else:
+                also = ""
             conf, why = self._conf(s.polygon, k.visits)
             ev = {
                 "time_in_spot": Evidence(round(minutes, 1), "min/day"),
@@ -905,14 +910,19 @@ class _Ctx:
 SAME_SPOT_OVERLAP = 0.5  # two spots sharing more than half their area are one place
 
 
-def same_spot(poly: Sequence[tuple[float, float]], others: Sequence[Insight]) -> Insight | None:
-    """The first of ``others`` whose square covers more than half of ``poly`` (a new-product
-    spot that is also an advertising spot), or None."""
+def same_spot(
+    poly: Sequence[tuple[float, float]],
+    others: Sequence[Insight],
+    min_share: float = SAME_SPOT_OVERLAP,
+) -> Insight | None:
+    """The first of ``others`` whose square covers more than ``min_share`` of ``poly`` (by
+    default half: a new-product spot that is also an advertising spot; 0: any overlap), or
+    None."""
     mine = Polygon(poly)
     if mine.area <= 0:
         return None
     for o in others:
-        if mine.intersection(Polygon(o.polygon)).area > SAME_SPOT_OVERLAP * mine.area:
+        if mine.intersection(Polygon(o.polygon)).area > min_share * mine.area:
             return o
     return None
 

@@ -346,7 +346,7 @@ INSIGHT_STYLE = {  # tag, colour: the picture's markers and their legend entries
     "new_product": ("N", "#d62728", "N = new-product spot"),
     "cold_region": ("C", "#1f77b4", "C = rarely visited area"),
 }
-TWIN_TEXT = "A and N on one square: one spot for both"
+TWIN_TEXT = "A and N overlapping: one display there serves both"
 
 
 def heatmap_figure(
@@ -471,12 +471,13 @@ def _map_figure(
         shape = Polygon(poly)
         # an N spot on the square of an A spot (the advice says "one display serves both"):
         # its box is drawn just inside the other and its tag at the bottom, so both show
-        twin = any(
-            shape.intersection(o).area > floor_analysis.SAME_SPOT_OVERLAP * shape.area
-            for o in drawn
-        )
+        shared = max((shape.intersection(o).area for o in drawn), default=0.0)
+        twin = shared > floor_analysis.SAME_SPOT_OVERLAP * shape.area
+        # overlapping only in part: the box as it is, but its tag at the bottom too, so the
+        # two tags never sit on each other
+        low_tag = shared > 0
         drawn.append(shape)
-        twins |= twin
+        twins |= low_tag
         if twin:
             inset = shape.buffer(-0.12, join_style="mitre")
             if isinstance(inset, Polygon) and not inset.is_empty:
@@ -485,10 +486,10 @@ def _map_figure(
             MplPolygon(poly, closed=True, fill=False, ec=colour, lw=1.8, ls="--", zorder=4)
         )
         xs, ys = zip(*poly, strict=True)
-        # the tag inside the polygon's top-left (a twin's bottom-left), clipped to the floor
-        # so it never runs off
+        # the tag inside the polygon's top-left (an overlapping N's bottom-left), clipped to
+        # the floor so it never runs off
         tx = min(max(min(xs) + 0.1, 0.1), w - 0.4)
-        if twin:
+        if low_tag:
             ty = min(max(min(ys) + 0.1, 0.1), h - 0.4)
         else:
             ty = min(max(max(ys) - 0.1, 0.4), h - 0.1)
@@ -499,7 +500,7 @@ def _map_figure(
             color=colour,
             fontsize=9,
             fontweight="bold",
-            va="bottom" if twin else "top",
+            va="bottom" if low_tag else "top",
             zorder=6,
             clip_on=True,
             bbox={"fc": "white", "alpha": 0.8, "ec": "none", "pad": 0.8},
