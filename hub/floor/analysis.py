@@ -212,6 +212,15 @@ def _num(v: float) -> str:
     return f"{v:.0f}" if v >= 10 or v == int(v) else f"{v:.1f}"
 
 
+def _spent(minutes: float) -> str:
+    """Time in a spot for the sentence: seconds under a minute ("0.0 minutes a day" read as
+    nobody, on a day the cameras watched for seconds), else minutes."""
+    if minutes < 1:
+        secs = round(minutes * 60)
+        return f"{secs} second{'s' if secs != 1 else ''}"
+    return f"{_num(minutes)} minutes"
+
+
 def _money(v: float, cfg: StoreConfig) -> str:
     """An amount in the store's currency and locale (the customer card's format)."""
     return money_text(v, cfg.loyalty.currency, cfg.loyalty.locale)
@@ -595,7 +604,7 @@ class _Ctx:
                     rank=rank,
                     advice=(
                         f"Put a poster or display {places[rank - 1]}: shoppers spend "
-                        f"{_num(minutes)} minutes a day in this 2 m × 2 m spot, {share:.0%} of "
+                        f"{_spent(minutes)} a day in this 2 m × 2 m spot, {share:.0%} of "
                         "all the time people spend on the observed floor."
                     ),
                     evidence={
@@ -685,7 +694,7 @@ class _Ctx:
                     rank=rank,
                     advice=(
                         f"Put the new product {places[rank - 1]}: shoppers spend "
-                        f"{_num(minutes)} minutes a day there, {tie}{also}."
+                        f"{_spent(minutes)} a day there, {tie}{also}."
                     ),
                     evidence=ev,
                     confidence=conf,
