@@ -640,6 +640,17 @@ _MONEY_UNIT = re.compile(r"^([A-Z]{3})(?:/(day|visit))?$")
 _MONEY_PER = {None: "", "day": " a day", "visit": " per visit"}
 
 
+# Evidence names a manager reads without the plan's axes in mind; the rest: "_" → " ".
+EVIDENCE_NAMES = {
+    "position_x": "on the plan, metres from the left wall (x)",
+    "position_y": "on the plan, metres from the bottom wall (y)",
+}
+
+
+def evidence_name(key: str) -> str:
+    return EVIDENCE_NAMES.get(key, key.replace("_", " "))
+
+
 def money(doc: dict[str, Any], v: float | None) -> str:
     """An amount in the store's currency and locale (``hub.shop.money``, the customer card's
     format); an en dash when there is no figure."""
@@ -722,6 +733,7 @@ def _templates() -> jinja2.Environment:
     env.filters["duration"] = _duration
     env.filters["hour"] = _hour
     env.filters["number"] = _number
+    env.filters["evidence_name"] = evidence_name
     return env
 
 
@@ -825,8 +837,9 @@ def write_pdf(
     with PdfPages(tmp, metadata={"Title": title, "Creator": "Storesense"}) as pdf:
         fig = plt.figure(figsize=A4)
         y = 0.96
-        fig.text(0.06, y, textwrap.fill(title, 60), fontsize=15, fontweight="bold", va="top")
-        y -= 0.05
+        heading = textwrap.fill(title, 60)
+        fig.text(0.06, y, heading, fontsize=15, fontweight="bold", va="top")
+        y -= 0.05 + 0.022 * heading.count("\n")  # a two-line title ran into the banner
         for note, colour in _banners(doc, no_floor_cameras):
             wrapped = textwrap.fill(note, 95)
             lines = wrapped.count("\n") + 1
@@ -951,7 +964,7 @@ def _advice_lines(doc: dict[str, Any], stats: list[ZoneStats]) -> list[tuple[str
             wrapped = textwrap.wrap(f"{i['rank']}. {i['advice']}", 92)
             out.extend((w, "b") for w in wrapped)
             ev = "; ".join(
-                f"{k.replace('_', ' ')}: {value(doc, v['value'], v['unit'])}"
+                f"{evidence_name(k)}: {value(doc, v['value'], v['unit'])}"
                 for k, v in i["evidence"].items()
             )
             out.extend((w, "s") for w in textwrap.wrap(f"Evidence: {ev}", 110))

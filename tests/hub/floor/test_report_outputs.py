@@ -200,6 +200,7 @@ def test_html_fits_a_phone_and_a_desktop_screenshots(store, tmp_path):
     for label in ("walls", "not observed", "camera view", "entrance", "A = advertising spot"):
         assert label in text.split('alt="Key to the plan: ')[1].split('"')[0], label
     assert "confidence medium</span> medium:" not in text  # the level is not said twice
+    assert "position x" not in text and "metres from the left wall (x)" in text
     assert "Provisional" not in text and "Where to advertise" in text
     assert "Sales are assigned to zones by product category" in text
     assert "formula" not in text.lower() and "score" not in text.lower()
