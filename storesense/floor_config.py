@@ -163,6 +163,15 @@ class FloorConfig(_Strict):
         "many days ago are deleted by the nightly `storesense report` (a year and a month by "
         "default, for last year's same month)",
     )
+    raw_keep_days: int = Field(
+        90,
+        ge=40,
+        le=3660,
+        description="zone visits and camera-run rows (floor_visits, floor_runs) of days this "
+        "many days ago are deleted by the nightly `storesense report`; the daily heatmap and "
+        "camera time stay. At least 40: the nightly month report and its week-earlier "
+        "comparison read visits back 38 days",
+    )
 
 
 ZoneKind = Literal["shop", "entrance", "till", "fitting", "staff"]

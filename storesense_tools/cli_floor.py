@@ -391,6 +391,16 @@ def cmd_report(args: argparse.Namespace, home: Path) -> int:
                 print(
                     f"removed {len(gone)} report folders older than {keep} days: {', '.join(gone)}"
                 )
+            from hub.floor.retention import prune_raw
+
+            raw = cfg.floor.raw_keep_days
+            pruned = prune_raw(conn, raw, dt.date.today())
+            if pruned.visits or pruned.runs:
+                print(
+                    f"removed {pruned.visits} zone visits and {pruned.runs} camera runs from "
+                    f"before {pruned.kept_from} (floor.raw_keep_days {raw}); the daily heatmap "
+                    "and camera time stay"
+                )
     finally:
         conn.close()
     return rc

@@ -39,6 +39,7 @@ from hub.floor import insights as spatial
 from hub.floor.kpis import Kpis, VisitRow, ZoneKpi, arrivals_from, period_kpis
 from hub.floor.occupancy import load_grid
 from hub.floor.plan import CameraView, camera_views, not_observed, outline
+from hub.floor.retention import pruned_before
 from hub.shop.money import money_text
 from hub.shop.pos_store import revenue_by_category_range
 from storesense.config import StoreConfig
@@ -71,9 +72,10 @@ LOW_CONVERSION = 0.5  # sales per visit below half the store's: low sales
 HIGH_H, HIGH_VISITS, HIGH_RECALL = 4.0, 50, 0.8  # × min_observed_s, visits, detection recall
 MEDIUM_VISITS, MEDIUM_RECALL = 15, 0.6
 
+# The one wording of the sales-mapping caveat: the report's page and PDF print this.
 SALES_CAVEAT = (
-    "Sales are assigned by product category to the zone that holds that category, "
-    "not to where the buyer stood."
+    "Sales are assigned to zones by product category (the zone whose shelves hold that "
+    "category), not by where the buyer stood."
 )
 
 
@@ -208,6 +210,15 @@ def _hours(seconds: float) -> str:
 
 def _num(v: float) -> str:
     return f"{v:.0f}" if v >= 10 or v == int(v) else f"{v:.1f}"
+
+
+def _spent(minutes: float) -> str:
+    """Time in a spot for the sentence: seconds under a minute ("0.0 minutes a day" read as
+    nobody, on a day the cameras watched for seconds), else minutes."""
+    if minutes < 1:
+        secs = round(minutes * 60)
+        return f"{secs} second{'s' if secs != 1 else ''}"
+    return f"{_num(minutes)} minutes"
 
 
 def _money(v: float, cfg: StoreConfig) -> str:
@@ -384,12 +395,14 @@ def confidence(
     recall: float | None,
     cameras: Sequence[str],
     provisional: bool,
+    provisional_why: str | None = None,
 ) -> tuple[Confidence, str]:
     """high / medium / low with the reason in words (thresholds in docs/floor-analytics.md).
 
     high: ≥ 4 × the minimum observed time, ≥ 50 visits and a measured recall ≥ 0.8;
     medium: ≥ the minimum time, ≥ 15 visits and recall ≥ 0.6 or unknown; else low.
-    An unknown recall caps at medium; a provisional period at low.
+    An unknown recall caps at medium; a provisional period at low (``provisional_why`` says
+    why when it is not the short camera time).
     """
     cams = ", ".join(cameras) or "no camera"
     rec = (
@@ -399,10 +412,8 @@ def confidence(
     )
     facts = f"{_hours(observed_s)} observed, {visits} visits behind it, {rec}"
     if provisional:
-        return (
-            "low",
-            f"low: {facts}; the period has less than {_hours(min_observed_s)} of camera time",
-        )
+        short = f"the period has less than {_hours(min_observed_s)} of camera time"
+        return "low", f"low: {facts}; {provisional_why or short}"
     if (
         observed_s >= HIGH_H * min_observed_s
         and visits >= HIGH_VISITS
@@ -482,10 +493,19 @@ def analyse(
         )
     if sales is None:
         notes.append("No sales data for this period: conversion and sales advice are left out.")
+    kept_from = pruned_before(conn)
+    visits_gone = kept_from is not None and start < kept_from
     provisional_reason: str | None = None
     if not has_cams:
         provisional_reason = (
             "This store has no floor camera, so there is no floor data to advise on."
+        )
+    elif visits_gone:
+        provisional_reason = (
+            f"The zone visits before {kept_from} were deleted after "
+            f"{floor.raw_keep_days} days (floor.raw_keep_days), so this period's visit, stay "
+            "and sales-per-visit figures and the advice built on them are incomplete; the "
+            "map of where people spent time is complete."
         )
     elif observed_s < min_obs:
         provisional_reason = (
@@ -496,7 +516,10 @@ def analyse(
     out: list[Insight] = []
     if has_cams and observed_s > 0:
         ctx = _Ctx(cfg, geo, grid, kpis, visits, sales, observed_s, min_obs, provisional)
-        out = ctx.advertising() + ctx.new_product() + ctx.cold() + ctx.low_sales()
+        if visits_gone:
+            ctx.provisional_why = f"zone visits before {kept_from} were deleted"
+        ads = ctx.advertising()
+        out = ads + ctx.new_product(ads) + ctx.cold() + ctx.low_sales()
     return Analysis(
         start=start,
         end=end,
@@ -535,6 +558,7 @@ class _Ctx:
     observed_s: float
     min_obs: float
     provisional: bool
+    provisional_why: str | None = None  # None: the short camera time
 
     def __post_init__(self) -> None:
         self.n_days = max(self.kpis.days_with_data, 1)
@@ -550,7 +574,15 @@ class _Ctx:
 
     def _conf(self, poly: Sequence[tuple[float, float]], visits: int) -> tuple[Confidence, str]:
         recall, cams = self.geo.recall(poly)
-        return confidence(self.observed_s, self.min_obs, visits, recall, cams, self.provisional)
+        return confidence(
+            self.observed_s,
+            self.min_obs,
+            visits,
+            recall,
+            cams,
+            self.provisional,
+            self.provisional_why,
+        )
 
     def _zone_visits(self, zone: str | None) -> int:
         k = self.kpis.zone(zone) if zone else None
@@ -572,7 +604,7 @@ class _Ctx:
                     rank=rank,
                     advice=(
                         f"Put a poster or display {places[rank - 1]}: shoppers spend "
-                        f"{_num(minutes)} minutes a day in this 2 m × 2 m spot, {share:.0%} of "
+                        f"{_spent(minutes)} a day in this 2 m × 2 m spot, {share:.0%} of "
                         "all the time people spend on the observed floor."
                     ),
                     evidence={
@@ -592,7 +624,9 @@ class _Ctx:
         return out
 
     # 2. new product: busy spots close to the best-selling (or most visited) zone
-    def new_product(self) -> list[Insight]:
+    def new_product(self, ads: Sequence[Insight] = ()) -> list[Insight]:
+        """``ads``: the advertising spots; a new-product spot that is one of them says so,
+        so the plan's two markers on one square are explained (one display serves both)."""
         shop = [z for z in self.cfg.zones if z.kind == "shop" and z.categories]
         if not shop:
             return []
@@ -626,6 +660,23 @@ class _Ctx:
                 else f"the most visited zone ({_num(k.visits_per_day)} visits a day)"
             )
             near = f"inside '{best.name}'" if d == 0 else f"{d:.1f} m from '{best.name}'"
+            # the place already names the zone ("in 'kitchen'", "0.8 m from 'kitchen'"): the
+            # sentence does not say it twice ("in 'kitchen': … there, inside 'kitchen'")
+            if f"'{best.name}'" in places[rank - 1]:
+                tie = f"{'in' if d == 0 else 'by'} {pulled}"
+            else:
+                tie = f"{near}, {pulled}"
+            twin = same_spot(s.polygon, ads)
+            part = None if twin is not None else same_spot(s.polygon, ads, 0.0)
+            if twin is not None:
+                also = f"; it is advertising spot {twin.rank} too, so one display there serves both"
+            elif part is not None:
+                also = (
+                    f"; it overlaps advertising spot {part.rank}, so one display where the two "
+                    "meet serves both"
+                )
+            else:
+                also = ""
             conf, why = self._conf(s.polygon, k.visits)
             ev = {
                 "time_in_spot": Evidence(round(minutes, 1), "min/day"),
@@ -643,7 +694,7 @@ class _Ctx:
                     rank=rank,
                     advice=(
                         f"Put the new product {places[rank - 1]}: shoppers spend "
-                        f"{_num(minutes)} minutes a day there, {near}, {pulled}."
+                        f"{_spent(minutes)} a day there, {tie}{also}."
                     ),
                     evidence=ev,
                     confidence=conf,
@@ -863,6 +914,26 @@ class _Ctx:
                 )
             )
         return out
+
+
+SAME_SPOT_OVERLAP = 0.5  # two spots sharing more than half their area are one place
+
+
+def same_spot(
+    poly: Sequence[tuple[float, float]],
+    others: Sequence[Insight],
+    min_share: float = SAME_SPOT_OVERLAP,
+) -> Insight | None:
+    """The first of ``others`` whose square covers more than ``min_share`` of ``poly`` (by
+    default half: a new-product spot that is also an advertising spot; 0: any overlap), or
+    None."""
+    mine = Polygon(poly)
+    if mine.area <= 0:
+        return None
+    for o in others:
+        if mine.intersection(Polygon(o.polygon)).area > min_share * mine.area:
+            return o
+    return None
 
 
 _REASON_UNIT = {

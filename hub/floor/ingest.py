@@ -264,6 +264,7 @@ class FloorIngest:
                 "publish_interval_s",
                 "coast_s",
                 "report_keep_days",  # the report's history, not the zone state
+                "raw_keep_days",  # how long rows are kept, not the zone state
             },
         )
         floor.pop("snapshot_s", None)

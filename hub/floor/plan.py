@@ -276,16 +276,19 @@ def _tall(poly: list[Point]) -> bool:
 
 
 def _north_arrow(ax: Axes, north_deg: float) -> None:
-    """An arrow pointing north in the top-right corner (axes fraction coordinates)."""
+    """An arrow pointing north just above the plan's top-right corner (axes fraction
+    coordinates): inside the walls it covered whatever stood in that corner (a staff room's
+    name in the test store)."""
     rad = math.radians(-north_deg)  # up is north_deg: north lies that far anticlockwise
-    dx, dy = 0.05 * math.sin(rad), 0.05 * math.cos(rad)
-    cx, cy = 0.93, 0.88
+    dx, dy = 0.035 * math.sin(rad), 0.035 * math.cos(rad)
+    cx, cy = 0.96, 1.06
     ax.annotate(
         "",
         xy=(cx + dx, cy + dy),
         xytext=(cx - dx, cy - dy),
         xycoords="axes fraction",
         arrowprops={"arrowstyle": "-|>", "color": "#222222", "lw": 1.5},
+        annotation_clip=False,
         zorder=7,
     )
     ax.text(

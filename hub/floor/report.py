@@ -68,11 +68,8 @@ KIND_TITLES = {
     "cold_region": "Rarely visited areas, and why",
     "high_footfall_low_sales": "Busy but selling little",
 }
-SALES_CAVEAT = (
-    "Sales are assigned to zones by product category (the zone whose shelves hold that "
-    "category), not by where the buyer stood."
-)
-
+# The mapping caveat has one definition, the analysis's (it decides how sales meet zones).
+SALES_CAVEAT = floor_analysis.SALES_CAVEAT
 
 NO_FOOTFALL = (
     "No zone of kind entrance is configured, so footfall is not measured: the first tile "
@@ -279,7 +276,7 @@ def build_report(
     observed_per_day = a.observed_s / n_obs if n_obs else 0.0
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    label = f"person-seconds per day per {floor.cell_m:g} m cell"
+    label = f"seconds people spent a day in each {floor.cell_m:g} m square"
     name = cfg.name or cfg.store_id
     when = day_list[0] if span == 1 else f"{day_list[0]} to {day_list[-1]}"
     title = f"{name}: floor report, {when}"
@@ -306,14 +303,15 @@ def build_report(
         "camera_trust": camera_trust.report_section(conn, day_list),  # None: no sizes sent
     }
     fig_path = out_dir / "heatmap.png"
-    fig = heatmap_figure(
-        cfg, grid, label, title, plan_image, items, views, unobserved, occupancy=not no_cams
-    )
-    _save(fig, fig_path)
+    parts = MapParts(cfg, grid, title, plan_image, items, views, unobserved, not no_cams)
+    _save(_with_legend(_map_figure(parts), label), fig_path)
+    pictures = page_pictures(parts, label)
     _atomic_text(out_dir / "zones.csv", _zones_csv(stats))
     _atomic_text(out_dir / "insights.json", json.dumps(doc, indent=2))
     links = web_links(period, day) if period is not None else {}
-    _atomic_text(out_dir / "report.html", _html(title, fig_path, stats, doc, no_cams, links))
+    _atomic_text(
+        out_dir / "report.html", _html(title, fig_path, stats, doc, no_cams, links, pictures)
+    )
     write_pdf(out_dir / "report.pdf", title, fig_path, stats, doc, no_cams)
     result = ReportResult(
         out_dir, day_list, observed_per_day, stats, items, label, provisional, no_cams, doc
@@ -348,6 +346,7 @@ INSIGHT_STYLE = {  # tag, colour: the picture's markers and their legend entries
     "new_product": ("N", "#d62728", "N = new-product spot"),
     "cold_region": ("C", "#1f77b4", "C = rarely visited area"),
 }
+TWIN_TEXT = "A and N overlapping: one display there serves both"
 
 
 def heatmap_figure(
@@ -364,6 +363,47 @@ def heatmap_figure(
 ) -> Figure:
     """The plan (image or drawn), the occupancy heatmap with its colour bar, the zones, the
     insight markers, a metre scale bar and a legend naming every overlay drawn. y is up."""
+    parts = MapParts(cfg, grid, title, plan_image, items, views, unobserved, occupancy)
+    return _with_legend(_map_figure(parts), label)
+
+
+@dataclass(frozen=True)
+class MapParts:
+    """What the plan picture is drawn from (one set for ``heatmap.png`` and the page's)."""
+
+    cfg: StoreConfig
+    grid: np.ndarray
+    title: str
+    plan_image: Path | None
+    items: list[dict[str, Any]]
+    views: list[floor_plan.CameraView]
+    unobserved: list[list[tuple[float, float]]]
+    occupancy: bool = True  # False: no floor cameras, the plan and zones only
+
+
+def _with_legend(drawn: tuple[Figure, list[Any], Any], label: str) -> Figure:
+    """``heatmap.png``: the map with its colour bar and the legend under it."""
+    fig, handles, im = drawn
+    if im is not None:
+        cb = fig.colorbar(im, ax=fig.axes[0], fraction=0.035, pad=0.02)
+        cb.set_label(label)
+    fig.axes[0].legend(
+        handles=handles,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.08),
+        ncol=3,
+        fontsize=8,
+        frameon=False,
+    )
+    return fig
+
+
+def _map_figure(
+    m: MapParts, *, width_in: float = 10.0, dpi: int = 110
+) -> tuple[Figure, list[Any], Any]:
+    """The map without colour bar or legend: (figure, legend handles of every overlay drawn,
+    the occupancy image or None). ``heatmap_figure`` adds both for ``heatmap.png``; the page
+    shows them apart (``key_figure``), at a size a phone can read."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -373,15 +413,18 @@ def heatmap_figure(
     from matplotlib.patches import Polygon as MplPolygon
     from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
 
+    cfg, grid, title, items = m.cfg, m.grid, m.title, m.items
+    occupancy = m.occupancy
     floor = cfg.floor
     w, h = floor.width_m, floor.height_m
-    fig_w = 10.0
-    fig, ax = plt.subplots(figsize=(fig_w, max(4.5, fig_w * h / w * 0.8)), dpi=110)
+    fig_w = width_in
+    fig, ax = plt.subplots(figsize=(fig_w, max(0.45 * fig_w, fig_w * h / w * 0.8)), dpi=dpi)
     try:
-        handles = floor_plan.draw_plan(ax, cfg, views, unobserved, plan_image)
+        handles = floor_plan.draw_plan(ax, cfg, m.views, m.unobserved, m.plan_image)
     except floor_plan.PlanError as exc:
         plt.close(fig)
         raise ReportError(str(exc)) from None
+    im = None
     if occupancy:  # without floor cameras: the plan and zones only, no empty colour bar
         vmax = float(grid.max()) if grid.size and grid.max() > 0 else 1.0
         shown = np.ma.masked_less_equal(grid, 0)
@@ -397,8 +440,6 @@ def heatmap_figure(
             interpolation="nearest",
             zorder=1,
         )
-        cb = fig.colorbar(im, ax=ax, fraction=0.035, pad=0.02)
-        cb.set_label(label)
         handles.append(Patch(fc="#f03b20", alpha=0.7, label="time people spent (colour bar)"))
     for z in cfg.zones:
         colour = floor_plan.ZONE_EDGE if z.kind != "staff" else "#7f7f7f"
@@ -418,6 +459,8 @@ def heatmap_figure(
     if cfg.zones:
         handles.append(Line2D([], [], color=floor_plan.ZONE_EDGE, lw=2, label="zone"))
     used: set[str] = set()
+    twins = False
+    drawn: list[Polygon] = []  # the spots drawn so far: a spot on one of them is a twin
     for item in items:
         style = INSIGHT_STYLE.get(item["kind"])
         poly = floor_plan.clip_to_floor(floor, item["polygon"]) if item.get("polygon") else []
@@ -425,13 +468,31 @@ def heatmap_figure(
             continue
         tag, colour, _ = style
         used.add(item["kind"])
+        shape = Polygon(poly)
+        # an N spot on the square of an A spot (the advice says "one display serves both"):
+        # its box is drawn just inside the other and its tag at the bottom, so both show
+        shared = max((shape.intersection(o).area for o in drawn), default=0.0)
+        twin = shared > floor_analysis.SAME_SPOT_OVERLAP * shape.area
+        # overlapping only in part: the box as it is, but its tag at the bottom too, so the
+        # two tags never sit on each other
+        low_tag = shared > 0
+        drawn.append(shape)
+        twins |= low_tag
+        if twin:
+            inset = shape.buffer(-0.12, join_style="mitre")
+            if isinstance(inset, Polygon) and not inset.is_empty:
+                poly = [(x, y) for x, y in list(inset.exterior.coords)[:-1]]
         ax.add_patch(
             MplPolygon(poly, closed=True, fill=False, ec=colour, lw=1.8, ls="--", zorder=4)
         )
         xs, ys = zip(*poly, strict=True)
-        # the tag inside the polygon's top-left, clipped to the floor so it never runs off
+        # the tag inside the polygon's top-left (an overlapping N's bottom-left), clipped to
+        # the floor so it never runs off
         tx = min(max(min(xs) + 0.1, 0.1), w - 0.4)
-        ty = min(max(max(ys) - 0.1, 0.4), h - 0.1)
+        if low_tag:
+            ty = min(max(min(ys) + 0.1, 0.1), h - 0.4)
+        else:
+            ty = min(max(max(ys) - 0.1, 0.4), h - 0.1)
         ax.text(
             tx,
             ty,
@@ -439,7 +500,7 @@ def heatmap_figure(
             color=colour,
             fontsize=9,
             fontweight="bold",
-            va="top",
+            va="bottom" if low_tag else "top",
             zorder=6,
             clip_on=True,
             bbox={"fc": "white", "alpha": 0.8, "ec": "none", "pad": 0.8},
@@ -448,6 +509,8 @@ def heatmap_figure(
         if kind in used:
             _, colour, text = INSIGHT_STYLE[kind]
             handles.append(Line2D([], [], color=colour, ls="--", lw=1.8, label=text))
+    if twins:
+        handles.append(Line2D([], [], ls="", label=TWIN_TEXT))
     bar = 1.0 if w <= 12 else 2.0 if w <= 30 else 5.0
     ax.add_artist(
         AnchoredSizeBar(
@@ -460,15 +523,81 @@ def heatmap_figure(
     ax.set_xlabel("x (m)")
     ax.set_ylabel("y (m)")
     ax.set_title(title if occupancy else f"{title} (plan only: no floor cameras)", fontsize=11)
-    ax.legend(
-        handles=handles,
-        loc="upper center",
-        bbox_to_anchor=(0.5, -0.08),
-        ncol=3,
-        fontsize=8,
+    return fig, handles, im
+
+
+def key_figure(handles: list[Any], im: Any, label: str) -> Figure:
+    """The plan's key for the page: one entry a line and the colour scale across, drawn
+    360 px wide at 1:1 so a 390 px phone shows it at full size (the legend inside
+    ``heatmap.png`` shrinks with the plan to a few pixels there)."""
+    import textwrap
+
+    import matplotlib.pyplot as plt
+
+    labels = [textwrap.fill(str(h.get_label()), 34) for h in handles]  # 360 px at 10 pt
+    rows = sum(1 + t.count("\n") for t in labels)
+    dpi = 110
+    width = 360 / dpi
+    scale_label = textwrap.fill(label, 40)
+    bar_h = 0.6 + 0.16 * scale_label.count("\n") if im is not None else 0.0
+    fig = plt.figure(figsize=(width, 0.205 * rows + bar_h + 0.1), dpi=dpi)
+    top = 1 - bar_h / fig.get_figheight() if im is not None else 1.0
+    fig.legend(
+        handles,
+        labels,
+        loc="upper left",
+        bbox_to_anchor=(0.0, top),
+        ncol=1,
+        fontsize=10,
         frameon=False,
+        borderaxespad=0.2,
+        handlelength=2.2,
     )
+    if im is not None:
+        h = fig.get_figheight()
+        cax = fig.add_axes((0.05, 1 - (bar_h - 0.3) / h, 0.9, 0.16 / h))
+        from matplotlib.cm import ScalarMappable
+
+        scale = ScalarMappable(norm=im.norm, cmap=im.get_cmap())  # the plan's colours
+        cb = fig.colorbar(scale, cax=cax, orientation="horizontal", alpha=im.get_alpha())
+        cb.ax.tick_params(labelsize=9)
+        cb.ax.xaxis.set_ticks_position("bottom")
+        cb.set_label(scale_label, fontsize=9.5, labelpad=2)
+        cb.ax.xaxis.set_label_position("top")
     return fig
+
+
+@dataclass(frozen=True)
+class PagePictures:
+    """The page's plan (no legend, no colour bar) and its key (``key_figure``) as PNG bytes,
+    with the key's labels for the picture's alt text."""
+
+    plan: bytes
+    key: bytes
+    labels: list[str]
+
+
+def page_pictures(m: MapParts, label: str) -> PagePictures:
+    """The plan and its key for report.html (``heatmap.png`` keeps its own legend)."""
+    import matplotlib.pyplot as plt
+
+    # narrower and sharper than heatmap.png: its labels stay larger when a phone shrinks it
+    fig, handles, im = _map_figure(m, width_in=6.5, dpi=170)
+    try:
+        key = key_figure(handles, im, label)
+        try:
+            key_png = _png_bytes(key, tight=False)
+        finally:
+            plt.close(key)
+        return PagePictures(_png_bytes(fig), key_png, [h.get_label() for h in handles])
+    finally:
+        plt.close(fig)
+
+
+def _png_bytes(fig: Figure, *, tight: bool = True) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight" if tight else None)
+    return buf.getvalue()
 
 
 def _save(fig: Figure, path: Path) -> None:
@@ -509,6 +638,17 @@ def _number(v: float | None, unit: str = "") -> str:
 
 _MONEY_UNIT = re.compile(r"^([A-Z]{3})(?:/(day|visit))?$")
 _MONEY_PER = {None: "", "day": " a day", "visit": " per visit"}
+
+
+# Evidence names a manager reads without the plan's axes in mind; the rest: "_" → " ".
+EVIDENCE_NAMES = {
+    "position_x": "on the plan, metres from the left wall (x)",
+    "position_y": "on the plan, metres from the bottom wall (y)",
+}
+
+
+def evidence_name(key: str) -> str:
+    return EVIDENCE_NAMES.get(key, key.replace("_", " "))
 
 
 def money(doc: dict[str, Any], v: float | None) -> str:
@@ -593,6 +733,7 @@ def _templates() -> jinja2.Environment:
     env.filters["duration"] = _duration
     env.filters["hour"] = _hour
     env.filters["number"] = _number
+    env.filters["evidence_name"] = evidence_name
     return env
 
 
@@ -615,8 +756,10 @@ def _html(
     doc: dict[str, Any],
     no_floor_cameras: bool = False,
     links: dict[str, str] | None = None,
+    pictures: PagePictures | None = None,
 ) -> str:
-    """One self-contained page (the PNG embedded), readable on a manager's phone."""
+    """One self-contained page (the PNGs embedded), readable on a manager's phone: the plan
+    and, under it, its key at full size (``pictures``; without them ``png``, legend inside)."""
     doc = {
         "kpis": {},
         "trends": {},
@@ -637,7 +780,9 @@ def _html(
         .get_template("report.html.j2")
         .render(
             title=title,
-            png_b64=base64.b64encode(png.read_bytes()).decode(),
+            png_b64=base64.b64encode(pictures.plan if pictures else png.read_bytes()).decode(),
+            key_b64=base64.b64encode(pictures.key).decode() if pictures else None,
+            key_labels=", ".join(pictures.labels) if pictures else "",
             stats=stats,
             doc=doc,
             # no floor cameras: no tiles of zeros, the banner says why there are no figures
@@ -645,6 +790,7 @@ def _html(
             busiest=busiest_text(doc) if doc["kpis"] and not no_floor_cameras else "",
             money=lambda v: money(doc, v),
             value=lambda v, unit="": value(doc, v, unit),
+            conf_reason=conf_reason,
             by_kind=[(k, t, [i for i in items if i["kind"] == k]) for k, t in KIND_TITLES.items()],
             caveat=SALES_CAVEAT,
             no_footfall=NO_FOOTFALL.rstrip("."),
@@ -691,8 +837,9 @@ def write_pdf(
     with PdfPages(tmp, metadata={"Title": title, "Creator": "Storesense"}) as pdf:
         fig = plt.figure(figsize=A4)
         y = 0.96
-        fig.text(0.06, y, textwrap.fill(title, 60), fontsize=15, fontweight="bold", va="top")
-        y -= 0.05
+        heading = textwrap.fill(title, 60)
+        fig.text(0.06, y, heading, fontsize=15, fontweight="bold", va="top")
+        y -= 0.05 + 0.022 * heading.count("\n")  # a two-line title ran into the banner
         for note, colour in _banners(doc, no_floor_cameras):
             wrapped = textwrap.fill(note, 95)
             lines = wrapped.count("\n") + 1
@@ -771,6 +918,14 @@ def write_pdf(
     return path
 
 
+def conf_reason(item: dict[str, Any]) -> str:
+    """An insight's confidence reason without its leading "medium: " (the page shows the
+    level beside it already: "confidence medium medium: 2.5 h observed …" read twice)."""
+    reason = str(item.get("confidence_reason") or "")
+    level = f"{item.get('confidence')}: "
+    return reason[len(level) :] if reason.startswith(level) else reason
+
+
 def _banners(doc: dict[str, Any], no_floor_cameras: bool) -> list[tuple[str, str]]:
     out = []
     if doc.get("demo_data"):
@@ -809,13 +964,13 @@ def _advice_lines(doc: dict[str, Any], stats: list[ZoneStats]) -> list[tuple[str
             wrapped = textwrap.wrap(f"{i['rank']}. {i['advice']}", 92)
             out.extend((w, "b") for w in wrapped)
             ev = "; ".join(
-                f"{k.replace('_', ' ')}: {value(doc, v['value'], v['unit'])}"
+                f"{evidence_name(k)}: {value(doc, v['value'], v['unit'])}"
                 for k, v in i["evidence"].items()
             )
             out.extend((w, "s") for w in textwrap.wrap(f"Evidence: {ev}", 110))
             for r in i.get("reasons") or []:
                 out.extend((w, "s") for w in textwrap.wrap(f"Why: {r['text']}", 110))
-            conf = f"Confidence: {i['confidence']} ({i['confidence_reason']})"
+            conf = f"Confidence: {i['confidence']} ({conf_reason(i)})"
             out.extend((w, "s") for w in textwrap.wrap(conf, 110))
         if kind == "high_footfall_low_sales":
             out.extend((w, "s") for w in textwrap.wrap(SALES_CAVEAT, 110))

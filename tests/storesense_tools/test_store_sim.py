@@ -128,12 +128,18 @@ def test_insights_json_contract(runs, tmp_path):
     assert doc["provisional"] is False and doc["provisional_reason"] is None
     for i in doc["insights"]:
         assert i["kind"] in KINDS
-        assert set(i) >= {"rank", "advice", "evidence", "confidence", "confidence_reason"}
+        keys = {"kind", "rank", "advice", "evidence", "confidence", "confidence_reason"}
+        assert set(i) >= keys | {"zone", "polygon"}
+        assert i["zone"] is None or isinstance(i["zone"], str)
+        assert isinstance(i["advice"], str) and isinstance(i["confidence_reason"], str)
         assert i["confidence"] in {"high", "medium", "low"}
         assert all(set(e) == {"value", "unit"} for e in i["evidence"].values())
+        assert all(isinstance(e["value"], int | float) for e in i["evidence"].values())
+        assert all(isinstance(e["unit"], str) and e["unit"] for e in i["evidence"].values())
         assert len(i["polygon"]) >= 3
         if i["kind"] == "cold_region":
             assert i["reasons"] and {r["code"] for r in i["reasons"]} <= CODES
+            assert all(set(r) == {"code", "text", "value"} for r in i["reasons"])
         else:
             assert "reasons" not in i
     ranks = [i["rank"] for i in doc["insights"] if i["kind"] == "advertising"]

@@ -167,3 +167,12 @@ def test_two_spots_by_the_same_fixture_are_told_apart():
     assert a == "at the front of the display table, 2.5 m from the front door"
     assert b == "at the front of the display table, 2.7 m from the front door"
     assert g.places([near, (9.5, 0.5)])[0] == "at the front of the display table"
+
+
+def test_time_in_a_spot_reads_in_seconds_under_a_minute():
+    """The demo's live day (9 s of camera time) read "shoppers spend 0.0 minutes a day"."""
+    from hub.floor.analysis import _spent
+
+    assert _spent(0.1) == "6 seconds" and _spent(1 / 60) == "1 second"
+    assert _spent(0.0) == "0 seconds"
+    assert _spent(4.9) == "4.9 minutes" and _spent(12.8) == "13 minutes"

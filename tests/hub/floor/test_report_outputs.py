@@ -188,9 +188,19 @@ def test_html_fits_a_phone_and_a_desktop_screenshots(store, tmp_path):
             tile_y = page.locator(".tile").first.bounding_box()["y"]
             img_y = page.locator("img").first.bounding_box()["y"]
             assert tile_y < img_y
+            # the plan's key is shown at its own size, never shrunk: the legend inside the
+            # plan picture shrinks to a few pixels on a phone (seen in the 390 px screenshot)
+            key = page.locator("img.key")
+            natural, shown = key.evaluate("k => [k.naturalWidth, k.getBoundingClientRect().width]")
+            assert natural >= 300 and shown >= natural - 1, (name, natural, shown)
+            assert key.bounding_box()["y"] > img_y
             page.screenshot(path=str(ARTIFACTS / f"floor-report-{name}.png"), full_page=True)
             page.close()
     text = (out / "report.html").read_text()
+    for label in ("walls", "not observed", "camera view", "entrance", "A = advertising spot"):
+        assert label in text.split('alt="Key to the plan: ')[1].split('"')[0], label
+    assert "confidence medium</span> medium:" not in text  # the level is not said twice
+    assert "position x" not in text and "metres from the left wall (x)" in text
     assert "Provisional" not in text and "Where to advertise" in text
     assert "Sales are assigned to zones by product category" in text
     assert "formula" not in text.lower() and "score" not in text.lower()
@@ -281,7 +291,11 @@ def test_floor_cameras_that_sent_nothing_exit_1_with_a_page(tmp_path, capsys):
 
 
 def test_period_all_keeps_day_week_and_month_history(store, tmp_path, capsys):
-    home, _ = store
+    # a copy of the shared home: the command, as the nightly job, also deletes raw floor rows
+    # older than floor.raw_keep_days before today, and this day is from 2023
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(store[0] / "hub.sqlite3", home / "hub.sqlite3")
     conf = tmp_path / "store.yaml"
     conf.write_text("store_id: plan1\n" + PLAN_YAML)
     rc = cli.main(
@@ -391,3 +405,45 @@ def test_advice_names_the_place_by_fixture_or_zone(store, tmp_path):
         re.search(r"(at the front of|behind|beside) the (jeans wall|bags|till)", i["advice"])
         for i in spots
     ), [i["advice"] for i in spots]
+
+
+def test_a_new_product_spot_on_an_advertising_spot_says_so(store, tmp_path):
+    """In this store the best new-product squares are advertising squares too: each such
+    N says in its sentence that one display serves both, an N elsewhere does not, and the
+    plan's key explains the two boxes on one square; no N names a zone twice ("in 'denim':
+    … there, inside 'denim'", as it read)."""
+    import re
+
+    from shapely.geometry import Polygon
+
+    home, cfg = store
+    doc = _report(home, cfg, tmp_path)
+    ads = [i for i in doc["insights"] if i["kind"] == "advertising"]
+    twins = 0
+    for n in (i for i in doc["insights"] if i["kind"] == "new_product"):
+        named = re.findall(r"'[^']+'", n["advice"])  # zones are quoted: each said once
+        assert len(named) == len(set(named)), n["advice"]
+        mine = Polygon(n["polygon"])
+        shared = [(mine.intersection(Polygon(a["polygon"])).area / mine.area, a) for a in ads]
+        on = [a for share, a in shared if share > 0.5]
+        touching = [a for share, a in shared if share > 0]
+        if on:
+            twins += 1
+            assert f"advertising spot {on[0]['rank']} too" in n["advice"], n["advice"]
+            assert "one display there serves both" in n["advice"]
+        elif touching:
+            assert f"overlaps advertising spot {touching[0]['rank']}" in n["advice"]
+        else:
+            assert "advertising spot" not in n["advice"], n["advice"]
+    assert twins >= 1
+    import matplotlib.pyplot as plt
+
+    from hub.floor.report import TWIN_TEXT, heatmap_figure
+
+    views = floor_plan.camera_views(cfg)
+    fig = heatmap_figure(cfg, np.ones((16, 20)), "s", "t", None, doc["insights"], views, [])
+    try:
+        assert TWIN_TEXT in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    finally:
+        plt.close(fig)
+    assert TWIN_TEXT in (tmp_path / "report.html").read_text()  # the page's key says it too
