@@ -151,7 +151,7 @@ def _pct(values: list[float], q: float) -> float:
 
 async def _run(args: argparse.Namespace, base: str, phones: list[BenchPhone], cfg, home: Path):
     if not args.chromium:
-        return (*await _rounds(args, base, phones, cfg, home, []), [])
+        return await _rounds(args, base, phones, cfg, home, [])
     import shutil
 
     from playwright.async_api import async_playwright
