@@ -18,10 +18,9 @@ between empty-doorway frames, in real time: one pass = one arrival, every 9.8 s;
 stores' walkers are 4.9 s apart, so arrivals alternate and both policies see the same machine
 load. The first arrival of each agent is dropped (warm-up). One walker of the clip is
 enrolled in both stores (from a crop of its last frame, as the demo does). The phone page
-polls its service worker registration's ``getNotifications()`` every 10 ms and records when
-each alert's notification (``tag`` = alert id) first appears; the latency is that time minus
-the alert's ``first_usable_at`` (capture time of the track's first usable face frame, set by
-the edge), both wall clock on this machine. Resolution: the 10 ms poll. A listener on each
+records when the app's ``showNotification`` for each alert (``tag`` = alert id) resolved; the
+latency is that time minus the alert's ``first_usable_at`` (capture time of the track's first
+usable face frame, set by the edge), both wall clock on this machine. A listener on each
 broker also records every track's first face-track message (``sent_at`` − first usable
 frame = the edge's share, and how many embeddings it carried).
 
@@ -59,23 +58,14 @@ from storesense.config import parse_config
 from storesense.paths import hub_db_path
 from storesense_tools.demo import _enrol_demo_walker, clip_path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benches' shared page hooks
+from notification_hooks import HOOK_JS
+
 REPO = Path(__file__).resolve().parents[1]
 STORESENSE = [sys.executable, "-m", "storesense_tools.cli"]
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 STAFF, PASSWORD = "alice", "bench-password-not-secret"
 POLICIES = ("after", "before")
-POLL_JS = """async () => {
-  window.__seen = {};
-  const reg = await navigator.serviceWorker.ready;
-  const poll = async () => {
-    const shown = await reg.getNotifications();
-    const now = Date.now();
-    for (const n of shown) if (!(n.tag in window.__seen)) window.__seen[n.tag] = now;
-    setTimeout(poll, 10);
-  };
-  poll();
-  return true;
-}"""
 CLEAR_JS = """async () => {
   const reg = await navigator.serviceWorker.ready;
   for (const n of await reg.getNotifications()) n.close();
@@ -200,7 +190,7 @@ def _phone(browser: Any, store: Store) -> Any:
     expect(page.locator("[data-testid=connection]")).to_have_attribute(
         "data-state", "online", timeout=30_000
     )
-    page.evaluate(POLL_JS)
+    page.evaluate(HOOK_JS)
     return page
 
 
@@ -318,7 +308,7 @@ def run(arrivals: int, keep: Path | None) -> dict[str, Any]:
             deadline = time.monotonic() + 60 + want * 10.25 * 1.5
             while time.monotonic() < deadline:
                 counts = {
-                    p: page.evaluate("() => Object.keys(window.__seen).length")
+                    p: page.evaluate("() => Object.keys(window.__shown).length")
                     for p, page in pages.items()
                 }
                 if min(counts.values()) >= want:
@@ -327,7 +317,7 @@ def run(arrivals: int, keep: Path | None) -> dict[str, Any]:
                     page.evaluate(CLEAR_JS)  # a phone shows only the newest; tags stay recorded
                 print(f"notifications so far {counts}", file=sys.stderr)
                 time.sleep(2.0)
-            seen = {p: page.evaluate("() => window.__seen") for p, page in pages.items()}
+            seen = {p: page.evaluate("() => window.__shown") for p, page in pages.items()}
             browser.close()
     finally:
         for a in agents:

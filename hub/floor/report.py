@@ -793,6 +793,7 @@ def _html(
             conf_reason=conf_reason,
             by_kind=[(k, t, [i for i in items if i["kind"] == k]) for k, t in KIND_TITLES.items()],
             caveat=SALES_CAVEAT,
+            caveat_under=KIND_TITLES["high_footfall_low_sales"],
             no_footfall=NO_FOOTFALL.rstrip("."),
             no_floor_cameras=no_floor_cameras,
             links=links or {},

@@ -232,10 +232,27 @@ function beep() {
   } catch { /* no audio: the vibration and the card remain */ }
 }
 
-async function notify(a) {
+// Every show and every look-up-and-close of a notification runs in turn, in call order.
+// Chromium drops a notification from getNotifications() (so it can never be closed: it stays
+// on the phone after a colleague took the customer) when its showNotification overlaps a
+// getNotifications of the same page: 25 of 90 lost with a look-up every 10 ms beside the
+// shows, 0 of 90 without (3 headless Chromium pages). In call order, a close queued after its
+// show also waits for it, instead of running first and leaving the notification up.
+let notificationTurn = Promise.resolve();
+function inTurn(fn) {
+  const run = notificationTurn.then(fn);
+  notificationTurn = run.catch(() => {});
+  return run;
+}
+
+function notify(a) {
   if (navigator.vibrate) navigator.vibrate([200, 100, 200]);
   if (document.visibilityState === "visible") beep();
   if (!("Notification" in window) || Notification.permission !== "granted") return;
+  return inTurn(() => showNotificationOf(a));
+}
+
+async function showNotificationOf(a) {
   const opts = notificationOf(a);
   const reg = await registration();
   if (reg) {
@@ -249,13 +266,15 @@ async function notify(a) {
   }
 }
 
-async function closeNotification(alertId) {
-  const n = state.notified.get(alertId);
-  state.notified.delete(alertId);
-  if (n) n.close();
-  const reg = await registration();
-  if (!reg) return;
-  for (const shown of await reg.getNotifications({ tag: alertId })) shown.close();
+function closeNotification(alertId) {
+  return inTurn(async () => {
+    const n = state.notified.get(alertId);
+    state.notified.delete(alertId);
+    if (n) n.close();
+    const reg = await registration();
+    if (!reg) return;
+    for (const shown of await reg.getNotifications({ tag: alertId })) shown.close();
+  });
 }
 
 // Web Push: reaches this phone through its push service when the page is frozen or closed
