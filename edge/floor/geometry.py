@@ -441,14 +441,6 @@ def recover_camera(hom: Homography, image_size: tuple[int, int]) -> CameraModel:
     return CameraModel(K=k_frame, R=r, t=t, image_size=(int(image_size[0]), int(image_size[1])))
 
 
-def camera_from_homography(hom: Homography, image_size: tuple[int, int]) -> CameraModel | None:
-    """:func:`recover_camera`, or None where it refuses (callers that only report)."""
-    try:
-        return recover_camera(hom, image_size)
-    except CalibrationError:
-        return None
-
-
 def leave_one_out_errors(image_px: np.ndarray, floor_m: np.ndarray) -> np.ndarray:
     """Per mark: how far (m) a map fitted *without* it puts it; NaN if the rest cannot fit.
 

@@ -198,15 +198,14 @@ def _synthetic_camera(height_m: float = 4.0, f: float = 600.0, tilt_deg: float =
 
 
 def test_the_camera_behind_a_homography_is_recovered_with_its_height_and_focal() -> None:
-    from edge.floor.geometry import camera_from_homography, fit_homography
+    from edge.floor.geometry import fit_homography, recover_camera
 
     cam = _synthetic_camera()
     floor = np.array([[x, y] for x in (2.0, 5.0, 8.0) for y in (2.0, 5.0, 9.0)])
     px = cam.project(np.c_[floor, np.zeros(len(floor))])
     hom, rep = fit_homography(px, floor, (640, 480))
     assert rep.max_m < 1e-6
-    got = camera_from_homography(hom, (640, 480))
-    assert got is not None
+    got = recover_camera(hom, (640, 480))
     assert got.height_m == pytest.approx(4.0, rel=1e-3)
     assert got.K[0, 0] == pytest.approx(600.0, rel=1e-3)
     # a 1.7 m person at (4, 6): the head pixel lands where the true camera puts it
@@ -214,8 +213,8 @@ def test_the_camera_behind_a_homography_is_recovered_with_its_height_and_focal()
     np.testing.assert_allclose(foot, cam.project(np.array([[4.0, 6.0, 0.0]]))[0], atol=0.05)
     np.testing.assert_allclose(head, cam.project(np.array([[4.0, 6.0, 1.7]]))[0], atol=0.05)
     # …and for frames at half the calibrated size the model scales with them
-    half = camera_from_homography(hom, (320, 240))
-    assert half is not None and half.K[0, 0] == pytest.approx(300.0, rel=1e-3)
+    half = recover_camera(hom, (320, 240))
+    assert half.K[0, 0] == pytest.approx(300.0, rel=1e-3)
     assert half.height_m == pytest.approx(4.0, rel=1e-3)
 
 

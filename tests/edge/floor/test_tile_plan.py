@@ -179,12 +179,11 @@ def test_calibrate_check_and_the_tile_plan_see_the_same_camera() -> None:
     level camera fitted to TUD-Campus's boxes is) has its floor origin, right below it, behind
     it: the pose's sign must come from floor the camera sees (the old calibrate-check copy took
     it from the origin and put every person on TUD behind the camera)."""
-    from edge.floor.geometry import camera_from_homography
+    from edge.floor.geometry import CalibrationError, recover_camera
 
     pitch = -0.05  # floor visible below row ~270 only
     hom = level_camera_homography(F, pitch, CAM_H, SIZE)
-    cam = camera_from_homography(hom, SIZE)
-    assert cam is not None
+    cam = recover_camera(hom, SIZE)
     assert cam.height_m == pytest.approx(CAM_H, rel=1e-6)
     assert cam.K[0, 0] == pytest.approx(PersonScale(hom, SIZE).focal_px, rel=1e-12)
     s, c = math.sin(pitch), math.cos(pitch)
@@ -193,8 +192,9 @@ def test_calibrate_check_and_the_tile_plan_see_the_same_camera() -> None:
         for got, z in ((foot, 0.0), (head, 1.7)):
             row = SIZE[1] / 2 + F * ((CAM_H - z) * c - d * s) / (d * c + (CAM_H - z) * s)
             assert got[1] == pytest.approx(row, rel=1e-6)
-    # an impossible map: None for the reporting caller, the same reason for the tile plan
+    # an impossible map: the same reason for calibrate-check and for the tile plan
     bad = Homography(np.diag([0.01, 0.01, 1.0]), SIZE)
-    assert camera_from_homography(bad, SIZE) is None
+    with pytest.raises(CalibrationError, match="straight down"):
+        recover_camera(bad, SIZE)
     with pytest.raises(TilePlanError, match="straight down"):
         PersonScale(bad, SIZE)
