@@ -666,14 +666,18 @@ class _Ctx:
                 tie = f"{'in' if d == 0 else 'by'} {pulled}"
             else:
                 tie = f"{near}, {pulled}"
-            twin = same_spot(s.polygon, ads)
-            part = None if twin is not None else same_spot(s.polygon, ads, 0.0)
+            ad_squares = [a.polygon for a in ads]
+            twin = same_spot(s.polygon, ad_squares)
+            part = None if twin is not None else same_spot(s.polygon, ad_squares, 0.0)
             if twin is not None:
-                also = f"; it is advertising spot {twin.rank} too, so one display there serves both"
+                also = (
+                    f"; it is advertising spot {ads[twin].rank} too, so one display there "
+                    "serves both"
+                )
             elif part is not None:
                 also = (
-                    f"; it overlaps advertising spot {part.rank}, so one display where the two "
-                    "meet serves both"
+                    f"; it overlaps advertising spot {ads[part].rank}, so one display where "
+                    "the two meet serves both"
                 )
             else:
                 also = ""
@@ -921,18 +925,19 @@ SAME_SPOT_OVERLAP = 0.5  # two spots sharing more than half their area are one p
 
 def same_spot(
     poly: Sequence[tuple[float, float]],
-    others: Sequence[Insight],
+    others: Sequence[Sequence[tuple[float, float]]],
     min_share: float = SAME_SPOT_OVERLAP,
-) -> Insight | None:
-    """The first of ``others`` whose square covers more than ``min_share`` of ``poly`` (by
-    default half: a new-product spot that is also an advertising spot; 0: any overlap), or
-    None."""
+) -> int | None:
+    """Index of the first of ``others`` (polygons) covering more than ``min_share`` of
+    ``poly`` (by default half: a new-product spot that is also an advertising spot; 0: any
+    overlap), or None. The advice's wording and the plan's drawing of two spots on one
+    square both ask this, so they always agree."""
     mine = Polygon(poly)
     if mine.area <= 0:
         return None
-    for o in others:
-        if mine.intersection(Polygon(o.polygon)).area > min_share * mine.area:
-            return o
+    for i, o in enumerate(others):
+        if mine.intersection(Polygon(o)).area > min_share * mine.area:
+            return i
     return None
 
 

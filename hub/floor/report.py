@@ -460,7 +460,7 @@ def _map_figure(
         handles.append(Line2D([], [], color=floor_plan.ZONE_EDGE, lw=2, label="zone"))
     used: set[str] = set()
     twins = False
-    drawn: list[Polygon] = []  # the spots drawn so far: a spot on one of them is a twin
+    drawn: list[list[tuple[float, float]]] = []  # the spots so far: one on them is a twin
     for item in items:
         style = INSIGHT_STYLE.get(item["kind"])
         poly = floor_plan.clip_to_floor(floor, item["polygon"]) if item.get("polygon") else []
@@ -468,18 +468,16 @@ def _map_figure(
             continue
         tag, colour, _ = style
         used.add(item["kind"])
-        shape = Polygon(poly)
         # an N spot on the square of an A spot (the advice says "one display serves both"):
         # its box is drawn just inside the other and its tag at the bottom, so both show
-        shared = max((shape.intersection(o).area for o in drawn), default=0.0)
-        twin = shared > floor_analysis.SAME_SPOT_OVERLAP * shape.area
+        twin = floor_analysis.same_spot(poly, drawn) is not None
         # overlapping only in part: the box as it is, but its tag at the bottom too, so the
         # two tags never sit on each other
-        low_tag = shared > 0
-        drawn.append(shape)
+        low_tag = floor_analysis.same_spot(poly, drawn, 0.0) is not None
+        drawn.append(poly)
         twins |= low_tag
         if twin:
-            inset = shape.buffer(-0.12, join_style="mitre")
+            inset = Polygon(poly).buffer(-0.12, join_style="mitre")
             if isinstance(inset, Polygon) and not inset.is_empty:
                 poly = [(x, y) for x, y in list(inset.exterior.coords)[:-1]]
         ax.add_patch(
