@@ -58,8 +58,8 @@ from storesense.config import parse_config
 from storesense.paths import hub_db_path
 from storesense_tools.demo import _enrol_demo_walker, clip_path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benches' shared page hooks
-from notification_hooks import HOOK_JS
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's tests/
+from tests.notification_hooks import HOOK_JS
 
 REPO = Path(__file__).resolve().parents[1]
 STORESENSE = [sys.executable, "-m", "storesense_tools.cli"]

@@ -50,6 +50,7 @@ from hub.service import HubService
 from hub.store import db
 from storesense import messages as m
 from storesense.config import parse_config
+from storesense.face_models import DEFAULT_MODEL
 from storesense.mqtt_client import connect, make_client
 from storesense.paths import hub_db_path, template_key_path
 from storesense_tools.cli_floor import progress_bar
@@ -74,6 +75,7 @@ def _track(vec: np.ndarray, t: float) -> m.FaceTrack:
         for k in range(2)
     ]
     return m.FaceTrack(
+        model=DEFAULT_MODEL,
         camera_id="door-1",
         track_id=uuid.uuid4().hex,
         update=0,

@@ -45,7 +45,7 @@ from edge.boxes import iou_matrix  # noqa: E402
 from edge.floor.geometry import foot_points, load_calibration  # noqa: E402
 from edge.floor.person_detect import Detections, make_person_detector  # noqa: E402
 from edge.floor.person_tracker import PersonTracker, TrackerConfig  # noqa: E402
-from edge.floor.pipeline import DETECTOR_OPTIONS, FLOOR_COAST_S  # noqa: E402
+from edge.floor.pipeline import DETECTOR_OPTIONS, FLOOR_COAST_S, tracker_for  # noqa: E402
 from storesense_tools.cli_floor import progress_bar  # noqa: E402
 from storesense_tools.floor_offline import occupancy_grid  # noqa: E402
 from storesense_tools.mot_data import MotSequence, gt_roi, load_sequence  # noqa: E402
@@ -228,7 +228,7 @@ def write_points(out: Path, n: int = 12) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--detector", choices=["ssdlite", "hog"], default="ssdlite")
+    ap.add_argument("--detector", choices=["ssdlite", "nanodet", "hog"], default="ssdlite")
     ap.add_argument("--cache", type=Path, default=Path("/tmp/storesense-mot-cache"))
     ap.add_argument("--cell-m", type=float, default=1.0)
     ap.add_argument("--interval-s", type=float, default=1.0)
@@ -239,7 +239,7 @@ def main() -> int:
         write_points(args.write_points)
         return 0
     cv2.setNumThreads(1)
-    cfg = TrackerConfig()
+    cfg = tracker_for(args.detector)
     for name in ("pets09-s2l1", "tud-campus"):
         seq = load_sequence(DATA / name)
         with progress_bar(quiet=args.quiet) as progress:

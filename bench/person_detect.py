@@ -15,6 +15,8 @@ each threshold. Figures are in docs/floor-detection.md.
     python bench/person_detect.py --layouts before,auto,fallback --thresholds 0.2  # issue 14
     python bench/person_detect.py --layouts auto --grey          # greyscale camera
     python bench/person_detect.py --layouts auto --model edge/models/x.tflite  # a variant
+    python bench/person_detect.py --detector nanodet --layouts auto,full --every 2  # issue 14
+    taskset -c 1 python bench/person_detect.py --per-call 60   # one call, ssdlite vs nanodet
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -38,6 +41,10 @@ DATA = Path(os.environ.get("STORESENSE_SHARED_DATA", Path(__file__).parents[2] /
 SEQS = {"pets09": ("mot/pets09-s2l1", True), "tud": ("mot/tud-campus", False)}
 PETS_CALIBRATION = Path(__file__).parents[1] / "config" / "calibration" / "pets09-s2l1.yaml"
 HEIGHT_BINS = (0, 40, 60, 80, 120, 1e9)  # gt box height in video pixels
+TILED: tuple[Literal["ssdlite", "nanodet"], ...] = (
+    "ssdlite",
+    "nanodet",
+)  # networks run on the calibration's windows (same tiling code)
 
 
 def parse_opts(items: list[str]) -> dict:
@@ -82,17 +89,18 @@ def run(seq_key: str, args: argparse.Namespace, progress: Progress, layout: str 
     seq = load_sequence(DATA / rel)
     roi = gt_roi(seq.gt) if use_roi else None
     opts = parse_opts(args.opt)
-    if layout and args.detector == "ssdlite":
+    tiled = args.detector in TILED
+    if layout and tiled:
         opts = {**layout_options(layout, seq_key, seq), **opts}
         if layout == "auto":
             print(f"\n{seq.info.name} calibration: {calibration(seq_key, seq)[1]}")
     low = min(args.thresholds)
-    if args.detector == "ssdlite":
+    if tiled:
         opts.setdefault("num_threads", 1)
         if args.model:
             opts["model_path"] = args.model
     det = make_person_detector(args.detector, **{**opts, "score_threshold": low})
-    if args.detector == "ssdlite":
+    if tiled:
         print(f"  {layout or 'options'}: {det.plan(*seq.video_size).describe()}")  # type: ignore[attr-defined]
     frames, times, found = [], [], []
     n = seq.info.length if args.frames is None else min(args.frames, seq.info.length)
@@ -141,9 +149,26 @@ def run(seq_key: str, args: argparse.Namespace, progress: Progress, layout: str 
         print(f"  {thr:.2f}  {p:.3f}  {r:.3f}  {f1:.3f} {tp:5d} {fp:5d} {fn:5d} {dc:4d}   {by_h}")
 
 
+def per_call_ms(rounds: int) -> None:
+    """Median ms of one network call per tiled detector, interleaved so that load changes hit
+    both alike (one thread; a real frame window, resize and decode included)."""
+    frame = np.random.default_rng(0).integers(0, 256, (360, 480, 3), dtype=np.uint8)
+    rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+    dets = {n: make_person_detector(n, num_threads=1, tiles=(1, 1)) for n in TILED}
+    times: dict[str, list[float]] = {n: [] for n in TILED}
+    for _ in range(rounds):
+        for name, det in dets.items():
+            t0 = time.perf_counter()
+            det._run(rgb)  # type: ignore[attr-defined]
+            times[name].append(time.perf_counter() - t0)
+    for label, ts in times.items():
+        ms = np.array(ts[3:]) * 1000
+        print(f"  {label}: one call median {np.median(ms):.1f} ms  p90 {np.percentile(ms, 90):.1f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--detector", choices=("ssdlite", "hog"), default="ssdlite")
+    ap.add_argument("--detector", choices=(*TILED, "hog"), default="ssdlite")
     ap.add_argument("--seq", choices=(*SEQS, "all"), default="all")
     ap.add_argument("--opt", action="append", default=[], help="detector option key=json")
     ap.add_argument("--thresholds", default="0.3,0.4,0.5,0.6", help="score thresholds")
@@ -157,8 +182,19 @@ def main(argv: list[str] | None = None) -> int:
         "calibration), before (PETS-tuned 4x1 band 0.15-0.65), fallback (no calibration), full",
     )
     ap.add_argument("--grey", action="store_true", help="feed greyscale frames (3 equal channels)")
-    ap.add_argument("--model", type=Path, help="another SSDLite .tflite (e.g. float16 / int8)")
+    ap.add_argument(
+        "--model", type=Path, help="another .tflite of that network (e.g. float16 / int8)"
+    )
+    ap.add_argument(
+        "--per-call", type=int, metavar="N", help="only time N interleaved calls per network"
+    )
     args = ap.parse_args(argv)
+    if args.per_call:
+        cv2.setNumThreads(1)
+        print(f"load: {os.getloadavg()} on {os.cpu_count()} cores")
+        per_call_ms(args.per_call)
+        print(f"load: {os.getloadavg()}")
+        return 0
     args.thresholds = [float(t) for t in args.thresholds.split(",")]
     cv2.setNumThreads(1)
     print(f"load: {os.getloadavg()} on {os.cpu_count()} cores")

@@ -50,11 +50,9 @@ from storesense.paths import hub_db_path
 from storesense.topics import Topics
 from storesense_tools.embedded_broker import EmbeddedBroker
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benches' shared page hooks
-from notification_hooks import HOOK_JS
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's tests/
 from tests.mosquitto_proc import private_mosquitto
+from tests.notification_hooks import HOOK_JS
 
 
 class BenchPhone:

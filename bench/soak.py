@@ -1,8 +1,10 @@
 """Soak: entrance traffic through a real Mosquitto for minutes, with the broker and the hub
 restarted on a schedule. Counts events sent, alerts made, lost and duplicated, and memory.
 
-Every event is a face track of a different enrolled customer (visit cooldown 0), sent through
-the edge outbox; every 5th is sent twice (QoS 1 repeats). A floor camera sends a
+Every event is a face track of a different enrolled customer (visit cooldown 0), sealed with the
+door camera's key as the camera agent seals it (storesense.face_seal; the store requires sealed
+tracks, so a plain or unopenable one would count as lost) and sent through the edge outbox;
+every 5th is sent twice (QoS 1 repeats). A floor camera sends a
 ``FloorPositions`` batch every second (8 frames x 10 people) through its own outbox, every 5th
 twice too.
 
@@ -49,13 +51,16 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge.outbox import EdgeOutbox
+from hub.faces import camera_keys
 from hub.faces.gallery import Gallery
 from hub.faces.template_crypto import TemplateCipher, load_or_create_key
 from hub.service import HubService
+from storesense import face_seal
 from storesense import messages as m
 from storesense.config import parse_config
+from storesense.face_models import DEFAULT_MODEL
 from storesense.mqtt_client import connect_in_background, make_client
-from storesense.paths import template_key_path
+from storesense.paths import camera_keys_path, template_key_path
 from storesense_tools.embedded_broker import free_port
 from tests.consent import consent
 from tests.mosquitto_proc import MosquittoProcess
@@ -215,9 +220,12 @@ def main() -> int:
         f"store_id: soak\nmqtt: {{port: {port}, keepalive_s: 5}}\n"
         "visits: {cooldown_s: 0, alert_ttl_s: 30}\n"
         f"floor: {{late_s: {args.floor_late_s}}}\n"
+        "face_seal: {required: true}\n"  # a plain track would be refused, i.e. counted lost
     )
     home = tmp / "hub"
     home.mkdir()
+    # the door camera's key, as `storesense camera-key issue` makes it: every track is sealed
+    seal_key = camera_keys.issue(camera_keys_path(home), "door-1")
     hub = HubService(cfg, home, client_id="soak-hub")
     gallery = Gallery(hub.conn, TemplateCipher(load_or_create_key(template_key_path(home))))
     print(f"enrolling {n_events} synthetic customers…", flush=True)
@@ -270,14 +278,16 @@ def main() -> int:
             )
             for k in range(2)
         ]
-        payload = m.FaceTrack(
+        track = m.FaceTrack(
+            model=DEFAULT_MODEL,
             camera_id="door-1",
             track_id=uuid.uuid4().hex,
             update=0,
             final=True,
             first_usable_at=t,
             samples=samples,
-        ).to_bytes()
+        )
+        payload = face_seal.seal(track, seal_key).to_bytes()  # as the camera agent does
         for _ in range(2 if i % 5 == 0 else 1):
             outbox.send(topic, payload)
         outbox.pump()
@@ -322,6 +332,8 @@ def main() -> int:
         "floor_lost": floor_lost,
         "floor_duplicated": floor_duplicated,
         "faults": faults,
+        "face_tracks_sealed": True,
+        "hub_rejected_since_last_restart": dict(hub.stats.rejected),
         "floor_late_s": args.floor_late_s,
         "late_window_from_s": window_from,
         "rss_mb_late_first": late_first,

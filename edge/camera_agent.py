@@ -26,8 +26,11 @@ from edge.roles import make_role
 from edge.video.source import VideoSource, VideoSourceError
 from storesense import messages as m
 from storesense import service_notify
-from storesense.config import CameraConfig, StoreConfig
+from storesense.config import CameraConfig, ConfigError, StoreConfig
+from storesense.face_seal import KeyFileSealer
+from storesense.loop_guard import LoopGuard, guard_mqtt_callbacks
 from storesense.mqtt_client import connect_in_background, make_client
+from storesense.paths import face_seal_key_path
 from storesense.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -47,14 +50,20 @@ class CameraAgent:
         *,
         home: Path,
         realtime: bool = True,
+        face_key: Path | None = None,
     ) -> None:
+        """``face_key``: this camera's face seal key file (``storesense.face_seal``; default
+        ``<home>/secrets/face-seal.key``): face tracks are sealed with it before the outbox."""
         self.cfg = cfg
         self.camera = camera
         self.realtime = realtime
         self.topics = Topics(cfg.store_id)
         # First, so a camera that cannot run as configured fails before connecting anywhere.
         self.role: Role = make_role(cfg, camera, self.topics)
+        self.sealer = self._sealer(face_key or face_seal_key_path(home))
         self.counters: Counter[str] = Counter()  # the agent's own; the role keeps its figures
+        # exceptions the loops survived, by step: in every heartbeat (EdgeStatus.errors)
+        self.guard = LoopGuard(log)
         self._stop = threading.Event()
         self._frames = 0
         self._fps = 0.0
@@ -67,8 +76,32 @@ class CameraAgent:
             cfg.mqtt,
             will=(self.topics.edge_status(camera.id), offline),
         )
+        guard_mqtt_callbacks(self.client, self.guard, log)
         self.outbox = EdgeOutbox(home / f"edge-{camera.id}-outbox.sqlite3", self.client)
         self.client.on_publish = lambda c, u, mid, rc, props: self.outbox.on_publish(mid)
+
+    def _sealer(self, path: Path) -> KeyFileSealer | None:
+        """The face tracks' sealer; None (plain tracks, warned) only for a camera with no key
+        file while the store allows that (``face_seal.required`` false: a migration)."""
+        if self.camera.role != "entrance":
+            return None  # floor positions carry no biometric data
+        if not path.exists():
+            if self.cfg.face_seal.required:
+                raise ConfigError(
+                    f"camera {self.camera.id}: no face seal key at {path} and face_seal.required "
+                    "is set (issue one with `storesense camera-key issue`, docs/deployment.md)"
+                )
+            log.warning(
+                "camera %s: no face seal key at %s: face tracks go out UNSEALED (the broker "
+                "and the outbox hold the embeddings in plain)", self.camera.id, path,
+            )  # fmt: skip
+            return None
+        try:
+            sealer = KeyFileSealer(path, self.camera.id)
+        except ValueError as exc:
+            raise ConfigError(f"camera {self.camera.id}: {exc}") from None
+        log.info("camera %s: face tracks sealed under key %s", self.camera.id, sealer.key_id)
+        return sealer
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -95,19 +128,23 @@ class CameraAgent:
         A camera that is down for hours is not a hung agent (VideoSource keeps retrying, which
         counts as progress); an analysis step stuck for a minute is, and systemd restarts us.
         """
-        marker, changed_at = self._progress_marker(), time.monotonic()
+        state = [self._progress_marker(), time.monotonic()]
         while not self._stop.wait(interval_s):
-            now_marker = self._progress_marker()
-            if now_marker != marker:
-                marker, changed_at = now_marker, time.monotonic()
-            if time.monotonic() - changed_at < PROGRESS_GRACE_S:
-                service_notify.watchdog()
-            else:
-                log.error(
-                    "camera %s: no progress for %.0f s; letting the watchdog restart us",
-                    self.camera.id,
-                    PROGRESS_GRACE_S,
-                )
+            self.guard.step("watchdog", self._watchdog_round, state)
+
+    def _watchdog_round(self, state: list) -> None:
+        """One look: ``state`` is [the last progress marker, when it changed]."""
+        now_marker = self._progress_marker()
+        if now_marker != state[0]:
+            state[:] = [now_marker, time.monotonic()]
+        if time.monotonic() - state[1] < PROGRESS_GRACE_S:
+            service_notify.watchdog()
+        else:
+            log.error(
+                "camera %s: no progress for %.0f s; letting the watchdog restart us",
+                self.camera.id,
+                PROGRESS_GRACE_S,
+            )
 
     # -- main loop -------------------------------------------------------------------------
     def run(self) -> None:
@@ -129,8 +166,8 @@ class CameraAgent:
             self.counters["source_errors"] += 1
             log.error("camera %s: %s", self.camera.id, exc)
         finally:
-            self._publish_all(self.role.flush(time.monotonic(), everything=True))
-            goodbye = self._publish_status(online=False)
+            self.guard.step("flush", self._flush_role)
+            goodbye = self.guard.step("goodbye", self._publish_status, False)
             self._drain(timeout_s=5.0)
             if goodbye is not None and self.client.is_connected():
                 goodbye.wait_for_publish(timeout=2.0)
@@ -155,23 +192,33 @@ class CameraAgent:
                     break
                 self._frames += 1
                 window_frames += 1
-                self.process_frame(frame.image_bgr, frame.t_capture)
+                # a frame the role fails on is logged and counted, and the next one comes
+                self.guard.step("frame", self.process_frame, frame.image_bgr, frame.t_capture)
                 self._reconnects = source.stats.reconnects
                 now = time.monotonic()
                 if now - last_beat >= HEARTBEAT_S:
                     self._fps = window_frames / (now - window_start)
                     window_start, window_frames, last_beat = now, 0, now
-                    self._publish_status(online=True)
+                    self.guard.step("heartbeat", self._publish_status, True)
+                pause = self.guard.backoff_s()
+                if pause and self._stop.wait(min(pause, HEARTBEAT_S)):
+                    break
 
     def process_frame(self, image_bgr: np.ndarray, t_capture: float) -> None:
         """Analyse one frame (t_capture on the monotonic clock) and publish what is due."""
         self._publish_all(self.role.process(image_bgr, t_capture))
 
     # -- publishing ------------------------------------------------------------------------
+    def _flush_role(self) -> None:
+        self._publish_all(self.role.flush(time.monotonic(), everything=True))
+
     def _publish_all(self, messages: list[Outgoing]) -> None:
         """Into the outbox (on disk until acknowledged), then let it send what it can."""
         for msg in messages:
-            self.outbox.send(self.role.topic, msg.to_bytes())
+            out: m.FaceTrack | m.FloorPositions | m.SealedFaceTrack = msg
+            if self.sealer is not None and isinstance(msg, m.FaceTrack):
+                out = self.sealer.seal(msg)  # before the outbox: the disk never sees vectors
+            self.outbox.send(self.role.topic, out.to_bytes())
         self.outbox.pump()
 
     def _on_connect(
@@ -183,9 +230,9 @@ class CameraAgent:
         props: mqtt.Properties | None,
     ) -> None:
         if not rc.is_failure:
-            self._publish_status(online=True)
+            self._publish_status(True)
 
-    def _publish_status(self, *, online: bool) -> mqtt.MQTTMessageInfo | None:
+    def _publish_status(self, online: bool) -> mqtt.MQTTMessageInfo | None:
         """Heartbeats skip the disk outbox: a stale one is worthless after an outage, and
         hours of them must not push face events out of the bounded outbox. Without a session
         there is nothing to send (None): the next connect announces the camera again.
@@ -208,6 +255,7 @@ class CameraAgent:
             queue_depth=self.outbox.depth() if queue_depth is None else queue_depth,
             reconnects=self._reconnects,
             rejections=self.role.rejections(),
+            errors=self.guard.snapshot(),
         )
 
     def _drain(self, timeout_s: float) -> None:

@@ -12,6 +12,6 @@ stamp=.venv/.storesense-installed
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -e ".[hub,dev]"
+    .venv/bin/python -m pip install -q -e ".[hub,central,dev]"
     echo "$want" > "$stamp"
 fi

@@ -2,7 +2,8 @@
 # Provision one Storesense node — the hub or one camera's edge device — from a store config.
 #
 #   flash_device.sh --role entrance|floor|hub --store-config FILE [--camera ID]
-#       [--hub-address HOST]... [--mqtt-credentials FILE] [--ca-cert FILE] [--root DIR]
+#       [--hub-address HOST]... [--mqtt-credentials FILE] [--ca-cert FILE] [--face-key FILE]
+#       [--root DIR]
 #       [--dry-run] [--force] [--skip-install] [--wheel PATH | --source DIR]
 #
 # What it does (docs/deployment.md has the whole store bring-up):
@@ -15,7 +16,10 @@
 #      the hub also gets Debian's mosquitto package (apt; printed, not run, with --root);
 #   3. <root>/etc/storesense/store.yaml: the store config with this node's MQTT account, CA and,
 #      for cameras, the hub's address as the MQTT host; root:storesense 0640 because it holds the
-#      MQTT password. mqtt-credentials.yaml (0600, root) and ca.crt (0644) beside it.
+#      MQTT password. mqtt-credentials.yaml (0600, root) and ca.crt (0644) beside it. A door
+#      camera's face seal key (--face-key, from `storesense camera-key issue` on the hub) as
+#      face-seal.key, root:storesense 0640: the agent seals its face tracks with it
+#      (docs/deployment.md, "Face seal keys"); without it they go out unsealed (warned).
 #      The hub's broker: `storesense broker-config` into <root>/etc/storesense/mosquitto (store
 #      CA, TLS-only mosquitto.conf, one account per device, ACLs) only if that folder is absent;
 #      --force regenerates it (a new CA and new passwords for every device). The hub's own
@@ -59,7 +63,7 @@ usage() {
     sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
 }
 
-role="" store_config="" camera="" credentials="" ca_cert="" root=""
+role="" store_config="" camera="" credentials="" ca_cert="" face_key="" root=""
 dry_run=0 force=0 skip_install=0 wheel="" source_dir=""
 hub_addresses=()
 
@@ -72,6 +76,7 @@ while [[ $# -gt 0 ]]; do
         --hub-address) need_value "$@"; hub_addresses+=("$2"); shift 2 ;;
         --mqtt-credentials) need_value "$@"; credentials=$2; shift 2 ;;
         --ca-cert) need_value "$@"; ca_cert=$2; shift 2 ;;
+        --face-key) need_value "$@"; face_key=$2; shift 2 ;;
         --root) need_value "$@"; root=$2; shift 2 ;;
         --wheel) need_value "$@"; wheel=$2; shift 2 ;;
         --source) need_value "$@"; source_dir=$2; shift 2 ;;
@@ -110,6 +115,19 @@ hub_address=""
 [[ $role == hub ]] || hub_address=${hub_addresses[0]}
 [[ -z $credentials || -f $credentials ]] || die "MQTT credentials $credentials not found"
 [[ -z $ca_cert || -f $ca_cert ]] || die "CA certificate $ca_cert not found"
+if [[ -n $face_key ]]; then
+    [[ $role == entrance ]] || die "--face-key is for door (entrance) cameras, not the $role role"
+    [[ -f $face_key ]] || die "face seal key $face_key not found"
+    # the camera's copy from `storesense camera-key issue`, and this camera's
+    key_camera=$("${PYTHON:-python3}" -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d.get("format") == "storesense-face-seal-key"
+print(d["camera_id"])' "$face_key" 2>/dev/null) ||
+        die "$face_key is not a face seal key file (storesense camera-key issue --out)"
+    [[ $key_camera == "$camera" ]] ||
+        die "$face_key is camera $key_camera's face seal key, not $camera's"
+fi
 [[ -z $wheel || -z $source_dir ]] || die "pass --wheel or --source, not both"
 [[ -z $wheel || -f $wheel ]] || die "wheel $wheel not found"
 [[ -z $source_dir || -f $source_dir/pyproject.toml ]] ||
@@ -425,6 +443,10 @@ prepare_node_files() {
         cp "$ca_cert" "$stage/ca.crt"
         node_files+=("ca.crt:0644")
     fi
+    if [[ -n $face_key ]]; then
+        cp "$face_key" "$stage/face-seal.key"
+        node_files+=("face-seal.key:0640")
+    fi
     local entry
     for entry in "${node_files[@]}"; do
         conflict_check "$stage/${entry%%:*}" "$CONF_DIR/${entry%%:*}"
@@ -622,7 +644,8 @@ tmpfiles="# Written by scripts/flash_device.sh: store.yaml holds the MQTT passwo
 # (group storesense) and root may read it. Re-applied at every boot.
 z $CONF_DIR/store.yaml 0640 root storesense -
 z $CONF_DIR/mqtt-credentials.yaml 0600 root root -
-z $CONF_DIR/ca.crt 0644 root root -"
+z $CONF_DIR/ca.crt 0644 root root -
+z $CONF_DIR/face-seal.key 0640 root storesense -"
 if [[ $role == hub ]]; then
     # The web process runs as its own user: not in group storesense, so neither store.yaml (the
     # hub's MQTT password) nor /var/lib/storesense (database, template key) is readable to it.

@@ -27,6 +27,7 @@ from pydantic import (
     field_validator,
 )
 
+from storesense.face_models import DLIB_RESNET, FaceModel
 from storesense.ids import CustomerId, Ident  # the id rules: storesense/ids.py
 
 SCHEMA_VERSION: Final = 1  # Final: its type is Literal[1], as the field ``v`` says
@@ -108,6 +109,27 @@ class FaceTrack(_Message):
     final: bool = Field(description="the track ended; the hub decides now or calls it unknown")
     first_usable_at: float = Field(description="epoch s of the track's first usable face frame")
     samples: list[EmbeddingSample] = Field(min_length=0, max_length=10)
+    # Added with SFace, defaulted: agents from before it sent dlib ResNet vectors only. The hub
+    # compares a track only with templates of the same model (storesense.face_models).
+    model: FaceModel = Field(DLIB_RESNET, description="the embedding model of every sample")
+
+
+B64 = Annotated[str, Field(pattern=r"^[A-Za-z0-9+/]*={0,2}$")]
+
+
+class SealedFaceTrack(_Message):
+    """edge → hub: a ``FaceTrack`` sealed for the hub (``storesense.face_seal``, AES-256-GCM).
+
+    Outside, in clear and authenticated: what the hub needs before it opens anything (the
+    message id for dedupe, the camera, the time for the staleness bound, the key id). Inside:
+    the whole ``FaceTrack`` with its embeddings; the broker and the outbox never see them.
+    """
+
+    kind: Literal["sealed_face_track"] = "sealed_face_track"
+    camera_id: Ident
+    key_id: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]
+    nonce: B64 = Field(min_length=16, max_length=16, description="12 bytes, base64")
+    ciphertext: B64 = Field(min_length=24, description="the FaceTrack JSON + 16-byte tag")
 
 
 class EdgeStatus(_Message):
@@ -122,6 +144,12 @@ class EdgeStatus(_Message):
     queue_depth: int = Field(0, ge=0)
     reconnects: int = Field(0, ge=0)
     rejections: dict[str, int] = Field(default_factory=dict)
+    # Added after v1 shipped, with a default: older agents' heartbeats stay valid.
+    errors: dict[str, int] = Field(
+        default_factory=dict,
+        description="exceptions the agent's loops survived since start, by step "
+        "(storesense.loop_guard): logged, counted, and the loop went on",
+    )
 
 
 # Lower edges (px, of the analysed frame) of the person-height bands a floor camera counts its
@@ -289,6 +317,12 @@ class HubStatus(_Message):
     online: bool
     gallery_size: int = Field(0, ge=0)
     rejected: dict[str, int] = Field(default_factory=dict)
+    # Added after v1 shipped, with a default: older hubs' statuses stay valid.
+    errors: dict[str, int] = Field(
+        default_factory=dict,
+        description="exceptions the hub's loops survived since start, by step "
+        "(storesense.loop_guard): logged, counted, and the loop went on",
+    )
 
 
 class NodeHealth(_Message):
@@ -300,6 +334,7 @@ class NodeHealth(_Message):
 
 Message = (
     FaceTrack
+    | SealedFaceTrack
     | FloorPositions
     | EdgeStatus
     | Alert
@@ -316,12 +351,13 @@ _ANY_MESSAGE: TypeAdapter[Message] = TypeAdapter(Annotated[Message, Field(discri
 M = TypeVar("M", bound=_Message)
 
 
-def parse(payload: bytes) -> Message:
-    """Bytes off the wire → the validated message of whatever kind it says it is.
+def envelope(payload: bytes) -> dict[str, Any]:
+    """The checks every payload passes before its schema: size, JSON object, version.
 
     Raises ``PayloadError`` with a countable reason: ``too_large``, ``bad_json``,
     ``bad_version`` (checked before the schema: a v2 sender deserves that answer, not a list
-    of field errors) or ``bad_schema``.
+    of field errors) or ``bad_schema``. Shared by the store's union (:func:`parse`) and the
+    chain's (``storesense.chain_messages.parse``), so both count rejections alike.
     """
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise PayloadError("too_large", f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
@@ -333,8 +369,17 @@ def parse(payload: bytes) -> Message:
         raise PayloadError("bad_schema", "payload is not a JSON object")
     if data.get("v") != SCHEMA_VERSION:
         raise PayloadError("bad_version", f"schema version {data.get('v')!r}, expected 1")
+    return data
+
+
+U = TypeVar("U")
+
+
+def validate_tagged(adapter: TypeAdapter[U], data: dict[str, Any]) -> U:
+    """``data`` through a discriminated union on ``kind``; ``PayloadError('bad_schema')`` naming
+    the unknown kind or the first bad field."""
     try:
-        return _ANY_MESSAGE.validate_python(data)
+        return adapter.validate_python(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         if first["type"] == "union_tag_invalid" or first["type"] == "union_tag_not_found":
@@ -342,6 +387,14 @@ def parse(payload: bytes) -> Message:
         # the first location item is the tag pydantic dispatched on; the field path follows
         where = ".".join(str(p) for p in first["loc"][1:])
         raise PayloadError("bad_schema", f"{where}: {first['msg']}") from None
+
+
+def parse(payload: bytes) -> Message:
+    """Bytes off the wire → the validated message of whatever kind it says it is.
+
+    Raises ``PayloadError`` (:func:`envelope`'s reasons, then ``bad_schema``).
+    """
+    return validate_tagged(_ANY_MESSAGE, envelope(payload))
 
 
 @overload

@@ -9,6 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 ROOT = "storesense/v1"
+# The central office's tree (docs/chain.md): each store's bridge remaps its local
+# ``storesense/v1/<store>/chain/…`` to ``chain/v1/<store>/…`` on the central broker, whose ACL
+# lets a store's account write only under its own id.
+CHAIN_ROOT = "chain/v1"
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,15 @@ class Topics:
     def node_health(self) -> str:
         return f"{self.base}/hub/nodes"
 
+    # hub → central office, through the store broker's bridge (storesense.chain_messages)
+    def chain(self, kind: str) -> str:
+        return f"{self.base}/chain/{kind}"
+
+    @property
+    def chain_prefix(self) -> str:
+        """The local prefix the bridge forwards (and strips): ``…/<store>/chain/``."""
+        return f"{self.base}/chain/"
+
     def segment(self, topic: str, index_from_base: int) -> str | None:
         """The n-th level after ``storesense/v1/<store>/``; None if the topic is not ours."""
         prefix = self.base + "/"
@@ -93,3 +106,33 @@ class Topics:
             return None
         parts = topic[len(prefix) :].split("/")
         return parts[index_from_base] if index_from_base < len(parts) else None
+
+
+class ChainTopics:
+    """The central broker's side of the tree: ``chain/v1/<store>/<kind>``."""
+
+    all_stores = f"{CHAIN_ROOT}/+/+"
+
+    @staticmethod
+    def store_prefix(store_id: str) -> str:
+        """What the bridge puts in front of a forwarded topic (and the store's ACL tree)."""
+        return f"{CHAIN_ROOT}/{store_id}/"
+
+    @staticmethod
+    def store_tree(store_id: str) -> str:
+        return f"{CHAIN_ROOT}/{store_id}/#"
+
+    @staticmethod
+    def of(store_id: str, kind: str) -> str:
+        return f"{CHAIN_ROOT}/{store_id}/{kind}"
+
+    @staticmethod
+    def parse(topic: str) -> tuple[str, str] | None:
+        """(store id, kind) of a central topic; None if it is not ``chain/v1/<store>/<kind>``."""
+        prefix = CHAIN_ROOT + "/"
+        if not topic.startswith(prefix):
+            return None
+        parts = topic[len(prefix) :].split("/")
+        if len(parts) != 2 or not all(parts):
+            return None
+        return parts[0], parts[1]

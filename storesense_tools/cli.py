@@ -9,21 +9,36 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
 from pathlib import Path
 
 from storesense import service_notify
-from storesense.config import ConfigError, load_config
+from storesense.config import ConfigError, RecognitionConfig, load_config
 from storesense.errors import CliError
-from storesense.paths import resolve_home
-from storesense_tools import cli_faces, cli_floor, cli_pos, cli_privacy, cli_staff, cli_web
+from storesense.face_models import FACE_MODELS
+from storesense.instance_lock import edge_lock, hub_lock
+from storesense.paths import keep_new_files_private, resolve_home
+from storesense_tools import (
+    cli_backup,
+    cli_camera_keys,
+    cli_central,
+    cli_faces,
+    cli_floor,
+    cli_pos,
+    cli_privacy,
+    cli_staff,
+    cli_web,
+)
 from storesense_tools.common import (
     EXTRA_KEY,
     HUB_EXTRA,
+    SHARED_FILES_KEY,
     missing_distributions,
     needs_extra_message,
+    recognition_config,
     store_config,
 )
 
@@ -42,7 +57,8 @@ def cmd_hub_run(args: argparse.Namespace, home: Path) -> int:
     from hub.service import HubService
 
     cfg = store_config(args, home)
-    with HubService(cfg, home):
+    # before the database and the broker: a second hub must touch neither (one line, exit 2)
+    with hub_lock(home), HubService(cfg, home):
         service_notify.ready()  # Type=notify: systemd waits for this
         log.info("hub running for store %s (home %s); Ctrl-C stops", cfg.store_id, home)
         _wait_for_signal()
@@ -53,25 +69,41 @@ def cmd_edge_run(args: argparse.Namespace, home: Path) -> int:
     from edge.camera_agent import CameraAgent
 
     cfg = store_config(args, home)
-    agent = CameraAgent(cfg, cfg.camera(args.camera), home=home)
+    camera = cfg.camera(args.camera)
+    lock = edge_lock(home, camera.id).acquire()  # held until the process ends
+    face_key = args.face_key or os.environ.get("STORESENSE_FACE_KEY")
+    agent = CameraAgent(cfg, camera, home=home, face_key=Path(face_key) if face_key else None)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: agent.request_stop())
-    agent.run()
+    try:
+        agent.run()
+    finally:
+        lock.release()
     return 0
 
 
+def _eval_recognition(args: argparse.Namespace, home: Path) -> RecognitionConfig:
+    """The store config's ``recognition`` section (defaults without one); ``--model`` another
+    model at that model's own defaults."""
+    rc = recognition_config(args, home)
+    if args.model and args.model != rc.model:
+        rc = RecognitionConfig(model=args.model, aggregation=rc.aggregation)
+    return rc
+
+
 def cmd_eval_faces(args: argparse.Namespace, home: Path) -> int:
+    rc = _eval_recognition(args, home)
     if args.track_size:  # the door-track protocol: storesense_tools/accuracy/track_protocol.py
         from storesense_tools.accuracy.track_protocol import run_track_eval
 
         summary = run_track_eval(
-            Path(args.enroll), Path(args.probe), Path(args.out), args.track_size
+            Path(args.enroll), Path(args.probe), Path(args.out), args.track_size, rc
         )
         print(json.dumps(summary, indent=2))
         return 0
     from storesense_tools.face_eval import run_face_eval
 
-    summary = run_face_eval(Path(args.enroll), Path(args.probe), Path(args.out))
+    summary = run_face_eval(Path(args.enroll), Path(args.probe), Path(args.out), recognition=rc)
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -79,9 +111,11 @@ def cmd_eval_faces(args: argparse.Namespace, home: Path) -> int:
 def cmd_demo(args: argparse.Namespace, home: Path) -> int:
     from storesense_tools.demo import run_demo
 
-    summary = run_demo(
-        home=home, seconds=args.seconds, out_dir=Path(args.out), headless=args.headless
-    )
+    # the demo empties the home's database first: never under a running hub or a restore
+    with hub_lock(home, doing="the demo"):
+        summary = run_demo(
+            home=home, seconds=args.seconds, out_dir=Path(args.out), headless=args.headless
+        )
     return 0 if summary["alerts"] else 1
 
 
@@ -109,9 +143,14 @@ def cmd_status(args: argparse.Namespace, home: Path) -> int:
         "reconnects",
         "rejected faces",
     )
+    failing: list[str] = []
     now = time.time()
     for r in node_rows(db.open_db(hub_db_path(home))):
         rejected = sum(_json.loads(r["rejections"]).values())
+        errors = _json.loads(r["errors"])  # exceptions its loops survived, by step
+        if errors:
+            steps = ", ".join(f"{step} {n}" for step, n in sorted(errors.items()))
+            failing.append(f"{r['camera_id']}: loop errors since its start: {steps}")
         table.add_row(
             r["camera_id"],
             r["role"],
@@ -123,7 +162,10 @@ def cmd_status(args: argparse.Namespace, home: Path) -> int:
             str(r["reconnects"]),
             str(rejected),
         )
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    for line in failing:
+        console.print(line)
     return 0
 
 
@@ -184,6 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     er = edge.add_parser("run", help="run the agent for one configured camera")
     er.add_argument("--camera", required=True, help="camera id from the store config")
+    er.add_argument(
+        "--face-key",
+        help="the camera's face seal key file (default: $STORESENSE_FACE_KEY, else "
+        "<home>/secrets/face-seal.key); see `storesense camera-key`",
+    )
     er.set_defaults(func=cmd_edge_run)
 
     ev = sub.add_parser("eval", help="evaluate on labelled data").add_subparsers(
@@ -200,6 +247,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K",
         help="door tracks: each person's probe images in groups of K, decided by the hub's "
         "per-track rule; --out gets one row per track",
+    )
+    ef.add_argument(
+        "--model",
+        choices=FACE_MODELS,
+        help="embedding model (default: the store config's recognition.model), at that "
+        "model's default thresholds unless it is the config's own",
     )
     ef.set_defaults(func=cmd_eval_faces)
 
@@ -224,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     bc.add_argument("--port", type=int, default=8883)
     bc.add_argument("--host", action="append", default=[], help="hub name/IP for the cert")
     bc.add_argument("--force", action="store_true", help="replace an existing folder")
-    bc.set_defaults(func=cmd_broker_config, extra=HUB_EXTRA)
+    bc.set_defaults(func=cmd_broker_config, extra=HUB_EXTRA, shared_files=True)
 
     cc = sub.add_parser("config", help="configuration tools").add_subparsers(
         dest="action", required=True
@@ -234,11 +287,14 @@ def build_parser() -> argparse.ArgumentParser:
     ck.set_defaults(func=cmd_config_check)
 
     cli_privacy.register(sub)
+    cli_backup.register(sub)  # backup, restore
     cli_faces.register(sub)  # faces review (the store's threshold)
+    cli_camera_keys.register(sub)  # camera-key issue|retire|revoke|list (face seal keys)
     cli_floor.register(sub)
     staff_actions = cli_web.register(sub)  # staff add, web run|cert|onboarding|pos-token
     cli_staff.register(staff_actions)  # staff list|disable|enable
     cli_pos.register(sub)  # pos import/recategorize/birthday/card, suggest build/eval
+    cli_central.register(sub)  # central run|migrate|bridge-config (the chain's office)
     return p
 
 
@@ -254,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
         # saying what to install, not an ImportError traceback from deep inside the hub.
         print(f"storesense: {needs_extra_message(args, extra)}", file=sys.stderr)
         return 2
+    if not getattr(args, SHARED_FILES_KEY, False):
+        keep_new_files_private()  # before the home folder, the database or a report exists
     try:
         home = resolve_home(args.home)
         return int(args.func(args, home))

@@ -19,16 +19,15 @@ import time
 from pathlib import Path
 
 from storesense.errors import CliError
-from storesense_tools.common import HUB_EXTRA, config_path, read_password
+from storesense_tools.common import HUB_EXTRA, read_password, recognition_config
 
 DAY_S = 86400.0
 
 
-def _configured_threshold(args: argparse.Namespace, home: Path) -> float:
-    from storesense.config import RecognitionConfig, load_config
-
-    path = config_path(args, home)
-    return (load_config(path).recognition if path.exists() else RecognitionConfig()).threshold
+def _configured(args: argparse.Namespace, home: Path) -> tuple[float, str]:
+    """The store config's threshold and the model it is a distance of."""
+    rc = recognition_config(args, home)
+    return rc.threshold, rc.model
 
 
 def _confirmed(args: argparse.Namespace, value: float) -> bool:
@@ -54,9 +53,9 @@ def cmd_faces_review(args: argparse.Namespace, home: Path) -> int:
     if not hub_db_path(home).exists():
         raise CliError(f"no hub database in {home}: run this on the hub (or pass --home)")
     conn = db.open_db(hub_db_path(home))
-    configured = _configured_threshold(args, home)
-    setting = threshold.current(conn)
-    current = threshold.effective_threshold(conn, configured)
+    configured, model = _configured(args, home)
+    setting = threshold.current(conn, model)
+    current = threshold.effective_threshold(conn, configured, model)
     since = time.time() - args.days * DAY_S
     evidence = match_evidence(conn, since)
     rec = recommend(evidence, current, target=args.target)
@@ -132,7 +131,7 @@ def cmd_faces_review(args: argparse.Namespace, home: Path) -> int:
     }  # fmt: skip
     after = threshold.apply(
         conn, threshold=new, configured=configured, staff_id=staff.staff_id, reason=reason,
-        evidence=evidence_doc, actor=os.environ.get("USER", "cli"),
+        evidence=evidence_doc, actor=os.environ.get("USER", "cli"), model=model,
     )  # fmt: skip
     print(
         f"threshold {current:.3f} -> {after:.3f}, confirmed by {staff.staff_id} (audited); "

@@ -3,6 +3,7 @@
 Heavy imports happen inside each command, as in `storesense_tools.cli`.
 
 * ``calibrate``: fit a floor camera's image → floor homography from measured marks;
+* ``calibrate-marks``: a self-contained page to click a still's floor marks and type metres;
 * ``calibrate-check``: the installer's check of such marks on a camera still (annotated PNG,
   residuals, leave-one-out errors, people's heights; refuses maps off by more than 0.5 m);
 * ``track``: the floor pipeline over a video file → MOTChallenge rows (for evaluation);
@@ -82,6 +83,21 @@ def _read_boxes(path: Path) -> Any:
         return read_number_csv(path, ("x1", "y1", "x2", "y2"), ordered)
     except CalibrationError as exc:
         raise CliError(str(exc)) from None
+
+
+def cmd_calibrate_marks(args: argparse.Namespace, home: Path) -> int:
+    """The installer's marking page for a still (storesense_tools/calibration_marks.py)."""
+    from storesense_tools.calibration_marks import write_marking_page
+
+    try:
+        w, h = write_marking_page(args.image, args.out)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    print(
+        f"wrote {args.out} ({w}x{h} still): open it in a browser, click the floor marks, type "
+        "their metres, save marks.csv (and people.csv), then run storesense calibrate-check"
+    )
+    return 0
 
 
 def cmd_calibrate_check(args: argparse.Namespace, home: Path) -> int:
@@ -203,7 +219,7 @@ def _run_video(
     import cv2
 
     from edge.floor.person_detect import make_person_detector
-    from edge.floor.pipeline import DETECTOR_OPTIONS, FloorPipeline
+    from edge.floor.pipeline import DETECTOR_OPTIONS, FloorPipeline, tracker_for
     from storesense_tools.floor_offline import read_video
 
     if not Path(args.video).is_file():
@@ -225,7 +241,9 @@ def _run_video(
     detector = make_person_detector(
         args.detector, **DETECTOR_OPTIONS[args.detector], **_threads(args)
     )
-    pipeline = FloorPipeline(detector, homography, coast_s=coast_s)
+    pipeline = FloorPipeline(
+        detector, homography, tracker=tracker_for(args.detector), coast_s=coast_s
+    )
 
     def run() -> Iterator[tuple[int, Any]]:
         for i, frame in enumerate(frames):
@@ -412,7 +430,7 @@ def _video_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--fps", type=_positive, help="the video's true frame rate if the container is wrong"
     )
-    p.add_argument("--detector", choices=["ssdlite", "hog"], default="ssdlite")
+    p.add_argument("--detector", choices=["ssdlite", "nanodet", "hog"], default="ssdlite")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--threads", type=int, default=1, help="CPU threads for the detector")
     p.add_argument(
@@ -435,6 +453,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     ca.add_argument("--warn-m", type=_positive, default=0.25, help="warn above this max error")
     ca.set_defaults(func=cmd_calibrate)
+
+    cm = sub.add_parser(
+        "calibrate-marks",
+        help="write a page to click floor marks on a camera still and type their metres",
+    )
+    cm.add_argument("--image", required=True, type=Path, help="a still of the camera (PNG/JPEG)")
+    cm.add_argument("--out", required=True, type=Path, help="the HTML page to write")
+    cm.set_defaults(func=cmd_calibrate_marks)
 
     cc = sub.add_parser(
         "calibrate-check",

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from storesense.errors import CliError
-from storesense_tools.common import HUB_EXTRA, config_path
+from storesense_tools.common import HUB_EXTRA, config_path, operator_name
 
 if TYPE_CHECKING:
     import sqlite3
@@ -23,8 +23,7 @@ if TYPE_CHECKING:
     from storesense.config import StoreConfig
 
 
-def _actor() -> str:
-    return os.environ.get("USER", "cli")
+_actor = operator_name
 
 
 def _conn(home: Path) -> sqlite3.Connection:
@@ -46,6 +45,7 @@ def cmd_enroll(args: argparse.Namespace, home: Path) -> int:
     from edge.entrance.face_pipeline import FacePipeline
     from hub.faces.gallery import Consent, EnrolmentRefused, Gallery
     from hub.faces.template_crypto import TemplateKeyError
+    from storesense.config import RecognitionConfig
     from storesense.paths import template_key_path
     from storesense.privacy_config import PrivacyConfig
     from storesense_tools.enrolment import enrol_customer
@@ -64,7 +64,10 @@ def cmd_enroll(args: argparse.Namespace, home: Path) -> int:
         gallery = Gallery.open(_conn(home), template_key_path(home))
         done = enrol_customer(
             gallery,
-            FacePipeline(quality=cfg.quality if cfg else None),
+            FacePipeline.for_photos(
+                cfg.quality if cfg else None,
+                cfg.recognition.model if cfg else RecognitionConfig().model,
+            ),
             customer_id=args.customer,
             name=args.name,
             consent=consent,
@@ -161,6 +164,12 @@ def cmd_audit_verify(args: argparse.Namespace, home: Path) -> int:
             f"({report.rows} rows before it verify)"
         )
     print(f"audit chain ok: {report.rows} rows; head row {report.head_id} mac {report.head_mac}")
+    if report.legacy_redactions:
+        print(
+            f"{report.legacy_redactions} redaction(s) date from before sealed redactions "
+            "(schema 10): they were sealed as found at the upgrade, not by an erasure "
+            "(docs/privacy.md, Audit)"
+        )
     return 0
 
 

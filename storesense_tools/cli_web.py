@@ -259,7 +259,7 @@ def register(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
     )
     wc.add_argument("--out", help="folder for web.crt and web.key (default: the CA folder)")
     wc.add_argument("--host", action="append", default=[], help="name/IP phones use (repeat)")
-    wc.set_defaults(func=cmd_web_cert, extra=HUB_EXTRA)
+    wc.set_defaults(func=cmd_web_cert, extra=HUB_EXTRA, shared_files=True)
     wo = web.add_parser("onboarding", help="print the phone onboarding URL, QR code, CA check")
     wo.add_argument("--ca-cert", help="the store CA (default HOME/tls/ca.crt)")
     wo.add_argument("--url-host", help="the name phones use for the hub (default: this host)")

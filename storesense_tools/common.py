@@ -27,13 +27,23 @@ from storesense.errors import CliError
 if TYPE_CHECKING:
     from rich.progress import Progress, ProgressColumn
 
-    from storesense.config import StoreConfig
+    from storesense.config import RecognitionConfig, StoreConfig
 
 DISTRIBUTION = "storesense"
 HUB_EXTRA = "hub"
 # ``set_defaults(extra=HUB_EXTRA)`` on a sub-parser marks its command hub-only: ``cli.main``
 # refuses it with one line on a camera install instead of a ModuleNotFoundError traceback.
 EXTRA_KEY = "extra"
+# ``set_defaults(shared_files=True)``: the command writes files other users must read (the
+# broker's config for the mosquitto user, the web certificate) and sets each file's mode
+# itself; ``cli.main`` then leaves the umask alone. Every other command runs with 077
+# (``storesense.paths.keep_new_files_private``).
+SHARED_FILES_KEY = "shared_files"
+
+
+def operator_name() -> str:
+    """Who runs the command, for the audit log (``$USER``; "cli" without one)."""
+    return os.environ.get("USER", "cli")
 
 
 def config_path(args: argparse.Namespace, home: Path) -> Path:
@@ -86,6 +96,15 @@ def store_config(args: argparse.Namespace, home: Path) -> StoreConfig:
             f"no store config at {path}: pass --config FILE (see config/store.example.yaml)"
         )
     return load_config(path)
+
+
+def recognition_config(args: argparse.Namespace, home: Path) -> RecognitionConfig:
+    """The store config's ``recognition`` section, or the defaults where there is no config
+    (an evaluation or a threshold review may run before the store is set up)."""
+    from storesense.config import RecognitionConfig, load_config
+
+    path = config_path(args, home)
+    return load_config(path).recognition if path.exists() else RecognitionConfig()
 
 
 def progress_bar(*columns: ProgressColumn, quiet: bool = False) -> Progress:

@@ -32,12 +32,19 @@ from rich.console import Console
 
 from edge.camera_agent import CameraAgent
 from edge.entrance.face_pipeline import FacePipeline
+from hub.faces import camera_keys
 from hub.faces.gallery import Consent, Gallery
 from hub.service import HubService
 from hub.staff.accounts import add_staff
 from hub.store import db
+from storesense import face_seal
 from storesense.config import StoreConfig, parse_config
-from storesense.paths import hub_db_path, template_key_path
+from storesense.paths import (
+    camera_keys_path,
+    face_seal_key_path,
+    hub_db_path,
+    template_key_path,
+)
 from storesense_tools.demo_floor import (
     FloorCamera,
     build_floor_report,
@@ -125,7 +132,9 @@ def run_demo(*, home: Path, seconds: float, out_dir: Path, headless: bool) -> di
         console.print(f"[bold]Storesense demo[/] — broker on 127.0.0.1:{broker.port}, home {home}")
         hub = HubService(cfg, home)
         with console.status("enrolling one walker of the clip (consent: demo data)…"):
-            _enrol_demo_walker(home, clip, FacePipeline(quality=cfg.quality), hub.conn)
+            _enrol_demo_walker(
+                home, clip, FacePipeline.for_photos(cfg.quality, cfg.recognition.model), hub.conn
+            )
         hub._reload_gallery()
         console.print(f"enrolled [cyan]{DEMO_CUSTOMER[1]}[/] ({DEMO_CUSTOMER[0]}), templates only")
         shop = seed_purchases(home, cfg, dt.datetime.now())
@@ -141,6 +150,9 @@ def run_demo(*, home: Path, seconds: float, out_dir: Path, headless: bool) -> di
         console.print(f"wrote {history} batches of SYNTHETIC floor history (labelled demo data)")
         with console.status("loading the floor camera's person detector…"):
             floor_cam = FloorCamera(cfg, home)
+        if not face_seal_key_path(home).exists():  # the door camera seals, as provisioned ones do
+            key = camera_keys.issue(camera_keys_path(home), "door-1")
+            face_seal.write_key_file(face_seal_key_path(home), key)
         hub.start()
 
         def narrate(staff: str, text: str) -> None:

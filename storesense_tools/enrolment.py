@@ -120,5 +120,6 @@ def enrol_customer(
         actor=actor,
         photo=photo,
         max_templates=max_templates,
+        model=pipeline.model_id,
     )
     return Enrolment(verdicts, result)

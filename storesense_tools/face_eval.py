@@ -25,8 +25,9 @@ from pathlib import Path
 import numpy as np
 from rich.progress import Progress
 
-from hub.faces.matcher import OpenSetPolicy, TemplateIndex
+from hub.faces.matcher import Aggregation, OpenSetPolicy, TemplateIndex, customer_rows
 from storesense.config import QualityConfig, RecognitionConfig
+from storesense.face_models import DEFAULT_MODEL
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".pgm", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 CACHE_VERSION = "1"
@@ -45,13 +46,13 @@ def identity_images(root: Path) -> list[tuple[str, Path]]:
 _PIPELINE = None
 
 
-def _worker_init() -> None:
+def _worker_init(model: str = DEFAULT_MODEL) -> None:
     global _PIPELINE
     from edge.entrance.face_pipeline import FacePipeline
 
     os.environ["STORESENSE_TFLITE_THREADS"] = "1"  # one worker per core already
 
-    _PIPELINE = FacePipeline()
+    _PIPELINE = FacePipeline.for_photos(model=model)  # still images: what enrolment runs
 
 
 def _central_embedding(path: Path) -> np.ndarray | None:
@@ -75,14 +76,16 @@ def _central_embedding(path: Path) -> np.ndarray | None:
     return min(usable, key=off_centre).embedding
 
 
-def _cache_key(paths: Sequence[Path]) -> str:
+def _cache_key(paths: Sequence[Path], model: str = DEFAULT_MODEL) -> str:
     h = hashlib.sha256(CACHE_VERSION.encode())
+    h.update(model.encode())
     from edge.model_files import MODELS_DIR
 
     # The face code and the detector weights, found through the package (the face modules
     # live in edge/entrance since the rooms layout; a glob of edge/ itself now finds none).
     entrance = Path(str(resources.files("edge.entrance")))
-    for src in sorted(entrance.glob("face_*.py")) + sorted(MODELS_DIR.glob("*.tflite")):
+    models = sorted(MODELS_DIR.glob("*.tflite")) + sorted(MODELS_DIR.glob("*.onnx"))
+    for src in sorted(entrance.glob("face_*.py")) + models:
         h.update(src.read_bytes())
     # What else decides an embedding: the quality gate's defaults (they live in the config
     # models, not in edge/) and the installed dlib model weights.
@@ -102,16 +105,18 @@ def embed_images(
     workers: int | None = None,
     cache_dir: Path | None = None,
     label: str = "embedding",
+    model: str = DEFAULT_MODEL,
 ) -> np.ndarray:
-    """(N, 128) float32, NaN rows where no usable face. Cached by pipeline code + file list."""
+    """(N, 128) float32, NaN rows where no usable face. Cached by pipeline code, embedding
+    model and file list."""
     cache_dir = cache_dir or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    cache = cache_dir / "storesense" / f"embeddings-{_cache_key(paths)}.npy"
+    cache = cache_dir / "storesense" / f"embeddings-{_cache_key(paths, model)}.npy"
     if cache.exists():
         return np.load(cache)
     workers = workers or max(1, min(2, os.cpu_count() or 1))
     out = np.full((len(paths), 128), np.nan, dtype=np.float32)
     with (
-        mp.get_context("fork").Pool(workers, initializer=_worker_init) as pool,
+        mp.get_context("fork").Pool(workers, initializer=_worker_init, initargs=(model,)) as pool,
         Progress(transient=True) as progress,
     ):
         task = progress.add_task(f"{label} ({len(paths)} images)", total=len(paths))
@@ -125,17 +130,24 @@ def embed_images(
 
 
 def build_index(
-    ids: Sequence[str], embeddings: np.ndarray, cohort_size: int = 0
+    ids: Sequence[str],
+    embeddings: np.ndarray,
+    cohort_size: int = 0,
+    aggregation: Aggregation | None = None,
 ) -> tuple[TemplateIndex, list[str]]:
     """Index of every enrol image with a face; labels are positions in the returned id list.
 
     ``cohort_size``: as ``TemplateIndex``'s (a policy with ``cohort_k`` needs that many).
+    ``aggregation``: how a customer's templates become index rows, as the hub does it
+    (``hub.faces.matcher.customer_rows``); ``None``: ``RecognitionConfig``'s default.
     """
     names = sorted({i for i, e in zip(ids, embeddings, strict=True) if np.isfinite(e).all()})
     pos = {n: k for k, n in enumerate(names)}
     keep = [k for k, e in enumerate(embeddings) if np.isfinite(e).all()]
     labels = np.array([pos[ids[k]] for k in keep], dtype=np.int64)
-    return TemplateIndex(labels, embeddings[keep].reshape(-1, 128), cohort_size), names
+    agg = RecognitionConfig().aggregation if aggregation is None else aggregation
+    rows = customer_rows(labels, embeddings[keep].reshape(-1, 128), agg)
+    return TemplateIndex(*rows, cohort_size=cohort_size), names
 
 
 def lfw_split(lfw: Path) -> tuple[list[tuple[str, Path]], list[tuple[str, Path]], list[Path]]:
@@ -171,6 +183,7 @@ def run_face_eval(
     *,
     policy: OpenSetPolicy | None = None,
     workers: int | None = None,
+    recognition: RecognitionConfig | None = None,
 ) -> dict:
     """Evaluate, write one CSV row per probe image, return the JSON summary.
 
@@ -187,12 +200,13 @@ def run_face_eval(
     for d in (enroll_dir, probe_dir):
         if not d.is_dir():
             raise FileNotFoundError(f"{d} is not a folder of <identity>/<images>")
-    policy = policy or policy_from()
+    rc = recognition or RecognitionConfig()
+    policy = policy or policy_from(rc)
     enrol = identity_images(enroll_dir)
     probes = identity_images(probe_dir)
-    e_emb = embed_images([p for _, p in enrol], workers=workers, label="enrol")
-    index, names = build_index([i for i, _ in enrol], e_emb, policy.cohort_k)
-    p_emb = embed_images([p for _, p in probes], workers=workers, label="probe")
+    e_emb = embed_images([p for _, p in enrol], workers=workers, label="enrol", model=rc.model)
+    index, names = build_index([i for i, _ in enrol], e_emb, policy.cohort_k, rc.aggregation)
+    p_emb = embed_images([p for _, p in probes], workers=workers, label="probe", model=rc.model)
     enrolled = set(names)
     n_genuine = n_strangers = rank1 = identified = strangers_matched = 0
     no_face_genuine = no_face_stranger = 0
@@ -249,6 +263,7 @@ def run_face_eval(
         ),
         "threshold": policy.threshold,
         "margin": policy.margin,
+        "model": rc.model,
     }
 
 

@@ -58,6 +58,18 @@ class MosquittoProcess:
             self.proc = None
 
 
+def persistent_mosquitto(tmp: Path, port: int) -> MosquittoProcess:
+    """Persistence on with a 1 s autosave (60 s as deployed), in ``tmp/persist/mosquitto.db``:
+    queued QoS 1 messages survive a restart, and a test can read what the broker wrote."""
+    (tmp / "persist").mkdir()
+    conf = tmp / "mosquitto.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+        f"persistence_location {tmp / 'persist'}/\nautosave_interval 1\n"
+    )
+    return MosquittoProcess(conf, port)
+
+
 def private_mosquitto(stack: ExitStack, home: Path) -> int:
     """An anonymous loopback Mosquitto (tcp_nodelay) for the benches; stopped with ``stack``.
 

@@ -34,8 +34,11 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SOURCES = ("pyproject.toml", "README.md", "storesense", "storesense_tools", "hub", "edge")
+SOURCES = (
+    "pyproject.toml", "README.md", "storesense", "storesense_tools", "hub", "edge", "central",
+)  # fmt: skip
 HUB_EXTRA_LINE = "needs the hub extra: pip install 'storesense[hub]'"
+CENTRAL_EXTRA_LINE = "needs the central extra: pip install 'storesense[central]'"
 
 pytestmark = pytest.mark.timeout(1800)  # a cold pip cache downloads OpenCV, dlib, SciPy …
 
@@ -147,7 +150,11 @@ def _installed_from_site_packages(venv: Venv, cwd: Path) -> None:
 
 
 # Files in the packages that a running device never opens, so the wheel leaves them out.
-NOT_SHIPPED = {"edge/models/fetch_blazeface.sh"}  # how the models were fetched: a maintainer's
+NOT_SHIPPED = {
+    "edge/models/fetch_blazeface.sh",  # how the models were fetched: a maintainer's tool
+    "edge/models/fetch_sface.sh",
+    "edge/models/fetch_nanodet.sh",
+}
 
 
 def test_the_wheel_holds_every_file_of_the_packages(wheel: Path) -> None:
@@ -284,14 +291,56 @@ def test_camera_wheel_has_no_hub_libraries_and_runs_the_edge_agent_help(
     camera_venv: Venv, tmp_path: Path
 ) -> None:
     _installed_from_site_packages(camera_venv, tmp_path)
-    for module in ("cryptography", "fastapi", "matplotlib", "jinja2"):
+    for module in ("fastapi", "matplotlib", "jinja2"):
         probe = camera_venv.run("-c", f"import {module}", cwd=tmp_path)
         assert probe.returncode != 0, f"{module} is installed: not a camera install"
+    # cryptography is core since the door camera seals its face tracks (storesense/face_seal.py)
+    proc = camera_venv.run("-c", _SEAL_A_TRACK, cwd=tmp_path, check=True)
+    assert proc.stdout.split() == ["sealed_face_track", "door-1"]
     proc = camera_venv.run("edge", "run", "--help", cwd=tmp_path, check=True)
     assert "--camera" in proc.stdout
     example = REPO / "config" / "store.example.yaml"
     proc = camera_venv.run("config", "check", str(example), cwd=tmp_path, check=True)
     assert "ok (store" in proc.stdout
+
+
+_SEAL_A_TRACK = """
+from storesense import face_seal, messages as m
+track = m.FaceTrack(camera_id="door-1", track_id="0" * 32, update=0, final=True,
+                    first_usable_at=0.0, samples=[])
+key = face_seal.new_key("door-1")
+sealed = face_seal.seal(track, key)
+assert face_seal.open_sealed(sealed, key) == track
+print(sealed.kind, sealed.camera_id)
+"""
+
+_SFACE_SAME_PERSON = """
+import sys
+import numpy as np
+from edge.entrance.face_pipeline import FacePipeline
+pipe = FacePipeline.for_photos(model="sface-2021dec-int8bq")
+a, b = ([o.embedding for o in pipe.observations_from_image_file(p) if o.embedding is not None]
+        for p in sys.argv[1:3])
+print(pipe.model_id, len(a), len(b), round(float(np.linalg.norm(a[0])), 3),
+      round(float(np.linalg.norm(a[0] - b[0])), 3))
+"""
+
+
+def test_camera_wheel_embeds_with_sface_from_its_own_package_data(
+    camera_venv: Venv, tmp_path: Path, shared_data: Path
+) -> None:
+    """The SFace weights ship in the edge wheel and load from there (no checkout, no download):
+    two photos of one person come out as unit vectors closer than SFace's match threshold."""
+    from storesense.face_models import DECISION_DEFAULTS, SFACE
+
+    colin = shared_data / "faces/lfw-dev/Colin_Powell"
+    proc = camera_venv.run(
+        "-c", _SFACE_SAME_PERSON, str(colin / "Colin_Powell_0001.jpg"),
+        str(colin / "Colin_Powell_0002.jpg"), cwd=tmp_path, check=True,
+    )  # fmt: skip
+    model, n_a, n_b, norm, dist = proc.stdout.split()[-5:]
+    assert (model, n_a, n_b, norm) == (SFACE, "1", "1", "1.0")
+    assert float(dist) < DECISION_DEFAULTS[SFACE].threshold
 
 
 # Every hub-only command and the arguments argparse needs before the extra check can speak.
@@ -301,8 +350,14 @@ HUB_ONLY: dict[str, tuple[str, ...]] = {
     "status": (),
     "db migrate": (),
     "broker-config": ("--out", "x"),
+    "central bridge-config": ("--store", "s1", "--out", "x", "--host", "hq"),
+    "chain resend": ("--hours", "1"),
     "enroll": ("--customer", "c1", "--name", "Ann", "x.jpg"),
     "faces review": (),
+    "camera-key issue": ("--camera", "door-1", "--out", "x"),
+    "camera-key retire": ("0123456789abcdef",),
+    "camera-key revoke": ("--camera", "door-1"),
+    "camera-key list": (),
     "erase": ("--customer", "c1"),
     "customer forget": ("c1",),
     "customer export": ("c1",),
@@ -310,6 +365,8 @@ HUB_ONLY: dict[str, tuple[str, ...]] = {
     "audit verify": (),
     "keys rotate": (),
     "retention run": (),
+    "backup": ("--out", "x"),
+    "restore": ("x",),
     "report": ("--date", "today"),
     "staff add": ("--id", "alice", "--name", "Alice", "--role", "manager"),
     "staff list": (),
@@ -327,12 +384,19 @@ HUB_ONLY: dict[str, tuple[str, ...]] = {
     "suggest export": ("--out", "x.csv"),
     "suggest eval": ("--csv", "x.csv"),
 }
+# The central office's own commands (psycopg): only a head-office install has them.
+CENTRAL_ONLY: dict[str, tuple[str, ...]] = {
+    "central migrate": (), "central run": (), "central retention": (), "central web": (),
+    "central user add": ("--user", "nora", "--role", "chain"),
+    "central store set": ("--store", "s1"),
+}  # fmt: skip
 # What a camera runs: the agent and the camera-side tools (calibration, offline tracking).
 CAMERA_COMMANDS = {
     "edge run",
     "eval faces",
     "config check",
     "calibrate",
+    "calibrate-marks",
     "calibrate-check",
     "track",
     "occupancy",
@@ -358,15 +422,18 @@ def test_camera_wheel_knows_which_commands_need_the_hub(camera_venv: Venv, tmp_p
     listed = json.loads(camera_venv.run("-c", _LIST_COMMANDS, cwd=tmp_path, check=True).stdout)
     assert {c for c, extra in listed.items() if extra is None} == CAMERA_COMMANDS
     assert {c for c, extra in listed.items() if extra == "hub"} == set(HUB_ONLY)
+    assert {c for c, extra in listed.items() if extra == "central"} == set(CENTRAL_ONLY)
 
 
 def test_camera_wheel_refuses_hub_commands_in_one_line(camera_venv: Venv, tmp_path: Path) -> None:
     """Each hub-only command says which extra to install: one line, exit 2, no traceback."""
     config = tmp_path / "store.yaml"
     config.write_text("store_id: s1\n")
-    for words, args in HUB_ONLY.items():
+    refusals = [(w, a, HUB_EXTRA_LINE) for w, a in HUB_ONLY.items()]
+    refusals += [(w, a, CENTRAL_EXTRA_LINE) for w, a in CENTRAL_ONLY.items()]
+    for words, args, line in refusals:
         argv = ("--home", str(tmp_path), "--config", str(config), *words.split(), *args)
         proc = camera_venv.run(*argv, cwd=tmp_path)
-        expected = f"storesense: storesense {words} {HUB_EXTRA_LINE}"
+        expected = f"storesense: storesense {words} {line}"
         assert (proc.returncode, proc.stderr.strip()) == (2, expected), (words, proc.stderr)
         assert proc.stdout == ""

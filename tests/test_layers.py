@@ -4,7 +4,7 @@
 Layers, top to bottom (docs/architecture.md):
 
 * ``storesense_tools`` — the composition root (CLI, demo, evaluation tools). Nothing imports it.
-* ``hub`` and ``edge`` — independent of each other.
+* ``hub``, ``edge`` and ``central`` (the chain's office) — independent of each other.
 * ``storesense`` — the contract (config models, wire schemas, topics, MQTT set-up, paths,
   systemd notify). It imports neither side.
 
@@ -23,12 +23,14 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("storesense", "storesense_tools", "hub", "edge")
+PACKAGES = ("storesense", "storesense_tools", "hub", "edge", "central")
 
 # module prefix -> the first-party prefixes it may import besides its own; the longest prefix
 # that names a module decides.
 ALLOWED: dict[str, tuple[str, ...]] = {
-    "storesense_tools": ("storesense", "hub", "edge"),
+    "storesense_tools": ("storesense", "hub", "edge", "central"),
+    # the chain's central office: talks to the stores only through the contract's messages
+    "central": ("storesense",),
     "hub": ("storesense",),
     "hub.web": ("storesense",),
     "hub.store": ("storesense",),

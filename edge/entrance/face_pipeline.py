@@ -25,6 +25,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from edge.boxes import iou_matrix
 from edge.entrance.face_detect import (
     BlazeFaceDetector,
     DlibHogDetector,
@@ -33,10 +34,11 @@ from edge.entrance.face_detect import (
     make_detector,
     weighted_nms,
 )
-from edge.entrance.face_embed import FaceEmbedder
+from edge.entrance.face_embed import make_embedder
 from edge.entrance.face_quality import QualityGate
 from edge.entrance.face_types import DetectedFace, FaceObservation
 from storesense.config import QualityConfig
+from storesense.face_models import DEFAULT_MODEL, FaceModel
 
 Fallback = Literal["auto", "none", "near", "tiles", "upsample"]
 
@@ -66,6 +68,44 @@ def load_rgb(path: str | Path) -> np.ndarray:
         raise FaceImageError(f"{path}: cannot read image: {exc}") from exc
 
 
+# Chosen with a held-out-fold check on LFW folds 1-5 (docs/accuracy.md, "Levers"): each of these
+# raised DIR on people the choice never saw, at the same false-match rate.
+FLIP = True  # flip averaging: +6.7 DIR points (3 enrolment photos), one more ResNet pass a face
+# A still photo (an enrolment photo, an evaluation probe) is worth a second detection pass when
+# the first found no usable face: it is the only look at that picture. A door frame is not: the
+# next frame comes 1/fps later, and an empty frame would pay the upsampled HOG every time.
+PHOTO_SECOND_PASS = True
+
+
+SAME_FACE_IOU = 0.3  # a second-pass box this much over a first-pass one is that face again
+
+
+def same_faces_once(
+    first: list[FaceObservation], again: list[FaceObservation]
+) -> list[FaceObservation]:
+    """The first pass's faces with the second pass's merged in, each face once.
+
+    The second pass mostly re-finds faces the first one found and the gate refused; counted
+    twice, one blurred enrolment photo read "2 faces: use a photo with the customer alone".
+    A re-found face replaces the first look only if the gate now passes it; a new face is
+    added.
+    """
+    if not first or not again:
+        return first + again
+    out = list(first)
+    iou = iou_matrix(
+        np.array([o.face.box for o in again], np.float64),
+        np.array([o.face.box for o in first], np.float64),
+    )
+    for k, o in enumerate(again):
+        j = int(np.argmax(iou[k]))
+        if iou[k, j] < SAME_FACE_IOU:
+            out.append(o)
+        elif o.quality.passed and not out[j].quality.passed:
+            out[j] = o
+    return out
+
+
 class FacePipeline:
     """Frames in, ``FaceObservation`` out; one instance per camera thread (not thread-safe)."""
 
@@ -77,8 +117,9 @@ class FacePipeline:
         roi: tuple[int, int, int, int] | None = None,
         fallback: Fallback = "auto",
         min_score: float | None = None,
-        flip: bool = False,
+        flip: bool = FLIP,
         second_pass: bool = False,
+        model: FaceModel | str = DEFAULT_MODEL,
     ) -> None:
         """
         Args:
@@ -99,8 +140,10 @@ class FacePipeline:
                 descriptors (one more ResNet pass per embedded face).
             second_pass: when no face of the frame passes the gate, look again with dlib HOG
                 upsampled once (twice if once finds nothing) on the detector's view. Off by
-                default: an empty door frame would pay for it every time (see
-                docs/accuracy.md, "Levers", for what it gains and costs).
+                default: an empty door frame would pay for it every time; ``for_photos`` turns
+                it on (see docs/accuracy.md, "Levers", for what it gains and costs).
+            model: the embedding model (``RecognitionConfig.model``): the hub compares a
+                vector only with templates of the same model (storesense.face_models).
         """
         kwargs: dict[str, object] = {}
         if min_score is not None and detector.startswith("blazeface"):
@@ -108,7 +151,7 @@ class FacePipeline:
         self.detector_name = detector
         self.detector: FaceDetector = make_detector(detector, **kwargs)
         self.gate = QualityGate.from_config(quality)
-        self.embedder = FaceEmbedder(flip=flip)
+        self.embedder = make_embedder(model, flip=flip)
         self.second_pass = bool(second_pass)
         self.second_pass_runs = 0
         self.max_side = max_side
@@ -119,6 +162,19 @@ class FacePipeline:
         self._hog_up: DlibHogDetector | None = None
         self._near: BlazeFaceDetector | None = None
         self._second: tuple[DlibHogDetector, DlibHogDetector] | None = None
+
+    @classmethod
+    def for_photos(
+        cls, quality: QualityConfig | None = None, model: FaceModel | str = DEFAULT_MODEL
+    ) -> FacePipeline:
+        """The pipeline for still photos (enrolment, ``storesense eval faces``): the door's,
+        plus the second detection pass (``PHOTO_SECOND_PASS``)."""
+        return cls(quality=quality, second_pass=PHOTO_SECOND_PASS, model=model)
+
+    @property
+    def model_id(self) -> str:
+        """The embedding model of every vector this pipeline yields."""
+        return self.embedder.model_id
 
     # ------------------------------------------------------------------ public entry points
 
@@ -153,7 +209,8 @@ class FacePipeline:
         rgb = as_rgb_uint8(rgb)
         obs = [self._observe(rgb, face, src) for face, src in self.detect_tagged(rgb)]
         if self.second_pass and not any(o.quality.passed for o in obs):
-            obs += [self._observe(rgb, face, "dlib-hog") for face in self._second_look(rgb)]
+            again = [self._observe(rgb, face, "dlib-hog") for face in self._second_look(rgb)]
+            obs = same_faces_once(obs, again)
         return obs
 
     def embed(self, obs: FaceObservation) -> FaceObservation:
@@ -272,8 +329,9 @@ class FacePipeline:
         if quality.passed:  # size and pose fine: now it is worth warping the chip
             chip = self.embedder.chip(rgb, landmarks)
             quality = self.gate.assess(landmarks, chip)
-            if quality.passed:
-                return FaceObservation(face, landmarks, quality, None, chip)
+            if quality.passed:  # keep what the model reads, so the frame itself can go
+                net_input = self.embedder.model_input(rgb, landmarks, chip)
+                return FaceObservation(face, landmarks, quality, None, net_input)
         self.rejections.update(quality.reasons)
         return FaceObservation(face, landmarks, quality, None)
 

@@ -80,9 +80,10 @@ def sharpness(chip: np.ndarray) -> float:
 class QualityGate:
     """Hard thresholds decide ``passed``; ``score`` grades what passed for hub vote weights."""
 
-    min_face_px: float = 18.0
-    min_sharpness: float = 40.0
-    min_frontalness: float = 0.55
+    # the config's defaults (one place: storesense.config.QualityConfig)
+    min_face_px: float = QualityConfig().min_face_px
+    min_sharpness: float = QualityConfig().min_sharpness
+    min_frontalness: float = QualityConfig().min_frontalness
 
     @classmethod
     def from_config(cls, cfg: QualityConfig | None) -> QualityGate:

@@ -49,6 +49,7 @@ from scipy.optimize import linear_sum_assignment
 
 from edge.boxes import iou_matrix
 from edge.entrance.face_types import FaceObservation, FaceQuality
+from storesense.face_models import DEFAULT_MODEL, SAME_PERSON_RADIUS
 
 _INVALID = 1e6  # cost of a forbidden pairing; kept finite so the solver always succeeds
 Box = tuple[float, float, float, float]
@@ -247,15 +248,16 @@ class FaceTracker:
 
     ``max_jump`` (in face widths) bounds how far a face may move between sightings when the
     association rests on the embedding rather than on overlap (a face lost behind a shoulder and
-    re-found); pairs with both embeddings further apart than ``max_embed_dist`` (dlib Euclidean)
-    are never joined, whatever the overlap — that is what separates two people crossing.
+    re-found); pairs with both embeddings further apart than ``max_embed_dist`` (Euclidean, in
+    the model's own scale: ``storesense.face_models.SAME_PERSON_RADIUS``; 0.6 is dlib's) are
+    never joined, whatever the overlap — that is what separates two people crossing.
     """
 
     def __init__(
         self,
         iou_min: float = 0.3,
         max_age_s: float = 1.0,
-        max_embed_dist: float = 0.6,
+        max_embed_dist: float = SAME_PERSON_RADIUS[DEFAULT_MODEL],
         *,
         k: int = 3,
         first_embeddings: int = 1,

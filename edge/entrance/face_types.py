@@ -58,8 +58,9 @@ class FaceObservation:
     landmarks: np.ndarray  # (5, 2) float32, dlib 5-point order, frame pixels
     quality: FaceQuality
     embedding: np.ndarray | None = field(default=None)
-    # 150x150x3 RGB aligned chip, set only on gate-passed, not-yet-embedded observations
-    # (~66 kB each, so it is dropped once the embedding exists).
+    # The embedding model's exact input (dlib ResNet: the 150x150x3 RGB aligned chip; SFace:
+    # its 112x112x3 RGB crop), set only on gate-passed, not-yet-embedded observations (tens of
+    # kB each, so it is dropped once the embedding exists).
     chip: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property

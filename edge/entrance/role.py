@@ -18,6 +18,7 @@ from edge.entrance.motion_gate import MotionGate
 from edge.role import Outgoing, wall_time
 from storesense import messages as m
 from storesense.config import CameraConfig, StoreConfig
+from storesense.face_models import SAME_PERSON_RADIUS
 
 
 class EntranceRole:
@@ -26,9 +27,17 @@ class EntranceRole:
     def __init__(self, cfg: StoreConfig, camera: CameraConfig, topic: str) -> None:
         self.camera_id = camera.id
         self.topic = topic
-        self.pipeline = FacePipeline(detector=camera.detector, quality=cfg.quality, roi=camera.roi)
+        self.model = cfg.recognition.model  # named on every message (storesense.face_models)
+        self.pipeline = FacePipeline(
+            detector=camera.detector,
+            quality=cfg.quality,
+            roi=camera.roi,
+            model=cfg.recognition.model,
+        )
         self.tracker = FaceTracker(
-            k=camera.best_per_track, first_embeddings=camera.first_message_embeddings
+            max_embed_dist=SAME_PERSON_RADIUS[self.model],
+            k=camera.best_per_track,
+            first_embeddings=camera.first_message_embeddings,
         )
         self.motion = MotionGate()
         self.counters: Counter[str] = Counter()
@@ -77,4 +86,5 @@ class EntranceRole:
             final=final,
             first_usable_at=wall_time(track.first_usable_t or track.first_seen_t),
             samples=samples,
+            model=self.model,
         )

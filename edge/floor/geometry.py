@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
@@ -210,33 +210,49 @@ def read_number_csv(
     """
     want = [c.lower() for c in columns]
     names = ",".join(columns)
-    rows: list[list[float]] = []
     try:
         fh = open(path, encoding="utf-8", newline="")  # noqa: SIM115 - closed below
     except OSError as exc:
         raise CalibrationError(f"{path}: cannot read: {exc.strerror}") from None
     with fh:
-        for n, rec in enumerate(csv.reader(fh), 1):
-            cells = [c.strip() for c in rec]
-            if not cells or not any(cells) or cells[0].startswith("#"):
-                continue
-            if not rows and [c.lower() for c in cells] == want:
-                continue  # the header, if any, is the first row that is not a comment
-            if len(cells) != len(want):
-                raise CalibrationError(
-                    f"{path}:{n}: expected {len(want)} values {names}, got {len(cells)}"
-                )
-            try:
-                vals = [float(c) for c in cells]
-            except ValueError:
-                raise CalibrationError(f"{path}:{n}: not a number in {','.join(cells)!r}") from None
-            if not all(math.isfinite(v) for v in vals):
-                raise CalibrationError(f"{path}:{n}: NaN or infinite value")
-            problem = check(vals) if check is not None else None
-            if problem:
-                raise CalibrationError(f"{path}:{n}: {problem}")
-            rows.append(vals)
+        reader = csv.reader(fh)
+        try:
+            rows = _number_rows(path, reader, want, names, check)
+        except (UnicodeDecodeError, csv.Error) as exc:  # not text, or a broken quote
+            raise CalibrationError(f"{path}:{reader.line_num + 1}: unreadable: {exc}") from None
     return np.asarray(rows, dtype=np.float64).reshape(-1, len(want))
+
+
+def _number_rows(
+    path: Path,
+    reader: Iterator[list[str]],
+    want: list[str],
+    names: str,
+    check: Callable[[list[float]], str | None] | None,
+) -> list[list[float]]:
+    """The rows of :func:`read_number_csv`; a bad one is a ``CalibrationError`` at its line."""
+    rows: list[list[float]] = []
+    for n, rec in enumerate(reader, 1):
+        cells = [c.strip() for c in rec]
+        if not cells or not any(cells) or cells[0].startswith("#"):
+            continue
+        if not rows and [c.lower() for c in cells] == want:
+            continue  # the header, if any, is the first row that is not a comment
+        if len(cells) != len(want):
+            raise CalibrationError(
+                f"{path}:{n}: expected {len(want)} values {names}, got {len(cells)}"
+            )
+        try:
+            vals = [float(c) for c in cells]
+        except ValueError:
+            raise CalibrationError(f"{path}:{n}: not a number in {','.join(cells)!r}") from None
+        if not all(math.isfinite(v) for v in vals):
+            raise CalibrationError(f"{path}:{n}: NaN or infinite value")
+        problem = check(vals) if check is not None else None
+        if problem:
+            raise CalibrationError(f"{path}:{n}: {problem}")
+        rows.append(vals)
+    return rows
 
 
 def save_calibration(path: Path, hom: Homography, report: FitReport, *, source: str = "") -> None:
@@ -270,6 +286,8 @@ def load_calibration(path: Path) -> Homography:
         doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise CalibrationError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise CalibrationError(f"{path}: not UTF-8 text: {exc}") from None
     except yaml.YAMLError as exc:
         raise CalibrationError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(doc, dict) or doc.get("version") != CALIBRATION_VERSION:

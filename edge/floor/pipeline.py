@@ -24,7 +24,7 @@ from edge.floor.geometry import Homography, foot_points
 from edge.floor.person_detect import (
     Detections,
     PersonDetector,
-    SsdlitePersonDetector,
+    TiledPersonDetector,
     check_frame,
 )
 from edge.floor.person_tracker import PersonTracker, TrackedPerson, TrackerConfig
@@ -36,7 +36,24 @@ log = logging.getLogger(__name__)
 # ByteTrack's low-score band, the weak boxes of half-hidden people that keep their ids alive,
 # so the floor role asks for everything above 0.1 and the tracker decides what counts. Tiles,
 # NMS and box scale stay the detector's defaults (bench/person_detect.py picked them).
-DETECTOR_OPTIONS: dict[str, dict[str, Any]] = {"ssdlite": {"score_threshold": 0.1}, "hog": {}}
+DETECTOR_OPTIONS: dict[str, dict[str, Any]] = {
+    "ssdlite": {"score_threshold": 0.1},
+    "nanodet": {"score_threshold": 0.1},
+    "hog": {},
+}
+# The tracker's score bands follow the detector's scores. SSDLite's are low (TrackerConfig's
+# defaults were swept on them); NanoDet's quality-focal scores sit where YOLOX's do, so it gets
+# the ByteTrack paper's 0.5 / 0.1 / 0.6 (not swept: docs/floor-detection.md).
+DETECTOR_TRACKERS: dict[str, TrackerConfig] = {
+    "nanodet": TrackerConfig(high_score=0.5, low_score=0.1, new_track_score=0.6),
+}
+
+
+def tracker_for(detector_name: str) -> TrackerConfig:
+    """The tracker settings for the detector a camera runs."""
+    return DETECTOR_TRACKERS.get(detector_name, TrackerConfig())
+
+
 # Floor positions include a confirmed track unseen for up to this long (from its last
 # detection), at its predicted place, while its foot is in view: a walker missed for a few
 # frames is still there. Chosen on PETS09 and TUD-Campus together (bench/floor_count_eval.py,
@@ -164,7 +181,7 @@ class FloorPipeline:
         self.coast_s = coast_s
         self.tracker = PersonTracker(tracker)
         self.rejections: Counter[str] = Counter()
-        self._tiling = detector if isinstance(detector, SsdlitePersonDetector) else None
+        self._tiling = detector if isinstance(detector, TiledPersonDetector) else None
         if self._tiling is not None and homography is not None:
             self._tiling.use_calibration(homography)
         self.scheduler = TileScheduler(tile_refresh_frames) if skip_tiles else None

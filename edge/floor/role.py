@@ -14,7 +14,7 @@ import numpy as np
 
 from edge.floor.geometry import CalibrationError, load_calibration
 from edge.floor.person_detect import make_person_detector
-from edge.floor.pipeline import DETECTOR_OPTIONS, FloorBatcher, FloorPipeline
+from edge.floor.pipeline import DETECTOR_OPTIONS, FloorBatcher, FloorPipeline, tracker_for
 from edge.floor.tile_plan import TilePlanError
 from edge.role import Outgoing, wall_time
 from storesense import messages as m
@@ -44,7 +44,12 @@ class FloorRole:
         )
         self.topic = topic
         try:  # a tiling detector plans its tiles from the calibration here
-            self.pipeline = FloorPipeline(detector, homography, coast_s=cfg.floor.coast_s)
+            self.pipeline = FloorPipeline(
+                detector,
+                homography,
+                tracker=tracker_for(camera.person_detector),
+                coast_s=cfg.floor.coast_s,
+            )
         except TilePlanError as exc:  # the same clear start-up error as a bad calibration file
             raise ConfigError(f"camera {camera.id!r}: {camera.calibration}: {exc}") from None
         self.batcher = FloorBatcher(camera.id, cfg.floor.publish_interval_s)

@@ -98,6 +98,23 @@ def _announce(conn: sqlite3.Connection, topics: Topics, alert_id: str, now: floa
     _enqueue(conn, topics.alert(alert_id), msg.to_bytes(), now, retain=True)
 
 
+def reannounce(conn: sqlite3.Connection, topics: Topics, now: float, clears_since: float) -> int:
+    """Inside a write transaction: the broker's retained alert messages made true again.
+
+    On every connect the hub cannot know what the broker kept: a broker killed between two
+    persistence saves comes back with older states (a claimed alert shown open on every
+    phone that reconnects) and with messages cleared since (``outbox.resend_retained_clears``);
+    a broker whose file was lost has none. So the current state of every alert still retained
+    is published again, after the recent clears, from the table that owns it. A phone holding
+    that state drops the copy (same ``seq``: storesense/alert_state.py). Returns the alerts
+    announced."""
+    outbox.resend_retained_clears(conn, topics.alert(""), clears_since)
+    ids = [r[0] for r in conn.execute("SELECT alert_id FROM alerts WHERE retained_cleared=0")]
+    for alert_id in ids:
+        _announce(conn, topics, alert_id, now)
+    return len(ids)
+
+
 def record_match(
     conn: sqlite3.Connection,
     topics: Topics,

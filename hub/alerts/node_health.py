@@ -29,10 +29,11 @@ def record_heartbeat(conn: sqlite3.Connection, topics: Topics, msg: EdgeStatus, 
         ).fetchone()
         conn.execute(
             "INSERT INTO nodes(camera_id, role, state, fps, frames, queue_depth, reconnects, "
-            "rejections, last_heartbeat_at) VALUES (?,?,?,?,?,?,?,?,?) "
+            "rejections, errors, last_heartbeat_at) VALUES (?,?,?,?,?,?,?,?,?,?) "
             "ON CONFLICT(camera_id) DO UPDATE SET role=excluded.role, state=excluded.state, "
             "fps=excluded.fps, frames=excluded.frames, queue_depth=excluded.queue_depth, "
             "reconnects=excluded.reconnects, rejections=excluded.rejections, "
+            "errors=excluded.errors, "
             "last_heartbeat_at=excluded.last_heartbeat_at",
             (
                 msg.camera_id,
@@ -43,6 +44,7 @@ def record_heartbeat(conn: sqlite3.Connection, topics: Topics, msg: EdgeStatus, 
                 msg.queue_depth,
                 msg.reconnects,
                 json.dumps(msg.rejections),
+                json.dumps(msg.errors),
                 now,
             ),
         )

@@ -69,6 +69,33 @@ def retract_retained(conn: sqlite3.Connection, patterns: Iterable[str], now: flo
     return len(topics)
 
 
+def resend(conn: sqlite3.Connection, topic_prefix: str, since: float) -> int:
+    """Inside a write transaction: mark rows on topics under ``topic_prefix`` created at or
+    after ``since`` unsent again, so the hub publishes them once more (same payloads, same
+    message ids). Only for consumers that drop repeats by id (the chain's central office):
+    a retained topic would go back to an older state. Returns the rows marked."""
+    return conn.execute(
+        "UPDATE outbox SET sent_at=NULL WHERE sent_at IS NOT NULL AND retain=0 "
+        "AND substr(topic, 1, ?)=? AND created_at >= ?",
+        (len(topic_prefix), topic_prefix, since),
+    ).rowcount
+
+
+def resend_retained_clears(conn: sqlite3.Connection, topic_prefix: str, since: float) -> int:
+    """Inside a write transaction: mark the retained-message clears (empty retained payloads)
+    on topics under ``topic_prefix`` created at or after ``since`` unsent again.
+
+    A broker killed between two persistence saves restarts from the older file, which still
+    holds every retained message cleared since, an erased customer's alert among them. A
+    clear repeated is harmless (the topic is empty either way), so the hub repeats the recent
+    ones on every connect. Returns the rows marked."""
+    return conn.execute(
+        "UPDATE outbox SET sent_at=NULL WHERE sent_at IS NOT NULL AND retain=1 "
+        "AND length(payload)=0 AND substr(topic, 1, ?)=? AND created_at >= ?",
+        (len(topic_prefix), topic_prefix, since),
+    ).rowcount
+
+
 def purge_sent(conn: sqlite3.Connection, before: float) -> int:
     """Inside a write transaction: drop rows acknowledged before ``before``."""
     return conn.execute(

@@ -21,6 +21,7 @@ from hub.faces.template_keys import open_cipher
 from hub.privacy import audit
 from hub.store import db
 from storesense import ids
+from storesense.face_models import DEFAULT_MODEL
 from storesense.privacy_config import DEFAULT_MAX_TEMPLATES
 
 log = logging.getLogger(__name__)
@@ -139,8 +140,12 @@ class Gallery:
         actor: str = "cli",
         photo: tuple[bytes, str] | None = None,
         max_templates: int = DEFAULT_MAX_TEMPLATES,
+        model: str = DEFAULT_MODEL,
     ) -> EnrolResult:
         """Store a customer's templates (vector, quality, source label); say what now exists.
+
+        ``model``: the embedding model the vectors came from (storesense.face_models); the
+        hub matches only the templates of the model it runs.
 
         ``photo`` (bytes, media type) is kept only where the store opted in
         (``privacy.keep_enrolment_photo``); the caller decides, this encrypts it.
@@ -219,17 +224,18 @@ class Gallery:
                 int(
                     c.execute(
                         "INSERT INTO templates(customer_id, vector_enc, quality, source, "
-                        "created_at) VALUES (?,?,?,?,?)",
+                        "created_at, model) VALUES (?,?,?,?,?,?)",
                         (customer_id, self.cipher.encrypt(customer_id, vector), quality,
-                         source, now),
+                         source, now, model),
                     ).lastrowid  # type: ignore[arg-type]
                 )
                 for vector, quality, source in templates
             ]  # fmt: skip
-            dropped = self._cap_templates(c, customer_id, max_templates)
+            dropped = self._cap_templates(c, customer_id, max_templates, model)
             total = int(
                 c.execute(
-                    "SELECT count(*) FROM templates WHERE customer_id=?", (customer_id,)
+                    "SELECT count(*) FROM templates WHERE customer_id=? AND model=?",
+                    (customer_id, model),
                 ).fetchone()[0]
             )
             if photo is not None:
@@ -280,17 +286,18 @@ class Gallery:
 
     @staticmethod
     def _cap_templates(
-        c: sqlite3.Connection, customer_id: str, max_templates: int
+        c: sqlite3.Connection, customer_id: str, max_templates: int, model: str
     ) -> list[DroppedTemplate]:
-        """Inside the enrolment's transaction: delete all but the ``max_templates`` best.
+        """Inside the enrolment's transaction: delete all but the ``max_templates`` best of
+        ``model`` (another model's templates are not compared with these, nor capped by them).
 
         Lowest quality goes first; among equal qualities the oldest (lowest id) goes, so a
         re-enrolment with equally good photos refreshes the gallery instead of ignoring them.
         """
         rows = c.execute(
             "SELECT template_id, quality, source, created_at FROM templates WHERE customer_id=? "
-            "ORDER BY quality DESC, template_id DESC",
-            (customer_id,),
+            "AND model=? ORDER BY quality DESC, template_id DESC",
+            (customer_id, model),
         ).fetchall()
         dropped = [
             DroppedTemplate(int(r[0]), float(r[1]), str(r[2]), float(r[3]))
@@ -330,7 +337,9 @@ class Gallery:
         templates = self.conn.execute("SELECT count(*) FROM templates").fetchone()[0]
         return int(customers), int(templates)
 
-    def load_matrix(self) -> GalleryMatrix:
+    def load_matrix(self, model: str = DEFAULT_MODEL) -> GalleryMatrix:
+        """Every matchable template of ``model``, decrypted; other models' are named in the
+        log (their customers need re-enrolment with the model this hub runs)."""
         version = self.version()
         if self.key_path is not None:
             stored = db.get_meta(self.conn, template_crypto.FINGERPRINT_KEY)
@@ -338,8 +347,21 @@ class Gallery:
                 self.cipher = open_cipher(self.conn, self.key_path)  # rotated meanwhile
         rows = self.conn.execute(
             "SELECT t.customer_id, t.vector_enc, c.name FROM templates t "
-            "JOIN customers c USING (customer_id) ORDER BY t.customer_id, t.template_id"
+            "JOIN customers c USING (customer_id) WHERE t.model=? "
+            "ORDER BY t.customer_id, t.template_id",
+            (model,),
         ).fetchall()
+        other = self.conn.execute(
+            "SELECT count(DISTINCT customer_id) FROM templates WHERE model<>? AND customer_id "
+            "NOT IN (SELECT customer_id FROM templates WHERE model=?)",
+            (model, model),
+        ).fetchone()[0]
+        if other:
+            log.error(
+                "%d enrolled customer(s) have templates of another face model only and are NOT "
+                "matched by this hub (recognition.model %s): re-enrol them (docs/face-models.md)",
+                other, model,
+            )  # fmt: skip
         skipped = sorted(
             {r["customer_id"] for r in rows if not ids.is_customer_id(r["customer_id"])}
         )

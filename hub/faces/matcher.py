@@ -166,6 +166,35 @@ class TemplateIndex:
         return float(np.linalg.norm(g - q))
 
 
+Aggregation = Literal["nearest", "mean_template"]
+
+
+def customer_rows(
+    labels: np.ndarray, matrix: np.ndarray, aggregation: Aggregation
+) -> tuple[np.ndarray, np.ndarray]:
+    """The rows a ``TemplateIndex`` searches for ``aggregation`` (``RecognitionConfig``).
+
+    ``nearest``: every template (a probe's distance to a customer is to their nearest one).
+    ``mean_template``: one row per customer, the mean of their templates. Why: a customer's
+    few enrolment photos each carry their own pose, light and expression; their mean keeps
+    what the photos share — the person — and averages the rest away, so a probe lands closer
+    to the right customer and no closer to the wrong ones. On LFW folds 1–5 with 3 enrolment
+    photos it raised held-out DIR by 5–10 points at the same FPIR, more than any other lever
+    (docs/accuracy.md, "Levers"). A customer with one template is unchanged.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    matrix = np.asarray(matrix, dtype=np.float32)
+    if aggregation == "nearest" or len(labels) == 0:
+        return labels, matrix
+    if aggregation != "mean_template":
+        raise ValueError(f"unknown template aggregation {aggregation!r}")
+    uniq, inverse = np.unique(labels, return_inverse=True)
+    sums = np.zeros((len(uniq), matrix.shape[1]), dtype=np.float64)
+    np.add.at(sums, inverse, matrix)
+    counts = np.bincount(inverse, minlength=len(uniq)).astype(np.float64)
+    return uniq, (sums / counts[:, None]).astype(np.float32)
+
+
 COHORT_STD_FLOOR = 0.01  # a cohort of near-identical distances must not blow a z-score up
 
 

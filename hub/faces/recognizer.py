@@ -38,6 +38,7 @@ from hub.faces.matcher import (
     SearchHit,
     TemplateIndex,
     TrackVote,
+    customer_rows,
 )
 from storesense.config import RecognitionConfig
 from storesense.messages import FaceTrack
@@ -159,7 +160,7 @@ class Recognizer:
         Labels are positions in the new customer list, so old hits cannot be kept; the
         samples can, and a customer enrolled (or erased) mid-visit counts at once.
         """
-        self.index = TemplateIndex(gm.labels, gm.matrix)
+        self.index = TemplateIndex(*customer_rows(gm.labels, gm.matrix, self.cfg.aggregation))
         self.customer_ids = list(gm.customer_ids)
         for track in [*self._open.values(), *(w.track for w in self._watched.values())]:
             samples = {t: (v, q) for t, (v, q, _) in track.frames.items()}

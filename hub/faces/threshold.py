@@ -25,6 +25,7 @@ from hub.faces import profiles
 from hub.privacy import audit
 from hub.store import db
 from storesense.config import RecognitionConfig
+from storesense.face_models import DEFAULT_MODEL
 
 APPLY_THRESHOLD = "apply_threshold"  # audit action
 
@@ -39,11 +40,16 @@ class ThresholdSetting:
     evidence: dict[str, Any]
 
 
-def current(conn: sqlite3.Connection) -> ThresholdSetting | None:
-    """The newest applied setting; None if no manager ever applied one."""
+def current(conn: sqlite3.Connection, model: str = DEFAULT_MODEL) -> ThresholdSetting | None:
+    """The newest setting applied for ``model``; None if no manager ever applied one.
+
+    Per model: a threshold is a distance of one embedding model, so a store that switches
+    model starts from that model's default, not from a number on another scale.
+    """
     row = conn.execute(
         "SELECT threshold, previous, applied_at, staff_id, reason, evidence "
-        "FROM threshold_settings ORDER BY setting_id DESC LIMIT 1"
+        "FROM threshold_settings WHERE model=? ORDER BY setting_id DESC LIMIT 1",
+        (model,),
     ).fetchone()
     if row is None:
         return None
@@ -57,9 +63,11 @@ def current(conn: sqlite3.Connection) -> ThresholdSetting | None:
     )
 
 
-def effective_threshold(conn: sqlite3.Connection, configured: float) -> float:
-    """The threshold the hub matches with: the applied one, else the config's."""
-    setting = current(conn)
+def effective_threshold(
+    conn: sqlite3.Connection, configured: float, model: str = DEFAULT_MODEL
+) -> float:
+    """The threshold the hub matches with: the applied one (for ``model``), else the config's."""
+    setting = current(conn, model)
     return configured if setting is None or setting.threshold is None else setting.threshold
 
 
@@ -70,7 +78,7 @@ def recognition_config(conn: sqlite3.Connection, base: RecognitionConfig) -> Rec
     proportion, never above it: a store that tightened its threshold must not keep a
     single-frame path that accepts what the new threshold refuses.
     """
-    t = effective_threshold(conn, base.threshold)
+    t = effective_threshold(conn, base.threshold, base.model)
     if t == base.threshold:
         return base
     update: dict[str, float] = {"threshold": t}
@@ -90,6 +98,7 @@ def apply(
     evidence: dict[str, Any],
     actor: str,
     now: float | None = None,
+    model: str = DEFAULT_MODEL,
 ) -> float:
     """Record a manager's new threshold (``None``: back to ``configured``), audited; the
     threshold now in force is returned. The caller has checked the manager and the
@@ -100,11 +109,11 @@ def apply(
         raise ValueError("a threshold change needs a reason (it is written to the audit log)")
     at = time.time() if now is None else now
     with db.write(conn) as c:
-        previous = effective_threshold(c, configured)
+        previous = effective_threshold(c, configured, model)
         c.execute(
             "INSERT INTO threshold_settings(threshold, previous, applied_at, staff_id, reason, "
-            "evidence) VALUES (?,?,?,?,?,?)",
-            (threshold, previous, at, staff_id, reason.strip(), json.dumps(evidence)),
+            "evidence, model) VALUES (?,?,?,?,?,?,?)",
+            (threshold, previous, at, staff_id, reason.strip(), json.dumps(evidence), model),
         )
         after = configured if threshold is None else threshold
         direction = "tighter" if after < previous else "looser" if after > previous else "unchanged"

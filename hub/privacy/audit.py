@@ -11,7 +11,11 @@ row would break the chain. So personal fields (customer id, detail) are MAC'd se
 ``content_mac``, and the chain MAC covers that digest. Erasure *redacts* a row (nulls the
 personal fields, sets ``redacted``): the chain still verifies from the stored digest, and what
 is left says only that someone did something at a time. The erasure row itself is the
-tombstone that keeps the customer id.
+tombstone that keeps the customer id. A redaction is itself keyed: each redacted row carries
+``redaction_mac``, an HMAC over its id, its chain MAC and the id of that tombstone
+(``redacted_by``), so whoever has only the database file cannot blank a row and call it
+redacted — the verifier names such a row. Redactions from before schema 10 carry a *legacy*
+seal (migration 0010 explains why that is the honest most it can do); ``verify`` counts them.
 
 Retention deletes the oldest rows; the last deleted row's id and MAC become the chain's
 *anchor* in ``meta``, itself MAC'd, so a prefix cut by hand is detected too. What a hash chain
@@ -34,6 +38,7 @@ from hub.store import chain, db
 from hub.store.chain import GENESIS
 
 VIEW_PROFILE = "view_profile"
+ERASE = "erase"
 SHOW_PHOTO = "show_photo"
 WITHDRAW_PHOTO_CONSENT = "withdraw_photo_consent"
 ANCHOR_KEY = "audit_anchor"
@@ -117,15 +122,29 @@ def record_photo_display(
                detail=f"arrival photo for alert {alert_id}")  # fmt: skip
 
 
-def redact_customer(conn: sqlite3.Connection, customer_id: str) -> int:
-    """Inside the erasure's transaction: strip the customer from earlier rows; returns how many.
+def record_erasure(
+    conn: sqlite3.Connection, customer_id: str, *, actor: str, detail: str, at: float
+) -> int:
+    """Inside the erasure's transaction: append the tombstone row and redact every earlier row
+    about the customer under the key, each sealed with the tombstone's id; returns how many.
 
     The chain still verifies (``content_mac`` is kept); the rows keep who did what and when.
+    The tombstone's detail ends with the count, so it says what the erasure redacted. This is
+    the only code that writes a redaction: the seal needs the audit key.
     """
-    return conn.execute(
-        "UPDATE audit SET customer_id=NULL, detail='', redacted=1 WHERE customer_id=?",
+    earlier = conn.execute(
+        "SELECT audit_id, row_mac FROM audit WHERE customer_id=? ORDER BY audit_id",
         (customer_id,),
-    ).rowcount
+    ).fetchall()
+    tombstone = append(conn, at=at, actor=actor, action=ERASE, customer_id=customer_id,
+                       detail=f"{detail}; audit rows redacted: {len(earlier)}")  # fmt: skip
+    key = _key(conn)
+    conn.executemany(
+        "UPDATE audit SET customer_id=NULL, detail='', redacted=1, redacted_by=?, "
+        "redaction_mac=? WHERE audit_id=?",
+        [(tombstone, chain.redaction_mac(key, aid, mac, tombstone), aid) for aid, mac in earlier],
+    )
+    return len(earlier)
 
 
 def purge_before(conn: sqlite3.Connection, cutoff: float) -> int:
@@ -149,6 +168,23 @@ def purge_before(conn: sqlite3.Connection, cutoff: float) -> int:
     return gone
 
 
+def newest_at(conn: sqlite3.Connection) -> float | None:
+    """When the newest row was written (None: an empty log)."""
+    row = conn.execute("SELECT max(at) FROM audit").fetchone()
+    return None if row[0] is None else float(row[0])
+
+
+def erased_since(conn: sqlite3.Connection, at: float | None) -> list[str]:
+    """The customers whose erasure tombstone is newer than ``at`` (all of them for None):
+    what a restore of an older backup would bring back."""
+    rows = conn.execute(
+        "SELECT DISTINCT customer_id FROM audit WHERE action=? AND customer_id IS NOT NULL "
+        "AND at > ? ORDER BY customer_id",
+        (ERASE, -1.0 if at is None else at),
+    )
+    return [str(r[0]) for r in rows]
+
+
 @dataclass(frozen=True)
 class ChainReport:
     ok: bool
@@ -157,6 +193,24 @@ class ChainReport:
     head_mac: str | None
     broken_at: int | None = None  # the first audit_id that does not verify
     reason: str = ""
+    legacy_redactions: int = 0  # redactions sealed by migration 0010, not by an erasure
+
+
+def _redaction_problem(conn: sqlite3.Connection, key: bytes, row: sqlite3.Row) -> str:
+    """Why a row marked redacted is not an erasure's redaction ("" when it is one)."""
+    if row["customer_id"] is not None or row["detail"]:
+        return "a redacted row carries content"
+    seal, by = row["redaction_mac"], row["redacted_by"]
+    if seal is None:
+        return "it is marked redacted without an erasure's seal (forged redaction)"
+    want = chain.redaction_mac(key, int(row["audit_id"]), row["row_mac"] or "", by)
+    if not hmac.compare_digest(seal, want):
+        return "its redaction seal does not verify (forged redaction)"
+    if by is not None:
+        tomb = conn.execute("SELECT action FROM audit WHERE audit_id=?", (by,)).fetchone()
+        if tomb is None or tomb[0] != ERASE or by <= int(row["audit_id"]):
+            return f"its redaction names row {by}, which is not a later erasure"
+    return ""
 
 
 def verify(conn: sqlite3.Connection) -> ChainReport:
@@ -166,10 +220,10 @@ def verify(conn: sqlite3.Connection) -> ChainReport:
     if isinstance(anchor, str):
         return ChainReport(False, 0, None, None, None, anchor)
     expect_id, prev = anchor
-    n = 0
+    n = legacy = 0
     for row in conn.execute(
         "SELECT audit_id, at, actor, action, customer_id, detail, content_mac, prev_mac, "
-        "row_mac, redacted FROM audit ORDER BY audit_id"
+        "row_mac, redacted, redacted_by, redaction_mac FROM audit ORDER BY audit_id"
     ):
         aid = int(row["audit_id"])
         why = ""
@@ -178,8 +232,8 @@ def verify(conn: sqlite3.Connection) -> ChainReport:
         elif row["prev_mac"] != prev:
             why = "it does not follow the row before it"
         elif row["redacted"]:
-            if row["customer_id"] is not None or row["detail"]:
-                why = "a redacted row carries content"
+            why = _redaction_problem(conn, key, row)
+            legacy += not why and row["redacted_by"] is None
         elif not hmac.compare_digest(
             row["content_mac"] or "", _content_mac(key, row["customer_id"], row["detail"])
         ):
@@ -190,7 +244,8 @@ def verify(conn: sqlite3.Connection) -> ChainReport:
             if not hmac.compare_digest(row["row_mac"] or "", mac):
                 why = "its time, actor or action was changed"
         if why:
-            return ChainReport(False, n, expect_id or None, prev, aid, why)
+            return ChainReport(False, n, expect_id or None, prev, aid, why, legacy)
         expect_id, prev = aid, row["row_mac"]
         n += 1
-    return ChainReport(True, n, expect_id or None, prev if n or expect_id else None)
+    return ChainReport(True, n, expect_id or None, prev if n or expect_id else None, None, "",
+                       legacy)  # fmt: skip

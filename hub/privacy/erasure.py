@@ -5,7 +5,8 @@ and the retained alert messages on the broker, which carry the name). Purchase h
 not deleted but unlinked: the store's sales figures (revenue per zone and day) must stay
 right, so each of the customer's receipts gets a fresh random owner id that leads to nobody;
 birthday and precomputed suggestions go. Earlier audit rows about the customer are redacted
-(who did what and when stays, to whom goes; the keyed chain still verifies, see hub.privacy.audit),
+(who did what and when stays, to whom goes; the keyed chain still verifies, and each redaction
+is sealed under the audit key naming the erasure row, see hub.privacy.audit),
 and one erasure row stays as the tombstone: the record that the request was honoured.
 The running hub stops matching the person at once: the gallery version bumps and its
 matcher reloads before it handles the next message.
@@ -44,10 +45,7 @@ def erase_customer(
         profile = profiles.forget_customer(c, customer_id)  # bumps the gallery version
         alert_records.forget_customer(c, customer_id, now)
         receipts = pos_store.forget_customer_purchases(c, customer_id)
-        redacted = audit.redact_customer(c, customer_id)
-        report = ErasureReport(profile, receipts, redacted)
-        audit.append(
-            c, at=now, actor=actor, action="erase", customer_id=customer_id,
-            detail=f"{reason}; receipts unlinked: {receipts}; audit rows redacted: {redacted}",
-        )  # fmt: skip
-    return report
+        redacted = audit.record_erasure(
+            c, customer_id, actor=actor, at=now, detail=f"{reason}; receipts unlinked: {receipts}"
+        )
+    return ErasureReport(profile, receipts, redacted)

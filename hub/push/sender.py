@@ -32,6 +32,7 @@ from pywebpush import WebPushException, webpush
 
 from hub.push import subscriptions
 from hub.store import db
+from storesense.loop_guard import LoopGuard
 from storesense.messages import Alert
 
 log = logging.getLogger(__name__)
@@ -86,9 +87,11 @@ class PushSender:
         hosts: tuple[str, ...] = subscriptions.KNOWN_PUSH_HOSTS,
         timeout_s: float = 5.0,
         enabled: bool = True,
+        guard: LoopGuard | None = None,
     ) -> None:
         """``subject``: the VAPID contact (``app.push_contact``); ``enabled`` False (Web Push
-        off in the store's config): no thread, and offered alerts are dropped silently."""
+        off in the store's config): no thread, and offered alerts are dropped silently. ``guard``:
+        where a failed send is counted (the hub passes its own: ``HubStatus.errors``)."""
         if enabled and not subject.startswith(("mailto:", "https://")):
             raise ValueError("Web Push needs a mailto: or https:// contact (app.push_contact)")
         self.enabled = enabled
@@ -101,8 +104,12 @@ class PushSender:
         self.sent = 0
         self.failed = 0
         self.dropped = 0  # subscriptions deleted on 404/410
-        self._queue: queue.Queue[Alert | None] = queue.Queue(maxsize=1000)
+        self.guard = guard or LoopGuard(log)
+        # an Alert to push, or the id of an alert whose notification must close (erasure)
+        self._queue: queue.Queue[Alert | str | None] = queue.Queue(maxsize=1000)
         self._thread: threading.Thread | None = None
+        self._forgotten: set[str] = set()  # alerts of erased customers: never push their name
+        self._lock = threading.Lock()
 
     def start(self) -> PushSender:
         if not self.enabled:
@@ -126,26 +133,53 @@ class PushSender:
             except queue.Full:  # push services unreachable for long: live pages still work
                 log.warning("push queue full: alert %s not pushed", alert.alert_id)
 
+    def forget(self, alert_ids: list[str]) -> None:
+        """The customer of these alerts was erased: a push still queued for one goes out as
+        "close" instead (its name never leaves the hub again), and every phone is told to
+        close the notification it may show (the ``Topic`` header also replaces one the push
+        service has not delivered yet)."""
+        if not self.enabled or not alert_ids:
+            return
+        with self._lock:
+            self._forgotten.update(alert_ids)
+        for alert_id in alert_ids:
+            try:
+                self._queue.put_nowait(alert_id)
+            except queue.Full:
+                log.warning("push queue full: notification of erased alert %s not closed", alert_id)
+
     def _run(self) -> None:
-        conn = db.connect(self.db_path)
+        """Never ends on an error: a failed send (or a database that would not open) is
+        logged and counted (``push_send``, ``push_db``) and the next alert is tried."""
+        conn = None
         try:
             while (alert := self._queue.get()) is not None:
-                try:
-                    self._send(conn, alert)
-                except Exception:  # never let one bad send end the thread
-                    log.exception("push of alert %s failed", alert.alert_id)
+                if conn is None:
+                    conn = self.guard.step("push_db", db.connect, self.db_path)
+                if conn is not None:
+                    self.guard.step("push_send", self._send, conn, alert)
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()
 
-    def _send(self, conn: Any, alert: Alert) -> None:
+    def _send(self, conn: Any, alert: Alert | str) -> None:
         subs = [
             s for s in subscriptions.active(conn) if subscriptions.allowed(s.endpoint, self.hosts)
         ]
         if not subs:
             return
-        data = json.dumps(payload_of(alert, self.entrance_name(alert.camera_id)))
-        ttl = max(0, int(alert.expires_at - time.time())) if alert.state == "open" else 3600
-        headers = {"Urgency": "high", "Topic": alert.alert_id[:32]}
+        if isinstance(alert, Alert):
+            with self._lock:
+                erased = alert.alert_id in self._forgotten
+            if erased:
+                alert = alert.alert_id  # queued before the erasure: a close, never the name
+        if isinstance(alert, str):
+            data, ttl, alert_id = json.dumps({"type": "close", "alert_id": alert}), 3600, alert
+        else:
+            data = json.dumps(payload_of(alert, self.entrance_name(alert.camera_id)))
+            ttl = max(0, int(alert.expires_at - time.time())) if alert.state == "open" else 3600
+            alert_id = alert.alert_id
+        headers = {"Urgency": "high", "Topic": alert_id[:32]}
         for sub in subs:
             now = time.time()
             try:

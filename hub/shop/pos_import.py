@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-import math
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -22,14 +21,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, TypeVar
 
+from hub.shop import pos_bounds
 from hub.shop.categories import Categorizer, default_rules
 from hub.shop.pos_store import Invoice, Line, existing_hash, insert_invoices
 from hub.store import db
 from storesense import ids  # the one customer-id rule (enrolment, alerts, web agree)
 
 MAX_REPORTED_ERRORS = 200
+
+
+T = TypeVar("T")
 
 
 class RowError(ValueError):
@@ -147,9 +150,7 @@ def parse_time(text: str) -> datetime:
             dt = datetime.strptime(text, "%m/%d/%Y %H:%M")
         except ValueError:
             raise RowError(f"unreadable time {text!r}") from None
-    if dt.tzinfo is not None:
-        dt = dt.astimezone().replace(tzinfo=None)
-    return dt.replace(microsecond=0)
+    return _bounded(pos_bounds.invoiced_at, dt)
 
 
 def normalise_customer(raw: str, float_suffix: bool) -> str:
@@ -165,26 +166,38 @@ def normalise_customer(raw: str, float_suffix: bool) -> str:
 def parse_quantity(text: str) -> int:
     try:
         q = int(text)
-    except ValueError:
-        raise RowError(f"quantity {text!r} is not a whole number") from None
-    if q == 0:
-        raise RowError("quantity is 0")
-    return q
+    except ValueError:  # also a number of more than 4300 digits (Python's int limit)
+        raise RowError(f"quantity {text[:40]!r} is not a whole number") from None
+    return _bounded(pos_bounds.quantity, q)
 
 
 def parse_price(text: str) -> float:
     try:
         p = float(text)
     except ValueError:
-        raise RowError(f"unit price {text!r} is not a number") from None
-    if not math.isfinite(p) or p < 0:
-        raise RowError(f"unit price {text!r} must be a finite number >= 0")
-    return p
+        raise RowError(f"unit_price {text[:40]!r} is not a number") from None
+    return _bounded(pos_bounds.unit_price, p)
+
+
+def _bounded(check: Callable[..., T], *args: Any) -> T:
+    """A ``hub.shop.pos_bounds`` check whose refusal becomes this row's error."""
+    try:
+        return check(*args)
+    except pos_bounds.OutOfBounds as exc:
+        raise RowError(str(exc)) from None
+
+
+def check_line(ln: Line) -> None:
+    """The bounds a line's fields have together and on their own (hub.shop.pos_bounds)."""
+    _bounded(pos_bounds.line_total, ln.quantity, ln.unit_price)
+    _bounded(pos_bounds.text, "sku", ln.stock_code)
+    _bounded(pos_bounds.text, "description", ln.description)
 
 
 def check_invoice(inv: Invoice, cancel_prefix: str | None) -> None:
     """Cancellation rules: a cancellation has only negative lines. ``online-retail`` marks
     it by the ``C`` prefix (a positive line there is an error); ``generic`` infers it."""
+    _bounded(pos_bounds.invoice_total, [ln.quantity * ln.unit_price for ln in inv.lines])
     if cancel_prefix is None:
         inv.cancellation = all(ln.quantity < 0 for ln in inv.lines)
     elif inv.cancellation and any(ln.quantity > 0 for ln in inv.lines):
@@ -254,6 +267,7 @@ def parse_csv(
                     raise RowError(f"expected {width} fields, got {len(row)}")
                 if not inv_no:
                     raise RowError("empty invoice number")
+                _bounded(pos_bounds.text, "invoice_no", inv_no)
                 if not row[i_cust].strip():
                     report.skipped_no_customer += 1
                     continue
@@ -267,11 +281,13 @@ def parse_csv(
                     parse_quantity(row[i_qty]),
                     parse_price(row[i_price]),
                 )
+                check_line(ln)
                 at_text = row[i_at].strip()
                 at = times.get(at_text)
                 if at is None:
                     at = times[at_text] = parse_time(at_text)
                 country = row[i_country].strip() if i_country is not None else ""
+                _bounded(pos_bounds.text, "country", country)
                 inv = invoices.get(inv_no)
                 if inv is None:
                     cancel = bool(fmt.cancel_prefix and inv_no.startswith(fmt.cancel_prefix))

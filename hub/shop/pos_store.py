@@ -287,3 +287,13 @@ def last_day(conn: sqlite3.Connection) -> date | None:
     """The most recent day with any imported sale."""
     row = conn.execute("SELECT MAX(day) FROM pos_invoices").fetchone()
     return date.fromisoformat(row[0]) if row and row[0] else None
+
+
+def receipt_count(conn: sqlite3.Connection, first_day: date, last_day: date) -> int:
+    """Invoices (not cancellations) on the store-local days ``first_day``..``last_day``: the
+    day's number of sales for the chain's daily summary (a count, no customer)."""
+    row = conn.execute(
+        "SELECT count(*) FROM pos_invoices WHERE day BETWEEN ? AND ? AND cancellation = 0",
+        (first_day.isoformat(), last_day.isoformat()),
+    ).fetchone()
+    return int(row[0]) if row else 0

@@ -12,15 +12,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 import sqlite3
 import time
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from hub.shop import pos_bounds
 from hub.shop.categories import Categorizer, default_rules
 from hub.shop.pos_import import ImportReport, parse_time, store_invoices
 from hub.shop.pos_store import Invoice, Line
@@ -36,35 +43,56 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# The bounds are hub.shop.pos_bounds's, shared with the CSV import; the Field limits repeat
+# them only so the OpenAPI document shows them to whoever writes the till's side.
 class PosLine(_Strict):
-    sku: str = Field(min_length=1, max_length=64)
-    description: str = Field("", max_length=200)
-    quantity: int = Field(description="negative for a returned or cancelled item; never 0")
-    unit_price: float = Field(ge=0)
+    sku: str = Field(min_length=1, max_length=pos_bounds.MAX_TEXT["sku"])
+    description: str = Field("", max_length=pos_bounds.MAX_TEXT["description"])
+    quantity: int = Field(
+        ge=-pos_bounds.MAX_QUANTITY,
+        le=pos_bounds.MAX_QUANTITY,
+        description="negative for a returned or cancelled item; never 0",
+    )
+    unit_price: float = Field(ge=0, le=pos_bounds.MAX_UNIT_PRICE)
 
     @field_validator("quantity")
     @classmethod
-    def _nonzero(cls, q: int) -> int:
-        if q == 0:
-            raise ValueError("quantity must not be 0")
-        return q
+    def _quantity(cls, q: int) -> int:
+        return pos_bounds.quantity(q)
 
     @field_validator("unit_price")
     @classmethod
-    def _finite(cls, p: float) -> float:
-        if not math.isfinite(p):
-            raise ValueError("unit_price must be finite")
-        return p
+    def _price(cls, p: float) -> float:
+        return pos_bounds.unit_price(p)
+
+    @model_validator(mode="after")
+    def _line_total(self) -> PosLine:
+        pos_bounds.line_total(self.quantity, self.unit_price)
+        return self
 
 
 class PosTransaction(_Strict):
     """One till receipt. All lines negative = a cancellation (refund) of earlier sales."""
 
-    invoice_no: str = Field(min_length=1, max_length=64)
+    invoice_no: str = Field(min_length=1, max_length=pos_bounds.MAX_TEXT["invoice_no"])
     customer_id: str | None = Field(None, description="loyalty/customer id; null = anonymous")
-    invoiced_at: datetime = Field(description="ISO 8601; naive = store-local wall clock")
-    country: str = Field("", max_length=64)
-    lines: list[PosLine] = Field(min_length=1, max_length=2000)
+    invoiced_at: datetime = Field(
+        description="ISO 8601; naive = store-local wall clock; from 2000-01-01 to 2 days "
+        "after the hub's clock"
+    )
+    country: str = Field("", max_length=pos_bounds.MAX_TEXT["country"])
+    lines: list[PosLine] = Field(min_length=1, max_length=pos_bounds.MAX_LINES)
+
+    @field_validator("invoiced_at")
+    @classmethod
+    def _when(cls, dt: datetime) -> datetime:
+        pos_bounds.invoiced_at(dt)  # checked; kept as sent (the idempotency hash is of it)
+        return dt
+
+    @model_validator(mode="after")
+    def _total(self) -> PosTransaction:
+        pos_bounds.invoice_total([ln.quantity * ln.unit_price for ln in self.lines])
+        return self
 
     @field_validator("customer_id")
     @classmethod

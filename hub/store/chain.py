@@ -26,11 +26,16 @@ class AuditKeyError(RuntimeError):
     pass
 
 
+def audit_key_path(db_path: Path) -> Path:
+    """``<home>/secrets/audit.key`` for the hub database at ``db_path``."""
+    return db_path.parent / "secrets" / "audit.key"
+
+
 def key_path_for(conn: sqlite3.Connection) -> Path | None:
-    """``<home>/secrets/audit.key`` beside the hub database; None for an in-memory database."""
+    """The audit key beside this connection's database; None for an in-memory database."""
     for row in conn.execute("PRAGMA database_list"):
         if row[1] == "main":
-            return Path(row[2]).parent / "secrets" / "audit.key" if row[2] else None
+            return audit_key_path(Path(row[2])) if row[2] else None
     return None
 
 
@@ -62,6 +67,12 @@ def key(conn: sqlite3.Connection) -> bytes:
     return value
 
 
+def forget_key(path: Path) -> None:
+    """Drop this process's cached copy of the key file at ``path``: the file was just written
+    or removed (a restore installing keys, or taking back the ones that did not fit)."""
+    KEYS.pop(str(path), None)
+
+
 def mac(k: bytes, parts: list[object]) -> str:
     text = json.dumps(parts, separators=(",", ":"), ensure_ascii=False)
     return hmac.new(k, text.encode(), hashlib.sha256).hexdigest()
@@ -74,6 +85,16 @@ def content_mac(k: bytes, customer_id: str | None, detail: str) -> str:
 def row_mac(k: bytes, audit_id: int, prev: str, at: float, actor: str, action: str,
             content: str) -> str:  # fmt: skip
     return mac(k, ["row", audit_id, prev, at, actor, action, content])
+
+
+def redaction_mac(k: bytes, audit_id: int, row_mac_: str, tombstone_id: int | None) -> str:
+    """The erasure's seal on a redacted row: only a holder of the key can mark a row redacted.
+
+    It binds the row (its id and its chain MAC, so a seal cannot be moved to another row) to
+    the erasure row that records why (``tombstone_id``). ``None`` is the seal migration 0010
+    put on redactions made before seals existed, which name no erasure row (see there).
+    """
+    return mac(k, ["redaction", audit_id, row_mac_, tombstone_id])
 
 
 def chain_existing(conn: sqlite3.Connection) -> int:

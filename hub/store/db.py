@@ -13,7 +13,10 @@ migrating a live hub's database under it or failing later on a missing column.
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +26,10 @@ from storesense.errors import CliError
 
 SCHEMA_VERSION = migrations.LATEST
 HINT = "start the hub or run `storesense db migrate`"
+PRIVATE_MODE = 0o600
+BUSY_TIMEOUT_MS = 30000  # what ``connect`` sets: how long a writer waits for the lock
+
+log = logging.getLogger(__name__)
 
 
 class DatabaseNotReady(CliError, RuntimeError):
@@ -36,11 +43,36 @@ def connect(path: Path | str) -> sqlite3.Connection:
     """A connection in autocommit mode; callers open transactions explicitly with ``write``."""
     conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA journal_mode=WAL")
+    _wal(conn)
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute("PRAGMA busy_timeout=30000")
+    # Deleted rows are overwritten with zeros, not left in free space: an erased customer's
+    # name must not survive in the file's bytes, in a page a backup copies or a WAL frame.
+    # Set here, not left to the build: Debian's SQLite has it on, SQLite's default is off.
+    conn.execute("PRAGMA secure_delete=ON")
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     return conn
+
+
+def _wal(conn: sqlite3.Connection, wait_s: float = BUSY_TIMEOUT_MS / 1000) -> None:
+    """Switch to WAL, retrying while another process holds the lock.
+
+    Why a loop: SQLite does not call the busy handler for the journal-mode change of a fresh
+    file while another connection is converting it (two processes migrating a new database at
+    once got "database is locked" at once, not after the 30 s wait); the mode is stored in the
+    file, so a retry that finds it already WAL is a no-op.
+    """
+    deadline = time.monotonic() + wait_s
+    pause = 0.01
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if not is_locked(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
 
 
 def schema_version(conn: sqlite3.Connection) -> int:
@@ -74,10 +106,28 @@ def migrate(path: Path | str) -> list[int]:
     return applied
 
 
+def make_private(path: Path) -> None:
+    """The database file, its ``-wal`` and ``-shm`` readable by their owner only.
+
+    A new file is 0600 through the programs' umask (``storesense.paths``); this tightens a file
+    an older release left 0644. SQLite gives a new ``-wal``/``-shm`` the main file's mode, so
+    they follow once it is private.
+    """
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            if p.exists() and p.stat().st_mode & 0o077:
+                os.chmod(p, PRIVATE_MODE)
+                log.info("%s was readable by others: now %o", p, PRIVATE_MODE)
+        except OSError as exc:  # someone else's file: say so, the hub still runs
+            log.warning("could not make %s private: %s", p, exc)
+
+
 def _migrated(path: Path | str) -> tuple[sqlite3.Connection, list[int]]:
     if str(path) != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     conn = connect(path)
+    if str(path) != ":memory:":
+        make_private(Path(path))
     try:
         applied = migrations.upgrade(conn)
     except migrations.NewerSchema as exc:
@@ -99,6 +149,31 @@ def write(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+@contextmanager
+def busy_wait(conn: sqlite3.Connection, seconds: float) -> Iterator[sqlite3.Connection]:
+    """Wait at most ``seconds`` (not the connection's 30 s) for the write lock in this block.
+
+    For a writer that has somewhere better to put its work than a 30 s wait on the hub's only
+    worker thread (the face ingest parks it, ``hub.bus.parked``): the watchdog is pinged from
+    that thread, and every message behind it waits too.
+    """
+    before = int(conn.execute("PRAGMA busy_timeout").fetchone()[0])
+    conn.execute(f"PRAGMA busy_timeout={max(0, int(seconds * 1000))}")
+    try:
+        yield conn
+    finally:
+        conn.execute(f"PRAGMA busy_timeout={before}")  # nested waits restore the outer one
+
+
+def is_locked(exc: BaseException) -> bool:
+    """The database was locked (or busy) past the wait: a transient failure worth a retry,
+    unlike a constraint or a bug."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
 
 
 def next_counter(conn: sqlite3.Connection, name: str) -> int:

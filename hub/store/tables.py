@@ -61,4 +61,54 @@ META_KEYS: dict[str, str] = {
     "schema_version": "store",  # the migrations, kept for tools that read it
     "template_key_fingerprint": "faces",  # hub.faces.template_crypto.FINGERPRINT_KEY
     "audit_anchor": "privacy",  # hub.privacy.audit.ANCHOR_KEY
+    "chain_alert_seq": "chain",  # hub.chain.feed: the last alert change sent to the chain
+    "chain_floor_until": "chain",  # hub.chain.feed: the end of the last floor interval sent
+}
+
+# What each table can hold about a customer (their id, name, face or anything that leads to
+# them), and how an erasure (hub.privacy.erasure) forgets it. Every table is listed:
+# tests/hub/privacy/test_erasure_everywhere.py enumerates the schema and fails on a table
+# missing here, on a table with a customer_id column marked NOBODY, and it gives a customer
+# rows in every table not marked NOBODY before erasing them and finding nothing after.
+ERASED = "erased"  # the customer's rows are deleted
+UNLINKED = "unlinked"  # the rows stay (the store's figures) under a random owner id
+REDACTED = "redacted"  # the rows stay, whom blanked and sealed; one erasure row is the tombstone
+RETRACTED = "retracted"  # sent messages naming them are deleted; a retraction goes out instead
+NOBODY = "nobody"  # holds no customer id, name or face: why, beside it
+
+CUSTOMER_DATA: dict[str, str] = {
+    "meta": NOBODY,  # schema version, key fingerprint, audit anchor
+    "counters": NOBODY,  # sequence numbers
+    "schema_migrations": NOBODY,
+    "outbox": RETRACTED,  # alert messages carry the name (hub.bus.outbox.retract_retained)
+    "seen_messages": NOBODY,  # random message ids and times
+    "customers": ERASED,
+    "templates": ERASED,  # cascade from customers
+    "enrolment_photos": ERASED,  # cascade from customers
+    "unknown_visitors": NOBODY,  # strangers: a random track id, never a customer
+    "consent_records": ERASED,
+    "threshold_settings": NOBODY,  # thresholds and counts of evidence, no ids
+    "visits": ERASED,
+    "alerts": ERASED,
+    "alert_matches": ERASED,  # cascade from alerts
+    "false_matches": ERASED,
+    "nodes": NOBODY,  # camera health
+    "audit": REDACTED,
+    "pos_products": NOBODY,  # the catalogue
+    "pos_invoices": UNLINKED,
+    "pos_lines": NOBODY,  # products and prices; their invoice (its owner unlinked) links them
+    "pos_birthdays": ERASED,
+    "pos_webhook_keys": NOBODY,  # idempotency keys and the answer (invoice number, status)
+    "suggestions": ERASED,
+    "suggestion_builds": NOBODY,  # when a build ran and how many customers/items: counts
+    "floor_grid": NOBODY,  # floor analytics: metres and seconds, never a face or a name
+    "floor_days": NOBODY,
+    "floor_visits": NOBODY,  # an anonymous person key per floor track
+    "floor_runs": NOBODY,
+    "floor_state": NOBODY,
+    "floor_slots": NOBODY,
+    "floor_camera_heights": NOBODY,
+    "staff": NOBODY,  # staff accounts (staff are not customers)
+    "web_sessions": NOBODY,
+    "push_subscriptions": NOBODY,  # a staff phone's push endpoint and keys
 }

@@ -165,6 +165,11 @@ def create_app(
             "gateway_online": gateway.connected,
             "hub_online": gateway.hub_reachable,
             "hub_answering": gateway.hub_answering,
+            # exceptions the loops survived, by step: this process's and the hub's
+            "errors": gateway.guard.snapshot(),
+            # what this process refused (bad MQTT payloads, hostile WebSocket frames), by reason
+            "rejected": dict(gateway.stats.rejected),
+            "hub_errors": gateway.hub_errors,
         }
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

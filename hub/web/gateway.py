@@ -48,6 +48,7 @@ from storesense import messages as m
 from storesense import rpc
 from storesense.alert_state import AlertBook
 from storesense.config import MqttConfig
+from storesense.loop_guard import LoopGuard, guard_mqtt_callbacks
 from storesense.mqtt_client import make_client
 from storesense.topics import Topics
 
@@ -127,6 +128,9 @@ class Gateway:
         self.mqtt_cfg = mqtt_cfg
         self.timeout_s = timeout_s
         self.stats = GatewayStats()
+        # exceptions the heartbeat loop and paho's callbacks survived (/healthz "errors")
+        self.guard = LoopGuard(log)
+        self.hub_errors: dict[str, int] = {}  # the hub's own (its status), for /healthz
         self.book = AlertBook()
         self.hub_online: bool | None = None
         self.entrances = dict(entrances or {})
@@ -152,6 +156,7 @@ class Gateway:
         self.client.on_subscribe = self._on_subscribe
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        guard_mqtt_callbacks(self.client, self.guard, log)
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -168,12 +173,15 @@ class Gateway:
         stop or come back."""
         pings: set[asyncio.Task[None]] = set()
         while True:
-            if self.connected and len(pings) < 4:  # a silent hub: at most a few in flight
-                task = asyncio.create_task(self._ping())
-                pings.add(task)
-                task.add_done_callback(pings.discard)
-            if time.monotonic() - self._hub_heard > HUB_SILENCE_S:
-                self._set_answering(False)  # only an answer says True (``_ping``)
+            try:
+                if self.connected and len(pings) < 4:  # a silent hub: at most a few in flight
+                    task = asyncio.create_task(self._ping())
+                    pings.add(task)
+                    task.add_done_callback(pings.discard)
+                if time.monotonic() - self._hub_heard > HUB_SILENCE_S:
+                    self._set_answering(False)  # only an answer says True (``_ping``)
+            except Exception:  # logged and counted; the next round runs as usual
+                self.guard.failed("heartbeat")
             await asyncio.sleep(HEARTBEAT_S)
 
     async def _ping(self) -> None:
@@ -320,6 +328,7 @@ class Gateway:
                 return
             loop.call_soon_threadsafe(self._apply_alert, decoded)
         elif isinstance(decoded, m.HubStatus):
+            self.hub_errors = dict(decoded.errors)
             loop.call_soon_threadsafe(self._hub_status, decoded.online)
 
     # -- loop thread: state and fan-out ------------------------------------------------------

@@ -445,6 +445,8 @@ SCHEMAS: dict = json.loads(
    },
    "quantity": {
     "description": "negative for a returned or cancelled item; never 0",
+    "maximum": 1000000,
+    "minimum": -1000000,
     "title": "Quantity",
     "type": "integer"
    },
@@ -455,6 +457,7 @@ SCHEMAS: dict = json.loads(
     "type": "string"
    },
    "unit_price": {
+    "maximum": 1000000.0,
     "minimum": 0,
     "title": "Unit Price",
     "type": "number"
@@ -498,7 +501,7 @@ SCHEMAS: dict = json.loads(
     "type": "string"
    },
    "invoiced_at": {
-    "description": "ISO 8601; naive = store-local wall clock",
+    "description": "ISO 8601; naive = store-local wall clock; from 2000-01-01 to 2 days after the hub's clock",
     "format": "date-time",
     "title": "Invoiced At",
     "type": "string"

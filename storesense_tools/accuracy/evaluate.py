@@ -18,10 +18,13 @@ from rich.console import Console
 from rich.progress import Progress
 
 from hub.faces.matcher import NO_LABEL, OpenSetPolicy, SearchHit
+from storesense.config import RecognitionConfig
+from storesense.face_models import DLIB_RESNET, FACE_MODELS
 from storesense_tools.accuracy.checkout import calibration
 from storesense_tools.accuracy.face_records import FaceRecords, face_records, live_variant, select
 from storesense_tools.accuracy.protocols import Protocol, lfw_folds
 from storesense_tools.accuracy.render_levers import LeverStudy, lever_study, standard_specs
+from storesense_tools.accuracy.render_models import model_study
 from storesense_tools.accuracy.rows import ProbeRow, rel_path
 from storesense_tools.accuracy.stats import (
     FPIR_TARGETS,
@@ -136,7 +139,7 @@ def diagnose_no_face(paths: Sequence[Path], console: Console | None = None) -> d
         return {}
     from edge.entrance.face_pipeline import FaceImageError, FacePipeline, load_rgb
 
-    pipe = FacePipeline()
+    pipe = FacePipeline.for_photos()
     out: dict[Path, str] = {}
     with Progress(transient=True, console=console) as progress:
         task = progress.add_task(
@@ -177,6 +180,7 @@ class Report:
     label_errors: dict[str, str] = field(default_factory=dict)
     embed_seconds: float = 0.0  # ~0 when every embedding came from the cache
     records: dict[str, FaceRecords] = field(default_factory=dict)  # per protocol key (first)
+    models: LeverStudy | None = None  # dlib ResNet and SFace side by side (render_models)
     levers: LeverStudy | None = None
     track_section: str | None = None  # track_protocol.render_track_section, when present
 
@@ -197,14 +201,17 @@ def build_report(
     records: dict[str, FaceRecords] = {}
     searched: dict[str, Searched] = {}
     variant = live_variant()
+    model = RecognitionConfig().model  # the headline is the door as it ships
     t0 = time.monotonic()
     for p in protocols:
         if p.embed_paths not in emb_cache:
             console.log(
-                f"{p.title}: face records of {len(p.embed_paths):,} images (cached after the "
-                "first run)"
+                f"{p.title}: face records of {len(p.embed_paths):,} images, {model} (cached "
+                "after the first run)"
             )
-            rec = face_records(p.embed_paths, workers=workers, cache_dir=cache_dir, label=p.title)
+            rec = face_records(
+                p.embed_paths, workers=workers, cache_dir=cache_dir, label=p.title, model=model
+            )
             emb_cache[p.embed_paths] = select(rec, variant)[0]
             records[p.key] = rec
         searched[p.key] = search(p, emb_cache[p.embed_paths], policy.cohort_k)
@@ -258,13 +265,29 @@ def build_report(
         report.held_out = held_out_operating_points(ref, policy, report.folds, data_root)
     report.label_errors = dict(calibration().SAME_PERSON)
     if "lfw" in report.records and {"lfw", "lfw-enrol3"} <= set(searched):
+        lfw_protocols = {k: searched[k].protocol for k in ("lfw", "lfw-enrol3")}
+        paths = lfw_protocols["lfw"].embed_paths
+        by_model: dict[str, FaceRecords] = {model: report.records["lfw"]}
+        for other in FACE_MODELS:
+            if other not in by_model:
+                console.log(f"LFW face records, {other}, for the model comparison (cached)")
+                by_model[other] = face_records(
+                    paths, workers=workers, cache_dir=cache_dir, label=other, model=other
+                )
+        agg = "centroid" if RecognitionConfig().aggregation == "mean_template" else "min"
         console.log("levers: held-out check of every row (seconds)")
+        # The levers were measured on dlib's ResNet (the door's network when issue 13 began),
+        # at its own defaults; the model section puts the networks side by side.
+        dlib = RecognitionConfig(model=DLIB_RESNET)
         report.levers = lever_study(
-            report.records["lfw"],
-            {k: searched[k].protocol for k in ("lfw", "lfw-enrol3")},
+            by_model[DLIB_RESNET],
+            lfw_protocols,
             report.folds,
-            standard_specs(variant, "margin+cohort" if policy.cohort_k else "margin"),
-            (policy.threshold, policy.margin),
+            standard_specs(variant, "margin+cohort" if policy.cohort_k else "margin", agg),
+            (dlib.threshold, dlib.margin),
+        )
+        report.models = model_study(
+            {m: by_model[m] for m in FACE_MODELS}, lfw_protocols, report.folds, variant, agg
         )
     if lfw is not None and report.reference == "lfw":
         report.track_section = _track_section(lfw, emb_cache[ref.protocol.embed_paths], console)

@@ -30,6 +30,7 @@ import numpy as np
 from rich.progress import Progress
 
 from storesense.config import QualityConfig
+from storesense.face_models import DEFAULT_MODEL, DLIB_RESNET, SFACE
 
 MAX_FACES = 3  # faces per image kept, nearest the centre first (LFW/ORL: one person each)
 RECORDS_VERSION = "1"
@@ -52,6 +53,7 @@ class FaceRecords:
     emb: np.ndarray  # (F, 128) float32
     emb_flip: np.ndarray  # (F, 128) float32: the mirrored chip
     n_images: int
+    model: str = DEFAULT_MODEL  # the embedding model of emb / emb_flip (storesense.face_models)
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -67,6 +69,7 @@ class FaceRecords:
             emb=self.emb,
             emb_flip=self.emb_flip,
             n_images=np.array(self.n_images),
+            model=np.array(self.model),
         )
         tmp.replace(path)
 
@@ -83,6 +86,7 @@ class FaceRecords:
             z["emb"],
             z["emb_flip"],
             int(z["n_images"]),
+            str(z["model"]) if "model" in z else DLIB_RESNET,
         )
 
 
@@ -99,25 +103,22 @@ class Variant:
 
 
 def live_variant() -> Variant:
-    """The ``Variant`` the live ``FacePipeline()`` computes at its defaults (door, enrolment).
+    """The ``Variant`` the live ``FacePipeline.for_photos()`` computes (enrolment, evaluation).
 
-    Read from the pipeline's own signature and ``QualityConfig``, so a changed default
+    Read from the pipeline's own constants and ``QualityConfig``, so a changed default
     changes the report; ``tests/scripts/test_accuracy_report.py`` checks that the selection
     equals ``face_eval.embed_images`` (the live pipeline) on real images.
     """
-    import inspect
+    from edge.entrance import face_pipeline as fp
 
-    from edge.entrance.face_pipeline import FacePipeline
-
-    params = inspect.signature(FacePipeline.__init__).parameters
     q = QualityConfig()
     return Variant(
         "shipped",
         q.min_face_px,
         q.min_sharpness,
         q.min_frontalness,
-        second_pass=bool(params["second_pass"].default),
-        flip=bool(params["flip"].default),
+        second_pass=fp.PHOTO_SECOND_PASS,
+        flip=fp.FLIP,
     )
 
 
@@ -134,6 +135,8 @@ def select(rec: FaceRecords, v: Variant) -> tuple[np.ndarray, np.ndarray]:
         & (rec.frontalness >= v.min_frontalness)
     )
     emb = (rec.emb + rec.emb_flip) / 2.0 if v.flip else rec.emb
+    if v.flip and rec.model == SFACE:  # as SFaceEmbedder.describe: the flip mean, unit length
+        emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
     out = np.full((rec.n_images, 128), np.nan, np.float32)
     used = np.full(rec.n_images, -1, np.int64)
     passes = [PASS_FIRST] + ([PASS_HOG1, PASS_HOG2] if v.second_pass else [])
@@ -156,12 +159,12 @@ def select(rec: FaceRecords, v: Variant) -> tuple[np.ndarray, np.ndarray]:
 _STATE: dict[str, object] = {}
 
 
-def _worker_init() -> None:
+def _worker_init(model: str = DEFAULT_MODEL) -> None:
     os.environ["STORESENSE_TFLITE_THREADS"] = "1"  # one worker per core already
     from edge.entrance.face_detect import DlibHogDetector
     from edge.entrance.face_pipeline import FacePipeline
 
-    _STATE["pipe"] = FacePipeline()
+    _STATE["pipe"] = FacePipeline(model=model)
     _STATE["hog1"] = DlibHogDetector(1)
     _STATE["hog2"] = DlibHogDetector(2)
 
@@ -194,8 +197,9 @@ def _image_records(path: Path) -> list[tuple[int, float, float, float, float, by
             if lm.shape != (5, 2) or not np.isfinite(lm).all():
                 continue
             chip = pipe.embedder.chip(rgb, lm)
-            e = pipe.embedder.embed_chip(chip)
-            ef = pipe.embedder.embed_chip(np.ascontiguousarray(chip[:, ::-1]))
+            net_input = pipe.embedder.model_input(rgb, lm, chip)
+            e = pipe.embedder.embed_chip(net_input)
+            ef = pipe.embedder.embed_chip(np.ascontiguousarray(net_input[:, ::-1]))
             out.append(
                 (
                     pass_,
@@ -262,6 +266,10 @@ def _stage_sources() -> list[str]:
         fe.FaceEmbedder.landmarks,
         fe.FaceEmbedder.chip,
         fe.FaceEmbedder.embed_chip,
+        fe.FaceEmbedder.model_input,
+        fe.SFaceEmbedder.model_input,
+        fe.SFaceEmbedder.embed_chip,
+        fe.similarity,
         fq.eye_centres,
         fq.inter_ocular_px,
         fq.frontalness,
@@ -270,11 +278,12 @@ def _stage_sources() -> list[str]:
     ]
     out = [inspect.getsource(o) for o in objs]  # type: ignore[arg-type]
     out.append(repr(sorted(fe.BOX_MAPS.items())) + repr((fe.CHIP_SIZE, fe.CHIP_PADDING)))
+    out.append(repr(fe.DLIB_IN_SFACE.tolist()) + repr((fe.SFACE_FILE, fe.SFACE_SIZE)))
     out.append(repr((fq.SHARPNESS_SIDE, fq.SHARPNESS_STD, MAX_FACES)))
     return out
 
 
-def records_key(paths: Sequence[Path]) -> str:
+def records_key(paths: Sequence[Path], model: str = DEFAULT_MODEL) -> str:
     """Cache key: the stage code (``_stage_sources``), detector weights, dlib models, files.
 
     ``QualityConfig`` (thresholds) is deliberately not in it: the records keep every face
@@ -283,10 +292,11 @@ def records_key(paths: Sequence[Path]) -> str:
     from edge.model_files import MODELS_DIR
 
     h = hashlib.sha256(RECORDS_VERSION.encode())
+    h.update(model.encode())
     for src in _stage_sources():
         h.update(src.encode())
-    for model in sorted(MODELS_DIR.glob("*.tflite")):
-        h.update(model.read_bytes())
+    for weights in sorted(MODELS_DIR.glob("*.tflite")) + sorted(MODELS_DIR.glob("*.onnx")):
+        h.update(weights.read_bytes())
     for dist in ("dlib-bin", "face_recognition_models"):
         h.update(f"{dist}=={version(dist)}".encode())
     for p in paths:
@@ -300,16 +310,17 @@ def face_records(
     workers: int | None = None,
     cache_dir: Path | None = None,
     label: str = "face records",
+    model: str = DEFAULT_MODEL,
 ) -> FaceRecords:
-    """The records of ``paths`` (cached; a cold LFW pass is two ResNet runs per face)."""
+    """The records of ``paths`` (cached; a cold LFW pass is two network runs per face)."""
     cache_dir = cache_dir or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    cache = cache_dir / "storesense" / f"face-records-{records_key(paths)}.npz"
+    cache = cache_dir / "storesense" / f"face-records-{records_key(paths, model)}.npz"
     if cache.exists():
         return FaceRecords.load(cache)
     workers = workers or max(1, min(2, os.cpu_count() or 1))
     rows: list[tuple[int, tuple[int, float, float, float, float, bytes, bytes]]] = []
     with (
-        mp.get_context("fork").Pool(workers, initializer=_worker_init) as pool,
+        mp.get_context("fork").Pool(workers, initializer=_worker_init, initargs=(model,)) as pool,
         Progress(transient=True) as progress,
     ):
         task = progress.add_task(f"{label} ({len(paths)} images)", total=len(paths))
@@ -331,6 +342,7 @@ def face_records(
         emb=np.frombuffer(b"".join(r[5] for _, r in rows), np.float32).reshape(f, 128),
         emb_flip=np.frombuffer(b"".join(r[6] for _, r in rows), np.float32).reshape(f, 128),
         n_images=len(paths),
+        model=model,
     )
     rec.save(cache)
     return rec

@@ -216,7 +216,10 @@ def count(s: Split, sc: Scored, theta: float, mask: np.ndarray | None = None) ->
     """Counts over the probes in ``mask`` (all by default) at score threshold ``theta``."""
     m = np.ones(len(s.p_true), bool) if mask is None else mask
     face = sc.nearest >= 0
-    accept = face & (sc.score >= theta)
+    # a vetoed probe (score -inf) is never accepted, not even at theta = -inf: that theta is
+    # what ``theta_for_fpir`` returns when a rule vetoes nearly every stranger, and counting
+    # the vetoed as matches there would report rank-1 as DIR (and every stranger as a match)
+    accept = face & np.isfinite(sc.score) & (sc.score >= theta)
     gen = m & (s.p_true >= 0)
     strg = m & (s.p_true < 0)
     return Counts(
@@ -331,9 +334,9 @@ def scorers_for(
     raise ValueError(f"unknown rule family {family!r}")
 
 
-def fixed_row(name: str, s: Split, threshold: float, margin: float) -> HeldOut:
-    """Today's default counted per fold without any choice (the 'before' of every lever)."""
-    sc = score_margin(customer_distances(s, "min"), margin)
+def fixed_row(name: str, s: Split, threshold: float, margin: float, agg: str = "min") -> HeldOut:
+    """A fixed rule counted per fold without any choice (the old and the shipped defaults)."""
+    sc = score_margin(customer_distances(s, agg), margin)
     folds = sorted({int(f) for f in s.p_fold if f > 0})
     pooled = [count(s, sc, -threshold, s.p_fold == f) for f in folds]
     total = Counts(*(sum(getattr(c, a) for c in pooled) for a in Counts.__dataclass_fields__))

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from storesense.config import RecognitionConfig
+from storesense.face_models import SFACE
 from storesense_tools.accuracy.checkout import calibration
 from storesense_tools.accuracy.evaluate import Report
 from storesense_tools.accuracy.render_levers import lever_section
+from storesense_tools.accuracy.render_models import model_section
 from storesense_tools.accuracy.render_sections import (
     enrolment_section,
     errors_section,
@@ -50,10 +53,13 @@ def render_markdown(report: Report, meta: dict[str, str]) -> str:
         + " (sources, licences and formats: the `README.md` there; nothing is copied into "
         "the repository).",
         f"Decision rule: the hub's `OpenSetPolicy` at its configured defaults, **threshold "
-        f"{pol.threshold:g}, margin {pol.margin:g}**, one image per decision (`decide_one`); "
-        "embeddings from the live edge `FacePipeline` (BlazeFace with fallbacks, dlib 5-point "
-        "alignment, quality gate, dlib ResNet 128-d). Face choice in an image: the usable face "
-        "nearest the centre.",
+        f"{pol.threshold:g}, margin {pol.margin:g}**, one image per decision (`decide_one`), "
+        f"a customer's templates met as `{RecognitionConfig().aggregation}` "
+        "(`hub.faces.matcher.customer_rows`); embeddings from the live edge pipeline for "
+        "photos, `FacePipeline.for_photos()` (BlazeFace with fallbacks, the second HOG pass, "
+        f"dlib 5-point alignment, quality gate, {_network()} 128-d, flip-averaged), as enrolment "
+        "and `storesense eval faces` run it. Face choice in an image: the usable face nearest "
+        "the centre.",
         "",
         "How to read the figures: **DIR** (detection and identification rate) = enrolled "
         "customers' probe images identified as the right person; **FPIR** (false positive "
@@ -124,6 +130,7 @@ def render_markdown(report: Report, meta: dict[str, str]) -> str:
     ]
     L += _protocol_section(report)
     L += operating_point_section(report)
+    L += model_section(report.models)
     L += lever_section(report.levers, shipped_note(report))
     if report.track_section:
         L += [report.track_section.rstrip("\n"), ""]
@@ -228,8 +235,11 @@ def _limits_section(report: Report) -> list[str]:
         f"{pol.min_votes} accepted frames of their own): that makes a stranger match rarer, and "
         "can lose or gain identifications depending on how many good frames a visitor gives. "
         "Frames of one walk-in are strongly correlated, so single-image rates cannot be "
-        "multiplied into track rates; measuring the vote needs labelled door video, which none "
-        "of this data is.",
+        "multiplied into track rates. The *Door tracks* section stands in with groups of press "
+        "photos of one person, which disagree more than door frames do; measuring the vote "
+        "itself needs labelled door video, which none of this data is. The door's own pipeline "
+        "runs without the second detection pass (a video frame is followed by the next one; "
+        "see the *Levers* table for what the pass adds on photos).",
         "",
         "**A shop door is not a press photo.** The entrance camera looks down from above the "
         "door; faces are small and moving (blur), the street behind the door backlights them, "
@@ -256,6 +266,12 @@ def _limits_section(report: Report) -> list[str]:
         "",
     ]
     return L
+
+
+def _network() -> str:
+    """The shipped embedding network in words (``recognition.model``)."""
+    model = RecognitionConfig().model
+    return "SFace (OpenCV Zoo, int8)" if model == SFACE else "dlib ResNet"
 
 
 def shipped_note(report: Report) -> list[str]:

@@ -456,7 +456,9 @@ def evaluate_tracks(
     """
     cfg = cfg or RecognitionConfig()
     if emb is None:
-        emb = embed_images(ts.embed_paths, cache_dir=cache_dir, workers=workers, label="tracks")
+        emb = embed_images(
+            ts.embed_paths, cache_dir=cache_dir, workers=workers, label="tracks", model=cfg.model
+        )
     elif emb_paths is not None:
         row = {p: i for i, p in enumerate(emb_paths)}
         missing = [p for p in ts.embed_paths if p not in row]

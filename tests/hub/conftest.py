@@ -1,4 +1,6 @@
 import socket
+import sqlite3
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -7,12 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hub.alerts import claims as alerts
 from hub.faces.gallery import Gallery
 from hub.faces.template_crypto import TemplateCipher, load_or_create_key
 from hub.service import HubService
 from hub.store import db
 from storesense.config import StoreConfig, parse_config
 from storesense.paths import template_key_path
+from storesense.topics import Topics
 from storesense_tools.embedded_broker import EmbeddedBroker
 from tests.consent import consent
 
@@ -36,6 +40,25 @@ def unit(seed: int) -> np.ndarray:
     """A random direction scaled like a dlib embedding (norm ~1)."""
     v = np.random.default_rng(seed).normal(size=128).astype(np.float32)
     return v / np.linalg.norm(v)
+
+
+def open_alerts(conn: sqlite3.Connection, home: Path, topics: Topics, n: int) -> list[str]:
+    """``n`` enrolled customers ``c0000``… each with an open door alert (TTL 1 h, no
+    cooldown), written straight through the alert room: the claim tests' starting point."""
+    gallery = Gallery.open(conn, template_key_path(home))
+    now = time.time()
+    ids: list[str] = []
+    for i in range(n):
+        cid = f"c{i:04d}"
+        gallery.enrol(cid, f"Customer {i}", consent(f"consent-{i}"), [(unit(1000 + i), 0.9, "t")])
+        with db.write(conn):
+            made = alerts.record_match(
+                conn, topics, customer_id=cid, camera_id="door-1",
+                first_usable_at=now, now=now, cooldown_s=0, alert_ttl_s=3600,
+            )  # fmt: skip
+        assert made.alert_id is not None
+        ids.append(made.alert_id)
+    return ids
 
 
 def _mosquitto_up() -> bool:

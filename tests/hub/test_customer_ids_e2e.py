@@ -28,6 +28,7 @@ from edge.entrance.face_pipeline import FacePipeline
 from storesense import messages as m
 from storesense import rpc
 from storesense.config import parse_config
+from storesense.face_models import DEFAULT_MODEL
 from storesense.mqtt_client import connect, make_client
 from storesense.paths import hub_db_path
 from storesense.topics import Topics
@@ -57,7 +58,8 @@ def _walk_in(pipeline: FacePipeline, photo: Path) -> m.FaceTrack:
     )  # fmt: skip
     # the same capture twice (two frames of one pose), as the edge sends a still customer
     second = sample.model_copy(update={"t": now + 0.1})
-    return m.FaceTrack(camera_id="door-1", track_id=uuid.uuid4().hex, update=0, final=True,
+    return m.FaceTrack(
+        model=DEFAULT_MODEL,camera_id="door-1", track_id=uuid.uuid4().hex, update=0, final=True,
                        first_usable_at=now, samples=[sample, second])  # fmt: skip
 
 

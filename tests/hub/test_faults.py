@@ -20,28 +20,22 @@ from hub.faces.template_crypto import TemplateCipher, load_or_create_key
 from hub.service import HubService
 from storesense import messages as m
 from storesense.config import StoreConfig, parse_config
+from storesense.face_models import DEFAULT_MODEL
 from storesense.mqtt_client import connect_in_background, make_client
 from storesense.paths import template_key_path
 from storesense_tools.embedded_broker import free_port
 from storesense_tools.sim_phone import Phone
 from tests.consent import consent
 from tests.hub.conftest import unit
-from tests.mosquitto_proc import MosquittoProcess, require_mosquitto
+from tests.mosquitto_proc import MosquittoProcess, persistent_mosquitto, require_mosquitto
 from tests.waiting import wait_for as _wait
 
 N_CUSTOMERS = 12
 
 
 def _persistent_broker(tmp: Path) -> MosquittoProcess:
-    """Persistence on, so queued QoS 1 messages survive a restart."""
-    port = free_port()
-    (tmp / "persist").mkdir()
-    conf = tmp / "mosquitto.conf"
-    conf.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
-        f"persistence_location {tmp / 'persist'}/\nautosave_interval 1\n"
-    )
-    return MosquittoProcess(conf, port)
+    """Persistence on, so queued QoS 1 messages survive a restart (several test files use it)."""
+    return persistent_mosquitto(tmp, free_port())
 
 
 @pytest.fixture
@@ -82,6 +76,7 @@ def _event(i: int) -> m.FaceTrack:
         for k in range(2)
     ]
     return m.FaceTrack(
+        model=DEFAULT_MODEL,
         camera_id="door-1",
         track_id=uuid.uuid4().hex,
         update=0,

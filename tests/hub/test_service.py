@@ -16,6 +16,7 @@ from hub.faces.gallery import Gallery
 from hub.service import HubService
 from storesense import messages as m
 from storesense.config import StoreConfig, parse_config
+from storesense.face_models import DEFAULT_MODEL
 from storesense.mqtt_client import connect, make_client
 from storesense.paths import template_key_path
 from storesense_tools.embedded_broker import EmbeddedBroker
@@ -69,6 +70,7 @@ def _track(
             )
         )
     return m.FaceTrack(
+        model=DEFAULT_MODEL,
         camera_id=camera_id,
         track_id=track_id or uuid.uuid4().hex,
         update=0,

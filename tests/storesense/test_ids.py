@@ -183,7 +183,8 @@ def test_the_browser_patterns_are_the_rules() -> None:
 
 def test_no_topic_embeds_a_customer_id() -> None:
     """``.`` is only safe for customer ids because none becomes a topic level: every
-    ``Topics`` method takes a camera, alert, staff or web id (Ident), never a customer's."""
+    ``Topics`` method takes a camera, alert, staff or web id (Ident) or a chain message kind
+    (``storesense.chain_messages.ChainKind``), never a customer's."""
     params = {
         name
         for _, fn in inspect.getmembers(Topics, inspect.isfunction)
@@ -191,7 +192,9 @@ def test_no_topic_embeds_a_customer_id() -> None:
         for name in inspect.signature(fn).parameters
         if name != "self"
     }
-    assert params == {"camera_id", "alert_id", "staff_id", "web_id", "topic", "index_from_base"}
+    assert params == {
+        "camera_id", "alert_id", "staff_id", "web_id", "kind", "topic", "index_from_base"
+    }  # fmt: skip
 
 
 def test_the_alert_carries_a_dotted_customer_id_through_json() -> None:

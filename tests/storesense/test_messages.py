@@ -95,6 +95,7 @@ def test_parse_picks_the_model_by_kind_for_every_message() -> None:
     sent = [
         m.FaceTrack.model_validate(_face_track()),
         m.FloorPositions(camera_id="f1", seq=0, interval_start=1.0, interval_s=2.0, samples=[]),
+        m.SealedFaceTrack(camera_id="door-1", key_id="0" * 16, nonce="A" * 16, ciphertext="B" * 40),
         m.EdgeStatus(camera_id="door-1", role="entrance", online=True),
         m.Alert(
             alert_id="a1",

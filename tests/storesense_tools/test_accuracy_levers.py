@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from hub.faces.matcher import OpenSetPolicy, TemplateIndex, cohort_z
+from storesense.face_models import DLIB_RESNET, SFACE
 from storesense_tools.accuracy import levers as L
 from storesense_tools.accuracy.face_records import (
     PASS_FIRST,
@@ -117,6 +118,23 @@ def test_counts_treat_a_faceless_genuine_probe_as_a_miss() -> None:
     assert c.no_face == 2
 
 
+def test_a_vetoed_probe_is_never_accepted_even_at_the_loosest_threshold() -> None:
+    """A margin that vetoes nearly every stranger makes ``theta_for_fpir`` return -inf; the
+    vetoed probes (score -inf) must still count as rejected, not as matches."""
+    s = _split()
+    d = L.customer_distances(s, "min")
+    sc = L.score_margin(d, 10.0)  # no runner-up is 10 farther: everything vetoed
+    assert not np.isfinite(sc.score).any()
+    th = L.theta_for_fpir(s, sc, np.ones(len(s.p_true), bool), 0.05)
+    assert th == -math.inf
+    c = L.count(s, sc, th)
+    assert (c.dir_k, c.fpir_k) == (0, 0)
+    assert c.rank1_k > 0  # the nearest customer is still right for some: rank-1 is unaffected
+    # and the held-out choice prefers a rule that decides something over one that vetoes all
+    row = L.held_out("x", s, {"veto": sc, "plain": L.score_margin(d, 0.0)}, target=0.05)
+    assert {p for p, _ in row.choices} == {"plain"}
+
+
 def test_held_out_never_looks_at_the_fold_it_counts() -> None:
     s = _split()
     base = L.held_out("x", s, L.scorers_for(s, "min", "margin"), target=0.05)
@@ -146,17 +164,22 @@ def _records() -> FaceRecords:
         emb=e,
         emb_flip=e[::-1].copy(),
         n_images=3,
+        model=DLIB_RESNET,  # the ResNet's flip mean is the plain mean
     )
 
 
 def test_select_follows_the_gate_the_pass_and_the_centre() -> None:
     rec = _records()
-    emb, used = select(rec, Variant("base"))
+    emb, used = select(rec, Variant("base", min_frontalness=0.55))
     assert list(used) == [1, -1, -1]  # the central face is refused: the usable one wins
     emb, used = select(rec, Variant("loose", min_frontalness=0.35))
     assert list(used) == [0, -1, -1]  # now the central one passes and is nearer the centre
-    emb, used = select(rec, Variant("second", second_pass=True))
+    emb, used = select(rec, Variant("second", min_frontalness=0.55, second_pass=True))
     assert list(used) == [1, 3, -1]
-    emb, used = select(rec, Variant("flip", flip=True))
+    emb, used = select(rec, Variant("flip", min_frontalness=0.55, flip=True))
     np.testing.assert_allclose(emb[0], (rec.emb[1] + rec.emb_flip[1]) / 2)
     assert np.isnan(emb[2]).all()
+    # SFace compares unit vectors: its flip mean is renormalised, as SFaceEmbedder.describe
+    sface, _ = select(replace(rec, model=SFACE), Variant("flip", min_frontalness=0.55, flip=True))
+    mean = (rec.emb[1] + rec.emb_flip[1]) / 2
+    np.testing.assert_allclose(sface[0], mean / np.linalg.norm(mean), rtol=1e-6)

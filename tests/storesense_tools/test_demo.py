@@ -52,6 +52,10 @@ def test_headless_demo_alerts_cards_and_floor_report(tmp_path: Path) -> None:
     taken = sum(r.count("taken") for r in summary["claim_results"].values())
     assert (won, taken) == (len(alerts), 2 * len(alerts))
     assert summary["hub"]["rejected"] == {}
+    # the door camera sealed every track (storesense.face_seal), the hub opened every one
+    received = summary["hub"]["received"]
+    assert received["sealed_face_track"] == received["face_track"] > 0
+    assert "face_track_plain" not in received
     # no face image is left behind in the demo home
     assert not [p for p in (tmp_path / "home").rglob("*") if p.suffix in (".png", ".jpg")]
 

@@ -4,6 +4,7 @@ records the new consent next to the earlier one; the per-customer cap drops, aud
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 
@@ -73,16 +74,20 @@ def test_reenrolment_counts_truly_keeps_both_consents_and_caps(
     home: Path, shared_data: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert _enrol(home, "R.4004", "form-1", "bob", _photos(shared_data, "s1", 1, 2)) == 0
-    assert "enrolled R.4004 with 2 template(s)" in capsys.readouterr().out
+    first = capsys.readouterr().out
+    assert "enrolled R.4004 with 2 template(s)" in first
     consent_taker(home / "hub.sqlite3", "carol")
     assert _enrol(home, "R.4004", "form-2", "carol", _photos(shared_data, "s1", 6, 10)) == 0
     out = capsys.readouterr().out
+    qualities = [float(q) for q in re.findall(r"^ok .*: quality (\d\.\d\d)$", first + out, re.M)]
+    assert len(qualities) == 4
     # four photos, cap 3: the truth, not "with 2 template(s)"
     assert "re-enrolled R.4004:" in out and "now with 3 template(s) (at most 3)" in out
     assert "consent form-2 recorded as the one in force; earlier consent form-1 kept" in out
-    # qualities 0.89, 0.88 kept from before; 0.86 (photo 10) and 0.76 (photo 6) new: 0.76 goes
+    # the lowest of the four photos' qualities goes (one of the new ones, with these photos)
     assert "re-enrolled R.4004: 1 new template(s) kept" in out
-    assert "dropped 1 lowest-quality template(s)" in out and "quality 0.76" in out
+    assert "dropped 1 lowest-quality template(s)" in out
+    assert f"(3): quality {min(qualities):.2f} (audited)" in out, (qualities, out)
     assert _rows(home, "SELECT count(*) FROM templates WHERE customer_id='R.4004'") == [(3,)]
     assert _rows(
         home,

@@ -64,7 +64,7 @@ def sharp(shared_data: Path) -> Path:
 
 @pytest.fixture
 def small_face(shared_data: Path) -> Path:
-    """An ORL face (92x112 px, inter-ocular ~26 px: just above the gate's 18)."""
+    """An ORL face (92x112 px, inter-ocular ~26 px: above the gate's 14)."""
     return shared_data / "faces" / "orl" / "s1" / "1.pgm"
 
 
@@ -88,7 +88,7 @@ def test_a_blurred_photo_is_refused_and_the_sharp_original_is_not(
 def test_a_tiny_face_is_refused_and_the_full_size_one_is_not(
     tmp_path: Path, small_face: Path, capsys
 ) -> None:
-    # half size: inter-ocular ~13 px, still detected, below min_face_px = 18
+    # half size: inter-ocular ~13 px, still detected, below min_face_px = 14
     tiny = _shrunk(small_face, tmp_path / "tiny.png", 0.5)
     home = tmp_path / "home"
     assert _enrol(home, "c1", tiny) == 2

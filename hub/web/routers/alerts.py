@@ -9,14 +9,16 @@ broker away) is answered 503 "nothing was changed", and the hub refuses it if it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
+from collections.abc import Coroutine
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, WebSocket
 from fastapi.responses import Response
-from fastapi.websockets import WebSocketDisconnect
+from fastapi.websockets import WebSocketDisconnect, WebSocketState
 from pydantic import BaseModel, Field
 
 from hub.web.errors import POST_SESSION, SESSION, errors
@@ -183,7 +185,16 @@ async def push_unsubscribe(
 
 @router.websocket("/ws")
 async def phone_socket(websocket: WebSocket, since: int = 0) -> None:
-    """Snapshot (resync by seq) first, then every alert change as it reaches the gateway."""
+    """Snapshot (resync by seq) first, then every alert change as it reaches the gateway.
+
+    One socket's failure stays that socket's: its sender and session watcher are supervised
+    tasks (:func:`_supervise`), its receive loop catches what it did not expect, and either
+    way the failure is logged with its traceback, counted in ``/healthz`` ``errors``
+    (``ws_send``, ``ws_session``, ``ws_receive``) and only this socket is closed (1011: the
+    phone reconnects and resyncs by seq). Frames a phone never sends (binary, over
+    ``MAX_WS_TEXT``, any text but ``ping``) are counted as rejections (``/healthz``
+    ``rejected``); the first two close the socket, the third is ignored.
+    """
     if not websocket_same_origin(websocket):
         await refuse_handshake(websocket, 403, "cross-site WebSocket refused")
         return
@@ -199,9 +210,9 @@ async def phone_socket(websocket: WebSocket, since: int = 0) -> None:
     link = gateway.register(session.staff.staff_id, session_key(session.token))
     # register and snapshot with no await between: no change can fall in the gap
     await websocket.send_text(json.dumps(gateway.snapshot(since)))
-    sender = asyncio.create_task(_send_loop(websocket, link, session.expires_at))
+    sender = _supervise(websocket, link, "ws_send", _send_loop(websocket, link, session.expires_at))
     # closes the socket (code 4401) when the session expires, idles out or is ended
-    watcher = asyncio.create_task(watch_session(websocket, session, link))
+    watcher = _supervise(websocket, link, "ws_session", watch_session(websocket, session, link))
     try:
         while True:
             message = await websocket.receive()
@@ -209,17 +220,64 @@ async def phone_socket(websocket: WebSocket, since: int = 0) -> None:
                 break
             text = message.get("text") or ""
             if message.get("bytes") is not None or len(text) > MAX_WS_TEXT:
+                why = "ws_binary" if message.get("bytes") is not None else "ws_too_large"
+                gateway.stats.rejected[why] += 1
                 await websocket.close(code=1003)  # phones only send short text pings
                 break
             if text == "ping":
                 link.queue.put_nowait('{"type": "pong"}')
-    except (WebSocketDisconnect, RuntimeError, asyncio.QueueFull):
+            else:
+                gateway.stats.rejected["ws_unknown_text"] += 1
+    except (WebSocketDisconnect, asyncio.QueueFull):
         pass
+    except RuntimeError as exc:  # Starlette: a receive or close after the socket closed
+        if websocket.client_state != WebSocketState.DISCONNECTED and (
+            websocket.application_state != WebSocketState.DISCONNECTED
+        ):
+            _socket_failed(websocket, link, "ws_receive", exc)
+    except Exception as exc:
+        _socket_failed(websocket, link, "ws_receive", exc)
     finally:
         gateway.unregister(link)
         link.close()
         sender.cancel()
         watcher.cancel()
+
+
+def _supervise(
+    websocket: WebSocket, link: PhoneLink, step: str, coro: Coroutine[Any, Any, None]
+) -> asyncio.Task[None]:
+    """``coro`` as a task of this socket whose exception is never lost: without this an
+    unawaited task's error surfaces only as "exception was never retrieved" at garbage
+    collection, and the socket lives on without its sender (no more alerts) or its session
+    watch (no logout)."""
+    task = asyncio.create_task(coro, name=f"{step}:{link.staff_id}")
+
+    def ended(t: asyncio.Task[None]) -> None:
+        if not t.cancelled() and (exc := t.exception()) is not None:
+            _socket_failed(websocket, link, step, exc)
+
+    task.add_done_callback(ended)
+    return task
+
+
+def _socket_failed(websocket: WebSocket, link: PhoneLink, step: str, exc: BaseException) -> None:
+    """Log and count one socket's failure and close that socket (1011), nothing else."""
+    gateway: Gateway = websocket.app.state.gateway
+    gateway.guard.count(step)
+    log.error("phone socket of %s: %s failed; closing it", link.staff_id, step, exc_info=exc)
+    gateway.unregister(link)  # no more alerts queue for it; the receive loop's end tidies up
+    closing = asyncio.ensure_future(_close(websocket, 1011))
+    _closing.add(closing)
+    closing.add_done_callback(_closing.discard)
+
+
+_closing: set[asyncio.Future[None]] = set()  # close tasks in flight (asyncio keeps weak refs)
+
+
+async def _close(websocket: WebSocket, code: int) -> None:
+    with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
+        await websocket.close(code=code)
 
 
 async def _send_loop(websocket: WebSocket, link: PhoneLink, expires_at: float) -> None:
@@ -231,6 +289,5 @@ async def _send_loop(websocket: WebSocket, link: PhoneLink, expires_at: float) -
                 return
             await websocket.send_text(text)
     except (WebSocketDisconnect, RuntimeError, OSError):
-        return
-    except Exception:  # a send on a half-closed socket; never take the server down
-        log.debug("phone socket send failed", exc_info=True)
+        return  # a send on a closing or closed socket: the receive loop ends it
+    # anything else reaches the supervisor (_supervise): logged, counted, this socket closed

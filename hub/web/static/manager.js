@@ -186,20 +186,22 @@ async function withdraw() {
   $("withdraw-result").textContent = `${id}: photo no longer shown to staff.`;
 }
 
+// The forms are wired before /api/me answers: a button pressed while the page is still
+// loading must not fall through to the browser's own GET submit (which reloads the page and
+// loses the action); it waits for the login check instead, and then runs or shows why not.
+let settle = null;
+const ready = new Promise((resolve, reject) => { settle = { resolve, reject }; });
+ready.catch(() => {});  // a refusal is shown where the form was used, not as an unhandled rejection
+
 function onSubmit(id, fn, out) {
   $(id).addEventListener("submit", (ev) => {
     ev.preventDefault();
     $(out).textContent = "";
-    fn().catch((e) => { $(out).textContent = e.message; });
+    ready.then(fn).catch((e) => { $(out).textContent = e.message; });
   });
 }
 
 async function main() {
-  const me = await fetch("/api/me", { credentials: "same-origin" });
-  if (me.status === 401) { location.href = "/"; return; }
-  state.me = await me.json();
-  $("who").textContent = state.me.name;
-  if (state.me.role !== "manager") { $("error").textContent = "Managers only."; return; }
   onSubmit("forget", forget, "forget-result");
   onSubmit("withdraw", withdraw, "withdraw-result");
   onSubmit("staff-form", async () => {
@@ -210,6 +212,16 @@ async function main() {
     $("staff-result").textContent = `Added ${body.name} (${body.staff_id}).`;
     await loadStaff();
   }, "staff-result");
+  const me = await fetch("/api/me", { credentials: "same-origin" });
+  if (me.status === 401) { location.href = "/"; return; }
+  state.me = await me.json();
+  $("who").textContent = state.me.name;
+  if (state.me.role !== "manager") {
+    $("error").textContent = "Managers only.";
+    settle.reject(new Error("Managers only."));
+    return;
+  }
+  settle.resolve();
   $("day").value = localToday();
   $("day").max = localToday();
   $("day").addEventListener("change", () => {
@@ -220,4 +232,4 @@ async function main() {
   await Promise.all([loadDay(), loadStaff(), loadReport()]);
   connect();
 }
-main().catch(showError);
+main().catch((e) => { settle.reject(e); showError(e); });

@@ -11,6 +11,7 @@ from PIL import Image
 
 import edge.entrance.face_pipeline as fp
 from edge.entrance.face_pipeline import FaceImageError, FacePipeline, load_rgb
+from storesense.face_models import DECISION_DEFAULTS
 
 LFW = "faces/lfw-dev/Colin_Powell/Colin_Powell_0001.jpg"
 
@@ -76,10 +77,12 @@ def test_file_modes_and_exif_rotation(
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90 CW to display"
     im.transpose(Image.Transpose.ROTATE_90).save(tmp_path / "rot.jpg", exif=exif, quality=95)
-    # palette dithering and dropping colour move the embedding, but well inside a match
-    for name, tol in (("p.gif", 0.3), ("a.png", 1e-4), ("l.png", 0.35), ("rot.jpg", 0.15)):
+    # palette dithering and dropping colour move the embedding, but well inside a match: the
+    # tolerances are shares of the model's own match threshold (distances differ by model)
+    threshold = DECISION_DEFAULTS[pipeline.model_id].threshold
+    for name, share in (("p.gif", 0.7), ("a.png", 1e-4), ("l.png", 0.8), ("rot.jpg", 0.35)):
         vec = _emb(pipeline.observations_from_image_file(tmp_path / name))
-        assert np.linalg.norm(vec - ref) < tol, name
+        assert np.linalg.norm(vec - ref) < share * threshold, name
 
 
 def test_rejections_are_counted(shared_data: Path) -> None:

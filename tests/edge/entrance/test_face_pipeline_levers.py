@@ -1,4 +1,8 @@
-"""The pipeline's accuracy levers on real images: flip averaging and the second detection pass."""
+"""The pipeline's accuracy levers on real images: flip averaging and the second detection pass.
+
+On dlib's ResNet, where the levers were measured (docs/accuracy.md, "Levers"); SFace's flip
+mean is renormalised (tests/edge/entrance/test_face_embed_sface.py).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import numpy as np
 import pytest
 
 from edge.entrance.face_pipeline import FacePipeline, load_rgb
+from storesense.face_models import DLIB_RESNET
 
 ORL_MISLOCATED = "faces/orl/s2/5.pgm"  # BlazeFace's box puts the landmarks off the face
 COLIN = ("faces/lfw-dev/Colin_Powell/Colin_Powell_0001.jpg", "Colin_Powell_0002.jpg")
@@ -15,7 +20,7 @@ COLIN = ("faces/lfw-dev/Colin_Powell/Colin_Powell_0001.jpg", "Colin_Powell_0002.
 
 @pytest.fixture(scope="module")
 def plain() -> FacePipeline:
-    return FacePipeline()
+    return FacePipeline(flip=False, model=DLIB_RESNET)
 
 
 def _usable(obs: list) -> list:
@@ -25,7 +30,8 @@ def _usable(obs: list) -> list:
 def test_flip_is_the_mean_of_the_chip_and_its_mirror(
     shared_data: Path, plain: FacePipeline
 ) -> None:
-    flipped = FacePipeline(flip=True)
+    flipped = FacePipeline(model=DLIB_RESNET)  # flip is on by default (docs/accuracy.md, "Levers")
+    assert flipped.embedder.flip
     rgb = load_rgb(shared_data / COLIN[0])
     (obs,) = [o for o in plain.analyse_rgb(rgb) if o.chip is not None]
     a = plain.embedder.embed_chip(obs.chip)
@@ -33,13 +39,13 @@ def test_flip_is_the_mean_of_the_chip_and_its_mirror(
     (f,) = _usable(flipped.process_rgb(rgb))
     np.testing.assert_allclose(f.embedding, (a + b) / 2, atol=1e-6)
     (p,) = _usable(plain.process_rgb(rgb))
-    np.testing.assert_allclose(p.embedding, a, atol=1e-6)  # off: one pass, as before
+    np.testing.assert_allclose(p.embedding, a, atol=1e-6)  # off: one pass
     # the mirror is the same person: the two passes are close, and not identical
     assert 0.0 < float(np.linalg.norm(a - b)) < 0.3
 
 
 def test_flip_keeps_the_same_person_close(shared_data: Path) -> None:
-    flipped = FacePipeline(flip=True)
+    flipped = FacePipeline(flip=True, model=DLIB_RESNET)
     one = _usable(flipped.observations_from_image_file(shared_data / COLIN[0]))[0].embedding
     two_path = (shared_data / COLIN[0]).parent / COLIN[1]
     two = _usable(flipped.observations_from_image_file(two_path))[0].embedding

@@ -19,6 +19,7 @@ from PIL import Image, ImageSequence
 from edge.entrance.role import EntranceRole
 from storesense import messages as m
 from storesense.config import parse_config
+from storesense.face_models import DEFAULT_MODEL, DLIB_RESNET, SFACE
 from storesense.topics import Topics
 
 CLIP = "faces/walking/face-demographics-walking-and-pause.gif"
@@ -33,11 +34,14 @@ def _frames(path: Path) -> list[np.ndarray]:
         ]
 
 
-def _play(frames: list[np.ndarray], first: int) -> tuple[list[tuple[int, m.FaceTrack]], int]:
+def _play(
+    frames: list[np.ndarray], first: int, model: str = DEFAULT_MODEL
+) -> tuple[list[tuple[int, m.FaceTrack]], int]:
     """Every message of one play of the clip as (frame index, message), plus the EOF flush;
     and the index of the first frame whose face was embedded (the first usable frame)."""
     cfg = parse_config(
-        "store_id: s1\ncameras: [{id: door-1, role: entrance, source: x.gif, "
+        f"store_id: s1\nrecognition: {{model: {model}}}\n"
+        "cameras: [{id: door-1, role: entrance, source: x.gif, "
         f"first_message_embeddings: {first}}}]\n"
     )
     role = EntranceRole(cfg, cfg.camera("door-1"), Topics("s1").faces("door-1"))
@@ -80,3 +84,18 @@ def test_first_message_leaves_on_the_first_usable_frame_with_one_embedding(
     assert len(old_first.samples) == 2 and old_first.update == 0
     assert j > i, "the old policy waits for the second usable frame"
     print(f"first message at frame {i} (new) vs {j} (old): {(j - i) / FPS * 1000:.0f} ms earlier")
+
+
+def _tracks(frames: list[np.ndarray], model: str) -> int:
+    """Tracks of the clip with >= 2 samples, the model's vectors named on every message."""
+    out, _ = _play(frames, first=1, model=model)
+    assert out and all(msg.model == model for _, msg in out)
+    return len({msg.track_id for _, msg in out if len(msg.samples) >= 2})
+
+
+def test_the_tracker_joins_sface_faces_as_it_joins_dlib_ones(frames: list[np.ndarray]) -> None:
+    """Each model with its own "not the same person" radius links the clip's faces into the
+    same tracks. (Consecutive frames of one face are close in both spaces: on this clip SFace
+    links the same with dlib's 0.6; the radius is for a face re-found after a miss or a turn
+    of the head, where distances grow, in the model's own scale.)"""
+    assert _tracks(frames, SFACE) == _tracks(frames, DLIB_RESNET)

@@ -240,3 +240,28 @@ def test_skipping_tiles_keeps_recall_on_real_clips(
     assert share_all == 1.0 and share_skip < max_share, share_skip
     assert r_all > 0.5, r_all  # the comparison means something only if tracking works
     assert r_skip >= r_all - 0.03, (r_skip, r_all)
+
+
+@pytest.mark.parametrize(("name", "high", "new"), [("ssdlite", 0.3, 0.45), ("nanodet", 0.5, 0.6)])
+def test_a_floor_camera_runs_the_configured_detector_with_its_tracker_bands(
+    name: str, high: float, new: float
+) -> None:
+    """``person_detector`` picks the network, its tiles from the calibration, and the tracker's
+    score bands that suit its scores (a NanoDet box of 0.4 is weak; an SSDLite one is not)."""
+    from edge.floor.person_detect import NanodetPersonDetector, SsdlitePersonDetector
+    from edge.floor.role import FloorRole
+    from storesense.config import parse_config
+
+    cfg = parse_config(
+        "store_id: s1\ncameras:\n"
+        f" - {{id: floor-1, role: floor, source: 0, person_detector: {name},"
+        f" calibration: '{CALIBRATION}'}}\n"
+    )
+    role = FloorRole(cfg, cfg.cameras[0], "t")
+    kind = {"ssdlite": SsdlitePersonDetector, "nanodet": NanodetPersonDetector}[name]
+    assert isinstance(role.pipeline.detector, kind)
+    assert role.pipeline._tiling is role.pipeline.detector  # tiles planned from the calibration
+    assert (role.pipeline.tracker.cfg.high_score, role.pipeline.tracker.cfg.new_track_score) == (
+        high,
+        new,
+    )

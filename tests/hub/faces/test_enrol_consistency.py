@@ -13,6 +13,7 @@ from hub.faces.gallery import TEMPLATES_DROPPED, Consent, EnrolmentRefused, Gall
 from hub.privacy import audit
 from hub.privacy.erasure import erase_customer
 from hub.store import db, migrations
+from storesense.face_models import DLIB_RESNET
 from tests.hub.conftest import unit
 
 
@@ -111,8 +112,8 @@ def test_ids_from_before_the_rule_are_left_out_of_matching_and_named(
 ) -> None:
     """An id enrolled before the rule held (the old CLI took anything) cannot be alerted on;
     the gallery leaves it out of the matrix and logs it with the fix, at every load."""
-    gallery.enrol("good.1", "Ann", _consent("f"), [(unit(1), 0.9, "t")])
-    with db.write(gallery.conn) as c:  # what an old release could store
+    gallery.enrol("good.1", "Ann", _consent("f"), [(unit(1), 0.9, "t")], model=DLIB_RESNET)
+    with db.write(gallery.conn) as c:  # what an old release could store (dlib templates only)
         c.execute(
             "INSERT INTO customers(customer_id, name, consent_ref, consent_at, created_at) "
             "VALUES ('old id/1', 'Old', 'f-old', 0, 0)"
@@ -123,7 +124,7 @@ def test_ids_from_before_the_rule_are_left_out_of_matching_and_named(
             ("old id/1", gallery.cipher.encrypt("old id/1", unit(2)), 0.9, "t"),
         )
     with caplog.at_level("ERROR"):
-        gm = gallery.load_matrix()
+        gm = gallery.load_matrix(DLIB_RESNET)
     assert gm.customer_ids == ["good.1"] and gm.skipped_ids == ("old id/1",)
     assert "'old id/1'" in caplog.text and "re-enrol" in caplog.text
     assert profiles.ids_breaking_rule(gallery.conn) == ["old id/1"]

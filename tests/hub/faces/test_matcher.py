@@ -1,7 +1,14 @@
 import numpy as np
 import pytest
 
-from hub.faces.matcher import NO_LABEL, OpenSetPolicy, SearchHit, TemplateIndex, TrackVote
+from hub.faces.matcher import (
+    NO_LABEL,
+    OpenSetPolicy,
+    SearchHit,
+    TemplateIndex,
+    TrackVote,
+    customer_rows,
+)
 from tests.hub.conftest import unit
 
 
@@ -187,3 +194,31 @@ def test_non_finite_or_out_of_range_quality_is_clipped() -> None:
     vote.add(SearchHit(1, 0.9, 2, 1.0), 1.0)
     d = vote.decide(finished=True)
     assert d.status == "unknown" and d.weight_share == pytest.approx(1.001 / 2.001)
+
+
+def test_mean_template_rows_are_one_mean_per_customer() -> None:
+    labels = np.array([1, 0, 1, 2, 1])
+    rng = np.random.default_rng(3)
+    matrix = rng.normal(size=(5, 128)).astype(np.float32)
+    out_labels, out_rows = customer_rows(labels, matrix, "mean_template")
+    assert out_labels.tolist() == [0, 1, 2]
+    np.testing.assert_allclose(out_rows[1], matrix[[0, 2, 4]].mean(0), atol=1e-6)
+    np.testing.assert_array_equal(out_rows[0], matrix[1])  # one template: unchanged
+    same_labels, same_rows = customer_rows(labels, matrix, "nearest")
+    assert same_labels is not None and (same_rows == matrix).all()
+    with pytest.raises(ValueError, match="aggregation"):
+        customer_rows(labels, matrix, "median")  # type: ignore[arg-type]
+
+
+def test_mean_template_finds_the_customer_between_their_photos() -> None:
+    """Two photos either side of the probe: each is farther than a look-alike's one photo,
+    their mean is nearer. The nearest-template rule names the look-alike; the mean, the person."""
+    probe = unit(1)
+    side = unit(2) * 0.3
+    customer = np.stack([probe + side, probe - side])
+    lookalike = (probe + unit(3) * 0.25)[None, :]
+    labels = np.array([0, 0, 1])
+    matrix = np.concatenate([customer, lookalike]).astype(np.float32)
+    assert TemplateIndex(*customer_rows(labels, matrix, "nearest")).search(probe)[0].label == 1
+    hit = TemplateIndex(*customer_rows(labels, matrix, "mean_template")).search(probe)[0]
+    assert (hit.label, hit.second_label) == (0, 1) and hit.distance < 1e-5

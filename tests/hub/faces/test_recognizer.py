@@ -21,6 +21,7 @@ from hub.faces.matcher import OpenSetPolicy, SearchHit
 from hub.faces.recognizer import Recognizer, confident_policy, decide_track
 from storesense import messages as m
 from storesense.config import RecognitionConfig
+from storesense.face_models import DEFAULT_MODEL
 from tests.hub.conftest import unit
 
 CFG = RecognitionConfig(
@@ -64,6 +65,7 @@ class Door:
                 )
             )
         msg = m.FaceTrack(
+            model=DEFAULT_MODEL,
             camera_id="door-1",
             track_id=self.track_id,
             update=self.update,

@@ -18,6 +18,7 @@ from hub.service import HubService
 from hub.store import db
 from storesense import messages as m
 from storesense.config import RecognitionConfig, StoreConfig
+from storesense.face_models import DEFAULT_MODEL, DLIB_RESNET
 from storesense.mqtt_client import connect, make_client
 from storesense.paths import hub_db_path
 from storesense_tools.sim_phone import Phone
@@ -28,21 +29,21 @@ from tests.waiting import wait_for
 
 def test_apply_stores_audits_and_takes_precedence_over_the_config(gallery: Gallery) -> None:
     conn = gallery.conn
-    assert threshold.current(conn) is None
-    assert threshold.effective_threshold(conn, 0.46) == 0.46
-    base = RecognitionConfig(threshold=0.46, margin=0.05)
+    assert threshold.current(conn, DLIB_RESNET) is None
+    assert threshold.effective_threshold(conn, 0.46, DLIB_RESNET) == 0.46
+    base = RecognitionConfig(model=DLIB_RESNET, threshold=0.46, margin=0.05)  # dlib distances
     assert threshold.recognition_config(conn, base) is base
     after = threshold.apply(
         conn, threshold=0.41, configured=0.46, staff_id="mia", reason="3 false matches",
-        evidence={"reports": 3}, actor="ops",
+        evidence={"reports": 3}, actor="ops", model=DLIB_RESNET,
     )  # fmt: skip
-    assert after == 0.41 and threshold.effective_threshold(conn, 0.46) == 0.41
+    assert after == 0.41 and threshold.effective_threshold(conn, 0.46, DLIB_RESNET) == 0.41
     rc = threshold.recognition_config(conn, base)
     assert (rc.threshold, rc.margin) == (0.41, 0.05)  # the margin stays
     single = getattr(base, "single_frame_threshold", None)
     if single is not None:  # the one-confident-frame path tightens in proportion
         assert rc.single_frame_threshold == pytest.approx(single * 0.41 / 0.46)
-    setting = threshold.current(conn)
+    setting = threshold.current(conn, DLIB_RESNET)
     assert setting is not None and (setting.previous, setting.staff_id) == (0.46, "mia")
     assert setting.evidence == {"reports": 3}
     row = conn.execute(
@@ -88,7 +89,8 @@ def _track(vec: np.ndarray) -> m.FaceTrack:
                           t=now + i * 0.1)
         for i in range(3)
     ]  # fmt: skip
-    return m.FaceTrack(camera_id="door-1", track_id=uuid.uuid4().hex, update=0, final=True,
+    return m.FaceTrack(
+        model=DEFAULT_MODEL,camera_id="door-1", track_id=uuid.uuid4().hex, update=0, final=True,
                        first_usable_at=now, samples=samples)  # fmt: skip
 
 

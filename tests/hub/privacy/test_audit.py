@@ -178,3 +178,102 @@ def test_a_hub_file_from_before_the_chain_is_chained_on_upgrade(tmp_path: Path) 
     assert verify(conn).broken_at == 1
     consent_cols = {r[1] for r in conn.execute("PRAGMA table_info(customers)")}
     assert {"consent_notice", "consent_method", "consent_staff", "last_visit_at"} <= consent_cols
+
+
+def _forge_redaction(db_path: Path, audit_id: int) -> None:
+    """What someone with only the database file does: opens it with sqlite3 (no key, no
+    Storesense code) and marks a row redacted the way an erasure leaves one."""
+    raw = sqlite3.connect(db_path)
+    with raw:
+        raw.execute(
+            "UPDATE audit SET customer_id=NULL, detail='', redacted=1 WHERE audit_id=?",
+            (audit_id,),
+        )
+    raw.close()
+
+
+def test_a_redaction_forged_with_only_the_database_file_is_found_at_its_row(
+    db_path: Path, conn: sqlite3.Connection
+) -> None:
+    _log(conn, 8)
+    assert verify(conn).ok
+    _forge_redaction(db_path, 4)
+    report = verify(conn)
+    assert (report.ok, report.broken_at, report.rows) == (False, 4, 3)
+    assert "forged redaction" in report.reason
+
+
+def test_a_redaction_seal_copied_from_a_genuine_erasure_does_not_fit_another_row(
+    gallery: Gallery, db_path: Path
+) -> None:
+    """The seal binds the row it was made for: copying a real erasure's seal (and its
+    tombstone id) onto another row does not make that row's blanking pass."""
+    gallery.enrol("c1", "Ada", consent(), [(unit(1), 0.9, "t")])
+    gallery.enrol("c2", "Bob", consent("consent-2"), [(unit(2), 0.9, "t")])
+    erase_customer(gallery.conn, "c1", actor="dpo", reason="asked in store")
+    assert verify(gallery.conn).ok
+    raw = sqlite3.connect(db_path)
+    with raw:
+        by, seal = raw.execute(
+            "SELECT redacted_by, redaction_mac FROM audit WHERE audit_id=1"
+        ).fetchone()
+        raw.execute(
+            "UPDATE audit SET customer_id=NULL, detail='', redacted=1, redacted_by=?, "
+            "redaction_mac=? WHERE audit_id=2",
+            (by, seal),
+        )
+    raw.close()
+    report = verify(gallery.conn)
+    assert (report.ok, report.broken_at) == (False, 2)
+    assert "seal does not verify" in report.reason
+
+
+def test_a_real_erasure_seals_each_redaction_with_its_tombstone(gallery: Gallery) -> None:
+    gallery.enrol("c1", "Ada", consent(), [(unit(1), 0.9, "t")])
+    audit.record_profile_view(gallery.conn, actor="alice", customer_id="c1", reason="alert a1")
+    report = erase_customer(gallery.conn, "c1", actor="dpo", reason="asked in store")
+    assert report.audit_rows_redacted == 2
+    rows = gallery.conn.execute(
+        "SELECT audit_id, action, redacted, redacted_by, redaction_mac FROM audit ORDER BY audit_id"
+    ).fetchall()
+    tomb = rows[-1]
+    assert (tomb["action"], tomb["redacted"], tomb["redaction_mac"]) == ("erase", 0, None)
+    assert [(r["redacted"], r["redacted_by"]) for r in rows[:-1]] == [(1, tomb["audit_id"])] * 2
+    assert all(r["redaction_mac"] for r in rows[:-1])
+    checked = verify(gallery.conn)
+    assert checked.ok and checked.rows == 3 and checked.legacy_redactions == 0
+
+
+def _old_erasure(conn: sqlite3.Connection, audit_id: int, *, tombstone: bool) -> None:
+    """A redaction as releases before schema 10 wrote it: blanked, flagged, no seal; the
+    erasure's tombstone after it (or, for a forgery, none)."""
+    with db.write(conn) as c:
+        c.execute(
+            "UPDATE audit SET customer_id=NULL, detail='', redacted=1 WHERE audit_id=?",
+            (audit_id,),
+        )
+        if tombstone:
+            audit.append(c, actor="dpo", action="erase", customer_id="c1", detail="old erasure")
+
+
+@pytest.mark.parametrize("tombstone", [True, False])
+def test_redactions_from_before_schema_10_are_carried_forward_as_legacy_or_named(
+    tmp_path: Path, tombstone: bool
+) -> None:
+    from hub.store import migrations
+
+    path = tmp_path / "hub.sqlite3"
+    conn = db.connect(path)
+    migrations.upgrade(conn, upto=9)
+    _log(conn, 5)
+    _old_erasure(conn, 2, tombstone=tombstone)
+    migrations.upgrade(conn)
+    assert migrations.current_version(conn) >= 10
+    report = verify(conn)
+    if tombstone:  # a genuine-looking old erasure: accepted, counted apart as legacy
+        assert (report.ok, report.rows, report.legacy_redactions) == (True, 6, 1)
+        _log(conn, 1, t0=9000.0)  # the chain goes on
+        assert verify(conn).ok
+    else:  # no erasure followed the blanking: not sealed, and named
+        assert (report.ok, report.broken_at) == (False, 2)
+        assert "without an erasure's seal" in report.reason

@@ -30,6 +30,7 @@ from hub.web.app import create_app
 from hub.web.server import ServerThread
 from storesense import messages as m
 from storesense.config import StoreConfig, parse_config
+from storesense.face_models import DEFAULT_MODEL
 from storesense.mqtt_client import connect, make_client
 from storesense.paths import hub_db_path, template_key_path
 from storesense.topics import Topics
@@ -166,6 +167,7 @@ def face_track(vec: np.ndarray, camera_id: str = "door-1") -> m.FaceTrack:
         for i in range(3)
     ]
     return m.FaceTrack(
+        model=DEFAULT_MODEL,
         camera_id=camera_id,
         track_id=uuid.uuid4().hex,
         update=0,

@@ -28,6 +28,7 @@ class ScriptedPhone:
         self.arrived: dict[tuple[str, str], float] = {}  # (alert_id, state) -> monotonic s
         self.snapshots: list[dict[str, Any]] = []
         self.statuses: list[dict[str, Any]] = []  # the store's health as the gateway relays it
+        self.gone: list[str] = []  # alerts the gateway said are gone
         self.max_seq = 0
         self._cond = threading.Condition()
         self.ws: ClientConnection | None = None
@@ -69,6 +70,9 @@ class ScriptedPhone:
                                 del self.alerts[aid]
                     elif msg["type"] == "alert":
                         self._apply(msg["alert"])
+                    elif msg["type"] == "gone":  # the hub cleared it (an erasure)
+                        self.alerts.pop(msg["alert_id"], None)
+                        self.gone.append(msg["alert_id"])
                     elif msg["type"] == "status":
                         self.statuses.append(msg)
                     self._cond.notify_all()

@@ -257,3 +257,54 @@ def test_without_a_contact_the_hub_offers_no_push(home: Path) -> None:
     finally:
         hub.stop()
         _clear_retained(cfg, home)
+
+
+def _subscribe(conn: object, push_service: PushService, name: str) -> None:
+    phone = push_service.phone(name)
+    subscriptions.subscribe(conn, name, f"{push_service.url}/ok/{name}", phone.p256dh,  # type: ignore[arg-type]
+                            _b64(phone.auth), time.time(), hosts=("127.0.0.1",))  # fmt: skip
+
+
+def test_an_erasure_closes_the_notifications_that_show_the_customers_name(
+    cfg: StoreConfig, home: Path, hub: HubService, push_service: PushService
+) -> None:
+    """Her alert was pushed (a notification showing her name); the erasure deletes the alert,
+    so no state change would ever close it: the hub sends every phone a "close"."""
+    from hub.privacy.erasure import erase_customer
+
+    conn = db.connect(hub_db_path(home))
+    _subscribe(conn, push_service, "alice")
+    camera_sends(cfg, face_track(unit(1)))
+    assert wait_for(lambda: push_service.payloads("alice"), timeout_s=10)
+    (shown,) = push_service.payloads("alice")
+    assert shown["type"] == "alert" and shown["title"] == "Ada Lovelace"
+    erase_customer(conn, "c1", actor="dpo", reason="asked at the till")  # as the CLI does
+    assert wait_for(lambda: len(push_service.payloads("alice")) == 2, timeout_s=15)
+    assert push_service.payloads("alice")[1] == {"type": "close", "alert_id": shown["alert_id"]}
+    (closed,) = [r for r in push_service.received if r["payload"]["type"] == "close"]
+    assert closed["headers"]["topic"] == shown["alert_id"]  # replaces an undelivered one
+    conn.close()
+
+
+def test_a_push_queued_before_the_erasure_goes_out_as_a_close_never_with_the_name(
+    home: Path, push_service: PushService
+) -> None:
+    from hub.push.sender import PushSender, load_or_create_vapid
+
+    conn = db.connect(hub_db_path(home))
+    _subscribe(conn, push_service, "alice")
+    conn.close()
+    sender = PushSender(hub_db_path(home), load_or_create_vapid(home), subject=CONTACT,
+                        hosts=("127.0.0.1",))  # fmt: skip
+    now = time.time()
+    alert = m.Alert(alert_id="a1", seq=1, state="open", customer_id="c1",
+                    customer_name="Ada Lovelace", greeting="Ada has just walked in",
+                    camera_id="door-1", arrived_at=now, expires_at=now + 60)  # fmt: skip
+    sender.offer([alert])  # queued, not sent yet: the thread starts after the erasure
+    sender.forget(["a1"])
+    sender.start()
+    try:
+        assert wait_for(lambda: len(push_service.payloads("alice")) == 2, timeout_s=15)
+    finally:
+        sender.stop()
+    assert push_service.payloads("alice") == [{"type": "close", "alert_id": "a1"}] * 2

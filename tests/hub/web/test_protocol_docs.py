@@ -53,7 +53,9 @@ def _topic_patterns() -> dict[str, str]:
     topics = Topics("S")
     out: dict[str, str] = {}
     for name, member in inspect.getmembers(Topics):
-        if name.startswith("_") or name in ("base", "segment", "alert_in_any_store", "store_id"):
+        # prefixes and helpers, not topics (chain_prefix: what the chain's bridge forwards)
+        skip = ("base", "chain_prefix", "segment", "alert_in_any_store", "store_id")
+        if name.startswith("_") or name in skip:
             continue
         if isinstance(member, property):
             topic = getattr(topics, name)

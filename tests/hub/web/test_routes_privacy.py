@@ -12,6 +12,7 @@ from hub.store import db
 from storesense.paths import hub_db_path
 from tests.hub.conftest import unit
 from tests.hub.web.conftest import ARTIFACTS, MANAGER, Stack, camera_sends, face_track, login
+from tests.hub.web.phone_client import ScriptedPhone
 from tests.hub.web.test_phone_browser import _phone, browser, sync_api  # noqa: F401 (fixture)
 from tests.waiting import wait_for
 
@@ -81,10 +82,22 @@ def test_erased_on_the_manager_page_the_running_hub_stops_matching(browser, stac
     ARTIFACTS.mkdir(exist_ok=True)
     context, page = _phone(browser, stack.web.url, MANAGER[0])  # logged in and online
     try:
+        # The manager presses Erase while the page is still asking who they are (CI once
+        # clicked before that answer, the browser's own GET submit reloaded the page and the
+        # erasure never ran): hold /api/me until after the click.
+        held: list = []
+        page.route("**/api/me", lambda route: held.append(route))
         page.goto(stack.web.url + "/manager")
+        for _ in range(200):  # the sync API delivers the route only inside a Playwright call
+            if held:
+                break
+            page.wait_for_timeout(50)
+        assert held, "the manager page never asked /api/me"
         page.fill("#forget-id", "c1")
         page.on("dialog", lambda d: d.accept())
         page.click("[data-testid=forget-button]")
+        held[0].continue_()
+        page.unroute("**/api/me")
         expect(page.locator("[data-testid=forget-result]")).to_contain_text(
             "Erased c1: face profile deleted"
         )
@@ -98,3 +111,34 @@ def test_erased_on_the_manager_page_the_running_hub_stops_matching(browser, stac
     camera_sends(stack.cfg, track)  # the same face walks in again, same hub process
     assert wait_for(lambda: hub.stats.unknown_visitors > unknown), "track was not decided"
     assert hub.stats.alerts == 1  # no new alert: not recognised any more
+
+
+def test_an_erasure_leaves_no_trace_in_the_web_gateway_or_on_the_phones(stack: Stack) -> None:
+    """Her alert is on alice's phone and in the gateway's copy (the name with it); the manager
+    erases her: the retraction removes it from the gateway's memory, every open phone is told
+    "gone", and a phone connecting afterwards is sent nothing of hers."""
+    alice = ScriptedPhone(stack.web.url, "alice").open_socket()
+    maria = ScriptedPhone(stack.web.url, MANAGER[0])
+    try:
+        camera_sends(stack.cfg, face_track(unit(1)))
+        assert alice.wait(lambda p: len(p.open_ids()) == 1, 30)
+        (alert_id,) = alice.open_ids()
+        book = stack.app.state.gateway.book
+        assert [a.customer_name for a in book.alerts.values()] == ["Ada Lovelace"]
+        res = maria.http.post(
+            FORGET, json={"reason": "asked at the till"}, headers={"X-CSRF-Token": maria.csrf}
+        )
+        assert res.status_code == 200, res.text
+        assert alice.wait(lambda p: alert_id in p.gone, 30), "alice's phone still shows her"
+        assert alice.alerts == {}
+        assert wait_for(lambda: not book.alerts, 10), book.alerts
+        later = ScriptedPhone(stack.web.url, "bob").open_socket()
+        try:
+            assert later.wait(lambda p: len(p.snapshots) == 1, 20)
+            snap = later.snapshots[0]
+            assert (snap["alerts"], snap["open_ids"]) == ([], []) and "Ada" not in str(snap)
+        finally:
+            later.close()
+    finally:
+        alice.close()
+        maria.close()

@@ -16,6 +16,7 @@ from hub.faces.matcher import OpenSetPolicy, SearchHit
 from hub.faces.recognizer import Recognizer, confident_policy
 from storesense import messages as m
 from storesense.config import RecognitionConfig
+from storesense.face_models import DLIB_RESNET
 from storesense_tools import cli
 from storesense_tools.accuracy.track_protocol import (
     decide_group,
@@ -27,8 +28,12 @@ from storesense_tools.accuracy.track_protocol import (
 )
 from storesense_tools.face_eval import build_index, embed_images
 
-CFG = RecognitionConfig(
-    threshold=0.46, margin=0.08, single_frame_threshold=0.36, single_frame_margin=0.12
+CFG = RecognitionConfig(  # dlib distances: these tests pin the ResNet's rules
+    model=DLIB_RESNET,
+    threshold=0.46,
+    margin=0.08,
+    single_frame_threshold=0.36,
+    single_frame_margin=0.12,
 )
 POLICY = OpenSetPolicy.from_config(CFG)
 CONF = confident_policy(POLICY, CFG)
@@ -92,7 +97,7 @@ def test_the_real_recognizer_decides_every_track_as_the_protocol_counts_it(
 ) -> None:
     """The protocol's per-track verdict is what the hub's Recognizer says, message by message."""
     ts = folder_track_set(*orl_dirs, k=3)
-    emb = embed_images(ts.embed_paths, cache_dir=cache)
+    emb = embed_images(ts.embed_paths, cache_dir=cache, model=CFG.model)
     names, hits, _ = search_groups(ts, emb)
     row = {p: i for i, p in enumerate(ts.embed_paths)}
     e_emb = emb[[row[p] for _, p in ts.enrol]]
@@ -121,6 +126,7 @@ def test_the_real_recognizer_decides_every_track_as_the_protocol_counts_it(
         tid, got = uuid.uuid4().hex, None
         for n, (pos, ss, final) in enumerate(sends):
             msg = m.FaceTrack(
+                model=CFG.model,
                 camera_id="door-1",
                 track_id=tid,
                 update=n,

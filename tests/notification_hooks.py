@@ -1,4 +1,4 @@
-"""What the Chromium phone benches record in the page: when the app shows and closes each
+"""What the Chromium phone tests and benches record in the page: when the app shows and closes each
 alert's system notification.
 
 ``HOOK_JS`` wraps the two browser methods the app calls — ``ServiceWorkerRegistration.

@@ -1,0 +1,152 @@
+"""``storesense central run``: the central broker in, PostgreSQL out, one worker thread.
+
+As in the hub: paho's callback only enqueues; the worker owns the database connection,
+applies each message (``central.ingest``) and acknowledges it to the broker (manual ack) only
+after its transaction committed. A crash re-delivers, the ``ingested`` table drops the copy:
+nothing lost, nothing doubled. A persistent session (fixed client id, clean session off)
+keeps what arrives while the service is away queued on the central broker. If PostgreSQL
+goes away the worker keeps the message unacknowledged and retries it with back-off, in order.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+
+import paho.mqtt.client as mqtt
+import psycopg
+
+from central import db
+from central.config import CentralConfig
+from central.ingest import Ingest
+from storesense.mqtt_client import connect, make_client
+from storesense.topics import ChainTopics
+
+log = logging.getLogger(__name__)
+
+TICK_S = 0.5
+RETRY_MAX_S = 30.0
+
+
+@dataclass(frozen=True)
+class _Inbound:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+
+
+class CentralService:
+    def __init__(self, cfg: CentralConfig) -> None:
+        self.cfg = cfg
+        self.conn = db.connect(cfg.database)
+        db.require_current(self.conn)  # `storesense central migrate` sets the schema up
+        self.ingest = Ingest(self.conn, max_age_days=cfg.max_age_days)
+        self.client = make_client(cfg.client_id, cfg.mqtt, manual_ack=True)
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        self.subscribed = threading.Event()
+        self._inbox: queue.Queue[_Inbound | None] = queue.Queue()
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._partition_day: dt.date | None = None
+
+    def start(self) -> CentralService:
+        self._make_partitions()
+        connect(self.client, self.cfg.mqtt)
+        if not self.subscribed.wait(10):
+            log.warning("no SUBACK from the central broker in 10 s; going on")
+        self._worker = threading.Thread(target=self._run, name="central-worker", daemon=True)
+        self._worker.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._inbox.put(None)
+        if self._worker is not None:
+            self._worker.join(timeout=10)
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.conn.close()
+
+    def __enter__(self) -> CentralService:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- paho thread -----------------------------------------------------------------------
+    def _on_connect(self, client: mqtt.Client, userdata: object, flags: object, rc: object,
+                    props: object) -> None:  # fmt: skip
+        if getattr(rc, "is_failure", False):
+            return
+        client.subscribe(ChainTopics.all_stores, qos=1)
+        log.info("central connected, subscribed to %s", ChainTopics.all_stores)
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: object, mid: int, codes: object,
+                      props: object) -> None:  # fmt: skip
+        self.subscribed.set()
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object, rc: object,
+                       props: object) -> None:  # fmt: skip
+        """Not subscribed until the next SUBACK (a restarted broker may have lost the session)."""
+        self.subscribed.clear()
+        log.warning("central lost the broker (%s); paho reconnects", rc)
+
+    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        self._inbox.put(_Inbound(msg.topic, bytes(msg.payload), msg.mid, msg.qos))
+
+    # -- worker ----------------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                item = self._inbox.get(timeout=TICK_S)
+            except queue.Empty:
+                item = None
+            if item is not None:
+                self._apply_until_done(item)
+            try:
+                self._make_partitions()
+            except psycopg.Error:
+                log.exception("could not make the day's partitions; trying again")
+
+    def _apply_until_done(self, item: _Inbound) -> None:
+        """Apply, then acknowledge; on a database error reconnect and try again (unacked)."""
+        pause = 0.5
+        while not self._stop.is_set():
+            try:
+                self.ingest.handle(item.topic, item.payload, time.time())
+            except psycopg.Error as exc:
+                log.warning("central database error on %s (%s); retrying in %.1f s",
+                            item.topic, exc, pause)  # fmt: skip
+                self._stop.wait(pause)
+                pause = min(pause * 2, RETRY_MAX_S)
+                self._reconnect()
+                continue
+            if item.qos > 0:
+                self.client.ack(item.mid, item.qos)
+            return
+
+    def _reconnect(self) -> None:
+        if not self.conn.closed and not self.conn.broken:
+            return
+        try:
+            self.conn = db.connect(self.cfg.database)
+            self.ingest.conn = self.conn
+        except db.CentralDbError as exc:
+            log.warning("%s", exc)
+
+    def _make_partitions(self) -> None:
+        """Today's and tomorrow's partitions, once a day (messages make others as needed)."""
+        today = dt.datetime.now(dt.UTC).date()
+        if self._partition_day == today:
+            return
+        for day in (today, today + dt.timedelta(days=1)):
+            db.ensure_partitions(self.conn, day)
+        self._partition_day = today
