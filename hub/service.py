@@ -61,6 +61,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TICK_S = 0.25
+BACKLOG_POLL_S = 0.01  # the worker's wait, connected, while rows wait past outbox.MAX_IN_FLIGHT
 HOUSEKEEPING_S = 300.0
 SUBSCRIBE_WAIT_S = 10.0
 STATUS_MIN_S = 5.0  # a changed rejection or error count goes out in the status this often at most
@@ -329,7 +330,9 @@ class HubService:
                 service_notify.watchdog()
                 next_wd = time.monotonic() + wd_interval
             try:
-                item = self._inbox.get(timeout=TICK_S)
+                # rows left by a flush capped at MAX_IN_FLIGHT go out as PUBACKs come back
+                backlog = self.outbox.backlog and self.client.is_connected()
+                item = self._inbox.get(timeout=BACKLOG_POLL_S if backlog else TICK_S)
             except queue.Empty:
                 item = None
             if self.parked and time.monotonic() >= self._replay_at:
@@ -546,7 +549,7 @@ class HubService:
         web_id = self.topics.segment(item.topic, 1) or ""
 
         def respond(reply: rpc.Reply) -> None:
-            self.outbox.flush()
+            self.outbox.flush(everything=True)
             self.client.publish(self.topics.rpc_reply(web_id), reply.to_bytes(), qos=1)
 
         reply = self.api.handle(item.payload, time.time(), respond)

@@ -162,11 +162,13 @@ def missing_distributions(extra: str) -> tuple[str, ...]:
 
 
 def command_words(args: argparse.Namespace) -> str:
-    """``hub run``, ``pos import``, ``report``: the words the user typed to pick the command."""
+    """``hub run``, ``pos import``, ``central user add``: the words the user typed to pick the
+    command (a third level's subparser ``dest`` ends in ``_action``, e.g. ``user_action``)."""
     words = [args.command]
     action = getattr(args, "action", None)
     if isinstance(action, str):
         words.append(action)
+        words += [v for k, v in vars(args).items() if k.endswith("_action") and isinstance(v, str)]
     return " ".join(words)
 
 

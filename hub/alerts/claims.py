@@ -105,13 +105,14 @@ def reannounce(conn: sqlite3.Connection, topics: Topics, now: float, clears_sinc
     persistence saves comes back with older states (a claimed alert shown open on every
     phone that reconnects) and with messages cleared since (``outbox.resend_retained_clears``);
     a broker whose file was lost has none. So the current state of every alert still retained
-    is published again, after the recent clears, from the table that owns it. A phone holding
-    that state drops the copy (same ``seq``: storesense/alert_state.py). Returns the alerts
-    announced."""
+    is published again, after the recent clears, from the table that owns it, in the topic's
+    own outbox row (``outbox.republish``: the table does not grow per reconnect). A phone
+    holding that state drops the copy (same ``seq``: storesense/alert_state.py). Returns the
+    alerts announced."""
     outbox.resend_retained_clears(conn, topics.alert(""), clears_since)
     ids = [r[0] for r in conn.execute("SELECT alert_id FROM alerts WHERE retained_cleared=0")]
     for alert_id in ids:
-        _announce(conn, topics, alert_id, now)
+        outbox.republish(conn, topics.alert(alert_id), alert_message(conn, alert_id), now)
     return len(ids)
 
 

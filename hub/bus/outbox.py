@@ -96,11 +96,43 @@ def resend_retained_clears(conn: sqlite3.Connection, topic_prefix: str, since: f
     ).rowcount
 
 
+def republish(conn: sqlite3.Connection, topic: str, message: WireMessage, now: float) -> None:
+    """Inside a write transaction: publish ``message`` on a retained ``topic`` again, reusing
+    the topic's newest row instead of adding one.
+
+    A retained topic holds one message, so its newest row is the only one that still means
+    anything. The hub re-announces every retained alert on each connect
+    (``hub.alerts.claims.reannounce``); a new row each time grew the table by the whole
+    retained set per reconnect, kept for ``keep_ids_s`` (the 10-minute soak: RSS +5.8 MB over
+    its late window, +1.3 MB without re-announcement; docs/benchmarks.md). A newest row not
+    yet sent is left alone: it goes out anyway. With no row (purged), one is enqueued."""
+    if not conn.in_transaction:
+        raise RuntimeError("outbox.republish must run inside the transaction it announces")
+    row = conn.execute(
+        "SELECT outbox_id, sent_at FROM outbox WHERE topic=? ORDER BY outbox_id DESC LIMIT 1",
+        (topic,),
+    ).fetchone()
+    if row is None:
+        enqueue(conn, topic, message, True, now=now)
+    elif row[1] is not None:
+        conn.execute(
+            "UPDATE outbox SET payload=?, retain=1, sent_at=NULL WHERE outbox_id=?",
+            (message.to_bytes(), row[0]),
+        )
+
+
 def purge_sent(conn: sqlite3.Connection, before: float) -> int:
     """Inside a write transaction: drop rows acknowledged before ``before``."""
     return conn.execute(
         "DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ?", (before,)
     ).rowcount
+
+
+MAX_IN_FLIGHT = 256
+"""Publishes handed to paho and not yet acknowledged, at most. paho keeps every publish in
+memory until its PUBACK (and all of them while the broker is away), so a flush of thousands
+of rows at once (a reconnect's re-announcement) raised the process's memory high-water mark
+each time; the rest wait in the table, where they already are."""
 
 
 class Outbox:
@@ -112,23 +144,37 @@ class Outbox:
         self._in_flight: dict[int, int] = {}  # paho mid -> outbox_id (owner thread only)
         self._acked_mids: set[int] = set()
         self._lock = threading.Lock()  # guards _acked_mids only: never held around paho calls
+        self.backlog = False  # the last flush stopped at MAX_IN_FLIGHT with rows left
 
     def on_publish(self, mid: int) -> None:
         with self._lock:
             self._acked_mids.add(mid)
 
-    def flush(self) -> int:
-        """Publish unsent rows not already in flight; record acknowledgements. Returns sent."""
+    def flush(self, *, everything: bool = False) -> int:
+        """Publish unsent rows not already in flight, oldest first, up to ``MAX_IN_FLIGHT``
+        unacknowledged (``everything``: all of them, for a reply that must follow the state
+        changes it caused); record acknowledgements. Returns sent; ``backlog`` says whether
+        rows were left for a later flush."""
         self._mark_acked()
         pending = set(self._in_flight.values())
-        rows = self.conn.execute(
-            "SELECT outbox_id, topic, payload, retain FROM outbox WHERE sent_at IS NULL "
-            "ORDER BY outbox_id"
-        ).fetchall()
+        room = 1 << 40 if everything else MAX_IN_FLIGHT - len(pending)
+        rows = (
+            self.conn.execute(
+                "SELECT outbox_id, topic, payload, retain FROM outbox WHERE sent_at IS NULL "
+                "ORDER BY outbox_id LIMIT ?",  # -1: no limit
+                (-1 if everything else len(pending) + room + 1,),
+            ).fetchall()
+            if room > 0
+            else []
+        )
+        self.backlog = room <= 0
         sent = 0
         for row in rows:
             if row["outbox_id"] in pending:
                 continue
+            if sent == room:
+                self.backlog = True
+                break
             info = self.client.publish(
                 row["topic"], bytes(row["payload"]), qos=1, retain=bool(row["retain"])
             )

@@ -76,14 +76,15 @@ def test_camera_flash_installs_a_venv_that_runs_storesense(tmp_path: Path) -> No
         assert command in help_out.stdout
 
     # It is the venv's copy of the package (not this checkout), the camera's core only, and
-    # it can read the node's store.yaml the script wrote.
+    # it can read the node's store.yaml the script wrote. (cryptography is core: the camera
+    # seals its face tracks, storesense.face_seal.)
     probe = subprocess.run(
         [
             str(python),
             "-c",
             "import importlib.util as u, storesense, edge.camera_agent; print(storesense.__file__);"
-            " print(sorted(m for m in ('fastapi', 'matplotlib', 'implicit', 'cryptography',"
-            " 'uvicorn', 'shapely') if u.find_spec(m)))",
+            " print(sorted(m for m in ('fastapi', 'matplotlib', 'implicit', 'uvicorn',"
+            " 'psycopg', 'shapely') if u.find_spec(m)))",
         ],
         capture_output=True,
         text=True,

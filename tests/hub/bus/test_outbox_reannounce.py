@@ -42,14 +42,58 @@ def test_reannounce_publishes_each_retained_alert_after_the_recent_clears(tmp_pa
         conn.execute("UPDATE outbox SET sent_at=?", (now,))
     with db.write(conn):
         assert alerts.reannounce(conn, t, now, clears_since=now - 600) == 2
-    rows = conn.execute(
-        "SELECT topic, payload FROM outbox WHERE sent_at IS NULL ORDER BY outbox_id"
-    ).fetchall()
-    topics = [r[0] for r in rows]
-    # the clear first (its row is older), then the two live alerts' current states
-    assert topics == [t.alert(ids[2]), t.alert(ids[0]), t.alert(ids[1])]
-    assert bytes(rows[0][1]) == b""
-    for (_, payload), alert_id in zip(rows[1:], ids[:2], strict=True):
-        alert = m.decode(bytes(payload), m.Alert)
+    rows = conn.execute("SELECT topic, payload FROM outbox WHERE sent_at IS NULL").fetchall()
+    by_topic = {r[0]: bytes(r[1]) for r in rows}
+    # the recent clear, and the two live alerts' current states (order across topics is free)
+    assert sorted(by_topic) == sorted(t.alert(a) for a in ids)
+    assert by_topic[t.alert(ids[2])] == b""
+    for alert_id in ids[:2]:
+        alert = m.decode(by_topic[t.alert(alert_id)], m.Alert)
         seq = conn.execute("SELECT seq FROM alerts WHERE alert_id=?", (alert_id,)).fetchone()[0]
         assert (alert.alert_id, alert.state, alert.seq) == (alert_id, "open", seq)
+
+
+def test_reannounce_reuses_each_topics_newest_row_so_reconnects_do_not_grow_the_table(
+    tmp_path: Path,
+) -> None:
+    conn = db.migrate_db(tmp_path / "hub.sqlite3")
+    t = Topics("s1")
+    now = time.time()
+    ids = open_alerts(conn, tmp_path, t, 3)
+    rows_before = conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
+    for _ in range(5):  # five reconnects, each re-announcing once everything was sent
+        with db.write(conn):
+            conn.execute("UPDATE outbox SET sent_at=? WHERE sent_at IS NULL", (now,))
+        with db.write(conn):
+            assert alerts.reannounce(conn, t, now, clears_since=now - 600) == 3
+    assert conn.execute("SELECT count(*) FROM outbox").fetchone()[0] == rows_before
+    unsent = {r[0] for r in conn.execute("SELECT topic FROM outbox WHERE sent_at IS NULL")}
+    assert unsent == {t.alert(a) for a in ids}
+
+
+def test_republish_leaves_an_unsent_newest_row_and_enqueues_where_none_is_left(
+    tmp_path: Path,
+) -> None:
+    conn = db.migrate_db(tmp_path / "hub.sqlite3")
+    t = Topics("s1")
+    with db.write(conn):
+        outbox.enqueue(conn, t.alert("a1"), b"old", True, now=1.0)
+        outbox.enqueue(conn, t.alert("a1"), b"newest, unsent", True, now=2.0)
+    with db.write(conn):
+        outbox.republish(conn, t.alert("a1"), _Wire(b"current"), now=3.0)
+        outbox.republish(conn, t.alert("a2"), _Wire(b"a2 state"), now=3.0)  # its rows purged
+    rows = conn.execute("SELECT topic, payload, sent_at FROM outbox ORDER BY outbox_id").fetchall()
+    # the unsent newest row goes out as it is (it already holds the latest state written)
+    assert [(r[0], bytes(r[1]), r[2]) for r in rows] == [
+        (t.alert("a1"), b"old", None),
+        (t.alert("a1"), b"newest, unsent", None),
+        (t.alert("a2"), b"a2 state", None),
+    ]
+
+
+class _Wire:
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+
+    def to_bytes(self) -> bytes:
+        return self.payload
