@@ -23,6 +23,7 @@ import psycopg
 from central import db
 from central.config import CentralConfig
 from central.ingest import Ingest
+from storesense import service_notify
 from storesense.mqtt_client import connect, make_client
 from storesense.topics import ChainTopics
 
@@ -104,7 +105,15 @@ class CentralService:
 
     # -- worker ----------------------------------------------------------------------------
     def _run(self) -> None:
+        # Pinged from this thread (storesense-central.service, WatchdogSec): a worker hung on
+        # the database stops the pings and systemd restarts the service; a slow database is
+        # not hung (the retry wait below is bounded by the interval).
+        wd_interval = service_notify.watchdog_interval_s()
+        next_wd = 0.0
         while not self._stop.is_set():
+            if wd_interval is not None and time.monotonic() >= next_wd:
+                service_notify.watchdog()
+                next_wd = time.monotonic() + wd_interval
             try:
                 item = self._inbox.get(timeout=TICK_S)
             except queue.Empty:
@@ -127,6 +136,7 @@ class CentralService:
                             item.topic, exc, pause)  # fmt: skip
                 self._stop.wait(pause)
                 pause = min(pause * 2, RETRY_MAX_S)
+                service_notify.watchdog()  # retrying a lost database is not hanging
                 self._reconnect()
                 continue
             if item.qos > 0:

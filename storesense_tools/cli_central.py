@@ -79,6 +79,7 @@ def cmd_central_run(args: argparse.Namespace, home: Path) -> int:
     from central import db
     from central.config import load_central_config
     from central.service import CentralService
+    from storesense import service_notify
     from storesense.mqtt_client import MqttConnectError
 
     cfg = load_central_config(_config_path(args, home))
@@ -88,7 +89,9 @@ def cmd_central_run(args: argparse.Namespace, home: Path) -> int:
     try:
         with CentralService(cfg) as svc:
             log.info("central office running (broker %s:%d)", cfg.mqtt.host, cfg.mqtt.port)
+            service_notify.ready()  # systemd Type=notify: connected and subscribed
             stop.wait()
+            service_notify.stopping()
             log.info("central stopping: %s applied, %d duplicates, rejected %s",
                      dict(svc.ingest.applied), svc.ingest.duplicates,
                      dict(svc.ingest.rejected))  # fmt: skip

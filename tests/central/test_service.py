@@ -4,9 +4,13 @@ mid-stream loses and doubles nothing (manual ack after commit, dedupe by id)."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import psycopg
@@ -21,6 +25,7 @@ from storesense_tools.chain_bridge import INGEST, ChainBundle, store_account, wr
 from storesense_tools.cli import main
 from storesense_tools.embedded_broker import free_port
 from tests.mosquitto_proc import MosquittoProcess, require_mosquitto
+from tests.storesense.test_service_notify import receive_with_sender
 from tests.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -137,3 +142,50 @@ def _subscribed(bundle: ChainBundle, port: int, dsn: str) -> bool:
     probe.disconnect()
     probe.loop_stop()
     return wait_for(lambda: _count(dsn, [msg.msg_id]) == 1, 2)
+
+
+def test_central_run_says_ready_pings_the_watchdog_and_says_stopping(
+    pg_dsn: str, tmp_path: Path
+) -> None:
+    """``storesense central run`` as storesense-central.service (Type=notify, WatchdogSec)
+    starts it: READY once connected and subscribed, WATCHDOG pings from the ingest worker,
+    STOPPING on SIGTERM, all from the main process (NotifyAccess=main)."""
+    _, _, broker, conf = central_office(pg_dsn, tmp_path, ["s1"])
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    short = Path(tempfile.mkdtemp(prefix="sn-"))  # unix socket paths max out at 108 bytes
+    sock_path = str(short / "notify.sock")
+    sock.bind(sock_path)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+    env = {k: v for k, v in os.environ.items() if k != "WATCHDOG_PID"}
+    env |= {"PYTHONPATH": str(REPO), "NOTIFY_SOCKET": sock_path, "WATCHDOG_USEC": "400000"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "storesense_tools.cli", "--home", str(tmp_path), "central", "run",
+         "--central-config", str(conf)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    got: list[tuple[bytes, int]] = []
+    try:
+        deadline = time.monotonic() + 60  # a cold start imports paho, psycopg, pydantic…
+        while time.monotonic() < deadline and not (
+            (b"READY=1", proc.pid) in got and got.count((b"WATCHDOG=1", proc.pid)) >= 3
+        ):
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            item = receive_with_sender(sock, 1.0)
+            if item is not None:
+                got.append(item)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        while (item := receive_with_sender(sock, 0.3)) is not None:
+            got.append(item)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        sock.close()
+        shutil.rmtree(short, ignore_errors=True)
+        broker.stop()
+    messages = [data for data, _ in got]
+    assert messages.count(b"READY=1") == 1, messages
+    assert messages.count(b"WATCHDOG=1") >= 3, messages
+    assert b"STOPPING=1" in messages[messages.index(b"READY=1") :], messages
+    assert {pid for _, pid in got} == {proc.pid}

@@ -750,6 +750,8 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
         "storesense-retention.service",
         "storesense-retention.timer",
         "storesense-web.service",
+        "storesense-central.service",
+        "storesense-central-web.service",
     ]
     # As shipped, the only complaint allowed is the venv binary this machine does not have.
     as_shipped = subprocess.run(
@@ -788,6 +790,8 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
         "storesense-report.service",
         "storesense-retention.service",
         "storesense-suggest.service",
+        "storesense-central.service",
+        "storesense-central-web.service",
     ],
 )
 def test_units_rate_ok_or_better_in_systemd_analyze_security(unit: str) -> None:
@@ -863,8 +867,18 @@ def test_units_rate_ok_or_better_in_systemd_analyze_security(unit: str) -> None:
         ("storesense-report.service", ["report --date yesterday", "Type=oneshot"]),
         ("storesense-retention.timer", ["OnCalendar=*-*-* 03:45:00", "Persistent=true"]),
         ("storesense-retention.service", ["retention run", "Type=oneshot", "User=storesense"]),
+        (
+            "storesense-central.service",
+            ["central run --central-config /etc/storesense/central.yaml", "Type=notify",
+             "NotifyAccess=main", "WatchdogSec=90", "User=storesense-central"],
+        ),
+        (
+            "storesense-central-web.service",
+            ["central web --central-config /etc/storesense/central.yaml",
+             "--tls-key ${CREDENTIALS_DIRECTORY}/web.key", "User=storesense-central"],
+        ),
     ],
-)
+)  # fmt: skip
 def test_unit_contract(unit: str, expected: list[str]) -> None:
     """What the daemons and docs rely on; systemd-analyze cannot know these are wanted."""
     text = (UNITS / unit).read_text()

@@ -164,7 +164,7 @@ def _mosquitto_port() -> int:
 _CRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
 
-def _receive_with_sender(sock: socket.socket, timeout_s: float) -> tuple[bytes, int] | None:
+def receive_with_sender(sock: socket.socket, timeout_s: float) -> tuple[bytes, int] | None:
     """One datagram and the pid the kernel says sent it (``SO_PASSCRED``); None on timeout.
 
     systemd reads the same credentials: with ``NotifyAccess=main`` it drops datagrams from any
@@ -186,7 +186,7 @@ def _collect(sock: socket.socket, seconds: float) -> list[tuple[bytes, int]]:
     got = []
     deadline = time.monotonic() + seconds
     while (left := deadline - time.monotonic()) > 0:
-        item = _receive_with_sender(sock, left)
+        item = receive_with_sender(sock, left)
         if item is not None:
             got.append(item)
     return got
@@ -224,7 +224,7 @@ def test_hub_run_says_ready_pings_the_watchdog_and_says_stopping(
                 (b"READY=1", hub.pid) in got and got.count((b"WATCHDOG=1", hub.pid)) >= 3
             ):
                 assert hub.poll() is None, log_path.read_text()
-                item = _receive_with_sender(notify_socket, 1.0)
+                item = receive_with_sender(notify_socket, 1.0)
                 if item is not None:
                     got.append(item)
             hub.send_signal(signal.SIGTERM)
