@@ -60,8 +60,12 @@ CLIP = "face-demographics-walking-and-pause.gif"
 DEMO_CUSTOMER = ("demo-0001", "Sam Demo")
 DEMO_CONSENT = "DEMO-DATA-intel-sample-video-not-a-real-customer"
 STAFF = ("alice", "bob", "carol")
-ARRIVAL_GAP_S = 4.0  # empty doorway between two plays of the clip
-COOLDOWN_S = 3.0
+# One play of the clip is one visit: the cooldown outlasts the clip (3.4 s) with room for the
+# door's tracker to split the walker into two tracks and for a loaded machine's lag (a 3 s
+# cooldown made two alerts of one arrival on a loaded CI machine), and the empty doorway
+# outlasts the cooldown by 3 s, so the next play is a new visit even behind a lagging hub.
+ARRIVAL_GAP_S = 9.0  # empty doorway between two plays of the clip
+COOLDOWN_S = 6.0
 
 
 def clip_path() -> Path:

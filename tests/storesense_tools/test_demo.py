@@ -28,9 +28,9 @@ def test_headless_demo_alerts_cards_and_floor_report(tmp_path: Path) -> None:
             "demo",
             "--headless",
             "--seconds",
-            # two arrivals: each is the 3.4 s clip and a 4 s empty doorway, after the models
-            # load (12 s left room for only one on a loaded machine)
-            "20",
+            # two arrivals: each is the 3.4 s clip and a 9 s empty doorway, after the models
+            # load (demo.ARRIVAL_GAP_S; 12 s of demo left room for only one on a loaded machine)
+            "30",
             "--out",
             str(out),
         ]
