@@ -229,7 +229,7 @@ def test_a_store_can_write_only_its_own_tree_and_only_with_its_password(chain: C
     with pytest.raises(MqttConnectError, match="refused"):
         connect(wrong, chain.mqtt(store_account("s2"), password="not-it"))
     acl = chain.bundle.acl.read_text()
-    assert "user store-s1\ntopic write chain/v1/s1/#" in acl
+    assert "user store-s1\ntopic write chain/v1/s1/+\ntopic read chain/v1/s1/down/+" in acl
     assert "user central-ingest\ntopic read chain/v1/+/+" in acl
 
 
