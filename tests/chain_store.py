@@ -78,7 +78,7 @@ class ChainStore:
         self.outbox: Outbox | None = None
         # the central office's messages for this store, as the hub's route receives them
         self.downlink: queue.Queue[tuple[str, bytes]] = queue.Queue()
-        self.down_seen = 0
+        self.down_log: list[tuple[str, bytes, str]] = []  # (topic, payload, outcome)
 
     def enrol(self, customer_id: str, name: str, face: object, *, chain: bool) -> None:
         """Enrol a customer here (the chain consent only where ``chain``)."""
@@ -190,8 +190,7 @@ class ChainStore:
                 topic, payload = self.downlink.get_nowait()
             except queue.Empty:
                 break
-            self.customers.apply(topic, payload, now)
-            self.down_seen += 1
+            self.down_log.append((topic, payload, self.customers.apply(topic, payload, now)))
         self.feed.tick(now)
         assert self.outbox is not None
         self.outbox.flush()

@@ -145,9 +145,12 @@ def test_a_chain_customer_reaches_the_other_stores_and_a_local_one_stays(chain: 
         assert _gallery(store).customer_name(ANN) == ANN_NAME
         # encrypted at rest under THIS store's key: the raw row is not s1's ciphertext
         raw = store.conn.execute("SELECT vector_enc FROM templates WHERE customer_id=?", (ANN,))
-        assert raw.fetchone()[0] != s1.conn.execute(
-            "SELECT vector_enc FROM templates WHERE customer_id=?", (ANN,)
-        ).fetchone()[0]
+        assert (
+            raw.fetchone()[0]
+            != s1.conn.execute(
+                "SELECT vector_enc FROM templates WHERE customer_id=?", (ANN,)
+            ).fetchone()[0]
+        )
         actions = [
             r[0]
             for r in store.conn.execute(
@@ -170,8 +173,8 @@ def test_a_chain_customer_reaches_the_other_stores_and_a_local_one_stays(chain: 
     for store in chain.stores.values():
         for msg in store.chain_messages():
             raw = json.dumps(msg)
-            cm.decode_for(store.cfg.store_id, msg["kind"],
-                          json.dumps({k: v for k, v in msg.items() if k != "_topic"}).encode())  # fmt: skip
+            body = json.dumps({k: v for k, v in msg.items() if k != "_topic"}).encode()
+            cm.decode_for(store.cfg.store_id, msg["kind"], body)  # a valid chain message
             assert not PRIVATE_KEYS & set(msg), raw
             for value in (ANN, ANN_NAME, LOU, LOU_NAME, "Ada", '"c1"'):
                 assert value not in raw, (value, raw)
@@ -212,7 +215,9 @@ def test_erasure_anywhere_erases_everywhere(chain: Office) -> None:
         assert set(held) <= {"outbox", "audit"} and held.get("audit", 0) == (store is not s2)
     # the office: only the tombstone (and the orders it sent) hold the reference
     assert chain.count("chain_customers") == chain.count("chain_templates") == 0
-    stones = chain.pg.execute("SELECT chain_ref, origin_store, stores_ordered FROM chain_tombstones")
+    stones = chain.pg.execute(
+        "SELECT chain_ref, origin_store, stores_ordered FROM chain_tombstones"
+    )
     assert stones.fetchall() == [(ref, "s2", ["s1", "s3"])]
     kinds = chain.pg.execute("SELECT kind FROM downlink WHERE chain_ref IS NOT NULL").fetchall()
     assert kinds == []  # the deliveries went with her
