@@ -67,8 +67,9 @@ class RecognitionConfig(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _model_defaults(cls, data: Any) -> Any:
-        if not isinstance(data, dict) or data.get("model", DEFAULT_MODEL) not in DECISION_DEFAULTS:
-            return data  # the field's own validation says what is wrong
+        model = data.get("model", DEFAULT_MODEL) if isinstance(data, dict) else None
+        if not isinstance(model, str) or model not in DECISION_DEFAULTS:
+            return data  # the field's own validation says what is wrong (a list: unhashable)
         d = DECISION_DEFAULTS[data.get("model", DEFAULT_MODEL)]
         return {
             "threshold": d.threshold,

@@ -177,9 +177,7 @@ class ChainStore:
         if self.customers is not None:  # the hub's chain-down route (hub.service)
             down = self.topics.all_chain_down
             client.on_connect = lambda c, u, f, rc, p: c.subscribe(down, qos=1)
-            client.on_message = lambda c, u, msg: self.downlink.put(
-                (msg.topic, bytes(msg.payload))
-            )
+            client.on_message = lambda c, u, msg: self.downlink.put((msg.topic, bytes(msg.payload)))
         connect(client, mqtt)
 
     def step(self, now: float) -> None:

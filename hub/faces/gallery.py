@@ -273,9 +273,9 @@ class Gallery:
                     f"{max_templates}){'; photo kept' if photo else ''}; consent "
                     f"{reference} ({consent.method}, notice "
                     f"{consent.notice_version}, taken by {consent.staff_id}); photo shown to "
-                    f"staff at arrival: {'yes' if consent.photo_shown else 'no'}; "
-                    f"shared with the chain's stores: {'yes' if consent.chain else 'no'}"
-                    f"{'; hint for staff given' if hint else ''}{before}"
+                    f"staff at arrival: {'yes' if consent.photo_shown else 'no'}"
+                    f"{'; hint for staff given' if hint else ''}; shared with the chain's "
+                    f"stores: {'yes' if consent.chain else 'no'}{before}"
                 ),
             )  # fmt: skip
             if dropped:
