@@ -21,7 +21,7 @@ from typing import Literal
 import psycopg
 from psycopg.types.json import Jsonb
 
-from central import db
+from central import db, downlink, pos
 from storesense import chain_messages as cm
 from storesense.messages import PayloadError
 from storesense.topics import ChainTopics
@@ -112,16 +112,6 @@ def _daily(conn: psycopg.Connection, day: dt.date, m: cm.DailySummary) -> None:
 # -- chain-wide customers: the office relays, never opens (docs/chain.md) -------------------
 
 
-def _down(conn: psycopg.Connection, msg: cm.DownMessage, *, chain_ref: str | None = None) -> None:
-    """Into the office's outbox (``downlink``), in the caller's transaction; ``central run``
-    publishes it to ``chain/v1/<store>/down/<kind>``. A message made twice is one row."""
-    conn.execute(
-        "INSERT INTO downlink(store_id, kind, msg_id, chain_ref, payload) "
-        "VALUES (%s,%s,%s,%s,%s) ON CONFLICT (msg_id) DO NOTHING",
-        (msg.store_id, msg.kind, msg.msg_id, chain_ref, msg.to_bytes()),
-    )
-
-
 def _store_key(conn: psycopg.Connection, day: dt.date, m: cm.StoreKey) -> None:
     """A store's key, then the whole directory to every store (a new store's key reaches the
     others, which then seal their chain customers for it)."""
@@ -137,7 +127,7 @@ def _store_key(conn: psycopg.Connection, day: dt.date, m: cm.StoreKey) -> None:
             msg_id=cm.chain_msg_id(store, "key_directory", sorted(keys.items())),
             store_id=store, keys=keys,
         )  # fmt: skip
-        _down(conn, directory)
+        downlink.queue(conn, directory)
 
 
 def _template(conn: psycopg.Connection, day: dt.date, m: cm.ChainTemplate) -> None:
@@ -174,7 +164,20 @@ def _template(conn: psycopg.Connection, day: dt.date, m: cm.ChainTemplate) -> No
         store_id=m.target_store, chain_ref=m.chain_ref, origin_store=m.store_id,
         model=m.model, revision=m.revision, sealed=m.sealed,
     )  # fmt: skip
-    _down(conn, delivery, chain_ref=m.chain_ref)
+    downlink.queue(conn, delivery, chain_ref=m.chain_ref)
+
+
+def _member(conn: psycopg.Connection, day: dt.date, m: cm.ChainMember) -> None:
+    """A store holds a chain customer under this loyalty id: send it their purchases."""
+    ref = (m.chain_ref,)
+    if conn.execute("SELECT 1 FROM chain_tombstones WHERE chain_ref=%s", ref).fetchone():
+        raise PayloadError("erased_customer", f"chain customer {m.chain_ref} was erased")
+    conn.execute(
+        "INSERT INTO chain_members(chain_ref, store_id, customer_id) VALUES (%s,%s,%s) "
+        "ON CONFLICT (chain_ref, store_id) DO UPDATE SET customer_id=excluded.customer_id",
+        (m.chain_ref, m.store_id, m.customer_id),
+    )
+    pos.queue_history(conn, m.chain_ref, m.store_id, m.customer_id)
 
 
 def _erasure(conn: psycopg.Connection, day: dt.date, m: cm.ChainErasure) -> None:
@@ -185,11 +188,13 @@ def _erasure(conn: psycopg.Connection, day: dt.date, m: cm.ChainErasure) -> None
         str(r[0])
         for r in conn.execute(
             "SELECT origin_store FROM chain_customers WHERE chain_ref=%s UNION "
-            "SELECT target_store FROM chain_templates WHERE chain_ref=%s",
-            (ref, ref),
+            "SELECT target_store FROM chain_templates WHERE chain_ref=%s UNION "
+            "SELECT store_id FROM chain_members WHERE chain_ref=%s",
+            (ref, ref, ref),
         )
     } - {m.store_id}
-    conn.execute("DELETE FROM downlink WHERE chain_ref=%s", (ref,))
+    conn.execute("DELETE FROM downlink WHERE chain_ref=%s", (ref,))  # deliveries, purchases
+    pos.forget_customer(conn, ref)  # membership rows; their invoices unlinked
     conn.execute("DELETE FROM chain_customers WHERE chain_ref=%s", (ref,))  # cascades
     conn.execute(
         "INSERT INTO chain_tombstones(chain_ref, origin_store, erased_at, stores_ordered) "
@@ -202,7 +207,7 @@ def _erasure(conn: psycopg.Connection, day: dt.date, m: cm.ChainErasure) -> None
             msg_id=cm.chain_msg_id(store, "erasure_order", m.msg_id), store_id=store,
             chain_ref=ref, origin_store=m.store_id, erased_at=m.erased_at,
         )  # fmt: skip
-        _down(conn, order)
+        downlink.queue(conn, order)
 
 
 _APPLY: dict[type[cm._ChainMessage], Callable[..., None]] = {
@@ -214,6 +219,7 @@ _APPLY: dict[type[cm._ChainMessage], Callable[..., None]] = {
     cm.StoreKey: _store_key,
     cm.ChainTemplate: _template,
     cm.ChainErasure: _erasure,
+    cm.ChainMember: _member,
 }
 
 

@@ -36,7 +36,7 @@ from storesense.messages import AlertState, PayloadError, _Message, envelope, va
 
 ChainKind = Literal[
     "alert_summary", "claim", "zone_interval", "store_health", "daily_summary",
-    "store_key", "chain_template", "chain_erasure",
+    "store_key", "chain_template", "chain_erasure", "chain_member",
 ]  # fmt: skip
 
 
@@ -265,9 +265,20 @@ class ChainErasure(_ChainMessage):
     erased_at: float = Field(allow_inf_nan=False)
 
 
+class ChainMember(_ChainMessage):
+    """A chain customer is enrolled at this store under this loyalty id: the office sends the
+    store their purchase history from every store (part 4, the central POS feed). The one
+    chain message with a customer id in the clear, and only for chain-consented customers:
+    the chain consent covers loyalty and purchases kept centrally (docs/chain.md)."""
+
+    kind: Literal["chain_member"] = "chain_member"
+    chain_ref: ChainRef
+    customer_id: Ident
+
+
 ChainMessage = (
     AlertSummary | Claim | ZoneInterval | StoreHealth | DailySummary
-    | StoreKey | ChainTemplate | ChainErasure
+    | StoreKey | ChainTemplate | ChainErasure | ChainMember
 )  # fmt: skip
 _ANY: TypeAdapter[ChainMessage] = TypeAdapter(Annotated[ChainMessage, Field(discriminator="kind")])
 
@@ -295,7 +306,7 @@ def decode_for(topic_store: str, topic_kind: str, payload: bytes) -> ChainMessag
 # The central office makes each one once into its ``downlink`` table (its outbox) and the
 # hub applies each exactly once by ``msg_id`` (``seen_messages``).
 
-DownKind = Literal["key_directory", "template_delivery", "erasure_order"]
+DownKind = Literal["key_directory", "template_delivery", "erasure_order", "purchase"]
 
 
 class KeyDirectory(_ChainMessage):
@@ -337,7 +348,32 @@ class ErasureOrder(_ChainMessage):
     erased_at: float = Field(allow_inf_nan=False)
 
 
-DownMessage = KeyDirectory | TemplateDelivery | ErasureOrder
+class PurchaseLine(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sku: str = Field(min_length=1, max_length=64)
+    description: str = Field("", max_length=200)
+    quantity: int = Field(ge=-1_000_000, le=1_000_000)
+    unit_price: float = Field(ge=0, le=1_000_000, allow_inf_nan=False)
+
+
+class Purchase(_ChainMessage):
+    """One receipt of a chain customer enrolled at this store, from the office's POS import
+    (part 4): ``source_store`` is the till's store. ``invoiced_at`` is that store's wall
+    clock (``YYYY-MM-DD HH:MM:SS``), as the till printed it."""
+
+    kind: Literal["purchase"] = "purchase"
+    chain_ref: ChainRef
+    customer_id: Ident
+    source_store: Ident
+    invoice_no: str = Field(min_length=1, max_length=64)
+    invoiced_at: dt.datetime
+    country: str = Field("", max_length=64)
+    cancellation: bool = False
+    lines: list[PurchaseLine] = Field(min_length=1, max_length=400)
+
+
+DownMessage = KeyDirectory | TemplateDelivery | ErasureOrder | Purchase
 _DOWN: TypeAdapter[DownMessage] = TypeAdapter(Annotated[DownMessage, Field(discriminator="kind")])
 
 

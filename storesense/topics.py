@@ -91,6 +91,9 @@ class Topics:
         return f"{self.base}/hub/nodes"
 
     # hub → central office, through the store broker's bridge (storesense.chain_messages)
+    # every store's local chain topics (a hub's outbox holds its own only)
+    any_store_chain = f"{ROOT}/+/chain/+"
+
     def chain(self, kind: str) -> str:
         return f"{self.base}/chain/{kind}"
 

@@ -40,6 +40,9 @@ from hub.faces import profiles
 from hub.faces.gallery import Consent, EnrolmentRefused, Gallery
 from hub.privacy import audit
 from hub.privacy.erasure import erase_customer
+from hub.shop.categories import default_rules
+from hub.shop.pos_import import ImportReport, store_invoices
+from hub.shop.pos_store import Invoice, Line
 from hub.store import db
 from storesense import chain_messages as cm
 from storesense.config import StoreConfig
@@ -70,6 +73,7 @@ class ChainCustomers:
         self.public_key = seal.public_b64(self.key)
         self.gallery = Gallery.open(conn, template_key_path(home))
         self.model = cfg.recognition.model
+        self.categorize = default_rules()  # as the webhook and `pos import` without --categories
         self.applied: Counter[str] = Counter()
         self.duplicates = 0
         self.rejected: Counter[str] = Counter()
@@ -94,8 +98,34 @@ class ChainCustomers:
                 db.put_meta(c, KEY_SENT, self.public_key)
             n += 1
         n += self._erasures(now)
+        n += self._members(now)
         n += self._seal_due(now)
         return n
+
+    def _member(self, c: sqlite3.Connection, ref: str, customer_id: str, now: float) -> None:
+        msg = cm.ChainMember(
+            msg_id=cm.chain_msg_id(self.store_id, "chain_member", ref, customer_id),
+            store_id=self.store_id, chain_ref=ref, customer_id=customer_id, sent_at=now,
+        )  # fmt: skip
+        self._put(c, msg, now)
+
+    def _members(self, now: float) -> int:
+        """A customer who gave the chain consent here becomes a chain customer: a fresh random
+        reference, and the office hears that this store holds them (for their purchases)."""
+        known = {str(r[0]) for r in self.conn.execute("SELECT customer_id FROM chain_customers")}
+        new = [c for c in profiles.chain_consented(self.conn) if c.customer_id not in known]
+        if not new:
+            return 0
+        with db.write(self.conn) as c:
+            for cust in new:
+                ref = secrets.token_hex(16)
+                c.execute(
+                    "INSERT INTO chain_customers(customer_id, chain_ref, origin_store, revision, "
+                    "received_at) VALUES (?,?,?,?,?)",
+                    (cust.customer_id, ref, self.store_id, cust.chain_consent_at, now),
+                )
+                self._member(c, ref, cust.customer_id, now)
+        return len(new)
 
     def _put(self, conn: sqlite3.Connection, msg: cm.ChainMessage, now: float) -> None:
         outbox.enqueue(conn, self.topics.chain(msg.kind), msg, False, now=now)
@@ -148,9 +178,9 @@ class ChainCustomers:
         out: list[tuple[str, cm.ChainTemplate]] = []
         for cust, target in due:
             templates = self.gallery.customer_templates(cust.customer_id, self.model)
-            if not templates:
-                continue  # another model's only: nothing this chain's stores could match
-            ref = refs.setdefault(cust.customer_id, secrets.token_hex(16))
+            if not templates or cust.customer_id not in refs:
+                continue  # another model's only (nothing to match), or made a member next tick
+            ref = refs[cust.customer_id]
             sealed = seal.seal(
                 peers[target], chain_ref=ref, customer_id=cust.customer_id,
                 origin=self.store_id, target=target, model=self.model, name=cust.name,
@@ -177,10 +207,8 @@ class ChainCustomers:
                     (cid, msg.target_store, msg.revision, now),
                 )
                 c.execute(
-                    "INSERT INTO chain_customers(customer_id, chain_ref, origin_store, revision, "
-                    "received_at) VALUES (?,?,?,?,?) ON CONFLICT(customer_id) DO UPDATE SET "
-                    "revision=excluded.revision",
-                    (cid, msg.chain_ref, self.store_id, msg.revision, now),
+                    "UPDATE chain_customers SET revision=? WHERE customer_id=?",
+                    (msg.revision, cid),
                 )
         return len(out)
 
@@ -202,6 +230,8 @@ class ChainCustomers:
                 self._directory(msg, now)
             elif isinstance(msg, cm.TemplateDelivery):
                 self._delivery(msg, now)
+            elif isinstance(msg, cm.Purchase):
+                self._purchase(msg, now)
             else:
                 self._erasure_order(msg, now)
         except PayloadError as exc:
@@ -271,6 +301,7 @@ class ChainCustomers:
                 "revision=excluded.revision, received_at=excluded.received_at",
                 (cid, msg.chain_ref, msg.origin_store, msg.revision, now),
             )
+            self._member(c, msg.chain_ref, cid, now)  # the office sends this store her history
             audit.append(
                 c, actor=f"chain:{msg.origin_store}", action=CHAIN_TEMPLATE_RECEIVED,
                 customer_id=cid, detail=(
@@ -290,6 +321,31 @@ class ChainCustomers:
             self._refuse(msg, "enrolment_refused", str(exc), now)
         log.info("chain: a customer's templates from %s enrolled here (ref %s)",
                  msg.origin_store, msg.chain_ref)  # fmt: skip
+
+    def _purchase(self, msg: cm.Purchase, now: float) -> None:
+        """A chain customer's receipt from the office's POS feed, into the shop room's tables
+        through its own import path (same idempotency: a receipt stored with the same
+        content is skipped), so the card shows it like the store's own till's. A receipt of
+        another store is numbered ``<store>/<invoice>``; this store's keeps its number, so a
+        local ``pos import`` of the same till export is a duplicate, not a second sale."""
+        if members.customer_of(self.conn, msg.chain_ref) != msg.customer_id:
+            with db.write(self.conn) as c:
+                seen.remember(c, msg.msg_id, now)
+            raise PayloadError("unknown_customer", f"chain customer {msg.chain_ref} is not "
+                               "held here under that id (erased, or never enrolled)")  # fmt: skip
+        number = (
+            msg.invoice_no if msg.source_store == self.store_id
+            else f"{msg.source_store}/{msg.invoice_no}"
+        )  # fmt: skip
+        inv = Invoice(number, msg.customer_id, msg.invoiced_at, msg.country, msg.cancellation,
+                      [Line(ln.sku, ln.description, ln.quantity, ln.unit_price)
+                       for ln in msg.lines])  # fmt: skip
+        report = ImportReport(f"chain:{msg.source_store}", "chain")
+        with db.write(self.conn) as c:
+            seen.remember(c, msg.msg_id, now)
+            store_invoices(c, [inv], self.categorize, f"chain:{msg.source_store}", report)
+        if report.errors:
+            raise PayloadError("invoice_conflict", report.errors[0][1])
 
     def _erasure_order(self, msg: cm.ErasureOrder, now: float) -> None:
         """This store's own erasure, its tombstone naming the store where it was asked; a

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from hub.bus import chain_rows
+
 
 def forget_customer(
     conn: sqlite3.Connection, customer_id: str, now: float, *, request_up: bool
@@ -24,6 +26,8 @@ def forget_customer(
     ).fetchone()
     conn.execute("DELETE FROM chain_customers WHERE customer_id=?", (customer_id,))
     conn.execute("DELETE FROM chain_sealed WHERE customer_id=?", (customer_id,))
+    if row is not None:  # her templates and membership, sent or not, leave the outbox
+        chain_rows.forget_customer_rows(conn, row[0])
     if row is not None and request_up:
         conn.execute(
             "INSERT OR REPLACE INTO chain_erasures(chain_ref, erased_at) VALUES (?, ?)",

@@ -45,7 +45,9 @@ class Office:
         central_db.migrate(self.pg)
         self.ingest = Ingest(self.pg)
         self.stores = stores
-        self.taken: dict[str, int] = dict.fromkeys(stores, 0)  # outbox id read up to
+        # the messages taken from each store's outbox (by id: an erasure deletes rows, and
+        # SQLite may give a later row a deleted row's outbox_id)
+        self.taken: set[bytes] = set()
         self.now = 1_800_000_000.0
 
     def up(self) -> int:
@@ -53,13 +55,21 @@ class Office:
         n = 0
         for s, store in self.stores.items():
             rows = store.conn.execute(
-                "SELECT outbox_id, topic, payload FROM outbox WHERE outbox_id > ? AND topic "
-                "LIKE ? ORDER BY outbox_id", (self.taken[s], store.topics.chain_prefix + "%"),
+                "SELECT outbox_id, topic, payload FROM outbox WHERE topic LIKE ? "
+                "ORDER BY outbox_id", (store.topics.chain_prefix + "%",),
             ).fetchall()  # fmt: skip
             for row in rows:
+                payload = bytes(row["payload"])
+                if payload in self.taken:
+                    continue
+                self.taken.add(payload)
                 kind = row["topic"].rsplit("/", 1)[1]
-                self.ingest.handle(ChainTopics.of(s, kind), bytes(row["payload"]), self.now)
-                self.taken[s] = row["outbox_id"]
+                self.ingest.handle(ChainTopics.of(s, kind), payload, self.now)
+                with store.conn:  # as the store broker's PUBACK has the hub's outbox do
+                    store.conn.execute(
+                        "UPDATE outbox SET sent_at=? WHERE outbox_id=?",
+                        (self.now, row["outbox_id"]),
+                    )
                 n += 1
         return n
 
@@ -160,27 +170,42 @@ def test_a_chain_customer_reaches_the_other_stores_and_a_local_one_stays(chain: 
         assert actions == ["enrol", "chain_template_received"]
     assert _ids(s1) == {"c1", ANN, LOU}
 
-    # the office holds two sealed templates (for s2 and s3), no id, no name, no vector
+    # the office holds two sealed templates (for s2 and s3): no name, no vector; Ann's id only
+    # where a store said it holds her (chain_members: her purchases are sent there)
     assert chain.count("chain_templates") == 2 and chain.count("chain_customers") == 1
-    for table in ("chain_customers", "chain_templates", "downlink", "store_keys", "ingested"):
+    members = chain.pg.execute("SELECT store_id, customer_id FROM chain_members ORDER BY 1")
+    assert members.fetchall() == [("s1", ANN), ("s2", ANN), ("s3", ANN)]
+    for table in ("chain_customers", "chain_templates", "store_keys", "ingested"):
         text = json.dumps([list(map(str, r)) for r in chain.pg.execute(f"SELECT * FROM {table}")])
         assert ANN not in text and ANN_NAME not in text and LOU not in text, table
+    for table in ("chain_members", "downlink"):
+        text = json.dumps([list(map(str, r)) for r in chain.pg.execute(f"SELECT * FROM {table}")])
+        assert ANN_NAME not in text and LOU not in text, table
     sealed = chain.pg.execute("SELECT sealed FROM chain_templates").fetchall()
     for (blob,) in sealed:
         assert np.asarray(ann, "<f4").tobytes()[:16] not in bytes(blob)
 
-    # every chain message any store produced: no private field, no id, no name in the clear
+    # every chain message any store produced: no private field, no name in the clear, Lou
+    # (no chain consent) nowhere; Ann's id only in ``chain_member`` (her loyalty id, which the
+    # chain consent lets the office keep), never beside her templates
     for store in chain.stores.values():
         for msg in store.chain_messages():
             raw = json.dumps(msg)
             body = json.dumps({k: v for k, v in msg.items() if k != "_topic"}).encode()
             cm.decode_for(store.cfg.store_id, msg["kind"], body)  # a valid chain message
+            if msg["kind"] == "chain_member":
+                assert set(msg) - {"_topic"} == {"v", "msg_id", "sent_at", "store_id", "kind",
+                                                 "chain_ref", "customer_id"}  # fmt: skip
+                assert msg["customer_id"] == ANN
+                continue
             assert not PRIVATE_KEYS & set(msg), raw
             for value in (ANN, ANN_NAME, LOU, LOU_NAME, "Ada", '"c1"'):
                 assert value not in raw, (value, raw)
     kinds = [m["kind"] for m in s1.chain_messages()]
     assert kinds.count("chain_template") == 2  # Ann for s2 and s3; nothing for Lou
-    assert [m["kind"] for m in s2.chain_messages()] == ["store_key"]  # s2 re-sends nobody
+    assert kinds.count("chain_member") == 1
+    # s2 re-seals nobody: it says it holds Ann, nothing more
+    assert [m["kind"] for m in s2.chain_messages()] == ["store_key", "chain_member"]
 
 
 def test_erasure_anywhere_erases_everywhere(chain: Office) -> None:
@@ -190,6 +215,7 @@ def test_erasure_anywhere_erases_everywhere(chain: Office) -> None:
     chain.settle()
     assert all(ANN in _ids(st) for st in (s1, s2, s3))
     ref = s1.conn.execute("SELECT chain_ref FROM chain_customers").fetchone()[0]
+    late = next(m for m in s1.chain_messages() if m["kind"] == "chain_template")
 
     erase_customer(s2.conn, ANN, actor="manager", reason="customer asked at s2")  # at s2
     chain.settle()
@@ -208,11 +234,11 @@ def test_erasure_anywhere_erases_everywhere(chain: Office) -> None:
         # her id is in the audit tombstone only; her name nowhere
         assert _mentions(store.conn, ANN) == {"audit": 1}, store.cfg.store_id
         assert _mentions(store.conn, ANN_NAME) == {}
-        # the random reference: in the sent chain messages (purged with the outbox's sent rows
-        # after 7 days) and, where the office ordered the erasure, in the tombstone, so an
-        # auditor can match it to the office's; no other row links it to her any more
+        # her chain messages left every outbox with her (templates, membership); the random
+        # reference stays in s2's erasure request and, where the office ordered the erasure,
+        # in the tombstone (an auditor matches it to the office's); nothing links it to her
         held = _mentions(store.conn, ref)
-        assert set(held) <= {"outbox", "audit"} and held.get("audit", 0) == (store is not s2)
+        assert held == ({"outbox": 1} if store is s2 else {"audit": 1}), store.cfg.store_id
     # the office: only the tombstone (and the orders it sent) hold the reference
     assert chain.count("chain_customers") == chain.count("chain_templates") == 0
     stones = chain.pg.execute(
@@ -223,7 +249,6 @@ def test_erasure_anywhere_erases_everywhere(chain: Office) -> None:
     assert kinds == []  # the deliveries went with her
 
     # a late copy of her template (a store's queue) is refused by the tombstone
-    late = next(m for m in s1.chain_messages() if m["kind"] == "chain_template")
     payload = json.dumps({k: v for k, v in late.items() if k != "_topic"})
     payload = payload.replace(late["msg_id"], "f" * 32)  # not the copy's id: a new message
     assert chain.ingest.handle(ChainTopics.of("s1", "chain_template"), payload.encode(),
@@ -284,7 +309,6 @@ def test_a_store_that_joins_later_gets_the_customers_enrolled_before(
         assert not [m for m in s1.chain_messages() if m["kind"] == "chain_template"]
         s4 = ChainStore(tmp_path / "s4", "s4", send=SEND)
         office.stores["s4"] = s4
-        office.taken["s4"] = 0
         office.settle()
         assert ANN in _ids(s4)
         s4.close()

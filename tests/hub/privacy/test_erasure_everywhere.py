@@ -257,6 +257,8 @@ def test_a_customer_who_has_everything_is_erased_everywhere(
         directory = cm.KeyDirectory(store_id=cfg.store_id, keys={"s-peer": peer})
         cam.publish(hub.topics.chain_down("key_directory"), directory.to_bytes(), qos=1)
         assert wait_for(lambda: _census(dbp)["chain_sealed"][1] == 1, 30)
+        # sent (acknowledged) before she is erased: the erasure removes sent chain rows
+        assert wait_for(lambda: not hub.outbox.unsent(), 30)
 
         before = _census(dbp)
         for table, how in tables.CUSTOMER_DATA.items():

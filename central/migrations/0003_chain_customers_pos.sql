@@ -55,3 +55,43 @@ CREATE TABLE downlink (
 );
 CREATE INDEX downlink_unsent ON downlink (down_id) WHERE sent_at IS NULL;
 CREATE INDEX downlink_chain_ref ON downlink (chain_ref) WHERE chain_ref IS NOT NULL;
+
+-- The chain's POS feed (issue 16 part 4): the tills' exports imported once at the office
+-- (`storesense central pos import`, the formats of `storesense pos import`), keyed by the
+-- till's store and invoice number; an invoice imported again with the same content is
+-- skipped, with other content it is a conflict. Times: the till's wall clock.
+CREATE TABLE pos_invoices (
+    store_id text NOT NULL,
+    invoice_no text NOT NULL,
+    customer_id text NOT NULL,
+    invoiced_at timestamp NOT NULL,
+    country text NOT NULL,
+    cancellation boolean NOT NULL,
+    total numeric(14, 2) NOT NULL,
+    content_hash text NOT NULL,
+    source text NOT NULL,
+    imported_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (store_id, invoice_no)
+);
+CREATE INDEX pos_invoices_customer ON pos_invoices (customer_id);
+CREATE TABLE pos_lines (
+    store_id text NOT NULL,
+    invoice_no text NOT NULL,
+    line_no integer NOT NULL,
+    stock_code text NOT NULL,
+    description text NOT NULL,
+    quantity integer NOT NULL,
+    unit_price numeric(12, 2) NOT NULL,
+    PRIMARY KEY (store_id, invoice_no, line_no),
+    FOREIGN KEY (store_id, invoice_no) REFERENCES pos_invoices ON DELETE CASCADE
+);
+-- Which store holds which chain customer under which loyalty id (a `chain_member` message
+-- from that store): the stores their purchase history goes to. Erasure deletes the rows and
+-- unlinks the customer's invoices (a random owner id, as the hub does: the figures stay).
+CREATE TABLE chain_members (
+    chain_ref text NOT NULL,
+    store_id text NOT NULL,
+    customer_id text NOT NULL,
+    PRIMARY KEY (chain_ref, store_id)
+);
+CREATE INDEX chain_members_customer ON chain_members (customer_id);
