@@ -7,6 +7,8 @@ Ann enrols at s1 with the chain consent, Lou without: Ann's templates reach s2 a
 for each, Lou's nothing. Ann asks for erasure at s2 while s3's link is down: s1 erases at
 once, s3 when its link is back (the central broker queues for its bridge); every store's
 audit records the chain erasure, and afterwards her id is nowhere but each store's tombstone.
+Between the two, the office imports a till export (``storesense central pos import``) and
+Ann's receipt reaches every store that holds her.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from storesense import chain_messages as cm
 from storesense.config import MqttConfig
 from storesense.mqtt_client import connect, make_client
 from storesense_tools.broker_config import GATEWAY
+from storesense_tools.cli import main
 from tests.chain_store import ALL, ChainStore
 from tests.hub.conftest import unit
 from tests.storesense_tools.test_chain_bridge import WAIT_S, Chain, _chain
@@ -101,6 +104,25 @@ def test_chain_customers_and_erasure_everywhere_over_real_brokers(chain: Chain) 
     assert row == (2,)
     ref = s1.conn.execute("SELECT chain_ref FROM chain_customers").fetchone()[0]
 
+    # the office's POS feed: s1's till export with a receipt of Ann and one of a stranger;
+    # Ann's reaches every store that holds her, the stranger's none
+    till = chain.bundle.out_dir.parent / "s1-till.csv"
+    till.write_text(
+        "invoice_no,sku,description,quantity,invoiced_at,unit_price,customer_id,country\n"
+        f"A-1,SH1,RED SHOE,1,2026-12-01T10:00:00,49.5,{ANN},UK\n"
+        f"A-1,SO2,SOCKS,2,2026-12-01T10:00:00,3.25,{ANN},UK\n"
+        "A-2,SH1,RED SHOE,1,2026-12-01T11:00:00,49.5,zed-0099,UK\n"
+    )
+    assert main(["central", "pos", "import", str(till), "--store", "s1", "--format", "generic",
+                 "--database", chain.service.cfg.database]) == 0  # fmt: skip
+    receipts = "SELECT invoice_no, total FROM pos_invoices WHERE customer_id=?"
+    assert _steps(chain, lambda: all(
+        st.conn.execute(receipts, (ANN,)).fetchall() for st in (s2, s3)
+    ))  # fmt: skip
+    assert [tuple(r) for r in s2.conn.execute(receipts, (ANN,))] == [("s1/A-1", 56.0)]
+    assert [tuple(r) for r in s1.conn.execute(receipts, (ANN,))] == [("A-1", 56.0)]
+    assert not s2.conn.execute(receipts, ("zed-0099",)).fetchall()
+
     # (a row still in flight at the erasure is not deleted: hub/bus/chain_rows.py says why)
     assert _steps(chain, lambda: all(st.unsent() == 0 for st in chain.stores.values()))
     chain.links["s3"].cut()  # s3's WAN link is down when Ann asks s2 to erase her
@@ -127,3 +149,7 @@ def test_chain_customers_and_erasure_everywhere_over_real_brokers(chain: Chain) 
     stone = chain.pg.execute("SELECT chain_ref, origin_store, stores_ordered FROM chain_tombstones")
     assert stone.fetchall() == [(ref, "s2", ["s1", "s3"])]
     assert chain.service.ingest.rejected == {}
+    # the office: her receipt unlinked (the sales stay), nothing left of her to send
+    assert chain.pg.execute("SELECT count(*) FROM pos_invoices WHERE customer_id=%s",
+                            (ANN,)).fetchone() == (0,)  # fmt: skip
+    assert chain.pg.execute("SELECT count(*) FROM pos_invoices").fetchone() == (2,)

@@ -133,6 +133,11 @@ def test_a_chain_customer_reaches_the_other_stores_and_a_local_one_stays(chain: 
                 assert msg["customer_id"] == ANN
                 continue
             assert not PRIVATE_KEYS & set(msg), raw
+            # the ciphertext is random bytes (base64 of it may spell "Ada" by chance): its
+            # decoded bytes are checked for the id and name, the rest of the message as text
+            sealed = base64.b64decode(msg.pop("sealed", ""))
+            assert ANN.encode() not in sealed and ANN_NAME.encode() not in sealed
+            raw = json.dumps(msg)
             for value in (ANN, ANN_NAME, LOU, LOU_NAME, "Ada", '"c1"'):
                 assert value not in raw, (value, raw)
     kinds = [m["kind"] for m in s1.chain_messages()]
@@ -272,7 +277,7 @@ def test_seal_opens_only_for_its_store_reference_and_model(tmp_path: Path) -> No
         seal.open_sealed(other, blob, **ok)
 
 
-def test_the_office_refuses_a_template_for_an_unknown_store(chain: Office) -> None:
+def test_the_office_refuses_what_its_state_does_not_allow(chain: Office) -> None:
     chain.settle()
     msg = cm.ChainTemplate(
         store_id="s1", chain_ref="c" * 32, target_store="s9", model="dlib-resnet-v1",
@@ -283,4 +288,29 @@ def test_the_office_refuses_a_template_for_an_unknown_store(chain: Office) -> No
     assert chain.ingest.rejected["unknown_store"] == 1
     rows = chain.pg.execute("SELECT count(*) FROM ingested WHERE msg_id=%s", (msg.msg_id,))
     assert rows.fetchone() == (0,)  # rolled back: a later good copy is not a "duplicate"
+    # s2 claiming s1's chain customer (a reference s1 made) is refused and changes nothing
+    s1 = chain.stores["s1"]
+    s1.enrol(ANN, ANN_NAME, unit(17), chain=True)
+    chain.settle()
+    ref = s1.conn.execute("SELECT chain_ref FROM chain_customers").fetchone()[0]
+    forged = msg.model_copy(update={"store_id": "s2", "chain_ref": ref, "target_store": "s3",
+                                    "msg_id": "d" * 32})  # fmt: skip
+    assert chain.ingest.handle(ChainTopics.of("s2", "chain_template"), forged.to_bytes(),
+                               chain.now) == "rejected"  # fmt: skip
+    assert chain.ingest.rejected["origin_conflict"] == 1
+    origin = chain.pg.execute("SELECT origin_store FROM chain_customers WHERE chain_ref=%s",
+                              (ref,)).fetchone()  # fmt: skip
+    assert origin == ("s1",)
+    # a sealed blob that is not base64: refused by the model before the office looks
+    bad = msg.to_bytes().replace(msg.sealed.encode(), b"not base64!")
+    assert chain.ingest.handle(topic, bad, chain.now) == "rejected"
+    assert chain.ingest.rejected["bad_schema"] == 1
+    # after her erasure, a store saying it holds her is refused by the tombstone
+    erase_customer(s1.conn, ANN, actor="manager", reason="asked")
+    chain.settle()
+    late = cm.ChainMember(store_id="s3", chain_ref=ref, customer_id=ANN, sent_at=chain.now)
+    assert chain.ingest.handle(ChainTopics.of("s3", "chain_member"), late.to_bytes(),
+                               chain.now) == "rejected"  # fmt: skip
+    assert chain.ingest.rejected["erased_customer"] == 1
+    assert chain.count("chain_members") == 0
     assert isinstance(chain.pg, psycopg.Connection)
