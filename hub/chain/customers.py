@@ -7,6 +7,9 @@ Up (through the hub's outbox, in the transaction that decides it, like every cha
   id, name and templates sealed for each other store's key (``hub.chain.seal``), once per
   store and consent revision (``chain_sealed``): a store that joins later gets them too. The
   chain names the customer by a random ``chain_ref`` (``chain_customers``), never by id;
+* ``chain_member``: this store holds a chain customer under this loyalty id (when one gives
+  the chain consent here, and when one's templates arrive), so the office sends their
+  purchases (part 4, ``central.pos``);
 * ``chain_erasure``: a chain customer erased here (``hub.privacy.erasure`` queued its
   reference in ``chain_erasures`` in the erasure's own transaction).
 
@@ -19,7 +22,9 @@ once by ``msg_id`` (``seen_messages``, in the same transaction as its effect):
   compared), and enrolled into the gallery, encrypted there with this store's template key;
   the audit records the enrolment with the store it came from;
 * ``erasure_order`` runs this store's own erasure (``hub.privacy.erasure``), whose audit
-  tombstone names the store where it was asked for.
+  tombstone names the store where it was asked for;
+* ``purchase``: a chain customer's receipt from the office's POS feed, stored through the
+  shop room's import path (``hub.shop.pos_import.store_invoices``), so the card shows it.
 
 A bad downlink message (malformed, for another store, a seal that does not open, another
 model, a replay) is a counted, logged rejection (``rejected``), never an exception.
