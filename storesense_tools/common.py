@@ -167,6 +167,9 @@ def command_words(args: argparse.Namespace) -> str:
     action = getattr(args, "action", None)
     if isinstance(action, str):
         words.append(action)
+        sub = getattr(args, f"{action}_action", None)  # ``central user add``
+        if isinstance(sub, str):
+            words.append(sub)
     return " ".join(words)
 
 
