@@ -21,7 +21,7 @@ from typing import Literal
 import psycopg
 from psycopg.types.json import Jsonb
 
-from central import db
+from central import db, downlink, pos
 from storesense import chain_messages as cm
 from storesense.messages import PayloadError
 from storesense.topics import ChainTopics
@@ -109,12 +109,117 @@ def _daily(conn: psycopg.Connection, day: dt.date, m: cm.DailySummary) -> None:
     )  # fmt: skip
 
 
+# -- chain-wide customers: the office relays, never opens (docs/chain.md) -------------------
+
+
+def _store_key(conn: psycopg.Connection, day: dt.date, m: cm.StoreKey) -> None:
+    """A store's key, then the whole directory to every store (a new store's key reaches the
+    others, which then seal their chain customers for it)."""
+    conn.execute(
+        "INSERT INTO store_keys(store_id, public_key) VALUES (%s,%s) ON CONFLICT (store_id) "
+        "DO UPDATE SET public_key=excluded.public_key, registered_at=now()",
+        (m.store_id, m.public_key),
+    )
+    rows = conn.execute("SELECT store_id, public_key FROM store_keys ORDER BY 1").fetchall()
+    keys = {str(r[0]): str(r[1]) for r in rows}
+    for store in keys:
+        directory = cm.KeyDirectory(
+            msg_id=cm.chain_msg_id(store, "key_directory", sorted(keys.items())),
+            store_id=store, keys=keys,
+        )  # fmt: skip
+        downlink.queue(conn, directory)
+
+
+def _template(conn: psycopg.Connection, day: dt.date, m: cm.ChainTemplate) -> None:
+    """Keep the ciphertext (for the record and a later resend) and relay it to its store."""
+    ref = (m.chain_ref,)
+    if conn.execute("SELECT 1 FROM chain_tombstones WHERE chain_ref=%s", ref).fetchone():
+        raise PayloadError("erased_customer", f"chain customer {m.chain_ref} was erased")
+    if (
+        m.target_store == m.store_id
+        or not conn.execute(
+            "SELECT 1 FROM store_keys WHERE store_id=%s", (m.target_store,)
+        ).fetchone()
+    ):
+        raise PayloadError("unknown_store", f"no key registered for {m.target_store!r}")
+    origin = conn.execute(
+        "INSERT INTO chain_customers(chain_ref, origin_store, model, revision) "
+        "VALUES (%s,%s,%s,%s) ON CONFLICT (chain_ref) DO UPDATE SET "
+        "model=excluded.model, revision=greatest(chain_customers.revision, excluded.revision), "
+        "updated_at=now() RETURNING origin_store",
+        (m.chain_ref, m.store_id, m.model, m.revision),
+    ).fetchone()
+    if origin is None or origin[0] != m.store_id:
+        raise PayloadError("origin_conflict", f"{m.chain_ref} is another store's chain customer")
+    conn.execute(
+        "INSERT INTO chain_templates(chain_ref, target_store, origin_store, model, revision, "
+        "sealed) VALUES (%s,%s,%s,%s,%s,%s) ON CONFLICT (chain_ref, target_store) DO UPDATE "
+        "SET model=excluded.model, revision=excluded.revision, sealed=excluded.sealed, "
+        "received_at=now() WHERE chain_templates.revision <= excluded.revision",
+        (m.chain_ref, m.target_store, m.store_id, m.model, m.revision,
+         base64.b64decode(m.sealed)),
+    )  # fmt: skip
+    delivery = cm.TemplateDelivery(
+        msg_id=cm.chain_msg_id(m.target_store, "template_delivery", m.msg_id),
+        store_id=m.target_store, chain_ref=m.chain_ref, origin_store=m.store_id,
+        model=m.model, revision=m.revision, sealed=m.sealed,
+    )  # fmt: skip
+    downlink.queue(conn, delivery, chain_ref=m.chain_ref)
+
+
+def _member(conn: psycopg.Connection, day: dt.date, m: cm.ChainMember) -> None:
+    """A store holds a chain customer under this loyalty id: send it their purchases."""
+    ref = (m.chain_ref,)
+    if conn.execute("SELECT 1 FROM chain_tombstones WHERE chain_ref=%s", ref).fetchone():
+        raise PayloadError("erased_customer", f"chain customer {m.chain_ref} was erased")
+    conn.execute(
+        "INSERT INTO chain_members(chain_ref, store_id, customer_id) VALUES (%s,%s,%s) "
+        "ON CONFLICT (chain_ref, store_id) DO UPDATE SET customer_id=excluded.customer_id",
+        (m.chain_ref, m.store_id, m.customer_id),
+    )
+    pos.queue_history(conn, m.chain_ref, m.store_id, m.customer_id)
+
+
+def _erasure(conn: psycopg.Connection, day: dt.date, m: cm.ChainErasure) -> None:
+    """Erase everywhere: the office's rows go (a tombstone stays), undelivered deliveries are
+    withdrawn, and every other store that holds the customer gets an order."""
+    ref = m.chain_ref
+    holders = {
+        str(r[0])
+        for r in conn.execute(
+            "SELECT origin_store FROM chain_customers WHERE chain_ref=%s UNION "
+            "SELECT target_store FROM chain_templates WHERE chain_ref=%s UNION "
+            "SELECT store_id FROM chain_members WHERE chain_ref=%s",
+            (ref, ref, ref),
+        )
+    } - {m.store_id}
+    conn.execute("DELETE FROM downlink WHERE chain_ref=%s", (ref,))  # deliveries, purchases
+    pos.forget_customer(conn, ref)  # membership rows; their invoices unlinked
+    conn.execute("DELETE FROM chain_customers WHERE chain_ref=%s", (ref,))  # cascades
+    conn.execute(
+        "INSERT INTO chain_tombstones(chain_ref, origin_store, erased_at, stores_ordered) "
+        "VALUES (%s,%s,%s,%s) ON CONFLICT (chain_ref) DO UPDATE SET "
+        "stores_ordered=chain_tombstones.stores_ordered || excluded.stores_ordered",
+        (ref, m.store_id, _ts(m.erased_at), sorted(holders)),
+    )
+    for store in sorted(holders):
+        order = cm.ErasureOrder(
+            msg_id=cm.chain_msg_id(store, "erasure_order", m.msg_id), store_id=store,
+            chain_ref=ref, origin_store=m.store_id, erased_at=m.erased_at,
+        )  # fmt: skip
+        downlink.queue(conn, order)
+
+
 _APPLY: dict[type[cm._ChainMessage], Callable[..., None]] = {
     cm.AlertSummary: _alert,
     cm.Claim: _claim,
     cm.ZoneInterval: _zone,
     cm.StoreHealth: _health,
     cm.DailySummary: _daily,
+    cm.StoreKey: _store_key,
+    cm.ChainTemplate: _template,
+    cm.ChainErasure: _erasure,
+    cm.ChainMember: _member,
 }
 
 
@@ -168,6 +273,9 @@ class Ingest:
             # is a rejection, not a retry that would hold up every store's messages behind it
             self._days.discard(day)
             self._reject(msg.store_id, PayloadError("db_refused", str(exc).splitlines()[0]), now)
+            return "rejected"
+        except PayloadError as exc:  # a chain customer's message the office's state refuses
+            self._reject(msg.store_id, exc, now)  # (rolled back: its ``ingested`` row too)
             return "rejected"
         self.applied[msg.kind] += 1
         return "applied"

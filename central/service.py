@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 TICK_S = 0.5
 RETRY_MAX_S = 30.0
+DOWN_EVERY_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,12 @@ class CentralService:
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self._partition_day: dt.date | None = None
+        # the downlink (chain/v1/<store>/down/<kind>): rows of ``downlink`` in flight by mid
+        self._inflight: dict[int, int] = {}
+        self._acked: queue.Queue[int] = queue.Queue()
+        self._down_at = 0.0
+        self.client.on_publish = self._on_publish
+        self.down_sent = 0
 
     def start(self) -> CentralService:
         self._make_partitions()
@@ -103,6 +110,10 @@ class CentralService:
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         self._inbox.put(_Inbound(msg.topic, bytes(msg.payload), msg.mid, msg.qos))
 
+    def _on_publish(self, client: mqtt.Client, userdata: object, mid: int, rc: object,
+                    props: object) -> None:  # fmt: skip
+        self._acked.put(mid)
+
     # -- worker ----------------------------------------------------------------------------
     def _run(self) -> None:
         # Pinged from this thread (storesense-central.service, WatchdogSec): a worker hung on
@@ -122,8 +133,11 @@ class CentralService:
                 self._apply_until_done(item)
             try:
                 self._make_partitions()
+                self._send_down()
             except psycopg.Error:
-                log.exception("could not make the day's partitions; trying again")
+                log.exception("central database error on the partitions or the downlink; "
+                              "trying again")  # fmt: skip
+                self._reconnect()
 
     def _apply_until_done(self, item: _Inbound) -> None:
         """Apply, then acknowledge; on a database error reconnect and try again (unacked)."""
@@ -142,6 +156,43 @@ class CentralService:
             if item.qos > 0:
                 self.client.ack(item.mid, item.qos)
             return
+
+    def _send_down(self) -> None:
+        """The downlink outbox: mark what the broker acknowledged, publish what is unsent.
+
+        QoS 1 to the central broker, which queues for each store's bridge (persistent
+        session) while its link is down. A row is marked sent on the broker's PUBACK; after
+        a lost connection the rows in flight are published again (the hub drops repeats by
+        ``msg_id``)."""
+        now = time.monotonic()
+        if now < self._down_at and self._acked.empty():
+            return  # at most every DOWN_EVERY_S while the inbox is busy
+        self._down_at = now + DOWN_EVERY_S
+        done = []
+        while True:
+            try:
+                mid = self._acked.get_nowait()
+            except queue.Empty:
+                break
+            down_id = self._inflight.pop(mid, None)
+            if down_id is not None:
+                done.append(down_id)
+        if done:
+            self.conn.execute("UPDATE downlink SET sent_at=now() WHERE down_id = ANY(%s)", (done,))
+            self.down_sent += len(done)
+        if not self.client.is_connected():
+            self._inflight.clear()  # republished after the reconnect
+            return
+        busy = list(self._inflight.values())
+        rows = self.conn.execute(
+            "SELECT down_id, store_id, kind, payload FROM downlink WHERE sent_at IS NULL "
+            "AND NOT (down_id = ANY(%s)) ORDER BY down_id LIMIT 200",
+            (busy,),
+        ).fetchall()
+        for down_id, store_id, kind, payload in rows:
+            info = self.client.publish(ChainTopics.down(store_id, kind), bytes(payload), qos=1)
+            if info.rc == mqtt.MQTT_ERR_SUCCESS:
+                self._inflight[info.mid] = int(down_id)
 
     def _reconnect(self) -> None:
         if not self.conn.closed and not self.conn.broken:

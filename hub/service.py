@@ -34,6 +34,7 @@ from hub.api.dispatch import Api
 from hub.bus import seen
 from hub.bus.outbox import Outbox
 from hub.bus.parked import ParkedWrites, parked_path
+from hub.chain.customers import ChainCustomers
 from hub.chain.feed import ChainFeed, HealthFacts
 from hub.faces import profiles, threshold
 from hub.faces.camera_keys import CameraKeys
@@ -194,7 +195,13 @@ class HubService:
         guard_mqtt_callbacks(self.client, self.guard, log)
         self.outbox = Outbox(self.conn, self.client)
         # what crosses to the chain's central office (cfg.chain.send; nothing by default)
-        self.chain = ChainFeed(self.conn, cfg, self.topics, health=self._health_facts)
+        customers = (
+            ChainCustomers(self.conn, cfg, self.topics, home)
+            if cfg.chain.sends("customers") else None
+        )  # fmt: skip
+        self.chain = ChainFeed(
+            self.conn, cfg, self.topics, health=self._health_facts, customers=customers
+        )
         # the web process's one channel to the hub (storesense.rpc), served by this worker
         # password checks off the worker (hub.staff.verifier); answers come back through the inbox
         checks, threads = None, cfg.app.login_verifiers if login_threads is None else login_threads
@@ -223,6 +230,8 @@ class HubService:
             self.topics.all_floor: self._on_floor,
             self.topics.all_rpc_requests: self._handle_rpc,
         }
+        if customers is not None:  # the central office's messages for this store
+            self._routes[self.topics.all_chain_down] = self._on_chain_down
         for pattern, handler in self._routes.items():
             self.client.message_callback_add(pattern, self._enqueuer(handler))
         self.client.on_message = self._enqueuer(None)
@@ -519,6 +528,13 @@ class HubService:
         applied = self.floor.handle(item.topic, item.payload)  # PayloadError if bad
         self.stats.received["floor_positions"] += 1
         self.stats.duplicates += not applied
+
+    def _on_chain_down(self, item: _Inbound) -> None:
+        """Chain-wide customers from the central office (``hub.chain.customers``): it counts
+        and logs its own rejections; each also counts as ``chain_downlink`` in the hub's status."""
+        assert self.chain.customers is not None
+        if self.chain.customers.apply(item.topic, item.payload, time.time()) == "rejected":
+            self.stats.rejected["chain_downlink"] += 1
 
     def _on_claim(self, item: _Inbound) -> None:
         msg = m.decode(item.payload, m.ClaimRequest)

@@ -8,8 +8,13 @@ this module and nothing of each other.
 What may cross is only what is here: an alert's state without the customer's id or name, a
 claim (which salesperson took which alert when), zone visits and dwell per zone per interval,
 the hub's health, and a day's summary of the store's floor report (figures, advice sentences,
-a small density picture). No embedding, template, face image, customer id or per-person position
-has a field, and unknown fields are refused, so none can ride along.
+a small density picture). No embedding, face image, customer id, name or per-person position
+has a field in the clear, and unknown fields are refused, so none can ride along. The one
+exception is consented: a customer who gave the separate chain consent crosses as a random
+reference (``chain_ref``) and their id, name and templates *sealed* for one receiving store's
+key (``ChainTemplate``), which the central office relays without being able to open; and the
+downlink (central → one store, at the end) carries those sealed templates, the stores'
+public keys and erasure orders.
 
 Message ids are derived from what the message is about (``chain_msg_id``) wherever a message
 can be made twice (a hub restored from a backup re-reads its alerts): the same fact always
@@ -30,7 +35,8 @@ from storesense.ids import Ident
 from storesense.messages import AlertState, PayloadError, _Message, envelope, validate_tagged
 
 ChainKind = Literal[
-    "alert_summary", "claim", "zone_interval", "store_health", "daily_summary"
+    "alert_summary", "claim", "zone_interval", "store_health", "daily_summary",
+    "store_key", "chain_template", "chain_erasure", "chain_member",
 ]  # fmt: skip
 
 
@@ -195,7 +201,85 @@ class DailySummary(_ChainMessage):
         return noon.timestamp()
 
 
-ChainMessage = AlertSummary | Claim | ZoneInterval | StoreHealth | DailySummary
+# -- chain-wide customers (issue 16 part 3; docs/chain.md "Chain-wide customers") -----------
+# Only for customers who gave the separate chain consent. A template crosses sealed for ONE
+# receiving store's X25519 key (``sealed``: ephemeral public key, nonce, AES-GCM ciphertext of
+# the customer id, name and templates, hub.chain.seal); the office relays it, cannot open it.
+
+X25519_KEY_B64 = 44  # 32 bytes in base64
+# A chain customer is named on the chain by a random reference the enrolling store makes,
+# never by their customer id: the id and the name travel only inside the seal, so the office
+# never learns who a chain customer is, and once every store has erased its row mapping the
+# reference to the customer (``chain_customers``), the reference leads to nobody.
+ChainRef = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+MAX_SEALED_B64 = 48_000  # the whole message stays under the 64 KiB payload limit
+
+
+def _b64_bytes(value: str, *, exact: int | None = None, what: str) -> str:
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"{what} is not base64") from None
+    if exact is not None and len(raw) != exact:
+        raise ValueError(f"{what} must be {exact} bytes, not {len(raw)}")
+    return value
+
+
+class StoreKey(_ChainMessage):
+    """The store's X25519 public key, which the other stores seal templates for. The private
+    key stays in the store's ``secrets/chain.key``. Id: the store and the key."""
+
+    kind: Literal["store_key"] = "store_key"
+    public_key: str = Field(min_length=X25519_KEY_B64, max_length=X25519_KEY_B64)
+
+    @field_validator("public_key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        return _b64_bytes(value, exact=32, what="public_key")
+
+
+class ChainTemplate(_ChainMessage):
+    """A chain-consented customer's templates, sealed for ``target_store`` only.
+
+    ``revision`` is the customer's chain consent time at the enrolling store: a re-enrolment
+    makes a new revision; the same revision made twice is the same message."""
+
+    kind: Literal["chain_template"] = "chain_template"
+    chain_ref: ChainRef
+    target_store: Ident
+    model: str = Field(min_length=1, max_length=40)
+    revision: float = Field(allow_inf_nan=False)
+    sealed: str = Field(min_length=1, max_length=MAX_SEALED_B64)
+
+    @field_validator("sealed")
+    @classmethod
+    def _sealed(cls, value: str) -> str:
+        return _b64_bytes(value, what="sealed")
+
+
+class ChainErasure(_ChainMessage):
+    """A chain customer was erased at this store: erase them everywhere."""
+
+    kind: Literal["chain_erasure"] = "chain_erasure"
+    chain_ref: ChainRef
+    erased_at: float = Field(allow_inf_nan=False)
+
+
+class ChainMember(_ChainMessage):
+    """A chain customer is enrolled at this store under this loyalty id: the office sends the
+    store their purchase history from every store (part 4, the central POS feed). The one
+    chain message with a customer id in the clear, and only for chain-consented customers:
+    the chain consent covers loyalty and purchases kept centrally (docs/chain.md)."""
+
+    kind: Literal["chain_member"] = "chain_member"
+    chain_ref: ChainRef
+    customer_id: Ident
+
+
+ChainMessage = (
+    AlertSummary | Claim | ZoneInterval | StoreHealth | DailySummary
+    | StoreKey | ChainTemplate | ChainErasure | ChainMember
+)  # fmt: skip
 _ANY: TypeAdapter[ChainMessage] = TypeAdapter(Annotated[ChainMessage, Field(discriminator="kind")])
 
 
@@ -211,6 +295,99 @@ def decode_for(topic_store: str, topic_kind: str, payload: bytes) -> ChainMessag
     msg = parse(payload)
     if msg.store_id != topic_store:
         raise PayloadError("topic_mismatch", f"store_id {msg.store_id!r} on {topic_store!r}'s tree")
+    if msg.kind != topic_kind:
+        raise PayloadError("topic_mismatch", f"kind {msg.kind!r} on a {topic_kind!r} topic")
+    return msg
+
+
+# -- the downlink: central office -> one store (``chain/v1/<store>/down/<kind>``) -------------
+# The store's bridge maps it in to ``storesense/v1/<store>/chain-down/<kind>``; only the hub
+# reads there. ``store_id`` is the RECEIVING store: a message for another store is refused.
+# The central office makes each one once into its ``downlink`` table (its outbox) and the
+# hub applies each exactly once by ``msg_id`` (``seen_messages``).
+
+DownKind = Literal["key_directory", "template_delivery", "erasure_order", "purchase"]
+
+
+class KeyDirectory(_ChainMessage):
+    """Every store's public key as the office knows them (the receiver's own included)."""
+
+    kind: Literal["key_directory"] = "key_directory"
+    keys: dict[Ident, str] = Field(max_length=5000)
+
+    @field_validator("keys")
+    @classmethod
+    def _keys(cls, value: dict[str, str]) -> dict[str, str]:
+        for store, key in value.items():
+            _b64_bytes(key, exact=32, what=f"key of {store}")
+        return value
+
+
+class TemplateDelivery(_ChainMessage):
+    """A sealed template from ``origin_store`` for this store, as the office received it."""
+
+    kind: Literal["template_delivery"] = "template_delivery"
+    chain_ref: ChainRef
+    origin_store: Ident
+    model: str = Field(min_length=1, max_length=40)
+    revision: float = Field(allow_inf_nan=False)
+    sealed: str = Field(min_length=1, max_length=MAX_SEALED_B64)
+
+    @field_validator("sealed")
+    @classmethod
+    def _sealed(cls, value: str) -> str:
+        return _b64_bytes(value, what="sealed")
+
+
+class ErasureOrder(_ChainMessage):
+    """Erase this chain customer: they asked for it at ``origin_store``."""
+
+    kind: Literal["erasure_order"] = "erasure_order"
+    chain_ref: ChainRef
+    origin_store: Ident
+    erased_at: float = Field(allow_inf_nan=False)
+
+
+class PurchaseLine(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sku: str = Field(min_length=1, max_length=64)
+    description: str = Field("", max_length=200)
+    quantity: int = Field(ge=-1_000_000, le=1_000_000)
+    unit_price: float = Field(ge=0, le=1_000_000, allow_inf_nan=False)
+
+
+class Purchase(_ChainMessage):
+    """One receipt of a chain customer enrolled at this store, from the office's POS import
+    (part 4): ``source_store`` is the till's store. ``invoiced_at`` is that store's wall
+    clock (``YYYY-MM-DD HH:MM:SS``), as the till printed it."""
+
+    kind: Literal["purchase"] = "purchase"
+    chain_ref: ChainRef
+    customer_id: Ident
+    source_store: Ident
+    invoice_no: str = Field(min_length=1, max_length=64)
+    invoiced_at: dt.datetime
+    country: str = Field("", max_length=64)
+    cancellation: bool = False
+    lines: list[PurchaseLine] = Field(min_length=1, max_length=400)
+
+
+DownMessage = KeyDirectory | TemplateDelivery | ErasureOrder | Purchase
+_DOWN: TypeAdapter[DownMessage] = TypeAdapter(Annotated[DownMessage, Field(discriminator="kind")])
+
+
+def parse_down(payload: bytes) -> DownMessage:
+    """Bytes off the store's ``chain-down`` topics → a downlink message (``PayloadError``)."""
+    return validate_tagged(_DOWN, envelope(payload))
+
+
+def decode_down_for(store_id: str, topic_kind: str, payload: bytes) -> DownMessage:
+    """:func:`parse_down`, then refuse one addressed to another store (``wrong_store``) or on
+    another kind's topic (``topic_mismatch``)."""
+    msg = parse_down(payload)
+    if msg.store_id != store_id:
+        raise PayloadError("wrong_store", f"for store {msg.store_id!r}, this is {store_id!r}")
     if msg.kind != topic_kind:
         raise PayloadError("topic_mismatch", f"kind {msg.kind!r} on a {topic_kind!r} topic")
     return msg

@@ -67,8 +67,9 @@ class RecognitionConfig(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _model_defaults(cls, data: Any) -> Any:
-        if not isinstance(data, dict) or data.get("model", DEFAULT_MODEL) not in DECISION_DEFAULTS:
-            return data  # the field's own validation says what is wrong
+        model = data.get("model", DEFAULT_MODEL) if isinstance(data, dict) else None
+        if not isinstance(model, str) or model not in DECISION_DEFAULTS:
+            return data  # the field's own validation says what is wrong (a list: unhashable)
         d = DECISION_DEFAULTS[data.get("model", DEFAULT_MODEL)]
         return {
             "threshold": d.threshold,
@@ -166,14 +167,21 @@ class FaceSealConfig(_Strict):
     )
 
 
-ChainItem = Literal["alert_summaries", "claims", "floor_aggregates", "health", "daily_summaries"]
+# ``customers``: chain-wide customers (docs/chain.md): only customers who gave the separate
+# chain consent, their templates sealed for each other store's key (the office relays
+# ciphertext it cannot open), and erasure requests; without it nothing of a customer crosses.
+ChainItem = Literal[
+    "alert_summaries", "claims", "floor_aggregates", "health", "daily_summaries", "customers"
+]  # fmt: skip
 
 
 class ChainConfig(_Strict):
     """What this store sends to its chain's central office (docs/chain.md); nothing by default.
 
-    ``send`` lists what may cross; there is no item for embeddings, templates, names, customer
-    ids or per-person positions, so no setting can send them. The interval must divide a day,
+    ``send`` lists what may cross; there is no item for embeddings, names or per-person
+    positions, so no setting can send them; ``customers`` sends, for chain-consented customers
+    only, their id and their templates sealed for the other stores' keys (never readable on
+    the way). The interval must divide a day,
     so every store's floor intervals start at the same instants and the central office can
     compare them row by row.
     """

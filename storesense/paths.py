@@ -29,6 +29,11 @@ def template_key_path(home: Path) -> Path:
     return home / "secrets" / "template.key"
 
 
+def chain_key_path(home: Path) -> Path:
+    """The store's X25519 chain key: other stores seal chain customers' templates for it."""
+    return home / "secrets" / "chain.key"
+
+
 def camera_keys_path(home: Path) -> Path:
     """The hub's per-camera face seal keys (hub.faces.camera_keys)."""
     return home / "secrets" / "camera_keys.json"

@@ -91,6 +91,9 @@ class Topics:
         return f"{self.base}/hub/nodes"
 
     # hub → central office, through the store broker's bridge (storesense.chain_messages)
+    # every store's local chain topics (a hub's outbox holds its own only)
+    any_store_chain = f"{ROOT}/+/chain/+"
+
     def chain(self, kind: str) -> str:
         return f"{self.base}/chain/{kind}"
 
@@ -98,6 +101,19 @@ class Topics:
     def chain_prefix(self) -> str:
         """The local prefix the bridge forwards (and strips): ``…/<store>/chain/``."""
         return f"{self.base}/chain/"
+
+    @property
+    def chain_down_prefix(self) -> str:
+        """Where the bridge maps the central office's messages for this store in:
+        ``…/<store>/chain-down/`` (not under ``chain/``: the out direction must not loop them)."""
+        return f"{self.base}/chain-down/"
+
+    def chain_down(self, kind: str) -> str:
+        return f"{self.chain_down_prefix}{kind}"
+
+    @property
+    def all_chain_down(self) -> str:
+        return f"{self.chain_down_prefix}+"
 
     def segment(self, topic: str, index_from_base: int) -> str | None:
         """The n-th level after ``storesense/v1/<store>/``; None if the topic is not ours."""
@@ -121,6 +137,22 @@ class ChainTopics:
     @staticmethod
     def store_tree(store_id: str) -> str:
         return f"{CHAIN_ROOT}/{store_id}/#"
+
+    @staticmethod
+    def store_kinds(store_id: str) -> str:
+        """What a store may write: one level under its id (not its ``down/`` tree)."""
+        return f"{CHAIN_ROOT}/{store_id}/+"
+
+    @staticmethod
+    def down_prefix(store_id: str) -> str:
+        """The central office's messages for one store: ``chain/v1/<store>/down/<kind>``."""
+        return f"{CHAIN_ROOT}/{store_id}/down/"
+
+    @staticmethod
+    def down(store_id: str, kind: str) -> str:
+        return f"{CHAIN_ROOT}/{store_id}/down/{kind}"
+
+    all_down = f"{CHAIN_ROOT}/+/down/+"
 
     @staticmethod
     def of(store_id: str, kind: str) -> str:

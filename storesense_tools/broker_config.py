@@ -102,6 +102,9 @@ def acl_rules(cfg: StoreConfig) -> dict[str, list[tuple[Access, str]]]:
             ("write", t.node_health),
             # what the store sends its chain's office (docs/chain.md); the bridge forwards it
             ("write", t.chain("+")),
+            # the office's messages for this store: its bridge writes them (a bridge's local
+            # side is not subject to the ACL), only the hub reads them, nobody else writes
+            ("read", t.all_chain_down),
         ],
         # The web process (a stateless gateway): it sends requests on the rpc topics and reads
         # the replies, the alert projection and the hub's status; it never reads embeddings,

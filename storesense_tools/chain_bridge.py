@@ -5,11 +5,13 @@ Writes, for a chain's list of store ids:
 - the central broker's TLS-only ``mosquitto.conf`` with its own CA and certificate
   (``storesense.tls``), a ``passwd`` with one account per store (``store-<id>``) and one for
   the central ingest (``central-ingest``), and an ``acl`` in which a store's account may only
-  *write* its own tree ``chain/v1/<id>/#`` and the ingest may only read ``chain/v1/+/+``;
+  *write* its own kinds ``chain/v1/<id>/+`` and read its downlink ``chain/v1/<id>/down/+``,
+  and the ingest may only read ``chain/v1/+/+`` and write the downlinks ``chain/v1/+/down/+``;
 - ``bridges/<id>.conf``: the lines to append to store ``<id>``'s broker config: a bridge
   that forwards the store's ``storesense/v1/<id>/chain/#`` (and nothing else) out, QoS 1,
   remapped to ``chain/v1/<id>/…``, over TLS with the store's credentials, with a persistent
-  session so messages produced while the link is down wait on the store's broker;
+  session so messages produced while the link is down wait on the store's broker; and the
+  downlink in, ``chain/v1/<id>/down/+`` → ``storesense/v1/<id>/chain-down/+``;
 - ``credentials/<account>.yaml`` (0600) for each account.
 
 docs/chain.md has the ACL table and the install steps.
@@ -63,9 +65,15 @@ class ChainBundle:
 def central_acl_rules(store_ids: list[str]) -> dict[str, list[tuple[Access, str]]]:
     """A store writes only its own tree; the ingest only reads. Nobody reads a store's tree
     but the ingest (one store cannot read another's claims)."""
-    rules: dict[str, list[tuple[Access, str]]] = {INGEST: [("read", ChainTopics.all_stores)]}
+    rules: dict[str, list[tuple[Access, str]]] = {
+        # the office reads every store's kinds and writes each store's downlink
+        INGEST: [("read", ChainTopics.all_stores), ("write", ChainTopics.all_down)],
+    }
     for store_id in store_ids:
-        rules[store_account(store_id)] = [("write", ChainTopics.store_tree(store_id))]
+        rules[store_account(store_id)] = [
+            ("write", ChainTopics.store_kinds(store_id)),  # not its own down/ tree
+            ("read", ChainTopics.down_prefix(store_id) + "+"),  # the bridge's "in" topic
+        ]
     return rules
 
 
@@ -102,6 +110,8 @@ def render_bridge(
     """
     local = Topics(store_id).chain_prefix
     remote = ChainTopics.store_prefix(store_id)
+    local_down = Topics(store_id).chain_down_prefix
+    remote_down = ChainTopics.down_prefix(store_id)
     user = store_account(store_id)
     tls_lines = (
         f"bridge_cafile {cafile}\nbridge_insecure false\nbridge_tls_version tlsv1.2\n"
@@ -126,6 +136,8 @@ start_type automatic
 restart_timeout {base} {cap}
 keepalive_interval 30
 {tls_lines}topic # out 1 {local} {remote}
+# the office's messages for this store (chain-wide customers), in, QoS 1; only the hub reads
+topic + in 1 {local_down} {remote_down}
 """
 
 

@@ -1,11 +1,12 @@
-"""``storesense central run|migrate|retention|bridge-config|user|store|web``: the chain's
+"""``storesense central run|migrate|retention|bridge-config|user|store|web|pos``: the chain's
 central office; and ``storesense chain resend`` on a store hub.
 
 ``migrate`` sets up or upgrades the PostgreSQL schema (``central.db``); ``run`` is the ingest
 service (``central.service``); ``bridge-config`` writes the central broker's config and each
 store's bridge (``storesense_tools.chain_bridge``); ``user add`` and ``store set`` keep the
 head-office users and the stores' regions, and ``web`` serves the roll-up page
-(``central.web``). The central config is a YAML file (``--central-config``, else
+(``central.web``); ``pos import`` reads a store's till export into the office (``central.pos``).
+The central config is a YAML file (``--central-config``, else
 ``$STORESENSE_CENTRAL_CONFIG``, else ``HOME/central.yaml``); the database can also be given
 alone with ``--database``.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +156,35 @@ def cmd_central_store_set(args: argparse.Namespace, home: Path) -> int:
     return 0
 
 
+def cmd_central_pos_import(args: argparse.Namespace, home: Path) -> int:
+    """One till export of one store into the office (docs/chain.md "Central POS feed")."""
+    from central.pos import import_pos
+    from storesense.pos_csv import ImportFailed
+
+    conn = _office_db(args, home)
+    try:
+        report, queued = import_pos(conn, Path(args.csv), args.store, args.format,
+                                    max_errors=args.max_errors)  # fmt: skip
+    except ImportFailed as exc:
+        for line, msg in exc.report.errors[:20]:
+            print(f"  line {line}: {msg}", file=sys.stderr)
+        raise CliError(str(exc)) from None
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        conn.close()
+    for line, msg in report.errors[:20]:
+        print(f"  skipped line {line}: {msg}", file=sys.stderr)
+    print(
+        f"{report.path} (store {args.store}): {report.rows} rows in {report.seconds:.1f} s: "
+        f"{report.invoices_imported} invoices ({report.lines_imported} lines) imported, "
+        f"{report.invoices_duplicate} already there, {report.skipped_no_customer} rows without "
+        f"customer skipped, {report.error_count} bad rows; {queued} purchases queued for the "
+        "stores holding those chain customers"
+    )
+    return 0
+
+
 def cmd_central_web(args: argparse.Namespace, home: Path) -> int:
     """The head-office roll-up page (its own process beside ``central run``)."""
     import uvicorn
@@ -254,6 +285,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     sset.add_argument("--region", help="its region ('' for none)")
     sset.add_argument("--name", help="its name on the page")
     sset.set_defaults(func=cmd_central_store_set, extra=CENTRAL_EXTRA)
+    pos = acts.add_parser("pos", help="the chain's POS feed")
+    pos_acts = pos.add_subparsers(dest="pos_action", required=True)
+    pim = pos_acts.add_parser(
+        "import", parents=[common, db_arg],
+        help="import one store's till export (the formats of `storesense pos import`)",
+    )  # fmt: skip
+    pim.add_argument("csv", help="CSV file (optionally .gz)")
+    pim.add_argument("--store", required=True, help="the store whose till this export is")
+    pim.add_argument("--format", choices=["online-retail", "generic"], default="online-retail")
+    pim.add_argument(
+        "--max-errors", type=int, default=0,
+        help="bad rows allowed (their invoices dropped); default 0: all or nothing",
+    )  # fmt: skip
+    pim.set_defaults(func=cmd_central_pos_import, extra=CENTRAL_EXTRA)
     web = acts.add_parser("web", parents=[common, db_arg], help="serve the roll-up page")
     web.add_argument("--listen", default="127.0.0.1")
     web.add_argument("--port", type=int, default=8095)

@@ -59,6 +59,7 @@ def cmd_enroll(args: argparse.Namespace, home: Path) -> int:
         method=args.consent_method,
         photo_shown=args.photo_consent,
         hint=args.hint,
+        chain=args.chain_consent,
     )
     try:
         gallery = Gallery.open(_conn(home), template_key_path(home))
@@ -95,6 +96,12 @@ def cmd_enroll(args: argparse.Namespace, home: Path) -> int:
         print(f"consent {consent.reference.strip()} recorded as the one in force{earlier}")
     else:
         print(f"enrolled {args.customer} with {r.total} template(s){kept}")
+    if args.chain_consent:
+        sends = cfg is not None and cfg.chain.sends("customers")
+        print("chain consent recorded: " + (
+            "the template goes sealed to the chain's other stores at the hub's next chain tick"
+            if sends else "nothing is sent until the store config's chain.send has customers"
+        ))  # fmt: skip
     if r.dropped:
         print(
             f"dropped {len(r.dropped)} lowest-quality template(s) to stay within "
@@ -228,6 +235,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="the customer also agreed to 'photo shown to staff at arrival' (a separate "
         "consent item; needs privacy.keep_enrolment_photo)",
+    )
+    en.add_argument(
+        "--chain-consent",
+        action="store_true",
+        help="the customer also agreed to be known in the chain's other stores (a separate "
+        "consent item: their template goes, sealed for each store's key, to the other stores; "
+        "needs chain.send: [customers]; docs/chain.md)",
     )
     en.add_argument(
         "--hint", help="the customer's own words for staff, e.g. 'usually wears glasses' (80 max)"

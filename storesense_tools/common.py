@@ -168,7 +168,9 @@ def command_words(args: argparse.Namespace) -> str:
     action = getattr(args, "action", None)
     if isinstance(action, str):
         words.append(action)
-        words += [v for k, v in vars(args).items() if k.endswith("_action") and isinstance(v, str)]
+        sub = getattr(args, f"{action}_action", None)  # ``central user add``
+        if isinstance(sub, str):
+            words.append(sub)
     return " ".join(words)
 
 

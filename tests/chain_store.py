@@ -9,10 +9,13 @@ visits are stored as the floor room stores them when a visit ends, the chain fee
 from __future__ import annotations
 
 import json
+import queue
+from dataclasses import replace
 from pathlib import Path
 
 from hub.alerts import claims as alerts
 from hub.bus.outbox import Outbox
+from hub.chain.customers import ChainCustomers
 from hub.chain.feed import ChainFeed
 from hub.faces.gallery import Gallery
 from hub.faces.template_crypto import TemplateCipher, load_or_create_key
@@ -67,8 +70,23 @@ class ChainStore:
         self.config_path.write_text(text)
         self.home = home
         self.topics = Topics(store_id)
-        self.feed = ChainFeed(self.conn, self.cfg, self.topics)
+        self.customers = (
+            ChainCustomers(self.conn, self.cfg, self.topics, home)
+            if self.cfg.chain.sends("customers") else None
+        )  # fmt: skip
+        self.feed = ChainFeed(self.conn, self.cfg, self.topics, customers=self.customers)
         self.outbox: Outbox | None = None
+        # the central office's messages for this store, as the hub's route receives them
+        self.downlink: queue.Queue[tuple[str, bytes]] = queue.Queue()
+        self.down_log: list[tuple[str, bytes, str]] = []  # (topic, payload, outcome)
+
+    def enrol(self, customer_id: str, name: str, face: object, *, chain: bool) -> None:
+        """Enrol a customer here (the chain consent only where ``chain``)."""
+        gallery = Gallery.open(self.conn, self.home / "secrets" / "template.key")
+        gallery.enrol(
+            customer_id, name, replace(consent(f"ref-{customer_id}"), chain=chain),
+            [(face, 0.9, "t")],  # type: ignore[list-item]
+        )  # fmt: skip
 
     # -- what happens in the store -----------------------------------------------------------
     def serve_customer(self, now: float, staff: str = "bob") -> str:
@@ -156,10 +174,21 @@ class ChainStore:
         self.outbox = Outbox(self.conn, client)
         outbox = self.outbox
         client.on_publish = lambda c, u, mid, rc, p: outbox.on_publish(mid)
+        if self.customers is not None:  # the hub's chain-down route (hub.service)
+            down = self.topics.all_chain_down
+            client.on_connect = lambda c, u, f, rc, p: c.subscribe(down, qos=1)
+            client.on_message = lambda c, u, msg: self.downlink.put((msg.topic, bytes(msg.payload)))
         connect(client, mqtt)
 
     def step(self, now: float) -> None:
-        """One turn of the hub worker's loop as far as the chain goes: tick, then flush."""
+        """One turn of the hub worker's loop as far as the chain goes: the downlink messages
+        received, then tick, then flush."""
+        while self.customers is not None:
+            try:
+                topic, payload = self.downlink.get_nowait()
+            except queue.Empty:
+                break
+            self.down_log.append((topic, payload, self.customers.apply(topic, payload, now)))
         self.feed.tick(now)
         assert self.outbox is not None
         self.outbox.flush()

@@ -389,6 +389,7 @@ CENTRAL_ONLY: dict[str, tuple[str, ...]] = {
     "central migrate": (), "central run": (), "central retention": (), "central web": (),
     "central user add": ("--user", "nora", "--role", "chain"),
     "central store set": ("--store", "s1"),
+    "central pos import": ("x.csv", "--store", "s1"),
 }  # fmt: skip
 # What a camera runs: the agent and the camera-side tools (calibration, offline tracking).
 CAMERA_COMMANDS = {

@@ -11,8 +11,8 @@ re-reads its alerts) is the same message and the central office drops the copy.
 Nothing here reads another room's tables: alerts come from ``hub.alerts.views``, zone
 figures from ``hub.floor.intervals``, camera states from ``hub.alerts.node_health``, a settled
 day's report figures from ``hub.floor.analysis`` (``hub.chain.daily``).
-The summaries leave out the customer's id and name: chain-wide customers need their own
-consent (issue 16, not built yet) and will have their own message.
+The summaries leave out the customer's id and name: chain-wide customers have their own
+consent and their own messages (``hub.chain.customers``).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from hub.alerts import node_health
 from hub.alerts import views as alert_views
 from hub.bus import outbox
 from hub.chain import daily
+from hub.chain.customers import ChainCustomers
 from hub.floor import intervals
 from hub.store import db
 from storesense import chain_messages as cm
@@ -67,12 +68,16 @@ class ChainFeed:
         topics: Topics,
         *,
         health: Callable[[], HealthFacts] = HealthFacts,
+        customers: ChainCustomers | None = None,
     ) -> None:
+        """``customers``: the chain-wide customers (``chain.send`` has ``customers``; it
+        needs the hub's home for the keys, so the daemon makes it)."""
         self.conn = conn
         self.cfg = cfg
         self.chain = cfg.chain
         self.topics = topics
         self._health = health
+        self.customers = customers
         self._next_health = 0.0
         self.enqueued = 0  # messages written to the outbox since start (status, tests)
         self._daily_retry_at = 0.0
@@ -96,6 +101,8 @@ class ChainFeed:
         if self.chain.sends("health") and now >= self._next_health:
             self._next_health = now + self.chain.health_interval_s
             n += self._health_message(now)
+        if self.customers is not None and self.chain.sends("customers"):
+            n += self.customers.tick(now)
         self.enqueued += n
         return n
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +55,9 @@ class Consent:
     # arrival_photo); without it at most ``hint``, the customer's own words for staff.
     photo_shown: bool = False
     hint: str | None = None
+    # Another separate item: "my face template may go to the chain's other stores" (issue 16,
+    # docs/chain.md). Without it nothing about the customer's face leaves this store.
+    chain: bool = False
 
     def problems(self) -> list[str]:
         out = []
@@ -141,6 +145,7 @@ class Gallery:
         photo: tuple[bytes, str] | None = None,
         max_templates: int = DEFAULT_MAX_TEMPLATES,
         model: str = DEFAULT_MODEL,
+        also: Callable[[sqlite3.Connection], object] | None = None,
     ) -> EnrolResult:
         """Store a customer's templates (vector, quality, source label); say what now exists.
 
@@ -157,6 +162,9 @@ class Gallery:
         the oldest among equals, and the audit row says which were dropped. The customer id
         must follow the one rule (``storesense.ids``): an id the alert message could not carry
         would be enrolled and then never alerted on.
+
+        ``also`` runs inside the enrolment's transaction (the chain room records the message
+        that brought a chain customer's templates as seen, atomically with them).
 
         The consent taker is NOT looked up here (the face room does not read staff accounts):
         ``storesense_tools.enrolment.enrol_customer``, the operator's path, checks it.
@@ -199,15 +207,17 @@ class Gallery:
             c.execute(
                 "INSERT INTO customers(customer_id, name, consent_ref, consent_at, created_at, "
                 "consent_notice, consent_method, consent_staff, last_visit_at, "
-                "photo_consent_at, arrival_hint) "
-                "VALUES (?,?,?,?,?,?,?,?,NULL,?,?) ON CONFLICT(customer_id) DO UPDATE SET "
+                "photo_consent_at, arrival_hint, chain_consent_at) "
+                "VALUES (?,?,?,?,?,?,?,?,NULL,?,?,?) ON CONFLICT(customer_id) DO UPDATE SET "
                 "name=excluded.name, consent_ref=excluded.consent_ref, "
                 "consent_at=excluded.consent_at, consent_notice=excluded.consent_notice, "
                 "consent_method=excluded.consent_method, consent_staff=excluded.consent_staff, "
-                "photo_consent_at=excluded.photo_consent_at, arrival_hint=excluded.arrival_hint",
+                "photo_consent_at=excluded.photo_consent_at, arrival_hint=excluded.arrival_hint, "
+                "chain_consent_at=excluded.chain_consent_at",
                 (customer_id, name, reference, given_at, now,
                  consent.notice_version, consent.method, consent.staff_id,
-                 given_at if consent.photo_shown else None, hint),
+                 given_at if consent.photo_shown else None, hint,
+                 given_at if consent.chain else None),
             )  # fmt: skip
             c.execute(
                 "UPDATE consent_records SET superseded_at=? "
@@ -216,9 +226,10 @@ class Gallery:
             )
             c.execute(
                 "INSERT INTO consent_records(customer_id, reference, method, notice_version, "
-                "staff_id, given_at, recorded_at, photo_shown) VALUES (?,?,?,?,?,?,?,?)",
+                "staff_id, given_at, recorded_at, photo_shown, chain_consent) "
+                "VALUES (?,?,?,?,?,?,?,?,?)",
                 (customer_id, reference, consent.method, consent.notice_version,
-                 consent.staff_id, given_at, now, int(consent.photo_shown)),
+                 consent.staff_id, given_at, now, int(consent.photo_shown), int(consent.chain)),
             )  # fmt: skip
             new_ids = [
                 int(
@@ -263,7 +274,8 @@ class Gallery:
                     f"{reference} ({consent.method}, notice "
                     f"{consent.notice_version}, taken by {consent.staff_id}); photo shown to "
                     f"staff at arrival: {'yes' if consent.photo_shown else 'no'}"
-                    f"{'; hint for staff given' if hint else ''}{before}"
+                    f"{'; hint for staff given' if hint else ''}; shared with the chain's "
+                    f"stores: {'yes' if consent.chain else 'no'}{before}"
                 ),
             )  # fmt: skip
             if dropped:
@@ -275,6 +287,8 @@ class Gallery:
                     ),
                 )  # fmt: skip
             profiles.gallery_changed(c)
+            if also is not None:
+                also(c)
         return EnrolResult(
             customer_id=customer_id,
             added=added,
@@ -316,6 +330,18 @@ class Gallery:
             raise template_crypto.TemplateKeyError(
                 "the template key was rotated since this process loaded it: run again"
             )
+
+    def customer_templates(
+        self, customer_id: str, model: str
+    ) -> list[tuple[np.ndarray, float, str]]:
+        """A customer's templates of ``model``, decrypted (vector, quality, source): for
+        sealing them for another store of the chain (hub.chain.customers), never stored so."""
+        rows = self.conn.execute(
+            "SELECT vector_enc, quality, source FROM templates WHERE customer_id=? AND model=? "
+            "ORDER BY template_id",
+            (customer_id, model),
+        ).fetchall()
+        return [(self.cipher.decrypt(customer_id, r[0]), float(r[1]), str(r[2])) for r in rows]
 
     def enrolment_photo(self, customer_id: str) -> tuple[bytes, str] | None:
         row = self.conn.execute(

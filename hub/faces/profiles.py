@@ -90,8 +90,8 @@ def customer_data(conn: sqlite3.Connection, customer_id: str) -> dict[str, Any]:
     cid = (customer_id,)
     profile = conn.execute(
         "SELECT customer_id, name, consent_ref, consent_at, consent_notice, consent_method, "
-        "consent_staff, photo_consent_at, arrival_hint, created_at, last_visit_at "
-        "FROM customers WHERE customer_id=?",
+        "consent_staff, photo_consent_at, chain_consent_at, arrival_hint, created_at, "
+        "last_visit_at FROM customers WHERE customer_id=?",
         cid,
     ).fetchone()
     templates = conn.execute(
@@ -102,7 +102,8 @@ def customer_data(conn: sqlite3.Connection, customer_id: str) -> dict[str, Any]:
     photo = conn.execute("SELECT 1 FROM enrolment_photos WHERE customer_id=?", cid).fetchone()
     consents = conn.execute(
         "SELECT reference, method, notice_version, staff_id, given_at, recorded_at, "
-        "photo_shown, superseded_at FROM consent_records WHERE customer_id=? ORDER BY consent_id",
+        "photo_shown, chain_consent, superseded_at FROM consent_records WHERE customer_id=? "
+        "ORDER BY consent_id",
         cid,
     ).fetchall()
     return {
@@ -162,6 +163,24 @@ def forget_customer(conn: sqlite3.Connection, customer_id: str) -> bool:
     if gone:
         gallery_changed(conn)  # the live matcher reloads without them
     return bool(gone)
+
+
+@dataclass(frozen=True)
+class ChainConsented:
+    customer_id: str
+    chain_consent_at: float
+    name: str
+    consent_ref: str
+    notice_version: str
+
+
+def chain_consented(conn: sqlite3.Connection) -> list[ChainConsented]:
+    """The customers who gave the chain consent (hub.chain.customers seals theirs only)."""
+    rows = conn.execute(
+        "SELECT customer_id, chain_consent_at, name, consent_ref, consent_notice FROM customers "
+        "WHERE chain_consent_at IS NOT NULL ORDER BY customer_id"
+    ).fetchall()
+    return [ChainConsented(r[0], float(r[1]), r[2], r[3] or "", r[4] or "") for r in rows]
 
 
 def profiles_unseen_since(conn: sqlite3.Connection, cutoff: float) -> list[str]:

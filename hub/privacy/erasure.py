@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from hub.alerts import records as alert_records
+from hub.chain import members as chain_members
 from hub.faces import profiles
 from hub.privacy import audit
 from hub.shop import pos_store
@@ -37,15 +39,31 @@ class ErasureReport:
 
 
 def erase_customer(
-    conn: sqlite3.Connection, customer_id: str, *, actor: str, reason: str
-) -> ErasureReport:
-    """Each room forgets the customer through its own function, all in one transaction."""
+    conn: sqlite3.Connection, customer_id: str, *, actor: str, reason: str,
+    chain_origin: str | None = None,
+    also: Callable[[sqlite3.Connection], object] | None = None,
+) -> ErasureReport:  # fmt: skip
+    """Each room forgets the customer through its own function, all in one transaction.
+
+    A chain customer (docs/chain.md) erased here queues the request that erases them in every
+    store; ``chain_origin`` names the store where the erasure was asked for when the central
+    office ordered this one (no request goes back up, the audit names that store). ``also``
+    runs inside the transaction (the downlink's message id is recorded as seen with it).
+    """
     now = time.time()
     with db.write(conn) as c:
+        chain = chain_members.forget_customer(c, customer_id, now, request_up=chain_origin is None)
         profile = profiles.forget_customer(c, customer_id)  # bumps the gallery version
         alert_records.forget_customer(c, customer_id, now)
         receipts = pos_store.forget_customer_purchases(c, customer_id)
+        where = (
+            f"; chain erasure asked for at store {chain_origin}" if chain_origin is not None
+            else "; chain customer: erasure requested in every store" if chain else ""
+        )  # fmt: skip
         redacted = audit.record_erasure(
-            c, customer_id, actor=actor, at=now, detail=f"{reason}; receipts unlinked: {receipts}"
-        )
+            c, customer_id, actor=actor, at=now,
+            detail=f"{reason}; receipts unlinked: {receipts}{where}",
+        )  # fmt: skip
+        if also is not None:
+            also(c)
     return ErasureReport(profile, receipts, redacted)

@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from hub.alerts import records as alert_records
+from hub.chain import members as chain_members
 from hub.faces import profiles
 from hub.privacy import audit
 from hub.shop import pos_store
@@ -43,6 +44,7 @@ def export_customer(
             )
         ],
         **pos_store.customer_data(conn, customer_id),
+        **chain_members.customer_data(conn, customer_id),  # chain-wide: from where, sent where
     }
     # After an erasure only the tombstone names them: that is not data to hand out, and
     # auditing an export of it would write their id into the log again.

@@ -12,56 +12,18 @@ Floor analytics (sales per zone) call ``revenue_by_category`` / ``revenue_by_cat
 
 from __future__ import annotations
 
-import hashlib
-import json
 import sqlite3
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
 from hub.shop.categories import NON_PRODUCT, Categorizer
+from storesense.pos_csv import TIME_FMT, Invoice, Line  # the parsed receipt, shared
+
+__all__ = ["TIME_FMT", "Invoice", "Line"]  # and the functions below
 
 # The tables are defined in hub/store/migrations (0001_baseline.sql); this room owns them.
-
-
-TIME_FMT = "%Y-%m-%d %H:%M:%S"
-
-
-@dataclass(frozen=True, slots=True)
-class Line:
-    stock_code: str
-    description: str
-    quantity: int
-    unit_price: float
-
-
-@dataclass(slots=True)
-class Invoice:
-    """One receipt as parsed from a CSV or a webhook, before it is stored."""
-
-    invoice_no: str
-    customer_id: str
-    invoiced_at: datetime
-    country: str
-    cancellation: bool
-    lines: list[Line] = field(default_factory=list)
-    source_line: int = 0  # first CSV line of the invoice, for error messages
-
-    @property
-    def total(self) -> float:
-        return round(sum(ln.quantity * ln.unit_price for ln in self.lines), 2)
-
-    def content_hash(self) -> str:
-        """What makes two imports of one invoice the same: customer, time and lines in order."""
-        body = [
-            self.customer_id,
-            self.invoiced_at.strftime(TIME_FMT),
-            self.country,
-            [[ln.stock_code, ln.description, ln.quantity, ln.unit_price] for ln in self.lines],
-        ]
-        return hashlib.sha256(json.dumps(body, separators=(",", ":")).encode()).hexdigest()
 
 
 def existing_hash(conn: sqlite3.Connection, invoice_no: str) -> str | None:

@@ -27,12 +27,11 @@ from pydantic import (
     model_validator,
 )
 
-from hub.shop import pos_bounds
 from hub.shop.categories import Categorizer, default_rules
 from hub.shop.pos_import import ImportReport, parse_time, store_invoices
 from hub.shop.pos_store import Invoice, Line
 from hub.store import db
-from storesense import ids
+from storesense import ids, pos_bounds
 
 IDEMPOTENCY_KEY = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 # the store room's counter of anonymous transactions skipped (hub.store.db keeps ``counters``)
@@ -43,7 +42,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-# The bounds are hub.shop.pos_bounds's, shared with the CSV import; the Field limits repeat
+# The bounds are storesense.pos_bounds's, shared with the CSV import; the Field limits repeat
 # them only so the OpenAPI document shows them to whoever writes the till's side.
 class PosLine(_Strict):
     sku: str = Field(min_length=1, max_length=pos_bounds.MAX_TEXT["sku"])

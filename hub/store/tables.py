@@ -54,6 +54,11 @@ OWNERS: dict[str, str] = {
     "web_sessions": "staff",
     # push: Web Push subscriptions of the staff phones (hub/push)
     "push_subscriptions": "push",
+    # chain: chain-wide customers (hub/chain/customers.py, members.py; docs/chain.md)
+    "chain_peers": "chain",
+    "chain_customers": "chain",
+    "chain_sealed": "chain",
+    "chain_erasures": "chain",
 }
 
 # meta keys and the room that sets each (all through hub.store.db.put_meta)
@@ -63,6 +68,7 @@ META_KEYS: dict[str, str] = {
     "audit_anchor": "privacy",  # hub.privacy.audit.ANCHOR_KEY
     "chain_alert_seq": "chain",  # hub.chain.feed: the last alert change sent to the chain
     "chain_floor_until": "chain",  # hub.chain.feed: the end of the last floor interval sent
+    "chain_key_sent": "chain",  # hub.chain.customers: the public key last sent to the office
 }
 
 # What each table can hold about a customer (their id, name, face or anything that leads to
@@ -111,4 +117,10 @@ CUSTOMER_DATA: dict[str, str] = {
     "staff": NOBODY,  # staff accounts (staff are not customers)
     "web_sessions": NOBODY,
     "push_subscriptions": NOBODY,  # a staff phone's push endpoint and keys
+    "chain_peers": NOBODY,  # the other stores' public keys
+    "chain_customers": ERASED,  # which customers are chain-wide, from which store
+    "chain_sealed": ERASED,  # for which store a customer's templates were sealed
+    # an erasure request waiting for the next chain tick (then deleted): the random chain
+    # reference only; the erasure itself deleted the chain_customers row linking it to anyone
+    "chain_erasures": NOBODY,
 }

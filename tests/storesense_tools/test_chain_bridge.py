@@ -37,7 +37,7 @@ from storesense_tools.chain_bridge import (
     write_chain_bridge,
 )
 from storesense_tools.embedded_broker import free_port
-from tests.chain_store import ChainStore
+from tests.chain_store import ALL, ChainStore
 from tests.link_proxy import LinkProxy
 from tests.mosquitto_proc import MosquittoProcess, require_mosquitto
 from tests.waiting import wait_for
@@ -84,6 +84,7 @@ class Chain:
 class StoreBroker:
     proc: MosquittoProcess
     hub: MqttConfig  # the hub's account on it
+    accounts: dict[str, str]  # every account's password (the gateway's, the cameras')
 
 
 def _store_broker(home: Path, store: ChainStore, bridge: str) -> StoreBroker:
@@ -96,12 +97,16 @@ def _store_broker(home: Path, store: ChainStore, bridge: str) -> StoreBroker:
         fh.write(bridge)
     hub = MqttConfig(host="127.0.0.1", port=port, username=HUB,
                      password=bundle.accounts[HUB], tls_ca=bundle.ca_cert)  # fmt: skip
-    return StoreBroker(MosquittoProcess(bundle.conf, port).start(), hub)
+    return StoreBroker(MosquittoProcess(bundle.conf, port).start(), hub, bundle.accounts)
 
 
 @contextmanager
 def _chain(
-    tmp_path: Path, pg_dsn: str, store_ids: tuple[str, ...], proxied: tuple[str, ...] = ()
+    tmp_path: Path,
+    pg_dsn: str,
+    store_ids: tuple[str, ...],
+    proxied: tuple[str, ...] = (),
+    send: str = ALL,
 ) -> Iterator[Chain]:
     """The stores, their brokers bridged to the central broker (the ``proxied`` ones through
     a ``LinkProxy``: their WAN link, which a test can cut), the central service."""
@@ -113,7 +118,7 @@ def _chain(
     )  # fmt: skip
     central_broker = MosquittoProcess(bundle.conf, port).start()
     links = {s: LinkProxy(port) for s in proxied}
-    stores = {s: ChainStore(tmp_path / s, s) for s in store_ids}
+    stores = {s: ChainStore(tmp_path / s, s, send=send) for s in store_ids}
     brokers = {}
     for s in store_ids:
         bridge = bundle.bridges[s].read_text()
@@ -229,7 +234,7 @@ def test_a_store_can_write_only_its_own_tree_and_only_with_its_password(chain: C
     with pytest.raises(MqttConnectError, match="refused"):
         connect(wrong, chain.mqtt(store_account("s2"), password="not-it"))
     acl = chain.bundle.acl.read_text()
-    assert "user store-s1\ntopic write chain/v1/s1/#" in acl
+    assert "user store-s1\ntopic write chain/v1/s1/+\ntopic read chain/v1/s1/down/+" in acl
     assert "user central-ingest\ntopic read chain/v1/+/+" in acl
 
 
@@ -237,7 +242,11 @@ def test_the_bridge_forwards_only_the_chain_tree_remapped_under_the_store() -> N
     text = render_bridge("s9", central_host="hq.example", central_port=8883, password="pw",
                          cafile=Path("/etc/storesense/chain-ca.crt"))  # fmt: skip
     topics = [line for line in text.splitlines() if line.startswith("topic ")]
-    assert topics == ["topic # out 1 storesense/v1/s9/chain/ chain/v1/s9/"]
+    assert topics == [
+        "topic # out 1 storesense/v1/s9/chain/ chain/v1/s9/",
+        # the office's messages for s9 only, mapped in where only its hub reads
+        "topic + in 1 storesense/v1/s9/chain-down/ chain/v1/s9/down/",
+    ]
     for line in (
         "cleansession false",
         "remote_username store-s9",

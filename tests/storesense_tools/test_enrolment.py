@@ -98,3 +98,24 @@ def _count(home: Path, table: str) -> int:
     return (
         sqlite3.connect(home / "hub.sqlite3").execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     )
+
+
+def test_the_chain_consent_is_its_own_item_recorded_and_audited(
+    tmp_path: Path, shared_data: Path, capsys
+) -> None:
+    """``--chain-consent`` (docs/chain.md): recorded on the customer and in the consent
+    history, named in the audit; without it a customer is recorded as local."""
+    photo = str(shared_data / "faces" / "orl" / "s1" / "1.pgm")
+    base = ("--consent", "form-17", "--staff", "bob")
+    assert _enrol(tmp_path, "--customer", "c1", "--name", "Ann", *base, "--chain-consent",
+                  photo) == 0  # fmt: skip
+    assert "chain consent recorded" in capsys.readouterr().out
+    assert _enrol(tmp_path, "--customer", "c2", "--name", "Lou", *base, photo) == 0
+    conn = sqlite3.connect(tmp_path / "hub.sqlite3")
+    got = dict(conn.execute("SELECT customer_id, chain_consent_at IS NOT NULL FROM customers"))
+    assert got == {"c1": 1, "c2": 0}
+    rows = dict(conn.execute("SELECT customer_id, chain_consent FROM consent_records"))
+    assert rows == {"c1": 1, "c2": 0}
+    audit = dict(conn.execute("SELECT customer_id, detail FROM audit WHERE action='enrol'"))
+    assert "shared with the chain's stores: yes" in audit["c1"]
+    assert "shared with the chain's stores: no" in audit["c2"]

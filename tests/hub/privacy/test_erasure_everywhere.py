@@ -19,11 +19,13 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,12 +33,14 @@ from typing import Any
 import pytest
 
 from hub.bus.parked import parked_path
+from hub.chain import seal
 from hub.faces.gallery import Gallery
 from hub.privacy import audit
 from hub.service import HubService
 from hub.shop.pos_store import set_birthday
 from hub.staff.accounts import Staff, add_staff, create_session
 from hub.store import db, tables
+from storesense import chain_messages as cm
 from storesense import rpc
 from storesense.config import StoreConfig
 from storesense.mqtt_client import connect, make_client
@@ -174,7 +178,8 @@ def cfg(tmp_path: Path) -> Iterator[StoreConfig]:
         yield hub_config(
             port,
             "recognition: {threshold: 0.45, margin: 0.05, min_votes: 2, min_vote_share: 0.6}\n"
-            "visits: {cooldown_s: 0, alert_ttl_s: 600}\n",
+            "visits: {cooldown_s: 0, alert_ttl_s: 600}\n"
+            "chain: {send: [customers]}\n",  # Ann is a chain customer too (docs/chain.md)
         )
 
 
@@ -204,7 +209,8 @@ def test_a_customer_who_has_everything_is_erased_everywhere(
     conn = db.connect(dbp)
     try:
         Gallery.open(conn, template_key_path(home)).enrol(
-            ANN, NAME, consent("consent-ann"), [(FACE, 0.9, "t"), (FACE, 0.8, "t2")],
+            ANN, NAME, replace(consent("consent-ann"), chain=True),
+            [(FACE, 0.9, "t"), (FACE, 0.8, "t2")],
             photo=(PHOTO, "image/jpeg"),
         )  # fmt: skip
         add_staff(conn, "bob", "Bob Brown", "salesperson", "correct horse battery")
@@ -246,6 +252,13 @@ def test_a_customer_who_has_everything_is_erased_everywhere(
                      "--out", str(tmp_path / "ann.json")]) == 0  # fmt: skip
         assert wait_for(lambda: len(_retained_alerts(cfg, hub)) == 2, 30)
         assert ANN in hub.recognizer.customer_ids and ANN in hub.recognizer._matched.values()
+        # the chain: the office names another store's key; the hub seals her templates for it
+        peer = seal.public_b64(seal.load_or_create(tmp_path / "peer.key"))
+        directory = cm.KeyDirectory(store_id=cfg.store_id, keys={"s-peer": peer})
+        cam.publish(hub.topics.chain_down("key_directory"), directory.to_bytes(), qos=1)
+        assert wait_for(lambda: _census(dbp)["chain_sealed"][1] == 1, 30)
+        # sent (acknowledged) before she is erased: the erasure removes sent chain rows
+        assert wait_for(lambda: not hub.outbox.unsent(), 30)
 
         before = _census(dbp)
         for table, how in tables.CUSTOMER_DATA.items():
@@ -295,6 +308,16 @@ def test_a_customer_who_has_everything_is_erased_everywhere(
     try:
         tomb = conn.execute("SELECT action FROM audit WHERE customer_id=?", (ANN,)).fetchall()
         assert [r[0] for r in tomb] == ["erase"]
+        # the chain heard of it: the erasure request (her random chain reference, no id) is
+        # in the outbox, or still queued if the hub stopped before its next chain tick
+        kinds = [
+            json.loads(r[0])["kind"]
+            for r in conn.execute(
+                "SELECT payload FROM outbox WHERE topic LIKE ?", (hub.topics.chain_prefix + "%",)
+            )
+        ]
+        queued = conn.execute("SELECT count(*) FROM chain_erasures").fetchone()[0]
+        assert kinds.count("chain_erasure") + queued == 1, kinds
         assert audit.verify(conn).ok
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:

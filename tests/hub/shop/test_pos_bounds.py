@@ -1,4 +1,4 @@
-"""The POS bounds (hub/shop/pos_bounds.py), enforced alike by the webhook and the CSV import.
+"""The POS bounds (storesense/pos_bounds.py), enforced alike by the webhook and the CSV import.
 
 The two measured failures they end: a webhook quantity of 10^30 was an HTTP 500
 (``OverflowError`` in SQLite), and a unit price of 1e308 × 10 was "sale of inf imported" with
@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from hub.shop import pos_bounds
 from hub.shop.pos_import import ImportFailed, import_csv
 from hub.shop.pos_webhook import WebhookRejected, ingest_webhook
 from hub.store import db
+from storesense import pos_bounds
 
 HEADER = "invoice_no,invoiced_at,customer_id,sku,description,quantity,unit_price,country\n"
 

@@ -19,10 +19,10 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hub.shop import pos_bounds
 from hub.shop.pos_import import FORMATS, ImportFailed, ImportReport, import_csv
 from hub.shop.pos_webhook import WebhookRejected, WebhookResult, ingest_webhook
 from hub.store import db
+from storesense import pos_bounds
 from tests.fuzzing import FUZZ, mutated, nasty_numbers, nasty_text
 
 ROWS = {

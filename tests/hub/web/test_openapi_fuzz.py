@@ -58,7 +58,7 @@ REPORT_DAY = date(2026, 11, 30)
 # - a 413 (body over 64 KiB, hub.web.security.BodyLimit) is a rejection of invalid data too;
 # - the POS webhook's business rules go beyond its JSON Schema (quantity never 0, customer id
 #   characters after trimming, finite prices, line and invoice totals, dates:
-#   hub/shop/pos_bounds.py), so a schema-valid receipt may get its documented one-line 422;
+#   storesense/pos_bounds.py), so a schema-valid receipt may get its documented one-line 422;
 #   "valid data accepted" is not checked there.
 CHECKS = schemathesis.Config.from_dict(
     {
