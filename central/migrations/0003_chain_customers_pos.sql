@@ -72,7 +72,7 @@ CREATE TABLE pos_invoices (
     source text NOT NULL,
     imported_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (store_id, invoice_no)
-);
+) PARTITION BY HASH (store_id);
 CREATE INDEX pos_invoices_customer ON pos_invoices (customer_id);
 CREATE TABLE pos_lines (
     store_id text NOT NULL,
@@ -84,7 +84,23 @@ CREATE TABLE pos_lines (
     unit_price numeric(12, 2) NOT NULL,
     PRIMARY KEY (store_id, invoice_no, line_no),
     FOREIGN KEY (store_id, invoice_no) REFERENCES pos_invoices ON DELETE CASCADE
-);
+) PARTITION BY HASH (store_id);
+-- Partitioned by store, not by day like the ingest tables: an invoice is one store's till's
+-- number, so (store_id, invoice_no) must stay a key the database enforces (a day partition's
+-- key would have to include the day, and "imported once" would no longer be the database's
+-- rule), and every read here is one store's invoice or one customer's history. 16 hash
+-- partitions per table keep each index a sixteenth of the chain's (docs/scale.md: ~1.5 M lines
+-- a day for 500 stores); a store's rows are in one partition. Kept as purchase history; an
+-- erasure unlinks the owner rather than deleting the figures.
+DO $$
+BEGIN
+    FOR i IN 0..15 LOOP
+        EXECUTE format('CREATE TABLE pos_invoices_h%s PARTITION OF pos_invoices '
+                       'FOR VALUES WITH (MODULUS 16, REMAINDER %s)', i, i);
+        EXECUTE format('CREATE TABLE pos_lines_h%s PARTITION OF pos_lines '
+                       'FOR VALUES WITH (MODULUS 16, REMAINDER %s)', i, i);
+    END LOOP;
+END $$;
 -- Which store holds which chain customer under which loyalty id (a `chain_member` message
 -- from that store): the stores their purchase history goes to. Erasure deletes the rows and
 -- unlinks the customer's invoices (a random owner id, as the hub does: the figures stay).

@@ -89,6 +89,16 @@ def test_the_office_imports_once_and_each_store_gets_its_chain_customers_history
     assert "0 invoices (0 lines) imported" in again and "0 purchases queued" in again, again
     n_office = office.count("pos_invoices")
     assert f"{n_office} invoices" in first
+    # partitioned by store (central/migrations/0003): one till's invoices and lines sit in one
+    # hash partition each, so the key (store_id, invoice_no) stays the database's own rule
+    where = office.pg.execute(
+        "SELECT 'i:' || tableoid::regclass::text, count(*) FROM pos_invoices GROUP BY 1 "
+        "UNION ALL SELECT 'l:' || tableoid::regclass::text, count(*) FROM pos_lines GROUP BY 1"
+    ).fetchall()
+    assert len(where) == 2 and {w[0].split(":")[1].rsplit("_h", 1)[0] for w in where} == {
+        "pos_invoices",
+        "pos_lines",
+    }, where
     mine = _office_invoices(office)
     assert len(mine) == 34  # 17850's invoices in those rows (counted from the file)
     office.settle()

@@ -752,6 +752,8 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
         "storesense-web.service",
         "storesense-central.service",
         "storesense-central-web.service",
+        "storesense-central-retention.service",
+        "storesense-central-retention.timer",
     ]
     # As shipped, the only complaint allowed is the venv binary this machine does not have.
     as_shipped = subprocess.run(
@@ -792,6 +794,7 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
         "storesense-suggest.service",
         "storesense-central.service",
         "storesense-central-web.service",
+        "storesense-central-retention.service",
     ],
 )
 def test_units_rate_ok_or_better_in_systemd_analyze_security(unit: str) -> None:
@@ -876,6 +879,14 @@ def test_units_rate_ok_or_better_in_systemd_analyze_security(unit: str) -> None:
             "storesense-central-web.service",
             ["central web --central-config /etc/storesense/central.yaml",
              "--tls-key ${CREDENTIALS_DIRECTORY}/web.key", "User=storesense-central"],
+        ),
+        (
+            "storesense-central-retention.timer",
+            ["OnCalendar=*-*-* 04:30:00 UTC", "Persistent=true"],
+        ),
+        (
+            "storesense-central-retention.service",
+            ["central retention --central-config /etc/storesense/central.yaml", "Type=oneshot"],
         ),
     ],
 )  # fmt: skip
