@@ -221,20 +221,20 @@ def print_full(label: str, v: Variant, seqs: dict[str, MotSequence], dets: dict)
         )
 
 
-PIPELINES = (  # name, high_score, SSDLite box width, tile refresh frames
-    ("before (high 0.30, box width 0.75)", 0.3, 0.75, 3),
-    ("after (high 0.25, box width 0.85)", 0.25, 0.85, 3),
-    ("after, idle tiles every 5th frame", 0.25, 0.85, 5),
+PIPELINES = (  # name, high_score, SSDLite box width, tile refresh frames, coasting s
+    ("before (high 0.30, box 0.75, coast 1)", 0.3, 0.75, 3, 1.0),
+    ("after (high 0.25, box 0.85, coast 0.75)", 0.25, 0.85, 3, FLOOR_COAST_S),
+    ("after, idle tiles every 5th frame", 0.25, 0.85, 5, FLOOR_COAST_S),
 )
 
 
 def pipeline_scores(seqs: dict[str, MotSequence]) -> None:
     """The camera's own path, every frame: FloorPipeline with the clip's calibration (tiles
-    planned from it), tile skipping, coasting 1 s; seen people scored as MOT tracks, seen +
+    planned from it), tile skipping, its coasting; seen people scored as MOT tracks, seen +
     coasted as counts; the agent thread's CPU time per frame beside them."""
     from edge.floor.pipeline import FloorPipeline
 
-    for label, high, box_w, refresh in PIPELINES:
+    for label, high, box_w, refresh, coast in PIPELINES:
         for name, seq in seqs.items():
             key = "pets09" if name.startswith("pets") else "tud"
             hom = calibration(key, seq)[0]
@@ -245,7 +245,7 @@ def pipeline_scores(seqs: dict[str, MotSequence]) -> None:
                 det,
                 hom,
                 tracker=replace(TrackerConfig(), high_score=high),
-                coast_s=FLOOR_COAST_S,
+                coast_s=coast,
                 tile_refresh_frames=refresh,
             )
             seen: list[list[TrackedPerson]] = []
