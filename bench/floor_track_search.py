@@ -66,19 +66,27 @@ SHIPPED_BOX_W = 0.75  # SsdlitePersonDetector's box_scale width the cached boxes
 
 
 def detect_low(
-    seq: MotSequence, cache: Path, layout: str = "fallback", flip: bool = False
+    seq: MotSequence,
+    cache: Path,
+    layout: str = "fallback",
+    flip: bool = False,
+    nms_iou: float = 0.4,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per-frame SSDLite boxes >= CACHE_SCORE (one thread), cached. ``layout`` "fallback": no
     calibration (full frame + 2x2, as bench/mot_eval.py); "auto": tiles planned from the clip's
     calibration as bench/person_detect.py gets it (PETS09 the repo's marks, TUD-Campus a level
     camera fitted to its gt boxes), every tile every frame. ``flip``: the full frame also runs
-    mirrored (``flip_full``)."""
-    suffix = ("" if layout == "fallback" else f"-{layout}") + ("-flip" if flip else "")
+    mirrored (``flip_full``). ``nms_iou``: the detector's NMS overlap (0.4 its default)."""
+    suffix = (
+        ("" if layout == "fallback" else f"-{layout}")
+        + ("-flip" if flip else "")
+        + ("" if nms_iou == 0.4 else f"-nms{nms_iou}")
+    )
     path = cache / f"{seq.info.name}-ssdlite-s{CACHE_SCORE}{suffix}.npz"
     if path.exists():
         z = np.load(path)
         return [(z[f"b{i}"], z[f"s{i}"]) for i in range(int(z["n"]))]
-    opts: dict[str, object] = {"flip_full": flip}
+    opts: dict[str, object] = {"flip_full": flip, "nms_iou": nms_iou}
     if layout == "auto":
         key = "pets09" if seq.info.name.lower().startswith("pets") else "tud"
         opts["homography"] = calibration(key, seq)[0]
@@ -292,6 +300,7 @@ def main() -> int:
     ap.add_argument("--top", type=int, default=3)
     ap.add_argument("--detect-only", action="store_true")
     ap.add_argument("--layout", choices=["fallback", "auto"], default="fallback")
+    ap.add_argument("--nms", type=float, default=0.4, help="detector NMS IoU for the cache")
     ap.add_argument(
         "--flip", action="store_true", help="detections with the full frame mirrored too"
     )
@@ -319,8 +328,8 @@ def main() -> int:
         pipeline_scores(seqs)
         print(f"load {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
         return 0
-    dets = {n: detect_low(s, args.cache, args.layout, args.flip) for n, s in seqs.items()}
-    print(f"layout {args.layout}, full frame mirrored too: {args.flip}")
+    dets = {n: detect_low(s, args.cache, args.layout, args.flip, args.nms) for n, s in seqs.items()}
+    print(f"layout {args.layout}, full frame mirrored too: {args.flip}, NMS IoU {args.nms}")
     if args.detect_only:
         return 0
     print(f"load {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
