@@ -222,9 +222,11 @@ class TiledPersonDetector:
         min_person_px: float = 80.0,
         max_windows: int = 5,
         size_tolerance: tuple[float, float] = (0.5, 1.6),
+        flip_full: bool = False,
     ) -> None:
         if not 0.0 <= score_threshold <= 1.0 or not 0.0 < nms_iou <= 1.0:
             raise ValueError("score_threshold must be in [0,1] and nms_iou in (0,1]")
+        self.flip_full = bool(flip_full)
         cols, rows = tiles or (1, 1)
         if cols < 1 or rows < 1 or not 0.0 <= tile_overlap < 1.0:
             raise ValueError("tiles must be >= (1,1) and tile_overlap in [0,1)")
@@ -345,6 +347,12 @@ class TiledPersonDetector:
         full_ran = bool(windows) and windows[0] == (0, 0, w, h)
         for x1, y1, x2, y2 in windows:
             yx, s = self._run(rgb[y1:y2, x1:x2])
+            if self.flip_full and (x2 - x1, y2 - y1) == (w, h):
+                # test-time mirror of the full frame (one call more): people the network misses
+                # facing one way it may find facing the other; NMS below merges the two
+                fyx, fs = self._run(np.ascontiguousarray(rgb[:, ::-1]))
+                fyx = np.stack([fyx[:, 0], 1 - fyx[:, 3], fyx[:, 2], 1 - fyx[:, 1]], axis=1)
+                yx, s = np.concatenate([yx, fyx]), np.concatenate([s, fs])
             if (x2 - x1, y2 - y1) != (w, h):
                 # A box touching a tile edge inside the frame is a person cut by the tile: drop
                 # it; the overlapping neighbour tile or the full-frame pass sees them whole.

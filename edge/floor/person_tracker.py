@@ -50,14 +50,19 @@ log = logging.getLogger(__name__)
 class TrackerConfig:
     """ByteTrack settings. The paper's score thresholds (0.5 / 0.1 / 0.6) are for YOLOX scores;
     these suit the SSDLite person detector's lower scores (swept on PETS09-S2L1 and TUD-Campus
-    with bench/mot_eval.py, see docs/floor-tracking.md)."""
+    with bench/mot_eval.py; ``high_score`` re-chosen for issue 14 on PETS09 and checked on
+    held-out TUD-Campus with bench/floor_track_search.py, see docs/floor-tracking.md)."""
 
-    high_score: float = 0.3  # detections at or above: first association
+    high_score: float = 0.25  # detections at or above: first association
     low_score: float = 0.1  # between low and high: second association only
     new_track_score: float = 0.45  # an unmatched detection must be this sure to start a track
     match_iou: float = 0.2  # first association: minimum IoU with the predicted box
     low_match_iou: float = 0.5  # second association (weak boxes): stricter
     tentative_iou: float = 0.3  # tentative tracks: confirm on this overlap
+    # A tentative track gets its id on this many consecutive matches (its birth included); one
+    # unmatched frame kills it. 2 is ByteTrack's rule; more lets ``new_track_score`` go lower
+    # with the same false tracks (bench/floor_track_search.py, docs/floor-tracking.md).
+    confirm_hits: int = 2
     max_lost_s: float = 2.0  # keep a lost track this long for re-association
     buffer: float = 0.2  # C-BIoU: grow boxes by this share of w,h on each side before IoU
     lost_buffer_per_s: float = 1.0  # …and a lost track's by this much more per second lost
@@ -189,6 +194,8 @@ class PersonTracker:
 
     def __init__(self, config: TrackerConfig | None = None) -> None:
         self.cfg = config or TrackerConfig()
+        if self.cfg.confirm_hits < 1:
+            raise ValueError(f"confirm_hits must be >= 1, got {self.cfg.confirm_hits}")
         self._active: list[_Track] = []  # confirmed, matched recently
         self._tentative: list[_Track] = []
         self._lost: list[_Track] = []
@@ -356,6 +363,6 @@ class PersonTracker:
         tr.score, tr.last_t, tr.box = float(score), t, box.copy()
         tr.hits += 1
         tr.lost_since = None
-        if not tr.track_id:
+        if not tr.track_id and tr.hits >= self.cfg.confirm_hits:
             tr.track_id = self._next_id
             self._next_id += 1

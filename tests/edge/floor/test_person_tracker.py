@@ -56,6 +56,21 @@ def test_a_one_frame_false_positive_never_becomes_a_person() -> None:
     assert not out[0]  # even a real person needs a second sighting to be confirmed
 
 
+def test_confirm_hits_needs_that_many_consecutive_sightings() -> None:
+    """confirm_hits=3: a person gets an id on the third frame in a row; a two-frame flicker
+    (which confirm_hits=2 would make a person) never does."""
+    walk = [[(_box(100 + 3 * i, 200), 0.9)] for i in range(10)]
+    for f in walk[4:6]:  # a reflection seen on two frames in a row
+        f.append((_box(400, 100), 0.9))
+    out = _run(PersonTracker(TrackerConfig(confirm_hits=3)), walk)
+    assert not out[0] and not out[1] and set(out[2]) == {1}
+    assert {k for f in out for k in f} == {1}
+    two = _run(PersonTracker(TrackerConfig(confirm_hits=2)), walk)
+    assert {k for f in two for k in f} == {1, 2}  # the shipped rule counts the reflection
+    with pytest.raises(ValueError, match="confirm_hits"):
+        PersonTracker(TrackerConfig(confirm_hits=0))
+
+
 def test_weak_boxes_keep_an_occluded_person_tracked() -> None:
     frames = [[(_box(100 + 4 * i, 200), 0.9 if i < 10 else 0.15)] for i in range(30)]
     out = _run(PersonTracker(), frames)
