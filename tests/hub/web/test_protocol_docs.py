@@ -53,8 +53,10 @@ def _topic_patterns() -> dict[str, str]:
     topics = Topics("S")
     out: dict[str, str] = {}
     for name, member in inspect.getmembers(Topics):
-        # prefixes and helpers, not topics (chain_prefix: what the chain's bridge forwards)
-        skip = ("base", "chain_prefix", "segment", "alert_in_any_store", "store_id")
+        # prefixes and helpers, not topics (chain_prefix: what the chain's bridge forwards,
+        # chain_down_prefix: what it brings in; their topics, chain_down/all_chain_down, are rows)
+        skip = ("base", "chain_prefix", "chain_down_prefix", "segment", "alert_in_any_store",
+                "store_id")  # fmt: skip
         if name.startswith("_") or name in skip:
             continue
         if isinstance(member, property):
