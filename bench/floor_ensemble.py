@@ -3,7 +3,8 @@
 Run by hand (not in pytest); figures go to docs/floor-detection.md and docs/floor-tracking.md::
 
     python bench/floor_ensemble.py --cache DIR            # detect once per detector (cached)
-    python bench/floor_ensemble.py --cache DIR --pipeline nms,0.3,1.0,1.0,1,0.5  # camera path
+    python bench/floor_ensemble.py --cache DIR --reuse    # re-choose from the saved scores
+    python bench/floor_ensemble.py --pipeline ssdlite --pipeline wbf,0.45,0.65,0.9,3,0.5  # camera
 
 Why: the tracked SSDLite path stops at R 0.70-0.78, and NanoDet-g finds PETS09's grouped and
 far people that SSDLite misses (per frame R 0.87-0.89) but is worse on TUD-Campus. One NanoDet
