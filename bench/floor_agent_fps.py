@@ -58,7 +58,7 @@ if TYPE_CHECKING:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--video", type=Path, default=VIDEO)
-    ap.add_argument("--detector", choices=["ssdlite", "hog"], default="ssdlite")
+    ap.add_argument("--detector", choices=["ssdlite", "ensemble", "hog"], default="ssdlite")
     ap.add_argument("--frames", type=int, default=300)
     ap.add_argument("--fps", type=float, default=7.0, help="the clip's true frame rate")
     ap.add_argument("--calibration", type=Path, default=CALIBRATION)
@@ -105,11 +105,12 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
         return 1
     hom = load_calibration(args.calibration)
     size = (frames[0].shape[1], frames[0].shape[0])
-    names = args.configs.split(",") if args.detector == "ssdlite" else ["hog"]
+    tiled = args.detector in ("ssdlite", "ensemble")  # the ensemble tiles as SSDLite does
+    names = args.configs.split(",") if tiled else ["hog"]
     for name in names:
         opts = dict(DETECTOR_OPTIONS[args.detector])
         skip, refresh = False, 3
-        if args.detector == "ssdlite":
+        if tiled:
             extra, skip, refresh = CONFIGS[name]
             opts |= extra | {"num_threads": args.threads}
         detector = make_person_detector(args.detector, **opts)
@@ -139,7 +140,8 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
         share = pipeline.scheduler.share_run if pipeline.scheduler else 1.0
         calls = 1 + (windows - 1) * share
         print(
-            f"{name:10s} {n} frames {size[0]}x{size[1]}, {args.threads} thread(s), load {load}: "
+            f"{args.detector} {name:10s} {n} frames {size[0]}x{size[1]}, "
+            f"{args.threads} thread(s), load {load}: "
             f"wall {n / total:.1f} frames/s ({1000 * total / n:.1f} ms/frame); CPU of the agent "
             f"thread {1000 * cpu / n:.1f} ms/frame = {n / cpu:.1f} frames/s per core "
             f"(process {1000 * proc / n:.1f} ms/frame); {windows} windows, "

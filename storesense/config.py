@@ -119,10 +119,11 @@ class CameraConfig(_Strict):
     source: str | int = Field(description="camera index, RTSP/HTTP URL, video file or GIF")
     fps: float = Field(8.0, gt=0, le=60, description="frames analysed per second")
     detector: Literal["blazeface-short", "blazeface-full", "dlib-hog"] = "blazeface-full"
-    person_detector: Literal["ssdlite", "nanodet", "hog"] = Field(
+    person_detector: Literal["ssdlite", "nanodet", "ensemble", "hog"] = Field(
         "ssdlite",
         description="floor role: the on-device person detector (nanodet: better on small, far "
-        "people, ~3.5x the cost per call; docs/floor-detection.md)",
+        "people, ~3.5x the cost per call; ensemble: SSDLite's tiles plus NanoDet on the full "
+        "frame every 3rd frame, fused; docs/floor-detection.md)",
     )
     calibration: Path | None = Field(
         None, description="floor role: homography YAML from `storesense calibrate`"

@@ -430,7 +430,9 @@ def _video_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--fps", type=_positive, help="the video's true frame rate if the container is wrong"
     )
-    p.add_argument("--detector", choices=["ssdlite", "nanodet", "hog"], default="ssdlite")
+    p.add_argument(
+        "--detector", choices=["ssdlite", "nanodet", "ensemble", "hog"], default="ssdlite"
+    )
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--threads", type=int, default=1, help="CPU threads for the detector")
     p.add_argument(

@@ -438,3 +438,24 @@ def test_camera_wheel_refuses_hub_commands_in_one_line(camera_venv: Venv, tmp_pa
         expected = f"storesense: storesense {words} {line}"
         assert (proc.returncode, proc.stderr.strip()) == (2, expected), (words, proc.stderr)
         assert proc.stdout == ""
+
+
+_ENSEMBLE_ON_A_FRAME = """
+import numpy as np
+from edge.floor.person_detect import NANODET_MODEL, SSD_MODEL, make_person_detector
+from edge.floor.pipeline import DETECTOR_OPTIONS
+det = make_person_detector("ensemble", **DETECTOR_OPTIONS["ensemble"])
+print(SSD_MODEL, NANODET_MODEL, len(det.detect(np.zeros((360, 480, 3), np.uint8))))
+"""
+
+
+def test_camera_wheel_runs_the_floor_ensemble_from_its_own_package_data(
+    camera_venv: Venv, tmp_path: Path
+) -> None:
+    """`person_detector: ensemble` needs both person networks (SSDLite and NanoDet-g) on the
+    camera: both come from the installed package, and the fused detector runs there."""
+    proc = camera_venv.run("-c", _ENSEMBLE_ON_A_FRAME, cwd=tmp_path, check=True)
+    ssd, nano, n = proc.stdout.split()
+    for path in (ssd, nano):
+        assert Path(path).is_relative_to(camera_venv.root) and "site-packages" in path, path
+    assert n == "0"  # a blank frame has no people

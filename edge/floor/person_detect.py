@@ -19,6 +19,9 @@ floor homography never need to know which detector ran or at what internal resol
 * ``nanodet``: NanoDet-g (Apache-2.0, COCO; ``person`` only), measured side by side with SSDLite
   for issue 14 on the same windows (:class:`TiledPersonDetector` holds the shared tiling); not
   the default: far better on PETS09, worse on TUD-Campus, ~4x the cost per call.
+* ``ensemble``: SSDLite on its windows plus NanoDet on the full frame every n-th frame, boxes
+  fused per frame (:func:`fuse_detections`); measured for issue 14 and selectable, not the
+  default (docs/floor-detection.md).
 * ``hog``: OpenCV's Dalal-Triggs people detector, run on an upscaled frame (its 64x128 window
   misses people under ~100 px), raw windows (no OpenCV grouping) then our NMS.
 """
@@ -35,7 +38,7 @@ from typing import Any, Literal, Protocol
 import cv2
 import numpy as np
 
-from edge.boxes import coverage_matrix
+from edge.boxes import coverage_matrix, iou_matrix
 from edge.floor.geometry import Homography
 from edge.floor.tile_plan import PersonScale, TilePlan, fallback_windows, plan_windows
 from edge.model_files import MODELS_DIR
@@ -50,7 +53,7 @@ NANODET_MODEL = MODELS_DIR / "nanodet_g_416.tflite"
 NANODET_SIZE = 416
 NANODET_STRIDES = (8, 16, 32)
 NANODET_REG_MAX = 10  # 11 distance bins per box side (NanoDet's legacy GFL head)
-DETECTOR_NAMES = ("ssdlite", "nanodet", "hog")
+DETECTOR_NAMES = ("ssdlite", "nanodet", "ensemble", "hog")
 MIN_SIDE = 16  # smaller frames cannot hold a person at any detector's resolution
 
 
@@ -523,6 +526,98 @@ class NanodetPersonDetector(TiledPersonDetector):
         return np.clip(np.concatenate(boxes), 0.0, 1.0), np.concatenate(scores)
 
 
+def fuse_detections(
+    parts: list[tuple[Detections, float]], iou: float = 0.5, method: str = "nms"
+) -> Detections:
+    """One set of boxes from several detectors' boxes of the same frame.
+
+    ``parts``: each detector's boxes with the factor its scores are multiplied by (so that a
+    second network's score scale can be put on the first's, which the tracker's bands were
+    chosen on). ``method`` "nms": the union, then greedy NMS at ``iou`` (a person both networks
+    find is kept once, at the better-scored box); "wbf": the same kept set, but each kept box is
+    the score-weighted mean of the boxes it suppressed (weighted box fusion's averaging, which
+    evens out two networks' different box habits). Scores stay the kept box's.
+    """
+    if method not in ("nms", "wbf"):
+        raise ValueError(f"fuse method must be 'nms' or 'wbf', got {method!r}")
+    boxes = np.concatenate([d.boxes for d, _ in parts]).reshape(-1, 4)
+    scores = np.concatenate([np.clip(d.scores * w, 0.0, 1.0) for d, w in parts])
+    if not len(scores):
+        return Detections.empty()
+    keep = nms(boxes, scores, iou)
+    if method == "nms":
+        return Detections(boxes[keep], scores[keep])
+    near = iou_matrix(boxes[keep], boxes) >= iou  # (kept, all): the cluster of each kept box
+    weights = near * scores[None, :]
+    fused = (weights @ boxes) / np.maximum(weights.sum(axis=1, keepdims=True), 1e-9)
+    return Detections(fused, scores[keep])
+
+
+class EnsemblePersonDetector:
+    """SSDLite on its planned windows plus NanoDet on the full frame, boxes fused per frame.
+
+    Why: NanoDet finds PETS09's grouped and far people that SSDLite misses, SSDLite is better on
+    TUD-Campus's close crowd (docs/floor-detection.md); one NanoDet call costs about 3.5 SSDLite
+    calls, so it runs on the full frame only (a NanoDet tile costs as much as the frame), and
+    ``nanodet_every`` > 1 runs it on every n-th frame only, the tracker bridging the others.
+    The tiling (windows, calibration, tile skipping by the floor pipeline) is SSDLite's.
+    ``nanodet_weight`` puts NanoDet's scores on SSDLite's scale (the tracker's bands).
+    """
+
+    name = "ensemble"
+
+    def __init__(
+        self,
+        score_threshold: float = 0.2,
+        nanodet_threshold: float = 0.3,
+        nanodet_weight: float = 1.0,
+        nanodet_box_scale: tuple[float, float] = (1.0, 1.0),
+        nanodet_every: int = 1,
+        fuse_iou: float = 0.5,
+        fuse: str = "nms",
+        num_threads: int = 1,
+        **ssdlite_options: Any,
+    ) -> None:
+        if nanodet_every < 1 or not 0.0 < fuse_iou <= 1.0 or nanodet_weight <= 0:
+            raise ValueError("nanodet_every must be >= 1, fuse_iou in (0,1], nanodet_weight > 0")
+        if fuse not in ("nms", "wbf"):
+            raise ValueError(f"fuse must be 'nms' or 'wbf', got {fuse!r}")
+        self.ssdlite = SsdlitePersonDetector(
+            score_threshold=score_threshold, num_threads=num_threads, **ssdlite_options
+        )
+        self.nanodet = NanodetPersonDetector(
+            score_threshold=nanodet_threshold,
+            tiles=(1, 1),
+            box_scale=nanodet_box_scale,
+            num_threads=num_threads,
+        )
+        self.nanodet_weight = float(nanodet_weight)
+        self.nanodet_every = int(nanodet_every)
+        self.fuse_iou = float(fuse_iou)
+        self.fuse = fuse
+        self._frames = 0
+
+    def use_calibration(self, homography: Homography) -> None:
+        """SSDLite's tiles follow the calibration; NanoDet runs on the whole frame."""
+        self.ssdlite.use_calibration(homography)
+
+    def windows(self, width: int, height: int) -> list[tuple[int, int, int, int]]:
+        return self.ssdlite.windows(width, height)
+
+    def full_frame_min_px(self, width: int, height: int) -> float:
+        return self.ssdlite.full_frame_min_px(width, height)
+
+    def detect(self, frame_bgr: np.ndarray, only: Collection[int] | None = None) -> Detections:
+        """People in one frame; ``only`` selects SSDLite's windows (as for SSDLite)."""
+        ssd = self.ssdlite.detect(frame_bgr, only=only)
+        run_nano = self._frames % self.nanodet_every == 0
+        self._frames += 1
+        if not run_nano:
+            return ssd
+        nano = self.nanodet.detect(frame_bgr)
+        return fuse_detections([(ssd, 1.0), (nano, self.nanodet_weight)], self.fuse_iou, self.fuse)
+
+
 def _calibrated_size(hom: Homography) -> tuple[int, int]:
     """The frame size the calibration was made at (640x480 assumed when it does not say: the
     start-up check only needs some size of that view; frames get their own plan)."""
@@ -591,13 +686,15 @@ class HogPersonDetector:
 
 
 def make_person_detector(
-    name: Literal["ssdlite", "nanodet", "hog"] = "ssdlite", **options: Any
+    name: Literal["ssdlite", "nanodet", "ensemble", "hog"] = "ssdlite", **options: Any
 ) -> PersonDetector:
     """Build a detector by config name; ``options`` go to its constructor (bad ones raise)."""
     if name == "ssdlite":
         return SsdlitePersonDetector(**options)
     if name == "nanodet":
         return NanodetPersonDetector(**options)
+    if name == "ensemble":
+        return EnsemblePersonDetector(**options)
     if name == "hog":
         return HogPersonDetector(**options)
     raise ValueError(f"unknown person detector {name!r}; expected one of {DETECTOR_NAMES}")

@@ -61,3 +61,20 @@ def test_roi_must_be_a_box() -> None:
     with pytest.raises(ConfigError, match="roi must be"):
         parse_config(cam.format(roi="[50, 0, 10, 10]"))
     assert parse_config(cam.format(roi="[0, 0, 10, 10]")).cameras[0].roi == (0, 0, 10, 10)
+
+
+def test_floor_person_detector_choices() -> None:
+    """``person_detector`` takes the detectors the floor role can build (``ensemble``: SSDLite
+    plus NanoDet fused, issue 14) and refuses any other name at its line."""
+    for name in ("ssdlite", "nanodet", "ensemble", "hog"):
+        cfg = parse_config(
+            f"store_id: s1\ncameras:\n  - {{id: f1, role: floor, source: 0, "
+            f"person_detector: {name}}}\n"
+        )
+        assert cfg.cameras[0].person_detector == name
+    with pytest.raises(ConfigError) as err:
+        parse_config(
+            "store_id: s1\ncameras:\n  - {id: f1, role: floor, source: 0, person_detector: yolo}\n",
+            "bad.yaml",
+        )
+    assert "bad.yaml:3: cameras.0.person_detector" in str(err.value)

@@ -242,13 +242,20 @@ def test_skipping_tiles_keeps_recall_on_real_clips(
     assert r_skip >= r_all - 0.03, (r_skip, r_all)
 
 
-@pytest.mark.parametrize(("name", "high", "new"), [("ssdlite", 0.25, 0.45), ("nanodet", 0.5, 0.6)])
+@pytest.mark.parametrize(
+    ("name", "high", "new"),
+    [("ssdlite", 0.25, 0.45), ("nanodet", 0.5, 0.6), ("ensemble", 0.25, 0.45)],
+)
 def test_a_floor_camera_runs_the_configured_detector_with_its_tracker_bands(
     name: str, high: float, new: float
 ) -> None:
     """``person_detector`` picks the network, its tiles from the calibration, and the tracker's
     score bands that suit its scores (a NanoDet box of 0.4 is weak; an SSDLite one is not)."""
-    from edge.floor.person_detect import NanodetPersonDetector, SsdlitePersonDetector
+    from edge.floor.person_detect import (
+        EnsemblePersonDetector,
+        NanodetPersonDetector,
+        SsdlitePersonDetector,
+    )
     from edge.floor.role import FloorRole
     from storesense.config import parse_config
 
@@ -258,10 +265,26 @@ def test_a_floor_camera_runs_the_configured_detector_with_its_tracker_bands(
         f" calibration: '{CALIBRATION}'}}\n"
     )
     role = FloorRole(cfg, cfg.cameras[0], "t")
-    kind = {"ssdlite": SsdlitePersonDetector, "nanodet": NanodetPersonDetector}[name]
+    kind = {
+        "ssdlite": SsdlitePersonDetector,
+        "nanodet": NanodetPersonDetector,
+        "ensemble": EnsemblePersonDetector,
+    }[name]
     assert isinstance(role.pipeline.detector, kind)
     assert role.pipeline._tiling is role.pipeline.detector  # tiles planned from the calibration
     assert (role.pipeline.tracker.cfg.high_score, role.pipeline.tracker.cfg.new_track_score) == (
         high,
         new,
     )
+
+
+def test_every_detector_is_a_config_choice_with_floor_options() -> None:
+    """A detector added to edge/floor (the issue-14 ensemble) is one a camera can name in its
+    config and one the floor role has options for, so `person_detector: X` cannot fail late."""
+    from typing import get_args
+
+    from edge.floor.person_detect import DETECTOR_NAMES
+    from storesense.config import CameraConfig
+
+    field = CameraConfig.model_fields["person_detector"].annotation
+    assert set(DETECTOR_NAMES) == set(DETECTOR_OPTIONS) == set(get_args(field))
