@@ -248,6 +248,46 @@ def cmd_chain_resend(args: argparse.Namespace, home: Path) -> int:
     return 0
 
 
+def cmd_chain_peers(args: argparse.Namespace, home: Path) -> int:
+    """On a store hub: the other stores' pinned chain keys, this store's own fingerprint, and
+    accepting a key the office sent for a known store since (compared out of band first)."""
+    import time
+
+    from hub.chain import customers as chain_customers
+    from hub.chain import seal
+    from hub.store import db as hub_db
+    from storesense.paths import chain_key_path, hub_db_path
+    from storesense_tools.common import operator_name
+
+    if bool(args.accept) != bool(args.fingerprint):
+        raise CliError("give --accept STORE and --fingerprint FP together")
+    if not hub_db_path(home).exists():
+        raise CliError(f"no hub database in {home}: run this on the hub (or pass --home)")
+    conn = hub_db.open_db(hub_db_path(home))
+    try:
+        if args.accept:
+            try:
+                chain_customers.accept_peer_key(
+                    conn, args.accept, args.fingerprint, actor=operator_name(), now=time.time()
+                )
+            except chain_customers.PeerKeyError as exc:
+                raise CliError(str(exc)) from None
+            print(f"store {args.accept}'s new key accepted; the hub seals for it from now on")
+            return 0
+        if chain_key_path(home).exists():
+            mine = seal.public_b64(seal.load_or_create(chain_key_path(home)))
+            print(f"this store's key: {seal.fingerprint(mine)}")
+        for p in chain_customers.peer_keys(conn):
+            held = (
+                f"  HELD: another key {p['pending_fingerprint']} sent by the office"
+                if p["pending_fingerprint"] else ""
+            )  # fmt: skip
+            print(f"{p['store_id']:<20} {p['fingerprint']}{held}")
+    finally:
+        conn.close()
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     central = sub.add_parser("central", help="the chain's central office (PostgreSQL)")
     acts = central.add_subparsers(dest="action", required=True)
@@ -322,3 +362,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     rs.add_argument("--hours", type=float, required=True, help="how far back (at most 7 days)")
     rs.set_defaults(func=cmd_chain_resend, extra="hub")
+    pe = chain_acts.add_parser(
+        "peers", help="the other stores' pinned keys; accept a new one after comparing it"
+    )
+    pe.add_argument("--accept", metavar="STORE", help="use the key held for this store")
+    pe.add_argument("--fingerprint", help="the held key's fingerprint, as that store shows it")
+    pe.set_defaults(func=cmd_chain_peers, extra="hub")

@@ -352,6 +352,7 @@ HUB_ONLY: dict[str, tuple[str, ...]] = {
     "broker-config": ("--out", "x"),
     "central bridge-config": ("--store", "s1", "--out", "x", "--host", "hq"),
     "chain resend": ("--hours", "1"),
+    "chain peers": (),
     "enroll": ("--customer", "c1", "--name", "Ann", "x.jpg"),
     "faces review": (),
     "camera-key issue": ("--camera", "door-1", "--out", "x"),

@@ -16,7 +16,10 @@ Up (through the hub's outbox, in the transaction that decides it, like every cha
 Down (the central office's messages, ``…/<store>/chain-down/<kind>``), each applied exactly
 once by ``msg_id`` (``seen_messages``, in the same transaction as its effect):
 
-* ``key_directory`` replaces ``chain_peers``;
+* ``key_directory`` updates ``chain_peers``, pinning each store's key when first seen: another
+  key for a known store is held (``pending_key``, audited, counted ``peer_key_changed``) and
+  not used until a person accepts it (``accept_peer_key``); a store gone from the directory
+  is dropped (nothing more is sealed for it);
 * ``template_delivery`` is opened with this store's private key, checked against the face
   model this hub runs (another model's vectors are refused, clearly: they cannot be
   compared), and enrolled into the gallery, encrypted there with this store's template key;
@@ -62,6 +65,8 @@ MAX_SEALS_PER_TICK = 20  # a store joining a chain of many customers is served o
 CHAIN_TEMPLATE_REFUSED = "chain_template_refused"  # audit actions
 CHAIN_TEMPLATE_RECEIVED = "chain_template_received"
 CHAIN_ERASE_NONE = "erase_chain_none"  # an erasure order for nobody held here
+PEER_KEY_HELD = "chain_peer_key_held"  # the office sent another key for a pinned store
+PEER_KEY_ACCEPTED = "chain_peer_key_accepted"
 
 
 class ChainCustomers:
@@ -247,13 +252,47 @@ class ChainCustomers:
         return "applied"
 
     def _directory(self, msg: cm.KeyDirectory, now: float) -> None:
+        """Trust on first use: the office relays keys but must not be able to change a known
+        store's, or it could have this store's customers sealed for a key of its own."""
+        held: list[str] = []
         with db.write(self.conn) as c:
             seen.remember(c, msg.msg_id, now)
-            c.execute("DELETE FROM chain_peers")
-            c.executemany(
-                "INSERT INTO chain_peers(store_id, public_key, updated_at) VALUES (?,?,?)",
-                [(s, k, now) for s, k in msg.keys.items()],
-            )
+            pinned = {
+                str(r[0]): (str(r[1]), r[2])
+                for r in c.execute("SELECT store_id, public_key, pending_key FROM chain_peers")
+            }
+            gone = [s for s in pinned if s not in msg.keys]
+            c.executemany("DELETE FROM chain_peers WHERE store_id=?", [(s,) for s in gone])
+            for store, key in msg.keys.items():
+                if store not in pinned:
+                    c.execute(
+                        "INSERT INTO chain_peers(store_id, public_key, updated_at) VALUES (?,?,?)",
+                        (store, key, now),
+                    )
+                elif pinned[store][0] == key:
+                    c.execute(
+                        "UPDATE chain_peers SET pending_key=NULL, pending_since=NULL "
+                        "WHERE store_id=?",
+                        (store,),
+                    )
+                elif pinned[store][1] != key:
+                    c.execute(
+                        "UPDATE chain_peers SET pending_key=?, pending_since=? WHERE store_id=?",
+                        (key, now, store),
+                    )
+                    audit.append(
+                        c, actor="chain:office", action=PEER_KEY_HELD,
+                        detail=f"the office sent another key for store {store} "
+                        f"({seal.fingerprint(key)}; pinned {seal.fingerprint(pinned[store][0])}):"
+                        " held, not used; compare it with that store's and accept it with "
+                        "`storesense chain peers --accept`",
+                    )  # fmt: skip
+                    held.append(store)
+        for store in held:
+            self.rejected["peer_key_changed"] += 1
+            log.warning("chain: the office sent another public key for store %s; the pinned "
+                        "key stays in use until it is accepted (storesense chain peers)",
+                        store)  # fmt: skip
 
     def _refuse(self, msg: cm.TemplateDelivery, reason: str, detail: str, now: float) -> NoReturn:
         """A delivery that cannot be enrolled: audited (the store can say why a chain
@@ -373,3 +412,51 @@ class ChainCustomers:
         )  # fmt: skip
         log.info("chain: erased chain customer %s as asked at %s (profile here: %s)",
                  msg.chain_ref, msg.origin_store, report.profile)  # fmt: skip
+
+
+def peer_keys(conn: sqlite3.Connection) -> list[dict[str, object]]:
+    """The pinned peers, for ``storesense chain peers``: store, fingerprint, held key's."""
+    return [
+        {
+            "store_id": r[0],
+            "fingerprint": seal.fingerprint(r[1]),
+            "pending_fingerprint": seal.fingerprint(r[2]) if r[2] else None,
+            "pending_since": r[3],
+        }
+        for r in conn.execute(
+            "SELECT store_id, public_key, pending_key, pending_since FROM chain_peers "
+            "ORDER BY store_id"
+        )
+    ]
+
+
+class PeerKeyError(ValueError):
+    """No held key for that store, or the fingerprint typed is not the held key's."""
+
+
+def accept_peer_key(
+    conn: sqlite3.Connection, store_id: str, fingerprint: str, *, actor: str, now: float
+) -> None:
+    """Use the key the office sent for ``store_id`` since it was pinned, once a person has
+    compared its fingerprint with the one that store shows (typed back here), audited. What
+    was sealed for the old key stays sealed for it: re-enrol nothing, the store re-seals."""
+    with db.write(conn) as c:
+        row = c.execute(
+            "SELECT pending_key FROM chain_peers WHERE store_id=?", (store_id,)
+        ).fetchone()
+        if row is None or row[0] is None:
+            raise PeerKeyError(f"no held key for store {store_id!r}")
+        if seal.fingerprint(row[0]) != fingerprint.strip().lower():
+            raise PeerKeyError(
+                f"the held key of {store_id!r} is {seal.fingerprint(row[0])}, not {fingerprint!r}"
+            )
+        c.execute(
+            "UPDATE chain_peers SET public_key=pending_key, pending_key=NULL, pending_since=NULL,"
+            " updated_at=? WHERE store_id=?",
+            (now, store_id),
+        )
+        c.execute("DELETE FROM chain_sealed WHERE target_store=?", (store_id,))  # seal anew
+        audit.append(
+            c, actor=actor, action=PEER_KEY_ACCEPTED,
+            detail=f"store {store_id}'s new chain key {seal.fingerprint(row[0])} accepted",
+        )  # fmt: skip

@@ -13,6 +13,7 @@ The central office only relays the blob; it holds no private key and cannot decr
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -64,6 +65,13 @@ def load_or_create(path: Path) -> X25519PrivateKey:
     with os.fdopen(fd, "wb") as fh:
         fh.write(raw)
     return key
+
+
+def fingerprint(public_key_b64: str) -> str:
+    """What a person compares between two stores: SHA-256 of the raw public key, 16 bytes in
+    hex groups of four (``storesense chain peers`` prints it on both sides)."""
+    digest = hashlib.sha256(base64.b64decode(public_key_b64)).hexdigest()[:32]
+    return "-".join(digest[i : i + 4] for i in range(0, 32, 4))
 
 
 def public_b64(key: X25519PrivateKey) -> str:

@@ -4,11 +4,17 @@
 ALTER TABLE customers ADD COLUMN chain_consent_at REAL;
 ALTER TABLE consent_records ADD COLUMN chain_consent INTEGER NOT NULL DEFAULT 0;
 
--- The chain room's tables. The other stores' public keys, as the central office sent them.
+-- The chain room's tables. The other stores' public keys, pinned when first seen in the
+-- central office's key directory: a later directory with another key for a known store does
+-- not replace it (an office that could swap keys could have templates sealed for itself); the
+-- new key waits in ``pending_key`` until a person compares its fingerprint with the store's
+-- own and accepts it (``storesense chain peers --accept``, audited).
 CREATE TABLE chain_peers (
     store_id TEXT PRIMARY KEY,
     public_key TEXT NOT NULL,  -- X25519, base64
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    pending_key TEXT,          -- a different key the office sent since, not used
+    pending_since REAL
 );
 -- Chain customers here: enrolled here (origin = this store) or received from their store.
 -- ``chain_ref``: the random reference the chain knows them by (the enrolling store made it;

@@ -19,12 +19,14 @@ import numpy as np
 import psycopg
 import pytest
 
+from hub.chain import customers as customers_mod
 from hub.chain import seal
 from hub.faces.gallery import Gallery
 from hub.privacy import audit
 from hub.privacy.erasure import erase_customer
 from storesense import chain_messages as cm
 from storesense.topics import ChainTopics
+from storesense_tools.cli import main
 from tests.chain_office import Office
 from tests.chain_store import ChainStore
 from tests.hub.conftest import unit
@@ -314,3 +316,59 @@ def test_the_office_refuses_what_its_state_does_not_allow(chain: Office) -> None
     assert chain.ingest.rejected["erased_customer"] == 1
     assert chain.count("chain_members") == 0
     assert isinstance(chain.pg, psycopg.Connection)
+
+
+def test_a_known_stores_key_is_pinned_and_another_one_from_the_office_is_held(
+    chain: Office, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Trust on first use: an office (or anyone on its side) that sends another key for a
+    known store gets nothing sealed for it until a person accepts the key, audited."""
+    s1, s2 = chain.stores["s1"], chain.stores["s2"]
+    chain.settle()
+    c1 = s1.customers
+    assert c1 is not None
+    real_s2 = s1.conn.execute("SELECT public_key FROM chain_peers WHERE store_id='s2'").fetchone()
+    forged = seal.public_b64(seal.load_or_create(tmp_path / "office-made.key"))
+    rows = s1.conn.execute("SELECT store_id, public_key FROM chain_peers")
+    keys = {str(r[0]): str(r[1]) for r in rows}
+    swap = cm.KeyDirectory(store_id="s1", keys=keys | {"s2": forged})
+    topic = s1.topics.chain_down("key_directory")
+    assert c1.apply(topic, swap.to_bytes(), chain.now) == "applied"
+    assert c1.rejected["peer_key_changed"] == 1
+    row = s1.conn.execute(
+        "SELECT public_key, pending_key FROM chain_peers WHERE store_id='s2'"
+    ).fetchone()
+    assert (row[0], row[1]) == (real_s2[0], forged)  # the pinned key stays in use
+    held = s1.conn.execute(
+        "SELECT detail FROM audit WHERE action=?", (customers_mod.PEER_KEY_HELD,)
+    ).fetchall()
+    assert len(held) == 1 and seal.fingerprint(forged) in held[0][0]
+
+    # Ann enrolled now is sealed for the pinned key: s2 opens it, the forged key would not
+    s1.enrol(ANN, ANN_NAME, unit(17), chain=True)
+    chain.settle()
+    assert ANN in _ids(s2)
+
+    # `storesense chain peers` shows the held key; a wrong fingerprint changes nothing
+    home = ["--home", str(s1.home), "--config", str(s1.config_path)]
+    assert main([*home, "chain", "peers"]) == 0
+    out = capsys.readouterr().out
+    assert f"HELD: another key {seal.fingerprint(forged)}" in out
+    assert main([*home, "chain", "peers", "--accept", "s2", "--fingerprint", "0000"]) == 2
+    assert (
+        s1.conn.execute("SELECT public_key FROM chain_peers WHERE store_id='s2'").fetchone()[0]
+        == real_s2[0]
+    )
+    assert main([*home, "chain", "peers", "--accept", "s2",
+                 "--fingerprint", seal.fingerprint(forged)]) == 0  # fmt: skip
+    row = s1.conn.execute(
+        "SELECT public_key, pending_key FROM chain_peers WHERE store_id='s2'"
+    ).fetchone()
+    assert (row[0], row[1]) == (forged, None)
+    assert (
+        s1.conn.execute(
+            "SELECT count(*) FROM audit WHERE action=?", (customers_mod.PEER_KEY_ACCEPTED,)
+        ).fetchone()[0]
+        == 1
+    )
+    assert audit.verify(s1.conn).ok
