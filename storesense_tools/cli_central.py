@@ -282,7 +282,8 @@ def cmd_chain_peers(args: argparse.Namespace, home: Path) -> int:
                 f"  HELD: another key {p['pending_fingerprint']} sent by the office"
                 if p["pending_fingerprint"] else ""
             )  # fmt: skip
-            print(f"{p['store_id']:<20} {p['fingerprint']}{held}")
+            gone = "" if p["listed"] else "  (not in the office's directory: nothing sealed)"
+            print(f"{p['store_id']:<20} {p['fingerprint']}{held}{gone}")
     finally:
         conn.close()
     return 0

@@ -19,7 +19,7 @@ once by ``msg_id`` (``seen_messages``, in the same transaction as its effect):
 * ``key_directory`` updates ``chain_peers``, pinning each store's key when first seen: another
   key for a known store is held (``pending_key``, audited, counted ``peer_key_changed``) and
   not used until a person accepts it (``accept_peer_key``); a store gone from the directory
-  is dropped (nothing more is sealed for it);
+  is unlisted (nothing more is sealed for it) but its key stays pinned;
 * ``template_delivery`` is opened with this store's private key, checked against the face
   model this hub runs (another model's vectors are refused, clearly: they cannot be
   compared), and enrolled into the gallery, encrypted there with this store's template key;
@@ -157,7 +157,9 @@ class ChainCustomers:
     def _seal_due(self, now: float) -> int:
         peers = {
             str(r[0]): str(r[1])
-            for r in self.conn.execute("SELECT store_id, public_key FROM chain_peers")
+            for r in self.conn.execute(
+                "SELECT store_id, public_key FROM chain_peers WHERE listed=1"
+            )
             if r[0] != self.store_id
         }
         if not peers:
@@ -262,7 +264,8 @@ class ChainCustomers:
                 for r in c.execute("SELECT store_id, public_key, pending_key FROM chain_peers")
             }
             gone = [s for s in pinned if s not in msg.keys]
-            c.executemany("DELETE FROM chain_peers WHERE store_id=?", [(s,) for s in gone])
+            # not deleted: a pin forgotten would let the next directory pin any key for it
+            c.executemany("UPDATE chain_peers SET listed=0 WHERE store_id=?", [(s,) for s in gone])
             for store, key in msg.keys.items():
                 if store not in pinned:
                     c.execute(
@@ -271,13 +274,16 @@ class ChainCustomers:
                     )
                 elif pinned[store][0] == key:
                     c.execute(
-                        "UPDATE chain_peers SET pending_key=NULL, pending_since=NULL "
+                        "UPDATE chain_peers SET pending_key=NULL, pending_since=NULL, listed=1 "
                         "WHERE store_id=?",
                         (store,),
                     )
-                elif pinned[store][1] != key:
+                elif pinned[store][1] == key:  # the same held key again: listed, still held
+                    c.execute("UPDATE chain_peers SET listed=1 WHERE store_id=?", (store,))
+                else:
                     c.execute(
-                        "UPDATE chain_peers SET pending_key=?, pending_since=? WHERE store_id=?",
+                        "UPDATE chain_peers SET pending_key=?, pending_since=?, listed=1 "
+                        "WHERE store_id=?",
                         (key, now, store),
                     )
                     audit.append(
@@ -422,9 +428,10 @@ def peer_keys(conn: sqlite3.Connection) -> list[dict[str, object]]:
             "fingerprint": seal.fingerprint(r[1]),
             "pending_fingerprint": seal.fingerprint(r[2]) if r[2] else None,
             "pending_since": r[3],
+            "listed": bool(r[4]),
         }
         for r in conn.execute(
-            "SELECT store_id, public_key, pending_key, pending_since FROM chain_peers "
+            "SELECT store_id, public_key, pending_key, pending_since, listed FROM chain_peers "
             "ORDER BY store_id"
         )
     ]

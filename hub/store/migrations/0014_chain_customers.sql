@@ -14,7 +14,10 @@ CREATE TABLE chain_peers (
     public_key TEXT NOT NULL,  -- X25519, base64
     updated_at REAL NOT NULL,
     pending_key TEXT,          -- a different key the office sent since, not used
-    pending_since REAL
+    pending_since REAL,
+    -- 0: gone from the office's last directory (nothing is sealed for it), its key still
+    -- pinned: a store dropped and listed again with another key is held like any change
+    listed INTEGER NOT NULL DEFAULT 1
 );
 -- Chain customers here: enrolled here (origin = this store) or received from their store.
 -- ``chain_ref``: the random reference the chain knows them by (the enrolling store made it;

@@ -344,6 +344,20 @@ def test_a_known_stores_key_is_pinned_and_another_one_from_the_office_is_held(
     ).fetchall()
     assert len(held) == 1 and seal.fingerprint(forged) in held[0][0]
 
+    # dropped from the directory, then listed again with the forged key: still held, the pin
+    # is not forgotten in between
+    without = cm.KeyDirectory(store_id="s1", keys={k: v for k, v in keys.items() if k != "s2"})
+    assert c1.apply(topic, without.to_bytes(), chain.now) == "applied"
+    assert s1.conn.execute(
+        "SELECT public_key, listed FROM chain_peers WHERE store_id='s2'"
+    ).fetchone()[:] == (real_s2[0], 0)
+    again = cm.KeyDirectory(store_id="s1", keys=keys | {"s2": forged}, msg_id="3" * 32)
+    assert c1.apply(topic, again.to_bytes(), chain.now) == "applied"
+    row = s1.conn.execute(
+        "SELECT public_key, pending_key, listed FROM chain_peers WHERE store_id='s2'"
+    ).fetchone()
+    assert row[:] == (real_s2[0], forged, 1)
+
     # Ann enrolled now is sealed for the pinned key: s2 opens it, the forged key would not
     s1.enrol(ANN, ANN_NAME, unit(17), chain=True)
     chain.settle()
