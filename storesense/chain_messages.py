@@ -29,7 +29,7 @@ import datetime as dt
 import hashlib
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from storesense.ids import Ident
 from storesense.messages import AlertState, PayloadError, _Message, envelope, validate_tagged
@@ -225,6 +225,15 @@ def _b64_bytes(value: str, *, exact: int | None = None, what: str) -> str:
     return value
 
 
+# A sealed template (hub.chain.seal) as it crosses: base64, bounded; ChainTemplate going up,
+# TemplateDelivery coming down.
+SealedB64 = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_SEALED_B64),
+    AfterValidator(lambda value: _b64_bytes(value, what="sealed")),
+]
+
+
 class StoreKey(_ChainMessage):
     """The store's X25519 public key, which the other stores seal templates for. The private
     key stays in the store's ``secrets/chain.key``. Id: the store and the key."""
@@ -249,12 +258,7 @@ class ChainTemplate(_ChainMessage):
     target_store: Ident
     model: str = Field(min_length=1, max_length=40)
     revision: float = Field(allow_inf_nan=False)
-    sealed: str = Field(min_length=1, max_length=MAX_SEALED_B64)
-
-    @field_validator("sealed")
-    @classmethod
-    def _sealed(cls, value: str) -> str:
-        return _b64_bytes(value, what="sealed")
+    sealed: SealedB64
 
 
 class ChainErasure(_ChainMessage):
@@ -331,12 +335,7 @@ class TemplateDelivery(_ChainMessage):
     origin_store: Ident
     model: str = Field(min_length=1, max_length=40)
     revision: float = Field(allow_inf_nan=False)
-    sealed: str = Field(min_length=1, max_length=MAX_SEALED_B64)
-
-    @field_validator("sealed")
-    @classmethod
-    def _sealed(cls, value: str) -> str:
-        return _b64_bytes(value, what="sealed")
+    sealed: SealedB64
 
 
 class ErasureOrder(_ChainMessage):

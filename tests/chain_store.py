@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import queue
+import sqlite3
 from dataclasses import replace
 from pathlib import Path
 
@@ -203,3 +204,18 @@ class ChainStore:
             self.outbox.client.disconnect()
             self.outbox.client.loop_stop()
         self.conn.close()
+
+
+def mentions(conn: sqlite3.Connection, text: str) -> dict[str, int]:
+    """Per table, the rows whose any column holds ``text`` (raw bytes): where an erased
+    customer's id or name is still to be found in a store's database."""
+    out = {}
+    for (table,) in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
+    ).fetchall():
+        cols = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
+        cond = " OR ".join(f"instr(CAST({c} AS BLOB), CAST(? AS BLOB)) > 0" for c in cols)
+        n = conn.execute(f"SELECT count(*) FROM {table} WHERE {cond}", [text] * len(cols))
+        if got := n.fetchone()[0]:
+            out[table] = got
+    return out

@@ -13,7 +13,6 @@ Ann's receipt reaches every store that holds her.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +26,7 @@ from storesense.config import MqttConfig
 from storesense.mqtt_client import connect, make_client
 from storesense_tools.broker_config import GATEWAY
 from storesense_tools.cli import main
-from tests.chain_store import ALL, ChainStore
+from tests.chain_store import ALL, ChainStore, mentions
 from tests.hub.conftest import unit
 from tests.storesense_tools.test_chain_bridge import WAIT_S, Chain, _chain
 from tests.waiting import wait_for
@@ -58,19 +57,6 @@ def _steps(chain: Chain, until: object) -> bool:
 
 def _ids(store: ChainStore) -> set[str]:
     return {r[0] for r in store.conn.execute("SELECT customer_id FROM customers")}
-
-
-def _mentions(conn: sqlite3.Connection, text: str) -> dict[str, int]:
-    out = {}
-    for (table,) in conn.execute(
-        "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
-    ).fetchall():
-        cols = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
-        cond = " OR ".join(f"instr(CAST({c} AS BLOB), CAST(? AS BLOB)) > 0" for c in cols)
-        if n := conn.execute(f"SELECT count(*) FROM {table} WHERE {cond}",
-                             [text] * len(cols)).fetchone()[0]:  # fmt: skip
-            out[table] = n
-    return out
 
 
 def _gateway(chain: Chain, store_id: str) -> MqttConfig:
@@ -140,8 +126,8 @@ def test_chain_customers_and_erasure_everywhere_over_real_brokers(chain: Chain) 
         if store is not s2:
             assert tomb[0][0] == "chain:s2" and "asked for at store s2" in tomb[0][1]
         assert audit.verify(store.conn).ok
-        assert _mentions(store.conn, ANN) == {"audit": 1}, store.cfg.store_id
-        assert _mentions(store.conn, ANN_NAME) == {}, store.cfg.store_id
+        assert mentions(store.conn, ANN) == {"audit": 1}, store.cfg.store_id
+        assert mentions(store.conn, ANN_NAME) == {}, store.cfg.store_id
         outcomes = [o for _, _, o in store.down_log]
         assert "rejected" not in outcomes, store.down_log
     assert chain.pg.execute("SELECT count(*) FROM chain_customers").fetchone() == (0,)

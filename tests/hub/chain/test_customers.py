@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from storesense import chain_messages as cm
 from storesense.topics import ChainTopics
 from storesense_tools.cli import main
 from tests.chain_office import Office
-from tests.chain_store import ChainStore
+from tests.chain_store import ChainStore, mentions
 from tests.hub.conftest import unit
 
 SEND = "[customers]"
@@ -56,20 +55,6 @@ def _gallery(store: ChainStore) -> Gallery:
 
 def _ids(store: ChainStore) -> set[str]:
     return {r[0] for r in store.conn.execute("SELECT customer_id FROM customers")}
-
-
-def _mentions(conn: sqlite3.Connection, text: str) -> dict[str, int]:
-    """Per table, the rows whose any column holds ``text`` (raw bytes)."""
-    out = {}
-    for (table,) in conn.execute(
-        "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
-    ).fetchall():
-        cols = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
-        cond = " OR ".join(f"instr(CAST({c} AS BLOB), CAST(? AS BLOB)) > 0" for c in cols)
-        n = conn.execute(f"SELECT count(*) FROM {table} WHERE {cond}", [text] * len(cols))
-        if got := n.fetchone()[0]:
-            out[table] = got
-    return out
 
 
 def test_a_chain_customer_reaches_the_other_stores_and_a_local_one_stays(chain: Office) -> None:
@@ -173,12 +158,12 @@ def test_erasure_anywhere_erases_everywhere(chain: Office) -> None:
             assert tomb[0][0] == "chain:s2" and "asked for at store s2" in tomb[0][1]
         assert audit.verify(store.conn).ok
         # her id is in the audit tombstone only; her name nowhere
-        assert _mentions(store.conn, ANN) == {"audit": 1}, store.cfg.store_id
-        assert _mentions(store.conn, ANN_NAME) == {}
+        assert mentions(store.conn, ANN) == {"audit": 1}, store.cfg.store_id
+        assert mentions(store.conn, ANN_NAME) == {}
         # her chain messages left every outbox with her (templates, membership); the random
         # reference stays in s2's erasure request and, where the office ordered the erasure,
         # in the tombstone (an auditor matches it to the office's); nothing links it to her
-        held = _mentions(store.conn, ref)
+        held = mentions(store.conn, ref)
         assert held == ({"outbox": 1} if store is s2 else {"audit": 1}), store.cfg.store_id
     # the office: only the tombstone (and the orders it sent) hold the reference
     assert chain.count("chain_customers") == chain.count("chain_templates") == 0
