@@ -116,6 +116,15 @@ class FloorConfig(_Strict):
         "tracker's predicted place, marked coasted (docs/floor-tracking.md); 0: only people "
         "detected in the frame. At most the tracker's 2 s memory of a lost track",
     )
+    fill_gaps_s: float = Field(
+        0.75,
+        ge=0,
+        le=2,
+        description="floor cameras hold their frames this long (s) and, when a missed person "
+        "is detected again within it, put them on the straight line between the two "
+        "sightings, marked coasted (edge/floor/smoothing.py, docs/floor-tracking.md); "
+        "publishes each interval this much later. 0: off",
+    )
     plan_image: Path | None = Field(None, description="floor plan PNG/JPG for the heatmap")
     plan_px_per_m: float | None = Field(None, gt=0, description="plan image pixels per metre")
     plan: PlanConfig = Field(

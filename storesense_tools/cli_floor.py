@@ -220,6 +220,7 @@ def _run_video(
 
     from edge.floor.person_detect import make_person_detector
     from edge.floor.pipeline import DETECTOR_OPTIONS, FloorPipeline, tracker_for
+    from edge.floor.smoothing import FLOOR_FILL_GAPS_S, FixedLagSmoother
     from storesense_tools.floor_offline import read_video
 
     if not Path(args.video).is_file():
@@ -244,10 +245,16 @@ def _run_video(
     pipeline = FloorPipeline(
         detector, homography, tracker=tracker_for(args.detector), coast_s=coast_s
     )
+    fill = FLOOR_FILL_GAPS_S if args.fill_gaps_s is None else args.fill_gaps_s
+    smoother = FixedLagSmoother(fill, max_gap_s=fill, drop_unresolved=False)
 
     def run() -> Iterator[tuple[int, Any]]:
+        # the camera's own path: frames held fill s, gaps of re-found people filled
         for i, frame in enumerate(frames):
-            yield i, pipeline.process(frame, i / fps)
+            for ff, index in smoother.push(pipeline.process(frame, i / fps), i):
+                yield int(index), ff
+        for ff, index in smoother.flush():
+            yield int(index), ff
 
     return fps, expected, run()
 
@@ -257,8 +264,20 @@ def _threads(args: argparse.Namespace) -> dict[str, int]:
 
 
 def cmd_track(args: argparse.Namespace, home: Path) -> int:
-    """MOTChallenge rows ``frame,id,x,y,w,h,conf,-1,-1,-1`` (frame from 1, video pixels)."""
-    _, expected, results = _run_video(args)
+    """MOTChallenge rows ``frame,id,x,y,w,h,conf,-1,-1,-1`` (frame from 1, video pixels).
+
+    With ``--calibration`` the detector tiles the frame as that camera would (tiles planned
+    from the homography); without, the fallback tiling (full frame + 2x2)."""
+    from edge.floor.geometry import CalibrationError, load_calibration
+    from edge.floor.tile_plan import TilePlanError
+
+    hom = None
+    if args.calibration is not None:
+        try:
+            hom = load_calibration(args.calibration)
+        except CalibrationError as exc:
+            raise CliError(str(exc)) from None
+    _, expected, results = _run_video(args, hom)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     rows = frames = 0
     ids: set[int] = set()
@@ -267,17 +286,20 @@ def cmd_track(args: argparse.Namespace, home: Path) -> int:
         progress_bar(quiet=args.quiet) as progress,
     ):
         task = progress.add_task(f"track {Path(args.video).name}", total=expected)
-        for i, ff in results:
-            frames += 1
-            progress.advance(task)
-            for p in ff.people:
-                x1, y1, x2, y2 = (float(v) for v in p.box)
-                fh.write(
-                    f"{i + 1},{p.track_id},{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},"
-                    f"{p.score:.4f},-1,-1,-1\n"
-                )
-                rows += 1
-                ids.add(p.track_id)
+        try:
+            for i, ff in results:
+                frames += 1
+                progress.advance(task)
+                for p in ff.people:
+                    x1, y1, x2, y2 = (float(v) for v in p.box)
+                    fh.write(
+                        f"{i + 1},{p.track_id},{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},"
+                        f"{p.score:.4f},-1,-1,-1\n"
+                    )
+                    rows += 1
+                    ids.add(p.track_id)
+        except (CalibrationError, TilePlanError) as exc:  # frame not a scaled copy of the view
+            raise CliError(str(exc)) from None
     print(f"{frames} frames, {rows} boxes, {len(ids)} track ids -> {args.out}")
     return 0
 
@@ -436,6 +458,13 @@ def _video_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--threads", type=int, default=1, help="CPU threads for the detector")
     p.add_argument(
+        "--fill-gaps-s",
+        type=_coast,
+        help="a person missed for up to this long and then detected again is written on the "
+        "line between the two sightings, s (default: the camera's floor.fill_gaps_s, 0.75; "
+        "0: off)",
+    )
+    p.add_argument(
         "-q", "--quiet", action="store_true", help="no progress bar (it is off without a TTY)"
     )
 
@@ -491,6 +520,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     tr = sub.add_parser("track", help="track people in a video → MOTChallenge rows")
     _video_args(tr)
+    tr.add_argument(
+        "--calibration", type=Path, help="the camera's YAML: tile the frame as it would"
+    )
     tr.set_defaults(func=cmd_track)
 
     oc = sub.add_parser("occupancy", help="people per floor cell per interval from a video")
@@ -501,7 +533,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     oc.add_argument(
         "--coast-s",
         type=_coast,
-        help="count a person missed for up to this long, s (default: the camera's, 1.0; 0: "
+        help="count a person missed for up to this long, s (default: the camera's, 0.75; 0: "
         "only people detected in the frame)",
     )
     oc.set_defaults(func=cmd_occupancy)

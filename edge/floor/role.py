@@ -2,7 +2,9 @@
 
 Frames → person detector → ByteTrack → foot points on the floor (homography) → one
 ``FloorPositions`` per ``floor.publish_interval_s`` (``edge.floor.pipeline``). No motion gate:
-a shopper standing still is exactly the dwell we must count.
+a shopper standing still is exactly the dwell we must count. Frames are held
+``floor.fill_gaps_s`` before batching, so a person missed for a moment and then seen again is
+published on the line between the two sightings (``edge.floor.smoothing``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,14 @@ import numpy as np
 
 from edge.floor.geometry import CalibrationError, load_calibration
 from edge.floor.person_detect import make_person_detector
-from edge.floor.pipeline import DETECTOR_OPTIONS, FloorBatcher, FloorPipeline, tracker_for
+from edge.floor.pipeline import (
+    DETECTOR_OPTIONS,
+    FloorBatcher,
+    FloorFrame,
+    FloorPipeline,
+    tracker_for,
+)
+from edge.floor.smoothing import FixedLagSmoother
 from edge.floor.tile_plan import TilePlanError
 from edge.role import Outgoing, wall_time
 from storesense import messages as m
@@ -52,6 +61,8 @@ class FloorRole:
             )
         except TilePlanError as exc:  # the same clear start-up error as a bad calibration file
             raise ConfigError(f"camera {camera.id!r}: {camera.calibration}: {exc}") from None
+        fill = cfg.floor.fill_gaps_s
+        self.smoother = FixedLagSmoother(fill, max_gap_s=fill, drop_unresolved=False)
         self.batcher = FloorBatcher(camera.id, cfg.floor.publish_interval_s)
         self.counters: Counter[str] = Counter()  # positions_sent: people-samples published
 
@@ -64,12 +75,21 @@ class FloorRole:
             if self.pipeline.rejections["calibration_mismatch"] == 1:  # once, not every frame
                 log.error("floor camera: %s (frames are skipped until it is fixed)", exc)
             return []
-        return self._counted(self.batcher.add(frame, wall_time(t_capture)))
+        return self._batched(self.smoother.push(frame, wall_time(t_capture)))
 
     def flush(self, t_capture: float, *, everything: bool = False) -> list[Outgoing]:
         """Intervals close on the next frame's time, so only shutdown has anything to flush:
-        the last, partial interval."""
-        return self._counted(self.batcher.flush()) if everything else []
+        the held frames and the last, partial interval."""
+        if not everything:
+            return []
+        return self._batched(self.smoother.flush()) + self._counted(self.batcher.flush())
+
+    def _batched(self, frames: list[tuple[FloorFrame, float]]) -> list[Outgoing]:
+        out: list[Outgoing] = []
+        for frame, t_wall in frames:
+            out += self._counted(self.batcher.add(frame, t_wall))
+        self.counters["positions_filled"] = self.smoother.filled
+        return out
 
     def rejections(self) -> dict[str, int]:
         return self.pipeline.rejection_counts()

@@ -66,6 +66,9 @@ class FloorIngest:
         self.conn = conn
         self.cfg = cfg
         self.floor = cfg.floor
+        # a camera reports a person missed for up to coast_s (predicted) or, once seen again,
+        # up to fill_gaps_s (on the line between the sightings); both are marked coasted
+        self._coast_limit = max(cfg.floor.coast_s, cfg.floor.fill_gaps_s) + COAST_SLACK_S
         self.topics = Topics(cfg.store_id)
         self.stats = FloorStats()
         self.grid = OccupancyGrid(cfg.floor)
@@ -165,11 +168,12 @@ class FloorIngest:
             self.stats.low_conf += int((ok & ~confident).sum())
             ok &= confident
             # A coasted point is a person the camera missed for a moment, at its predicted
-            # place: it counts in occupancy (people, not boxes) but moves no zone journey (a
-            # prediction must not walk anyone into a zone), and only up to floor.coast_s.
+            # (or, seen again, interpolated) place: it counts in occupancy (people, not boxes)
+            # but moves no zone journey (a prediction must not walk anyone into a zone), and
+            # only up to floor.coast_s / fill_gaps_s.
             coasted_s = np.array([p.coasted_s for p in people], dtype=np.float64)
             coasted = coasted_s > 0
-            too_long = ok & (coasted_s > self.floor.coast_s + COAST_SLACK_S)
+            too_long = ok & (coasted_s > self._coast_limit)
             self.stats.over_coasted += int(too_long.sum())
             ok &= ~too_long
             self.stats.coasted += int((ok & coasted).sum())

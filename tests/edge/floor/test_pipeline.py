@@ -7,6 +7,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -196,6 +197,20 @@ def test_tile_scheduler_runs_tiles_for_small_and_lost_people_and_refreshes_the_r
         TileScheduler(refresh_frames=0)
 
 
+def clip_and_calibration(clip: str) -> tuple[Any, Any]:
+    """A MOT clip of ../shared (skip if absent) and its calibration: PETS09 the repo's marks;
+    TUD-Campus, which has none, a level camera fitted to its gt boxes (sizes only)."""
+    from storesense_tools.mot_data import load_sequence
+
+    root = shared_data_dir() / "mot" / clip
+    if not (root / "gt" / "gt.txt").is_file():
+        pytest.skip(f"MOT data not found at {root}")
+    seq = load_sequence(root)
+    if clip.startswith("pets"):
+        return seq, load_calibration(CALIBRATION)
+    return seq, fit_level_camera(seq.gt.boxes[~seq.gt.ignore], seq.video_size)[0]
+
+
 def _tracked_recall(seq, frames, hom, skip: bool) -> tuple[float, float]:
     pipe = FloorPipeline(
         make_person_detector("ssdlite", **DETECTOR_OPTIONS["ssdlite"]),
@@ -224,16 +239,7 @@ def test_skipping_tiles_keeps_recall_on_real_clips(
     within 0.03 of running every tile (measured: PETS09 first 100 frames 0.717 vs 0.740, TUD
     0.691 vs 0.691), while fewer tiles run (measured share: PETS09 0.82, TUD 0.43). PETS09 uses
     its calibration; TUD-Campus, which has none, a level camera fitted to its gt boxes."""
-    from storesense_tools.mot_data import load_sequence
-
-    root = shared_data_dir() / "mot" / clip
-    if not (root / "gt" / "gt.txt").is_file():
-        pytest.skip(f"MOT data not found at {root}")
-    seq = load_sequence(root)
-    if clip.startswith("pets"):
-        hom = load_calibration(CALIBRATION)
-    else:
-        hom, _ = fit_level_camera(seq.gt.boxes[~seq.gt.ignore], seq.video_size)
+    seq, hom = clip_and_calibration(clip)
     imgs = [f for _, f in seq.frames(0, frames)]
     r_all, share_all = _tracked_recall(seq, imgs, hom, skip=False)
     r_skip, share_skip = _tracked_recall(seq, imgs, hom, skip=True)

@@ -16,12 +16,12 @@ NOW = T0 + 3600
 FPS = 4
 
 
-def _cfg(store: str):
+def _cfg(store: str, coasting: str = "coast_s: 2"):
     return parse_config(
         f"store_id: {store}\n"
         "floor: {width_m: 10, height_m: 8, cell_m: 0.5, sample_s: 1, track_gap_s: 5,\n"
         "        dwell_enter_s: 1, dwell_exit_s: 1, zone_margin_m: 0.3, staff_mark_s: 600,\n"
-        "        coast_s: 2}\n"
+        f"        {coasting}}}\n"
         "zones:\n"
         "  - {name: till, kind: till, polygon: [[6, 0], [10, 0], [10, 3], [6, 3]]}\n"
     )
@@ -65,8 +65,10 @@ def _messages(mark_coasted: bool) -> list[m.FloorPositions]:
     return out
 
 
-def _run(tmp_path: Path, mark_coasted: bool) -> tuple[FloorIngest, list[tuple]]:
-    cfg = _cfg(f"c{int(mark_coasted)}")
+def _run(
+    tmp_path: Path, mark_coasted: bool, coasting: str = "coast_s: 2"
+) -> tuple[FloorIngest, list[tuple]]:
+    cfg = _cfg(f"c{int(mark_coasted)}", coasting)
     ingest = FloorIngest(db.migrate_db(tmp_path / f"hub-{mark_coasted}.sqlite3"), cfg)
     topic = Topics(cfg.store_id).floor("cam-a")
     for msg in _messages(mark_coasted):
@@ -96,3 +98,17 @@ def test_the_same_positions_seen_make_a_till_visit(tmp_path: Path) -> None:
     ingest, visits = _run(tmp_path, mark_coasted=False)
     assert ingest.stats.coasted == 0
     assert visits == [("till",)]
+
+
+def test_filled_positions_are_accepted_up_to_fill_gaps_s_and_no_further(tmp_path: Path) -> None:
+    """A camera that fills gaps (edge.floor.smoothing) reports the filled people coasted up to
+    floor.fill_gaps_s, which may exceed its forward coasting: the hub takes them up to the
+    larger of the two."""
+    ingest, _ = _run(tmp_path, mark_coasted=True, coasting="coast_s: 0.5, fill_gaps_s: 2")
+    assert ingest.stats.coasted == 8 and ingest.stats.over_coasted == 1  # as with coast_s 2
+
+
+def test_without_filling_points_coasted_past_coast_s_are_refused(tmp_path: Path) -> None:
+    ingest, _ = _run(tmp_path, mark_coasted=True, coasting="coast_s: 0.5, fill_gaps_s: 0")
+    # coasted 0.25 and 0.5 s are taken; 0.75 ... 2.0 s and person 2 (2.5 s) are refused
+    assert ingest.stats.coasted == 2 and ingest.stats.over_coasted == 7
