@@ -51,7 +51,8 @@ from edge.boxes import iou_matrix  # noqa: E402
 from edge.floor.geometry import foot_points  # noqa: E402
 from edge.floor.person_detect import Detections  # noqa: E402
 from edge.floor.person_tracker import PersonTracker, TrackedPerson, TrackerConfig  # noqa: E402
-from edge.floor.pipeline import FLOOR_COAST_S  # noqa: E402
+from edge.floor.pipeline import FLOOR_COAST_S, FloorFrame  # noqa: E402
+from edge.floor.smoothing import FLOOR_FILL_GAPS_S, FixedLagSmoother  # noqa: E402
 from storesense.messages import FLOOR_HEIGHT_BANDS_PX, height_band  # noqa: E402
 from storesense_tools.cli_floor import progress_bar  # noqa: E402
 from storesense_tools.mot_data import MotSequence, gt_roi, load_sequence  # noqa: E402
@@ -89,6 +90,19 @@ def run_tracker(dets: list[tuple], fps: float, size: tuple[int, int], v: Variant
         seen = tracker.update(i / fps, Detections(b, s))
         out.append(seen + tracker.coasting(coast, size if v.frame_aware else None))
     return out
+
+
+def with_filling(tracks: list[list], fps: float, size: tuple[int, int], fill_s: float) -> list:
+    """``tracks`` through the camera's gap filling (edge.floor.smoothing, as FloorRole runs it):
+    frames held ``fill_s``, a person seen again within it put on the line between sightings.
+    Foot and floor points are not needed for counting boxes, so they are zeros here."""
+    sm = FixedLagSmoother(fill_s, max_gap_s=fill_s, drop_unresolved=False)
+    out: list[list] = []
+    for i, people in enumerate(tracks):
+        z = np.zeros((len(people), 2))
+        frame = FloorFrame(t=i / fps, frame_size=size, people=people, foot_px=z, floor_xy=z)
+        out += [list(f.people) for f, _ in sm.push(frame, i / fps)]
+    return out + [list(f.people) for f, _ in sm.flush()]
 
 
 def counted_boxes(seq: MotSequence, people: list[TrackedPerson], frame: int) -> np.ndarray:
@@ -207,7 +221,14 @@ def main() -> int:
                 d = density_errors(seq, tracks, 1.0, args.interval_s)
                 line += f" | floor hull: count_mae {d['count_mae']:.3f} bias {d['count_bias']:.3f}"
             print(f"{name:12s} {v.name:32s} {line}")
-        at_shipped[name] = (seq, run_tracker(dets, fps, seq.video_size, shipped))
+        tracks = with_filling(
+            run_tracker(dets, fps, seq.video_size, shipped), fps, seq.video_size, FLOOR_FILL_GAPS_S
+        )
+        c = count_scores(seq, tracks, args.interval_s)
+        line = ", ".join(f"{k} {val:.3f}" for k, val in c.items())
+        label = f"shipped: {FLOOR_COAST_S} s + filling {FLOOR_FILL_GAPS_S} s"
+        print(f"{name:12s} {label:32s} {line}")
+        at_shipped[name] = (seq, tracks)
     if args.write_recall:
         table = recall_by_height(at_shipped)
         doc = {
@@ -218,7 +239,8 @@ def main() -> int:
                 "clips": list(CLIPS),
                 "what": "share of gt person boxes (conf 1) in each pixel-height band matched "
                 "at IoU >= 0.5 by a box the floor camera counts (confirmed tracks seen in "
-                f"the frame plus tracks coasted up to {FLOOR_COAST_S} s), SSDLite floor "
+                f"the frame, tracks coasted up to {FLOOR_COAST_S} s and gaps of people seen "
+                f"again filled up to {FLOOR_FILL_GAPS_S} s), SSDLite floor "
                 "detector and tracker at the shipped settings, frames at the clip's own size "
                 "(PETS09 480x360, TUD-Campus 640x480)",
                 "min_boxes": MIN_BOXES,

@@ -109,7 +109,7 @@ class FloorConfig(_Strict):
     sample_s: float = Field(5.0, gt=0, le=300, description="occupancy sampling period, seconds")
     publish_interval_s: float = Field(1.0, gt=0, le=60, description="edge → hub position batches")
     coast_s: float = Field(
-        0.75,
+        0.5,
         ge=0,
         le=2,
         description="floor cameras count a person missed for up to this long (s) at the "

@@ -78,11 +78,12 @@ def tracker_for(detector_name: str) -> TrackerConfig:
 
 # Floor positions include a confirmed track unseen for up to this long (from its last
 # detection), at its predicted place, while its foot is in view: a walker missed for a few
-# frames is still there. Re-chosen for issue 14 after the tracker finds more people: each MOT
-# clip chose (0.5 s on PETS09, 0.75 s on TUD-Campus) and both choices beat 1.0 s on the other
-# clip; 0.75 s is TUD-Campus's, held out on PETS09 (count error 0.519 -> 0.487,
-# bench/floor_count_eval.py, docs/floor-tracking.md). The camera's value is ``floor.coast_s``.
-FLOOR_COAST_S = 0.75
+# frames is still there. Re-chosen for issue 14 together with gap filling (edge.floor.smoothing,
+# which puts a person seen again on the line between the sightings, up to 0.75 s): TUD-Campus
+# chose 0.5 s with 0.75 s filling, held out on PETS09 count error 0.506 -> 0.496 and recall
+# 0.781 -> 0.819 (PETS09's own choice counted worse on TUD-Campus; bench/floor_smoothing.py,
+# docs/floor-tracking.md). The camera's value is ``floor.coast_s``.
+FLOOR_COAST_S = 0.5
 MAX_PEOPLE = 200  # per frame, the FloorSample schema limit
 
 

@@ -58,7 +58,10 @@ def test_coasting_counts_people_missed_for_a_moment_on_a_real_clip(tud_counts) -
 
 
 def test_the_camera_coasts_as_long_as_the_store_config_says() -> None:
+    from edge.floor.smoothing import FLOOR_FILL_GAPS_S
+
     assert FloorConfig().coast_s == FLOOR_COAST_S  # the offline tools count like the camera
+    assert FloorConfig().fill_gaps_s == FLOOR_FILL_GAPS_S  # ...and fill gaps like it
 
 
 def _frame(t: float, people: list[TrackedPerson], xy: list[tuple[float, float]]) -> FloorFrame:
