@@ -1,15 +1,17 @@
-"""Fixed-lag smoothing of floor tracks: count a person through a miss only once they are seen again.
+"""Fixed-lag smoothing of floor tracks: a person missed and then seen again is filled in.
 
 Why: the detector misses people for a few frames (behind a shopper, in a group, too small for
 one frame). Coasting forward (:meth:`PersonTracker.coasting`) keeps counting a missed track at
 its predicted place, but it cannot tell "missed" from "left": a shopper who walks behind a
 pillar and one who walks out of the door both coast, so forward coasting adds false counts when
 it is long and loses people when it is short. Occupancy is summed over the day, so a floor
-camera can afford to publish each interval a second or two late; holding frames that long lets
-it decide after the fact. When a track is detected again after a miss, the frames in between
-get the straight line between its two sightings (box, foot point and floor position), which is
-where the person was; a coasted prediction whose track is *not* seen again within the lag is
-dropped (``drop_unresolved``), because by then the person most likely left.
+camera can afford to publish each interval a moment late; holding frames that long lets it
+decide after the fact for the people who come back. When a track is detected again after a
+miss, the frames in between get the straight line between its two sightings (box, foot point
+and floor position), which is where the person was, replacing any coasted prediction there.
+A coasted prediction whose track is *not* seen again within the lag can also be dropped
+(``drop_unresolved``); the camera keeps them, because people hidden in a group for longer than
+the lag are still there (dropping doubled TUD-Campus's count error, docs/floor-tracking.md).
 
 This is ByteTrack's linear interpolation of track gaps (Zhang et al., ECCV 2022, section 4.4),
 bounded to a fixed lag so that it runs live. Filled people keep ``coasted_s`` > 0 (the time
@@ -69,7 +71,7 @@ class FixedLagSmoother:
     """
 
     def __init__(
-        self, lag_s: float, *, max_gap_s: float | None = None, drop_unresolved: bool = True
+        self, lag_s: float, *, max_gap_s: float | None = None, drop_unresolved: bool = False
     ) -> None:
         if not 0.0 <= lag_s <= 10.0:
             raise ValueError(f"lag_s must be in [0, 10] s, got {lag_s}")
