@@ -9,6 +9,7 @@ sideways. The screenshot goes to test-artifacts/manager.png.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 import uuid
 
@@ -30,17 +31,33 @@ def cfg() -> StoreConfig:
     return parse_config(
         f"store_id: w{uuid.uuid4().hex[:10]}\nmqtt: {{port: 1883, keepalive_s: 5}}\n"
         "recognition: {threshold: 0.45, margin: 0.05, min_votes: 2, min_vote_share: 0.6}\n"
-        "visits: {cooldown_s: 600, alert_ttl_s: 60}\n"
+        "visits: {cooldown_s: 30, alert_ttl_s: 60}\n"
         "cameras: [{id: door-1, role: entrance, source: 0, display_name: Main door},\n"
         "          {id: door-2, role: entrance, source: 1, display_name: Garden entrance}]\n"
     )
+
+
+def _clear_of_midnight(after_s: float, before_s: float) -> None:
+    """Sleep out the minutes around local midnight where the page's "today" would split the
+    test: the missed alert ``after_s`` back must fall today, and the test must end today.
+
+    CI once ran this within the cooldown of midnight and the missed alert was yesterday's.
+    """
+    now = dt.datetime.now().astimezone()
+    midnight = dt.datetime.combine(now.date(), dt.time()).astimezone()
+    since = (now - midnight).total_seconds()
+    until = (midnight + dt.timedelta(days=1) - now).total_seconds()
+    if since < after_s:
+        time.sleep(after_s - since)
+    elif until < before_s:
+        time.sleep(until + after_s)
 
 
 def _missed_alert(stack: Stack) -> None:
     """An alert for c1 that nobody accepted: expired by the claim machine, as at its TTL."""
     conn = db.connect(hub_db_path(stack.home))
     topics = Topics(stack.cfg.store_id)
-    now = time.time() - 700  # before the visit cooldown (600 s): the next arrival alerts
+    now = time.time() - 45  # past the visit cooldown (30 s): the next arrival alerts
     with db.write(conn):
         alerts.record_match(
             conn, topics, customer_id="c1", camera_id="door-2", first_usable_at=now,
@@ -55,6 +72,7 @@ def test_manager_page_live_missed_staff_and_report_on_a_phone(
     stack: Stack,
 ) -> None:
     expect = sync_api.expect
+    _clear_of_midnight(after_s=50, before_s=180)
     _missed_alert(stack)
     context, page = _phone(browser, stack.web.url, MANAGER[0])
     try:
