@@ -41,7 +41,8 @@ def _clear_of_midnight(after_s: float, before_s: float) -> None:
     """Sleep out the minutes around local midnight where the page's "today" would split the
     test: the missed alert ``after_s`` back must fall today, and the test must end today.
 
-    CI once ran this within the cooldown of midnight and the missed alert was yesterday's.
+    A CI run failed with the missed alert 700 s back and "Missed 0": most likely it started
+    within 700 s after midnight, so the alert was yesterday's.
     """
     now = dt.datetime.now().astimezone()
     midnight = dt.datetime.combine(now.date(), dt.time()).astimezone()
