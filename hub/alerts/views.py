@@ -35,7 +35,7 @@ def alert_access(conn: sqlite3.Connection, alert_id: str) -> AlertAccess | None:
     return None if row is None else AlertAccess(row[0], row[1], row[2])
 
 
-def _day_bounds(day: dt.date) -> tuple[float, float]:
+def day_bounds(day: dt.date) -> tuple[float, float]:
     """Local midnight to midnight: 'today' is the store's day, not UTC's."""
     start = dt.datetime.combine(day, dt.time()).astimezone()
     return start.timestamp(), (start + dt.timedelta(days=1)).timestamp()
@@ -46,7 +46,7 @@ def day_report(conn: sqlite3.Connection, day: dt.date, names: dict[str, str]) ->
 
     ``names`` is staff id → display name (``hub.staff.accounts.staff_names``).
     """
-    start, end = _day_bounds(day)
+    start, end = day_bounds(day)
     rows = [
         dict(r)
         for r in conn.execute(
@@ -158,7 +158,7 @@ def my_customers(
 def missed_alerts(conn: sqlite3.Connection, day: dt.date) -> list[dict[str, Any]]:
     """The day's expired alerts, newest first: customers nobody accepted in time (the
     manager page shows the count and the list)."""
-    start, end = _day_bounds(day)
+    start, end = day_bounds(day)
     rows = conn.execute(
         "SELECT alert_id, customer_id, camera_id, created_at, closed_at, claim_attempts "
         "FROM alerts WHERE state='expired' AND created_at >= ? AND created_at < ? "

@@ -16,6 +16,7 @@ import uuid
 import pytest
 
 from hub.alerts import claims as alerts
+from hub.alerts import views as alert_views
 from hub.store import db
 from storesense.config import StoreConfig, parse_config
 from storesense.paths import hub_db_path
@@ -44,10 +45,9 @@ def _clear_of_midnight(after_s: float, before_s: float) -> None:
     A CI run failed with the missed alert 700 s back and "Missed 0": most likely it started
     within 700 s after midnight, so the alert was yesterday's.
     """
-    now = dt.datetime.now().astimezone()
-    midnight = dt.datetime.combine(now.date(), dt.time()).astimezone()
-    since = (now - midnight).total_seconds()
-    until = (midnight + dt.timedelta(days=1) - now).total_seconds()
+    now = time.time()
+    start, end = alert_views.day_bounds(dt.date.fromtimestamp(now))  # the page's own day
+    since, until = now - start, end - now
     if since < after_s:
         time.sleep(after_s - since)
     elif until < before_s:
